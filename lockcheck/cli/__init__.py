@@ -1,0 +1,117 @@
+"""The command line: argument handling and exit codes only.
+
+`app` and the shared options live here; each command group is a module of
+this package that registers itself on `app` (check.py: check, explain, demo,
+rules).
+
+Exit 0: clean. Exit 1: findings at or above --fail-on. Exit 2: usage or
+input error, always as one `lockcheck: error: ...` line on stderr.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from lockcheck.engine import Config, Engine
+from lockcheck.errors import LockcheckError
+from lockcheck.model.finding import SEVERITY_RANK, Finding
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Patch-review assistant for Linux kernel locking.",
+)
+rules_app = typer.Typer(no_args_is_help=True, help="List and describe rules.")
+app.add_typer(rules_app, name="rules")
+
+
+class Format(StrEnum):
+    text = "text"
+    json = "json"
+
+
+class Level(StrEnum):
+    note = "note"
+    warning = "warning"
+    error = "error"
+
+
+RulesOpt = Annotated[
+    list[str] | None,
+    typer.Option("--rules", help="Rule pack name or TOML path (repeatable); default: mm."),
+]
+SelectOpt = Annotated[
+    list[str] | None, typer.Option("--select", help="Run only these rule ids (repeatable).")
+]
+FormatOpt = Annotated[Format, typer.Option("--format", help="Output format.")]
+FailOnOpt = Annotated[
+    Level, typer.Option("--fail-on", help="Lowest severity that makes the exit status 1.")
+]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No summary line.")]
+
+
+def engine_for(rules: list[str] | None, select: list[str] | None) -> Engine:
+    return Engine(Config(packs=list(rules or ["mm"]), select=set(select) if select else None))
+
+
+def exit_code(findings: list[Finding], fail_on: Level) -> int:
+    floor = SEVERITY_RANK[fail_on.value]
+    return 1 if any(SEVERITY_RANK.get(f.severity, 0) >= floor for f in findings) else 0
+
+
+def read_sources(findings: list[Finding]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for f in findings:
+        if f.path not in out:
+            try:
+                out[f.path] = Path(f.path).read_text("utf-8", "replace").splitlines()
+            except OSError:
+                out[f.path] = []
+    return out
+
+
+def error_line(msg: str) -> None:
+    sys.stderr.write(f"lockcheck: error: {msg}\n")
+
+
+# Command modules register themselves on `app`; import them for that effect.
+from lockcheck.cli import check as _check  # noqa: E402,F401,I001
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: every failure is one line and exit status 2."""
+    try:
+        rv = app(args=argv, standalone_mode=False, prog_name="lockcheck")
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        sys.exit(130)
+    except typer.TyperException as exc:  # usage errors: unknown option, missing argument
+        error_line((exc.format_message().strip().splitlines() or ["usage error"])[0])
+        sys.exit(2)
+    except LockcheckError as exc:
+        error_line(str(exc))
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except BrokenPipeError:
+        sys.exit(0)
+    except Exception as exc:  # never a traceback for the user
+        if os.environ.get("LOCKCHECK_DEBUG"):
+            raise
+        error_line(
+            f"internal error: {type(exc).__name__}: {exc} (set LOCKCHECK_DEBUG=1 for details)"
+        )
+        sys.exit(2)
+    sys.exit(rv if isinstance(rv, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,121 @@
+"""The pipeline in one place: inputs -> frontend -> model -> analysis -> rules.
+
+The CLI and the review/hook front ends call this; none of them reach into
+the stages themselves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from lockcheck.analysis.locks import FileFacts, analyse_file
+from lockcheck.errors import LockcheckError, RuleError
+from lockcheck.frontend.parse import parse_source
+from lockcheck.inputs.files import collect_sources, read_c_source
+from lockcheck.model.extract import FileModel, build_file_model
+from lockcheck.model.finding import Finding
+from lockcheck.packs import Pack, Vocabulary
+from lockcheck.rules.base import Rule, RuleContext
+from lockcheck.rules.decide import decide
+from lockcheck.rules.registry import Registry, load_registry
+
+
+@dataclass(slots=True)
+class Stats:
+    files: int = 0
+    functions: int = 0
+    functions_analysed: int = 0
+    parse_error_functions: int = 0
+    budget_outs: int = 0
+    parse_errors: int = 0
+    input_errors: int = 0
+
+    def add(self, model: FileModel, facts: FileFacts) -> None:
+        self.files += 1
+        self.parse_errors += model.parse_errors
+        for fn, ff in zip(model.functions, facts.functions, strict=True):
+            self.functions += 1
+            if fn.parse_errors:
+                self.parse_error_functions += 1
+            if ff.budget_exceeded:
+                self.budget_outs += 1
+            else:
+                self.functions_analysed += 1
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+@dataclass(slots=True)
+class Analysis:
+    path: str
+    source: bytes
+    model: FileModel
+    facts: FileFacts
+
+
+@dataclass(slots=True)
+class CheckResult:
+    findings: list[Finding]
+    stats: Stats
+    errors: list[LockcheckError] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Config:
+    packs: list[str] = field(default_factory=lambda: ["mm"])
+    select: set[str] | None = None
+    baseline: set[str] | None = None
+    max_nodes: int = 20000
+
+
+class Engine:
+    def __init__(self, config: Config | None = None, registry: Registry | None = None) -> None:
+        self.config = config or Config()
+        self.registry = registry or load_registry()
+        self.packs: list[Pack] = [self.registry.load(p) for p in self.config.packs]
+        self.vocab = Vocabulary.merge(self.packs)
+        self.rules: list[Rule] = [
+            self.registry.instantiate(spec) for pack in self.packs for spec in pack.rules
+        ]
+        self.rules.sort(key=lambda r: r.spec.id)
+        known = {r.spec.id for r in self.rules}
+        if self.config.select is not None:
+            unknown = sorted(self.config.select - known)
+            if unknown:
+                raise RuleError(f"unknown rule id '{unknown[0]}' (see `lockcheck rules list`)")
+
+    def analyse_source(self, path: str, source: bytes) -> Analysis:
+        pf = parse_source(path, source)
+        model = build_file_model(pf, self.vocab, self.config.max_nodes)
+        return Analysis(path, source, model, analyse_file(model.functions))
+
+    def findings_for(self, analysis: Analysis) -> list[Finding]:
+        raw: list[Finding] = []
+        for rule in self.rules:
+            if self.config.select is not None and rule.spec.id not in self.config.select:
+                continue
+            ctx = RuleContext(rule.spec, analysis.path, analysis.facts)
+            rule.run(ctx)
+            raw.extend(ctx.findings)
+        lines = analysis.source.decode("utf-8", "replace").splitlines()
+        return decide(raw, lines, self.config.select, self.config.baseline)
+
+    def check_paths(self, paths: list[Path]) -> CheckResult:
+        files, bad = collect_sources(paths)
+        errors: list[LockcheckError] = list(bad)
+        stats = Stats()
+        findings: list[Finding] = []
+        for path in files:
+            try:
+                source = read_c_source(path)
+            except LockcheckError as exc:
+                errors.append(exc)
+                continue
+            analysis = self.analyse_source(str(path), source)
+            stats.add(analysis.model, analysis.facts)
+            findings.extend(self.findings_for(analysis))
+        stats.input_errors = len(errors)
+        findings.sort(key=Finding.sort_key)
+        return CheckResult(findings, stats, errors)

@@ -1,0 +1,296 @@
+"""Parse raw kernel C with tree-sitter and find the function definitions.
+
+Kernel sources are not preprocessed, so attribute-like macros (`__init`,
+`__releases(x)`, `__must_check`, ...) confuse the grammar. They are blanked
+out byte-for-byte before parsing (offsets and lines stay exact) and the lock
+annotations among them are kept, because they are claims about lock state.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import tree_sitter_c
+from tree_sitter import Language, Node, Parser
+
+# Attribute-like macros that take no arguments and only decorate declarations.
+_BARE = [
+    "__init",
+    "__exit",
+    "__meminit",
+    "__meminitdata",
+    "__initdata",
+    "__initconst",
+    "__ref",
+    "__refdata",
+    "__always_inline",
+    "noinline",
+    "__noinline",
+    "__must_check",
+    "__cold",
+    "__hot",
+    "__weak",
+    "notrace",
+    "__sched",
+    "__read_mostly",
+    "__ro_after_init",
+    "__maybe_unused",
+    "__always_unused",
+    "__noreturn",
+    "asmlinkage",
+    "__visible",
+    "__latent_entropy",
+    "__user",
+    "__rcu",
+    "__iomem",
+    "__percpu",
+    "__force",
+    "__kprobes",
+    "__noinstr",
+    "noinstr",
+    "__flatten",
+    "__pure",
+    "__malloc",
+    "__init_or_module",
+    "__cpuinit",
+    "__devinit",
+    "__nocfi",
+    "__used",
+    "__packed",
+    "__lockfunc",
+    "__net_init",
+    "__net_exit",
+    "__bitwise",
+    "__private",
+    "__safe",
+    "__attribute_const__",
+    "__always_used",
+    "__init_memblock",
+    "__initdata_memblock",
+    "__meminitconst",
+    "__exitdata",
+    "__head",
+    "__weak_alias",
+]
+# Attribute-like macros with an argument list.
+_WITH_ARGS = [
+    "__acquires",
+    "__releases",
+    "__must_hold",
+    "__cond_acquires",
+    "__cond_releases",
+    "__attribute__",
+    "__printf",
+    "__scanf",
+    "__section",
+    "__aligned",
+    "__alloc_size",
+    "__malloc_like",
+    "__nonstring",
+    "__diagnose_as",
+    "__counted_by",
+    "__cleanup",
+    "__no_sanitize_address",
+    "__assume_aligned",
+    "__designated_init",
+    "__randomize_layout",
+    "__no_randomize_layout",
+]
+ANNOTATIONS = ("__acquires", "__releases", "__must_hold")
+
+_MACRO_RE = re.compile(
+    rb"\b(?:(?P<bare>" + b"|".join(re.escape(w.encode()) for w in _BARE) + rb")\b"
+    rb"|(?P<call>" + b"|".join(re.escape(w.encode()) for w in _WITH_ARGS) + rb")\s*\()"
+)
+# Macros that expand to a loop head or a guarded scope: `name(args) { body }`.
+ITERATOR_RE = re.compile(r"(for_each|foreach)", re.I)
+SCOPED_GUARDS = frozenset({"scoped_guard", "scoped_cond_guard"})
+
+_COMMENT_OR_STRING_RE = re.compile(rb'/\*.*?\*/|//[^\n]*|"(?:\\.|[^"\\\n])*"', re.S)
+
+
+@dataclass(frozen=True, slots=True)
+class Annotation:
+    """A sparse lock annotation found in the source: `__releases(&mm->lock)`."""
+
+    kind: str  # "__acquires" | "__releases" | "__must_hold"
+    arg: str
+    offset: int
+    line: int
+
+
+@dataclass(slots=True)
+class ParsedFile:
+    path: str
+    source: bytes  # the original bytes
+    masked: bytes  # what the grammar saw
+    root: Node
+    annotations: list[Annotation] = field(default_factory=list)
+
+
+@lru_cache(maxsize=1)
+def parser() -> Parser:
+    return Parser(Language(tree_sitter_c.language()))
+
+
+def _close_paren(src: bytes, start: int) -> int:
+    """Index just past the parenthesis matching the one at `start`."""
+    depth = 0
+    for i in range(start, len(src)):
+        c = src[i]
+        if c == 0x28:  # (
+            depth += 1
+        elif c == 0x29:  # )
+            depth -= 1
+            if depth == 0:
+                return i + 1
+    return len(src)
+
+
+def mask_macros(src: bytes) -> tuple[bytes, list[Annotation]]:
+    """Blank out attribute macros outside comments and strings."""
+    skip = [(m.start(), m.end()) for m in _COMMENT_OR_STRING_RE.finditer(src)]
+    out = bytearray(src)
+    notes: list[Annotation] = []
+    si = 0
+    pos = 0
+    while True:
+        m = _MACRO_RE.search(src, pos)
+        if m is None:
+            break
+        while si < len(skip) and skip[si][1] <= m.start():
+            si += 1
+        if si < len(skip) and skip[si][0] <= m.start() < skip[si][1]:
+            pos = skip[si][1]
+            continue
+        if m.group("bare"):
+            end = m.end()
+        else:
+            end = _close_paren(src, m.end() - 1)
+            name = m.group("call").decode()
+            if name in ANNOTATIONS:
+                arg = src[m.end() : end - 1].decode("utf-8", "replace").strip()
+                line = src.count(b"\n", 0, m.start()) + 1
+                notes.append(Annotation(name, arg, m.start(), line))
+        for i in range(m.start(), end):
+            if out[i] != 0x0A:
+                out[i] = 0x20
+        pos = end
+    return bytes(out), notes
+
+
+def parse_source(path: str, source: bytes) -> ParsedFile:
+    masked, notes = mask_macros(source)
+    tree = parser().parse(masked)
+    return ParsedFile(path, source, masked, tree.root_node, notes)
+
+
+def function_name(declarator: Node | None) -> str | None:
+    """The identifier a (possibly pointer-returning) function declarator names."""
+    node = declarator
+    while node is not None:
+        if node.type == "function_declarator":
+            inner = node.child_by_field_name("declarator")
+            while inner is not None and inner.type in (
+                "parenthesized_declarator",
+                "pointer_declarator",
+                "attributed_declarator",
+            ):
+                inner = inner.child_by_field_name("declarator") or (
+                    inner.named_children[0] if inner.named_children else None
+                )
+            if inner is not None and inner.type == "identifier":
+                return text(inner)
+            return None
+        node = node.child_by_field_name("declarator")
+    return None
+
+
+def function_params(declarator: Node | None) -> tuple[str, ...]:
+    node = declarator
+    while node is not None and node.type != "function_declarator":
+        node = node.child_by_field_name("declarator")
+    if node is None:
+        return ()
+    plist = node.child_by_field_name("parameters")
+    names: list[str] = []
+    for p in plist.named_children if plist is not None else []:
+        if p.type != "parameter_declaration":
+            continue
+        d = p.child_by_field_name("declarator")
+        while d is not None and d.type != "identifier":
+            d = d.child_by_field_name("declarator")
+        if d is not None:
+            names.append(text(d))
+    return tuple(names)
+
+
+def iter_functions(pf: ParsedFile) -> Iterator[tuple[str, Node]]:
+    """Every function definition outside other functions, in source order.
+
+    Definitions inside ERROR nodes are found too: one bad construct must not
+    hide the functions after it.
+    """
+    stack = [pf.root]
+    found: list[tuple[str, Node]] = []
+    while stack:
+        node = stack.pop()
+        if node.type == "function_definition":
+            name = function_name(node.child_by_field_name("declarator"))
+            body = node.child_by_field_name("body")
+            if name is not None and body is not None:
+                found.append((name, node))
+                continue
+        stack.extend(reversed(node.children))
+    found.sort(key=lambda nf: nf[1].start_byte)
+    return iter(found)
+
+
+def text(node: Node) -> str:
+    raw = node.text
+    return raw.decode("utf-8", "replace") if raw is not None else ""
+
+
+def is_macro_head(call: Node) -> bool:
+    """A call to an iterator or scoped-guard macro (written without `;`)."""
+    if call.type != "call_expression":
+        return False
+    fn = call.child_by_field_name("function")
+    if fn is None or fn.type != "identifier":
+        return False
+    name = text(fn)
+    return bool(ITERATOR_RE.search(name)) or name in SCOPED_GUARDS
+
+
+def count_errors(node: Node) -> int:
+    """ERROR and MISSING nodes below `node` (what the grammar could not place).
+
+    The `;` missing after a loop macro's head is not counted: the CFG builder
+    re-joins such heads with their block, so nothing is lost there.
+    """
+    if not node.has_error:
+        return 0
+    n = 0
+    stack = [node]
+    while stack:
+        cur = stack.pop()
+        if cur.is_missing:
+            parent = cur.parent
+            head = (
+                parent.named_children[0] if parent is not None and parent.named_children else None
+            )
+            if not (
+                parent is not None
+                and parent.type == "expression_statement"
+                and head is not None
+                and is_macro_head(head)
+            ):
+                n += 1
+        elif cur.type == "ERROR":
+            n += 1
+        if cur.has_error:
+            stack.extend(cur.children)
+    return n

@@ -1,0 +1,44 @@
+"""Read C sources from disk, refusing what is not C text with a clear reason."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lockcheck.errors import InputError
+
+C_SUFFIXES = (".c", ".h")
+
+
+def read_c_source(path: Path) -> bytes:
+    """The file's bytes, if it is a readable UTF-8 C source file."""
+    if not path.exists():
+        raise InputError(f"{path}: no such file or directory")
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory")
+    if path.suffix not in C_SUFFIXES:
+        raise InputError(f"{path}: not a C source file (expected .c or .h)")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    if b"\0" in data[:8192]:
+        raise InputError(f"{path}: binary file, not C source")
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    return data
+
+
+def collect_sources(paths: list[Path]) -> tuple[list[Path], list[InputError]]:
+    """Expand directories to their C files (sorted); bad explicit paths are errors."""
+    out: list[Path] = []
+    errors: list[InputError] = []
+    for p in paths:
+        if p.is_dir():
+            out.extend(sorted(q for q in p.rglob("*") if q.suffix in C_SUFFIXES and q.is_file()))
+        elif not p.exists():
+            errors.append(InputError(f"{p}: no such file or directory"))
+        else:
+            out.append(p)
+    return out, errors

@@ -1,0 +1,478 @@
+"""Turn the syntactic CFG into the event model, using the pack vocabulary.
+
+Every call is looked up once in the primitives table; what it does to the
+held-lock set becomes an event. Lock expressions are normalised here into
+`LockRef`s, with local lock pointers (`ptl = pte_lockptr(...)`,
+`spinlock_t *l = &x->lock`) resolved flow-insensitively: kernel code does
+not reuse a lock pointer variable for a different lock class.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from tree_sitter import Node
+
+from lockcheck.frontend.cfg import BudgetExceeded, SynCfg, build_cfg, call_name
+from lockcheck.frontend.parse import (
+    ParsedFile,
+    count_errors,
+    function_params,
+    iter_functions,
+    text,
+)
+from lockcheck.model.ir import (
+    Acquire,
+    Act,
+    Assign,
+    Atom,
+    Call,
+    Cfg,
+    Check,
+    Claim,
+    Downgrade,
+    Event,
+    Function,
+    LockRef,
+    Mode,
+    Release,
+    Site,
+    Sleep,
+)
+from lockcheck.model.ir import (
+    Node as IrNode,
+)
+from lockcheck.packs import ApiEntry, GuardEntry, Vocabulary
+
+_WS_RE = re.compile(r"\s+")
+_CAST_RE = re.compile(r"^\((?:const\s+)?(?:struct\s+)?\w+\s*\*?\s*\)")
+_LOCK_RETURNING = frozenset({"returns-lock", "lockptr"})
+_NO_EVAL = frozenset({"sizeof_expression", "alignof_expression", "string_literal", "comment"})
+
+
+def norm(expr: str) -> str:
+    """Canonical spelling of a lock expression: no spaces, no `&`, no outer parens."""
+    s = _WS_RE.sub("", expr)
+    changed = True
+    while changed:
+        changed = False
+        if s.startswith("&"):
+            s, changed = s[1:], True
+        m = _CAST_RE.match(s)
+        if m and len(s) > m.end():
+            s, changed = s[m.end() :], True
+        if s.startswith("(") and s.endswith(")") and _balanced(s[1:-1]):
+            s, changed = s[1:-1], True
+    return s
+
+
+def _balanced(s: str) -> bool:
+    depth = 0
+    for c in s:
+        if c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+            if depth < 0:
+                return False
+    return depth == 0
+
+
+def class_of(expr: str) -> str:
+    """A lock class from its spelling: the last field, or the variable name."""
+    s = norm(expr)
+    for sep in ("->", "."):
+        if sep in s:
+            return s.rsplit(sep, 1)[1]
+    if "ptl" in s:
+        return "pte_lock"
+    if "pml" in s:
+        return "pmd_lock"
+    return s
+
+
+def _site(node: Node) -> Site:
+    return Site(node.start_point[0] + 1, node.start_point[1] + 1, text(node).split("\n")[0])
+
+
+def _unwrap(node: Node) -> Node:
+    while node.type in ("parenthesized_expression", "cast_expression"):
+        inner = node.child_by_field_name("value") if node.type == "cast_expression" else None
+        if inner is None:
+            if node.named_child_count != 1:
+                break
+            inner = node.named_children[0]
+        node = inner
+    return node
+
+
+def _args(call: Node) -> list[Node]:
+    args = call.child_by_field_name("arguments")
+    return [a for a in args.named_children if a.type != "comment"] if args is not None else []
+
+
+def _declared_name(decl: Node | None) -> str | None:
+    while decl is not None and decl.type != "identifier":
+        decl = decl.child_by_field_name("declarator")
+    return text(decl) if decl is not None else None
+
+
+@dataclass(slots=True)
+class _FnContext:
+    vocab: Vocabulary
+    lockvars: dict[str, LockRef] = field(default_factory=dict)
+    aliases: dict[str, str] = field(default_factory=dict)  # var -> lock expression
+    origins: dict[str, str] = field(default_factory=dict)  # call text -> lock var
+    checkvars: dict[str, list[tuple[Check, int]]] = field(default_factory=dict)
+
+    def resolve(self, expr: str, cls: str | None = None) -> LockRef:
+        s = norm(expr)
+        if s in self.lockvars:
+            ref = self.lockvars[s]
+            return LockRef(ref.inst, cls=cls or ref.cls)
+        if s in self.aliases:
+            target = self.aliases[s]
+            return LockRef(target, cls=cls or class_of(target))
+        if s in self.origins:
+            return self.lockvars[self.origins[s]]
+        return LockRef(s, cls=cls or class_of(s))
+
+    def template(self, entry: ApiEntry | GuardEntry, args: list[Node]) -> LockRef:
+        tpl = entry.lock
+        texts = [text(a) for a in args]
+        for i, t in enumerate(texts):
+            key = f"{{{i}}}"
+            if key in tpl:
+                n = norm(t)
+                if t.strip().startswith("&") and tpl.startswith(key + "->"):
+                    tpl = tpl.replace(key + "->", n + ".")
+                tpl = tpl.replace(key, n)
+        if "{" in tpl:  # the call has fewer arguments than the row expects
+            tpl = re.sub(r"\{\d+\}", "?", tpl)
+        return self.resolve(tpl, entry.cls)
+
+
+def _prepass(body: Node, ctx: _FnContext) -> None:
+    """Find local lock pointers: results of lock-returning calls and `&lock` aliases."""
+    stack = [body]
+    while stack:
+        node = stack.pop()
+        stack.extend(node.named_children)
+        var: str | None = None
+        value: Node | None = None
+        if node.type == "assignment_expression":
+            left = node.child_by_field_name("left")
+            op = node.child_by_field_name("operator")
+            if left is not None and left.type == "identifier" and (op is None or text(op) == "="):
+                var, value = text(left), node.child_by_field_name("right")
+        elif node.type == "init_declarator":
+            var = _declared_name(node.child_by_field_name("declarator"))
+            value = node.child_by_field_name("value")
+        elif node.type == "call_expression":
+            name = call_name(node)
+            entry = ctx.vocab.api.get(name or "")
+            if entry is not None and entry.effect in ("out-lock", "out-lockptr"):
+                args = _args(node)
+                if entry.out_arg < len(args):
+                    out = norm(text(args[entry.out_arg]))
+                    ctx.lockvars[out] = LockRef(out, cls=entry.cls or class_of(out))
+            continue
+        if var is None or value is None:
+            continue
+        value = _unwrap(value)
+        if value.type == "call_expression":
+            entry = ctx.vocab.api.get(call_name(value) or "")
+            if entry is not None and entry.effect in _LOCK_RETURNING:
+                ctx.lockvars[var] = LockRef(var, cls=entry.cls or class_of(var))
+                ctx.origins.setdefault(norm(text(value)), var)
+        elif value.type == "pointer_expression" and text(value).lstrip().startswith("&"):
+            arg = value.child_by_field_name("argument")
+            if arg is not None and arg.type in ("field_expression", "identifier"):
+                ctx.aliases.setdefault(var, norm(text(arg)))
+
+
+class _Extractor:
+    def __init__(self, ctx: _FnContext) -> None:
+        self.ctx = ctx
+        self.events: list[Event] = []
+        self.atom_call: int | None = None  # id of the call whose result is the atom
+
+    def run(self, node: Node, atom_call: int | None = None) -> list[Event]:
+        self.events = []
+        self.atom_call = atom_call
+        self._walk(node, None)
+        return self.events
+
+    def _walk(self, node: Node, assign_to: str | None) -> None:
+        t = node.type
+        if t in _NO_EVAL:
+            return
+        if t == "call_expression":
+            self._call(node, assign_to)
+            return
+        if t == "assignment_expression":
+            left = node.child_by_field_name("left")
+            right = node.child_by_field_name("right")
+            var = text(left) if left is not None and left.type == "identifier" else None
+            if right is not None:
+                self._walk(
+                    right,
+                    var if right is not None and _unwrap(right).type == "call_expression" else None,
+                )
+            if left is not None:
+                if left.type == "field_expression":
+                    arg = left.child_by_field_name("argument")
+                    if arg is not None:
+                        self._walk(arg, None)
+                elif left.type != "identifier":
+                    self._walk(left, None)
+            if var is not None:
+                self.events.append(Assign(var, _site(node)))
+            return
+        if t == "init_declarator":
+            var = _declared_name(node.child_by_field_name("declarator"))
+            value = node.child_by_field_name("value")
+            if value is not None:
+                self._walk(value, var if _unwrap(value).type == "call_expression" else None)
+            if var is not None:
+                self.events.append(Assign(var, _site(node)))
+            return
+        if t in ("parenthesized_expression", "cast_expression"):
+            for c in node.named_children:
+                self._walk(c, assign_to)
+            return
+        for c in node.named_children:
+            self._walk(c, None)
+        if t == "field_expression":
+            fld = node.child_by_field_name("field")
+            flag = self.ctx.vocab.fields.get(text(fld)) if fld is not None else None
+            if flag is not None:
+                self.events.append(Check(flag, norm(text(node)), _site(node)))
+        elif t == "identifier":
+            flag = self.ctx.vocab.identifiers.get(text(node))
+            if flag is not None:
+                self.events.append(Check(flag, text(node), _site(node)))
+
+    def _call(self, node: Node, assign_to: str | None) -> None:
+        args = _args(node)
+        name = call_name(node)
+        fn = node.child_by_field_name("function")
+        if name is None and fn is not None:
+            self._walk(fn, None)
+        entry = self.ctx.vocab.api.get(name or "")
+        # arguments are evaluated first, except for checks whose argument the
+        # check itself is (userfaultfd_wp(vma) is one test, not a field read)
+        for a in args:
+            self._walk(a, None)
+        site = _site(node)
+        if entry is None:
+            self.events.append(
+                Call(
+                    name or text(fn) if fn is not None else "?",
+                    site,
+                    tuple(norm(text(a)) for a in args),
+                )
+            )
+            return
+        self._primitive(entry, node, args, assign_to, site)
+
+    def _cond_var(self, node: Node, assign_to: str | None) -> str | None:
+        if assign_to is not None:
+            return assign_to
+        if self.atom_call == node.id:
+            return "#atom"
+        return None
+
+    def _primitive(
+        self, e: ApiEntry, node: Node, args: list[Node], assign_to: str | None, site: Site
+    ) -> None:
+        ctx = self.ctx
+        mode: Mode = e.mode  # type: ignore[assignment]
+        if e.sleeps:
+            self.events.append(Sleep(site, e.name))
+        if e.effect == "acquire":
+            self.events.append(Acquire(ctx.template(e, args), mode, site, e.name, e.nested))
+        elif e.effect == "release":
+            self.events.append(Release(ctx.template(e, args), site, e.name))
+        elif e.effect == "try":
+            fail = "zero" if e.success == "nonzero" else "nonzero"
+            cv = self._cond_var(node, assign_to)
+            self.events.append(
+                Acquire(ctx.template(e, args), mode, site, e.name, e.nested, cv, fail)  # type: ignore[arg-type]
+            )
+        elif e.effect == "returns-lock":
+            var = assign_to or norm(text(node))
+            ref = ctx.lockvars.get(var) or LockRef(var, cls=e.cls or class_of(var))
+            cv = self._cond_var(node, assign_to) if e.null_on_fail else None
+            self.events.append(Acquire(ref, mode, site, e.name, e.nested, cv, "zero"))
+        elif e.effect == "out-lock":
+            if e.out_arg < len(args):
+                out = norm(text(args[e.out_arg]))
+                ref = ctx.lockvars.get(out) or LockRef(out, cls=e.cls or class_of(out))
+                cv = self._cond_var(node, assign_to) if e.null_on_fail else None
+                self.events.append(Acquire(ref, mode, site, e.name, e.nested, cv, "zero"))
+        elif e.effect == "downgrade":
+            self.events.append(Downgrade(ctx.template(e, args), site, e.name))
+        elif e.effect == "claim":
+            cmode: Mode | None = mode if e.mode != "excl" else None
+            kind = "held" if e.claim == "held" else "not_held"
+            self.events.append(
+                Claim(kind, ctx.template(e, args), cmode, site, text(node))  # type: ignore[arg-type]
+            )
+        elif e.effect == "check":
+            self.events.append(Check(e.flag, norm(text(node)), site))
+        elif e.effect == "act":
+            target = norm(text(args[e.target])) if e.target < len(args) else ""
+            self.events.append(Act(e.act, target, site))
+        # lockptr / out-lockptr / sleeps: nothing more to record
+
+
+def _atom(cond: Node | None, ctx: _FnContext) -> tuple[Atom | None, int | None]:
+    """The branch atom, and the id of the call whose result it tests."""
+    if cond is None:
+        return None, None
+    node = _unwrap(cond)
+    if node.type == "binary_expression":
+        left = node.child_by_field_name("left")
+        right = node.child_by_field_name("right")
+        if left is not None and right is not None:
+            return Atom("eq", norm(text(left)), norm(text(right))), None
+    if node.type == "identifier":
+        return Atom("value", text(node)), None
+    if node.type == "assignment_expression":
+        left = node.child_by_field_name("left")
+        right = node.child_by_field_name("right")
+        if left is not None and left.type == "identifier":
+            inner = _unwrap(right) if right is not None else None
+            return Atom("value", text(left)), inner.id if inner is not None else None
+    if node.type == "call_expression":
+        return Atom("value", "#atom"), node.id
+    return Atom("opaque"), None
+
+
+def _guard_events(
+    ctx: _FnContext, g_op: str, gtype: str, args: tuple[Node, ...], line: int, col: int
+) -> list[Event]:
+    entry = ctx.vocab.guards.get(gtype)
+    if entry is None:
+        return []
+    site = Site(line, col, f"guard({gtype})")
+    ref = ctx.template(entry, list(args))
+    if g_op == "acquire":
+        out: list[Event] = []
+        if entry.sleeps:
+            out.append(Sleep(site, f"guard({gtype})"))
+        out.append(Acquire(ref, entry.mode, site, f"guard({gtype})", guard=True))  # type: ignore[arg-type]
+        return out
+    return [Release(ref, site, f"guard({gtype})", guard=True)]
+
+
+def lower_function(
+    name: str, path: str, fn: Node, vocab: Vocabulary, max_nodes: int = 20000
+) -> Function:
+    body = fn.child_by_field_name("body")
+    assert body is not None
+    ctx = _FnContext(vocab)
+    _prepass(body, ctx)
+    params = function_params(fn.child_by_field_name("declarator"))
+    start, end = fn.start_point[0] + 1, fn.end_point[0] + 1
+    try:
+        syn = build_cfg(body, max_nodes)
+    except BudgetExceeded:
+        empty = Cfg([IrNode(0, start, "entry"), IrNode(1, end, "exit")], 0, 1)
+        return Function(
+            name,
+            path,
+            start,
+            end,
+            empty,
+            params,
+            budget_exceeded=True,
+            parse_errors=count_errors(fn),
+        )
+    cfg = _lower_cfg(syn, ctx)
+    return Function(
+        name,
+        path,
+        start,
+        end,
+        cfg,
+        params,
+        lockvars=dict(ctx.lockvars),
+        parse_errors=count_errors(fn),
+    )
+
+
+def _lower_cfg(syn: SynCfg, ctx: _FnContext) -> Cfg:
+    ex = _Extractor(ctx)
+    nodes: list[IrNode] = []
+    for sn in syn.nodes:
+        atom, atom_call = _atom(sn.cond, ctx) if sn.kind == "branch" else (None, None)
+        events: list[Event] = []
+        for item in sn.items:
+            events.extend(ex.run(item, atom_call))
+        if sn.guard is not None:
+            g = sn.guard
+            events.extend(_guard_events(ctx, g.op, g.gtype, g.args, g.line, g.column))
+        if sn.kind == "branch" and atom is None:
+            atom = Atom("opaque")
+        node_text = text(sn.items[0]).split("\n")[0] if sn.items else ""
+        nodes.append(IrNode(sn.id, sn.line, sn.kind, events, atom, list(sn.succ), node_text))
+    _link_check_vars(nodes)
+    return Cfg(nodes, syn.entry, syn.exit)
+
+
+def _link_check_vars(nodes: list[IrNode]) -> None:
+    """`bool wp = userfaultfd_wp(vma); ... if (wp)`: the branch tests that check."""
+    held: dict[str, list[tuple[Check, int]]] = {}
+    for n in nodes:
+        checks = [e for e in n.events if isinstance(e, Check)]
+        assigns = [e for e in n.events if isinstance(e, Assign)]
+        if checks and len(assigns) == 1 and n.kind == "stmt":
+            held.setdefault(assigns[0].var, []).extend((c, n.id) for c in checks)
+    if not held:
+        return
+    for n in nodes:
+        if n.kind == "branch" and n.atom is not None and n.atom.kind == "value":
+            for check, origin in held.get(n.atom.a, []):
+                n.events.append(Check(check.flag, check.expr, check.site, origin))
+
+
+@dataclass(slots=True)
+class FileModel:
+    path: str
+    functions: list[Function]
+    parse_errors: int  # ERROR/MISSING nodes in the whole file
+
+
+def build_file_model(pf: ParsedFile, vocab: Vocabulary, max_nodes: int = 20000) -> FileModel:
+    functions = [
+        lower_function(name, pf.path, node, vocab, max_nodes) for name, node in iter_functions(pf)
+    ]
+    _attach_annotations(pf, functions, vocab)
+    return FileModel(pf.path, functions, count_errors(pf.root))
+
+
+def _attach_annotations(pf: ParsedFile, functions: list[Function], vocab: Vocabulary) -> None:
+    """Sparse `__must_hold/__releases/__acquires` on a definition become facts."""
+    if not pf.annotations:
+        return
+    by_line = {f.start_line: f for f in functions}
+    for note in pf.annotations:
+        fn = None
+        for line in range(note.line, note.line - 4, -1):
+            fn = by_line.get(line)
+            if fn is not None:
+                break
+        if fn is None:
+            continue
+        ctx = _FnContext(vocab, dict(fn.lockvars))
+        ref = ctx.resolve(note.arg)
+        site = Site(note.line, 1, f"{note.kind}({note.arg})")
+        if note.kind in ("__must_hold", "__releases"):
+            fn.entry_claims = (*fn.entry_claims, Claim("held", ref, None, site, site.text))
+        if note.kind == "__releases":
+            fn.exit_releases = (*fn.exit_releases, ref)
+        if note.kind == "__acquires":
+            fn.exit_acquires = (*fn.exit_acquires, ref)

@@ -1,0 +1,181 @@
+"""The intermediate representation every later stage reads.
+
+A function is a control-flow graph whose nodes carry events in evaluation
+order. Branch nodes carry an `Atom` describing what the two outgoing edges
+tell the analysis (a trylock result, a pointer comparison, a NULL test), so
+path facts are data here, not code in the analysis.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+Mode = Literal["excl", "read", "write"]
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Site:
+    """A source position: 1-based line and column, and the text there."""
+
+    line: int
+    column: int
+    text: str = ""
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class LockRef:
+    """A lock value: its instance (which lock) and class (what kind of lock).
+
+    The instance is the normalised C expression naming the lock as the code
+    under review spells it (`mm->mmap_lock`, `ptl`), so reports stay readable;
+    identity is the instance alone, the class is what rules match on.
+    """
+
+    inst: str
+    cls: str = field(default="", compare=False)
+
+    def __str__(self) -> str:
+        return self.inst
+
+
+@dataclass(frozen=True, slots=True)
+class Acquire:
+    lock: LockRef
+    mode: Mode
+    site: Site
+    primitive: str
+    nested: bool = False
+    # The lock is held only while `cond_var` is non-NULL/true: undone on the
+    # edge where that variable (or the branch atom, "#atom") is known to fail.
+    cond_var: str | None = None
+    fail_when: Literal["zero", "nonzero"] = "zero"
+    guard: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Release:
+    lock: LockRef
+    site: Site
+    primitive: str
+    guard: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Downgrade:
+    lock: LockRef
+    site: Site
+    primitive: str
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    flag: str
+    expr: str
+    site: Site
+    # A test of a variable that holds an earlier check's result: the lock
+    # state that matters is the one at the node where the value was read.
+    origin_node: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Act:
+    kind: str
+    target: str
+    site: Site
+    via: str | None = None  # the callee that performs it, for summarised acts
+    # checks inside `via` that decide it: (flag, lock keys held at that check)
+    inner_checks: tuple[tuple[str, frozenset[str]], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    callee: str
+    site: Site
+    args: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A statement in the code that a lock is (not) held here."""
+
+    kind: Literal["held", "not_held"]
+    lock: LockRef
+    mode: Mode | None
+    site: Site
+    source: str  # the assertion or annotation as written
+
+
+@dataclass(frozen=True, slots=True)
+class Sleep:
+    """A call that may sleep."""
+
+    site: Site
+    primitive: str
+
+
+@dataclass(frozen=True, slots=True)
+class Assign:
+    """`var = ...`: kills path facts about `var`."""
+
+    var: str
+    site: Site
+
+
+Event = Acquire | Release | Downgrade | Check | Act | Call | Claim | Sleep | Assign
+
+
+@dataclass(frozen=True, slots=True)
+class Atom:
+    """What a branch node's true/false edges mean.
+
+    kind "value": the branch tests `var` (or "#atom", the node's own try
+    result) for non-zero. kind "eq": the branch tests `a == b`.
+    kind "opaque": nothing known.
+    """
+
+    kind: Literal["value", "eq", "opaque"]
+    a: str = ""
+    b: str = ""
+
+
+@dataclass(slots=True)
+class Node:
+    id: int
+    line: int
+    kind: Literal["entry", "exit", "stmt", "branch", "join"]
+    events: list[Event] = field(default_factory=list)
+    atom: Atom | None = None
+    # successors: (node id, edge label) with label True/False for branches
+    succ: list[tuple[int, bool | None]] = field(default_factory=list)
+    text: str = ""
+
+
+@dataclass(slots=True)
+class Cfg:
+    nodes: list[Node]
+    entry: int
+    exit: int
+
+    def preds(self) -> list[list[int]]:
+        out: list[list[int]] = [[] for _ in self.nodes]
+        for n in self.nodes:
+            for s, _ in n.succ:
+                out[s].append(n.id)
+        return out
+
+
+@dataclass(slots=True)
+class Function:
+    name: str
+    path: str
+    start_line: int
+    end_line: int
+    cfg: Cfg
+    params: tuple[str, ...] = ()
+    entry_claims: tuple[Claim, ...] = ()  # sparse annotations: held at entry
+    exit_acquires: tuple[LockRef, ...] = ()  # __acquires(): returns holding
+    exit_releases: tuple[LockRef, ...] = ()  # __releases(): returns released
+    lockvars: dict[str, LockRef] = field(default_factory=dict)  # local lock pointers
+    parse_errors: int = 0
+    budget_exceeded: bool = False
