@@ -11,6 +11,7 @@ input error, always as one `lockcheck: error: ...` line on stderr.
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -35,6 +36,16 @@ app.add_typer(rules_app, name="rules")
 class Format(StrEnum):
     text = "text"
     json = "json"
+    sarif = "sarif"
+    github = "github"
+    b4 = "b4"
+    email = "email"
+
+
+class Color(StrEnum):
+    auto = "auto"
+    always = "always"
+    never = "never"
 
 
 class Level(StrEnum):
@@ -55,6 +66,9 @@ FailOnOpt = Annotated[
     Level, typer.Option("--fail-on", help="Lowest severity that makes the exit status 1.")
 ]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No summary line.")]
+ColorOpt = Annotated[
+    Color, typer.Option("--color", help="Colour text output: auto (a TTY without NO_COLOR).")
+]
 
 
 def engine_for(rules: list[str] | None, select: list[str] | None) -> Engine:
@@ -74,6 +88,21 @@ def read_sources(findings: list[Finding]) -> dict[str, list[str]]:
                 out[f.path] = Path(f.path).read_text("utf-8", "replace").splitlines()
             except OSError:
                 out[f.path] = []
+    return out
+
+
+def command_line(*words: str | Path) -> str:
+    """The shell command that reproduces a run, for reports to quote."""
+    return shlex.join(["lockcheck", *map(str, words)])
+
+
+def rule_options(rules: list[str] | None, select: list[str] | None) -> list[str]:
+    """`--rules`/`--select` as given, for `command_line`."""
+    out: list[str] = []
+    for r in rules or []:
+        out += ["--rules", r]
+    for s in select or []:
+        out += ["--select", s]
     return out
 
 

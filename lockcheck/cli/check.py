@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -9,6 +10,8 @@ from typing import Annotated
 import typer
 
 from lockcheck.cli import (
+    Color,
+    ColorOpt,
     FailOnOpt,
     Format,
     FormatOpt,
@@ -17,17 +20,19 @@ from lockcheck.cli import (
     RulesOpt,
     SelectOpt,
     app,
+    command_line,
     engine_for,
     error_line,
     exit_code,
     read_sources,
+    rule_options,
     rules_app,
 )
 from lockcheck.errors import InputError
 from lockcheck.inputs.files import read_c_source
+from lockcheck.report import RunInfo, render_report
 from lockcheck.report.explain import render_explain
-from lockcheck.report.json_report import render_json
-from lockcheck.report.text import render_text
+from lockcheck.report.text import render_text, want_color
 
 
 @app.command()
@@ -38,17 +43,32 @@ def check(
     format: FormatOpt = Format.text,
     fail_on: FailOnOpt = Level.note,
     quiet: QuietOpt = False,
+    color: ColorOpt = Color.auto,
 ) -> int:
     """Check C files or directories for lock findings."""
+    if format is Format.email:
+        raise InputError("--format email replies to a patch: use `lockcheck review PATCH`")
     engine = engine_for(rules, select)
     result = engine.check_paths(paths)
     stats = result.stats.as_dict()
     if result.errors and not result.stats.files:
         pass  # nothing was analysed: the error lines say it all
-    elif format is Format.json:
-        sys.stdout.write(render_json(result.findings, stats))
     else:
-        sys.stdout.write(render_text(result.findings, stats, read_sources(result.findings), quiet))
+        run = RunInfo(
+            rules=tuple(r.spec for r in engine.rules if not select or r.spec.id in select),
+            command=command_line("check", *rule_options(rules, select), *paths),
+        )
+        use_color = want_color(color.value, sys.stdout.isatty(), os.environ)
+        out = render_report(
+            format.value,
+            result.findings,
+            stats,
+            read_sources(result.findings),
+            run,
+            color=use_color,
+            quiet=quiet,
+        )
+        sys.stdout.write(out)
     for err in result.errors:
         error_line(str(err))
     if result.errors:

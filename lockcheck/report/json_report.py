@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from lockcheck.model.finding import Finding
+from lockcheck.report.base import Reporter, RunInfo, drive
 
 SCHEMA_VERSION = 1
 
@@ -33,14 +34,34 @@ def finding_dict(f: Finding) -> dict[str, Any]:
     return out
 
 
+class JsonReporter(Reporter):
+    """Version 1 of the documented schema; keys sorted, so byte-stable."""
+
+    name = "json"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.findings: list[dict[str, Any]] = []
+
+    def finding(self, f: Finding) -> None:
+        d = finding_dict(f)
+        if self.run.patches:  # a reviewed series: say which patch did it
+            d["introduced_by"] = self.run.introduced_by.get(f)
+            d["fixed_by"] = self.run.fixed_by.get(f)
+        self.findings.append(d)
+
+    def stop(self, stats: Mapping[str, Any]) -> str:
+        doc: dict[str, Any] = {
+            "version": SCHEMA_VERSION,
+            "findings": self.findings,
+            "stats": dict(stats),
+        }
+        if self.run.extra:
+            doc.update(self.run.extra)
+        return json.dumps(doc, indent=2, sort_keys=True) + "\n"
+
+
 def render_json(
     findings: list[Finding], stats: Mapping[str, Any], extra: Mapping[str, Any] | None = None
 ) -> str:
-    doc: dict[str, Any] = {
-        "version": SCHEMA_VERSION,
-        "findings": [finding_dict(f) for f in findings],
-        "stats": dict(stats),
-    }
-    if extra:
-        doc.update(extra)
-    return json.dumps(doc, indent=2, sort_keys=True) + "\n"
+    return drive(JsonReporter(), findings, stats, run=RunInfo(extra=dict(extra or {})))

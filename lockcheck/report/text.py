@@ -1,22 +1,123 @@
-"""Plain terminal text: one block per finding, compiler-style first line."""
+"""Terminal text: compiler-style first line, a source excerpt, the held set.
+
+With colour (a TTY, or `--color always`) the excerpt is highlighted by
+pygments and the severity, marker and caret are coloured; without it the
+same characters are printed, so stripping the escape sequences from the
+coloured output gives exactly the plain output. Colour follows the NO_COLOR
+convention (https://no-color.org): `auto` means a TTY and no NO_COLOR.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from pygments import highlight
+from pygments.formatters import TerminalFormatter
+from pygments.lexers import CLexer
 
 from lockcheck.model.finding import Finding
+from lockcheck.report.base import Reporter, char_column, drive, source_line
+
+CONTEXT_BEFORE = 1  # source lines shown above the marked line
+CONTEXT_AFTER = 1
+
+_RESET = "\x1b[0m"
+_BOLD = "\x1b[1m"
+_DIM = "\x1b[2m"
+_SEVERITY = {"error": "\x1b[1;31m", "warning": "\x1b[1;35m", "note": "\x1b[1;36m"}
+_MARK = "\x1b[1;31m"
+_CARET = "\x1b[1;32m"
+
+
+def want_color(choice: str, isatty: bool, environ: Mapping[str, str]) -> bool:
+    """`--color auto|always|never`: auto is a TTY without a non-empty NO_COLOR."""
+    if choice == "always":
+        return True
+    if choice == "never":
+        return False
+    return isatty and not environ.get("NO_COLOR")
+
+
+class TextReporter(Reporter):
+    name = "text"
+
+    def __init__(self, *, color: bool = False, quiet: bool = False) -> None:
+        super().__init__()
+        self.color = color
+        self.quiet = quiet
+        self.blocks: list[str] = []
+        self.count = 0
+
+    def _paint(self, code: str, text: str) -> str:
+        return f"{code}{text}{_RESET}" if self.color and text else text
+
+    def finding(self, f: Finding) -> None:
+        self.count += 1
+        lines = self.sources.get(f.path, ())
+        sev = self._paint(_SEVERITY.get(f.severity, _BOLD), f"{f.severity}:")
+        out = [
+            f"{self._paint(_BOLD, f'{f.path}:{f.line}:{f.column}:')} {sev} {f.message} "
+            f"{self._paint(_DIM, f'[{f.rule}]')}"
+        ]
+        out.extend(self._excerpt(f, lines))
+        held = ", ".join(f.held) or "-"
+        out.append(f"  in `{f.function}()`; held here: {self._paint(_BOLD, '{' + held + '}')}")
+        for r in f.related:
+            out.append(f"  {r.path or f.path}:{r.line}: {r.message}")
+        if f.evidence:
+            out.append(f"  evidence: {f.evidence}")
+        self.blocks.append("\n".join(out))
+
+    def _excerpt(self, f: Finding, lines: Sequence[str]) -> list[str]:
+        marked = source_line(lines, f.line)
+        if marked is None:
+            return []
+        first = max(1, f.line - CONTEXT_BEFORE)
+        last = min(len(lines), f.line + CONTEXT_AFTER)
+        numbers = range(first, last + 1)
+        texts = [(source_line(lines, n) or "").rstrip() for n in numbers]
+        shown = self._highlight(texts) if self.color else texts
+        width = max(5, len(str(last)))
+        # the caret keeps the line's tabs so that it lines up in a terminal
+        col = char_column(marked, f.column)
+        pad = "".join(c if c == "\t" else " " for c in marked[: col - 1])
+        span = len(f.anchor.split("\n")[0].rstrip()) if f.anchor else 1
+        span = max(1, min(span, len(marked) - (col - 1)))
+        caret = self._paint(_CARET, "^" + "~" * (span - 1))
+        out = []
+        for n, text in zip(numbers, shown, strict=True):
+            mark = self._paint(_MARK, ">") if n == f.line else " "
+            out.append(f"  {mark}{n:>{width}} |" + (f" {text}" if texts[n - first] else ""))
+            if n == f.line:
+                out.append(f"   {' ' * width} | {pad}{caret}")
+        return out
+
+    @staticmethod
+    def _highlight(texts: list[str]) -> list[str]:
+        """Highlight the excerpt as one block so comments spanning lines lex right."""
+        lexer = CLexer(stripnl=False, ensurenl=True)
+        code = highlight("\n".join(texts) + "\n", lexer, TerminalFormatter())
+        got = code.split("\n")
+        if got and got[-1] == "":
+            got.pop()
+        return got if len(got) == len(texts) else texts
+
+    def stop(self, stats: Mapping[str, Any]) -> str:
+        body = "\n\n".join(self.blocks)
+        if self.quiet:
+            return body + ("\n" if body else "")
+        n = self.count
+        summary = (
+            f"{n} finding{'s' if n != 1 else ''} in {stats.get('files', 0)} file(s), "
+            f"{stats.get('functions_analysed', 0)}/{stats.get('functions', 0)} functions analysed"
+        )
+        return (body + "\n\n" if body else "") + summary + "\n"
 
 
 def render_finding(f: Finding, source_lines: list[str] | None = None) -> str:
-    out = [f"{f.path}:{f.line}:{f.column}: {f.severity}: {f.message} [{f.rule}]"]
-    if source_lines and 0 < f.line <= len(source_lines):
-        out.append(f"  {f.line:>5} | {source_lines[f.line - 1].rstrip()}")
-    out.append(f"  in `{f.function}()`; held here: {{{', '.join(f.held) or '-'}}}")
-    for r in f.related:
-        out.append(f"  {r.path or f.path}:{r.line}: {r.message}")
-    if f.evidence:
-        out.append(f"  evidence: {f.evidence}")
-    return "\n".join(out)
+    """One finding as a plain block (no summary line)."""
+    return drive(TextReporter(quiet=True), [f], {}, {f.path: source_lines or []}).rstrip("\n")
 
 
 def render_text(
@@ -24,14 +125,6 @@ def render_text(
     stats: Mapping[str, int],
     sources: Mapping[str, list[str]] | None = None,
     quiet: bool = False,
+    color: bool = False,
 ) -> str:
-    blocks = [render_finding(f, (sources or {}).get(f.path)) for f in findings]
-    body = "\n\n".join(blocks)
-    if quiet:
-        return body + ("\n" if body else "")
-    n = len(findings)
-    summary = (
-        f"{n} finding{'s' if n != 1 else ''} in {stats.get('files', 0)} file(s), "
-        f"{stats.get('functions_analysed', 0)}/{stats.get('functions', 0)} functions analysed"
-    )
-    return (body + "\n\n" if body else "") + summary + "\n"
+    return drive(TextReporter(color=color, quiet=quiet), findings, stats, sources)
