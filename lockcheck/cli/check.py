@@ -33,6 +33,7 @@ from lockcheck.inputs.files import read_c_source
 from lockcheck.report import RunInfo, render_report
 from lockcheck.report.explain import render_explain
 from lockcheck.report.text import render_text, want_color
+from lockcheck.sim.evidence import attach_evidence
 
 
 @app.command()
@@ -44,12 +45,17 @@ def check(
     fail_on: FailOnOpt = Level.note,
     quiet: QuietOpt = False,
     color: ColorOpt = Color.auto,
+    no_sim: Annotated[
+        bool, typer.Option("--no-sim", help="No simulator evidence on findings.")
+    ] = False,
 ) -> int:
     """Check C files or directories for lock findings."""
     if format is Format.email:
         raise InputError("--format email replies to a patch: use `lockcheck review PATCH`")
     engine = engine_for(rules, select)
     result = engine.check_paths(paths)
+    if not no_sim:
+        result.findings = attach_evidence(result.findings, engine)
     stats = result.stats.as_dict()
     if result.errors and not result.stats.files:
         pass  # nothing was analysed: the error lines say it all
