@@ -1,0 +1,208 @@
+"""`review`: the findings a patch or series introduces, and its lock context."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from lockcheck.cli import (
+    Color,
+    ColorOpt,
+    FailOnOpt,
+    Format,
+    FormatOpt,
+    Level,
+    QuietOpt,
+    RulesOpt,
+    SelectOpt,
+    app,
+    command_line,
+    engine_for,
+    exit_code,
+    rule_options,
+)
+from lockcheck.cli.annotate import reply_date, reply_sender
+from lockcheck.errors import InputError
+from lockcheck.inputs.apply import DirTree, GitTree, Tree
+from lockcheck.inputs.gitrepo import commit_range, staged
+from lockcheck.inputs.patch import Patch, order_series, read_patches
+from lockcheck.report import RunInfo, render_report
+from lockcheck.report.text import want_color
+from lockcheck.review import ReviewResult
+from lockcheck.review import review as run_review
+
+
+def _inputs(
+    patches: list[Path], tree: Path | None, base: str | None, git_range: str | None, index: bool
+) -> tuple[Tree | None, list[Patch]]:
+    if sum(bool(x) for x in (patches, git_range, index)) != 1:
+        raise InputError("give PATCH files, or --git A..B, or --staged (exactly one of them)")
+    repo = tree or Path(".")
+    if git_range:
+        if base:
+            raise InputError("--base does not go with --git: the range's start is the base")
+        return commit_range(repo, git_range)
+    if index:
+        if base:
+            raise InputError("--base does not go with --staged: the base is HEAD")
+        return staged(repo)
+    read: list[Patch] = []
+    for p in patches:
+        read.extend(read_patches(p))
+    if base is not None:
+        return GitTree.at(repo, base), order_series(read)
+    if tree is not None:
+        if not tree.is_dir():
+            raise InputError(f"{tree}: no such directory")
+        return DirTree(tree), order_series(read)
+    return None, order_series(read)
+
+
+def _sources(result: ReviewResult) -> dict[str, list[str]]:
+    """Source lines for excerpts, where one text per path is known."""
+    texts: dict[str, set[str]] = {}
+    for rf in result.findings:
+        texts.setdefault(rf.finding.path, set()).add(rf.image_text)
+    return {p: next(iter(t)).splitlines() for p, t in texts.items() if len(t) == 1}
+
+
+def _patch_name(p: Patch | None) -> str:
+    return p.label if p is not None else "-"
+
+
+def render_review_text(result: ReviewResult, findings_text: str) -> str:
+    out: list[str] = []
+    reviewed = result.reviewed
+    where = f" onto {result.tree}" if result.tree else ""
+    out.append(f"review of {len(reviewed)} patch{'es' if len(reviewed) != 1 else ''}{where}:")
+    for p in reviewed:
+        out.append(f"  {p.label}")
+    for note in result.notes():
+        out.append(f"note: {note}")
+    out.append("")
+    attributed = [rf for rf in result.findings if rf.introduced_by or rf.fixed_by]
+    if findings_text.strip():
+        out.append(findings_text.rstrip("\n"))
+        out.append("")
+    if attributed and len(reviewed) > 1 or any(rf.fixed_by for rf in result.findings):
+        out.append("attribution:")
+        for rf in result.findings:
+            f = rf.finding
+            out.append(f"  {f.path}:{f.line}: [{f.rule}] in `{f.function}()`")
+            out.append(f"    introduced by: {_patch_name(rf.introduced_by)}")
+            out.append(f"    fixed by:      {_patch_name(rf.fixed_by)}")
+        out.append("")
+    out.append("lock context (check and act sites of the changed functions):")
+    if not result.lock_context:
+        out.append("  no check or act sites in the changed functions")
+    current: Patch | None = None
+    unchanged = 0
+    for ctx in result.lock_context:
+        if ctx.change == "unchanged":
+            unchanged += 1
+            continue
+        if ctx.patch is not current and len(reviewed) > 1:
+            out.append(f"  {ctx.patch.label}")
+            current = ctx.patch
+        before = "{" + ", ".join(ctx.before) + "}" if ctx.before is not None else "(absent)"
+        after = "{" + ", ".join(ctx.after) + "}" if ctx.after is not None else "(absent)"
+        when = " (before the patch)" if ctx.after is None else ""
+        out.append(
+            f"  {ctx.location.path}:{ctx.location.line}{when}: `{ctx.site}` "
+            f"in `{ctx.function}()` [{ctx.kind}]"
+        )
+        out.append(f"    before {before}; after {after}")
+        out.append(f"    {ctx.difference()}")
+    if unchanged:
+        out.append(f"  ({unchanged} more site{'s' if unchanged != 1 else ''} with unchanged locks)")
+    return "\n".join(out) + "\n"
+
+
+def _extra(result: ReviewResult) -> dict[str, Any]:
+    return {
+        "review": {
+            "mode": result.mode,
+            "notes": result.notes(),
+            "tree": result.tree,
+            "patches": [
+                {
+                    "subject": p.subject,
+                    "number": p.number,
+                    "total": p.total,
+                    "origin": p.origin,
+                    "message_id": p.message_id,
+                    "files": [fp.path for fp in p.files],
+                    "fragment": any(p is q for q in result.fragment),
+                }
+                for p in result.reviewed
+            ],
+        },
+        "lock_context": [ctx.as_dict() for ctx in result.lock_context],
+    }
+
+
+@app.command()
+def review(
+    patches: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Patch files: diffs, format-patch mails, mboxes, replies; - is stdin."),
+    ] = None,
+    tree: Annotated[
+        Path | None,
+        typer.Option("--tree", help="The tree the patches apply to (a directory or git repo)."),
+    ] = None,
+    base: Annotated[
+        str | None, typer.Option("--base", help="Apply to this revision of the --tree git repo.")
+    ] = None,
+    git_range: Annotated[
+        str | None, typer.Option("--git", help="Review the commits A..B of the --tree repo.")
+    ] = None,
+    index: Annotated[
+        bool, typer.Option("--staged", help="Review the staged changes of the --tree repo.")
+    ] = False,
+    show_all: Annotated[
+        bool, typer.Option("--all", help="Also show findings the patches did not introduce.")
+    ] = False,
+    rules: RulesOpt = None,
+    select: SelectOpt = None,
+    format: FormatOpt = Format.text,
+    fail_on: FailOnOpt = Level.note,
+    quiet: QuietOpt = False,
+    color: ColorOpt = Color.auto,
+) -> int:
+    """Review a patch or series: the lock findings it introduces and the lock context."""
+    engine = engine_for(rules, select)
+    tree_obj, series = _inputs(list(patches or []), tree, base, git_range, index)
+    result = run_review(engine, series, tree_obj, show_all)
+    findings = [rf.finding for rf in result.findings]
+    words: list[str | Path] = ["review", *rule_options(rules, select)]
+    for flag, value in (("--tree", tree), ("--base", base), ("--git", git_range)):
+        if value is not None:
+            words += [flag, value]
+    words += ["--staged"] * index + ["--all"] * show_all + list(patches or [])
+    run = RunInfo(
+        rules=tuple(r.spec for r in engine.rules if not select or r.spec.id in select),
+        command=command_line(*words),
+        extra=_extra(result),
+        review=result,
+        sender=reply_sender() if format is Format.email else "",
+        date=reply_date() if format is Format.email else "",
+    )
+    use_color = want_color(color.value, sys.stdout.isatty(), os.environ)
+    out = render_report(
+        format.value,
+        findings,
+        result.stats.as_dict(),
+        _sources(result),
+        run,
+        color=use_color,
+        quiet=quiet,
+    )
+    if format is Format.text:
+        out = render_review_text(result, out if findings or not quiet else "")
+    sys.stdout.write(out)
+    return exit_code(findings, fail_on)

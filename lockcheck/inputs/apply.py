@@ -1,0 +1,226 @@
+"""Apply patches in memory onto a tree: a directory, or a git revision.
+
+Nothing is ever written: a `Tree` only reads, and `Series` keeps every file
+a patch touched as text. Hunks are placed like `patch` places them: at the
+line the header names, or else at the nearest offset where the pre-image
+lines match; a hunk that matches nowhere is an `InputError` naming the
+patch, the file and the hunk — never a silent skip.
+
+API: `DirTree(root)` / `GitTree(repo, rev)` read the base; `Series(tree)`
+then `series.apply(patch)` returns one `FileChange` per file the patch
+touches, with the pre- and post-image texts and the changed line numbers
+on each side (what the review step analyses and diffs).
+"""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Protocol
+
+from lockcheck.errors import InputError
+from lockcheck.inputs.patch import FilePatch, Hunk, Patch
+
+
+class Tree(Protocol):
+    def read(self, path: str) -> str | None:
+        """The file's text, or None when the tree has no such file."""
+
+    def describe(self) -> str:
+        """How error messages name the tree."""
+
+
+def _safe_relpath(path: str) -> str:
+    p = PurePosixPath(path)
+    if p.is_absolute() or ".." in p.parts or not p.parts:
+        raise InputError(f"{path}: patch names a path outside the tree")
+    return str(p)
+
+
+@dataclass(frozen=True, slots=True)
+class DirTree:
+    root: Path
+
+    def read(self, path: str) -> str | None:
+        f = self.root / _safe_relpath(path)
+        if not f.is_file():
+            return None
+        try:
+            return f.read_bytes().decode("utf-8", "replace")
+        except OSError as exc:
+            raise InputError(f"{f}: cannot read: {exc.strerror or exc}") from None
+
+    def describe(self) -> str:
+        return str(self.root)
+
+
+def git(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[bytes]:
+    """Run git in `repo` with output that does not depend on user settings."""
+    try:
+        proc = subprocess.run(
+            ["git", "-C", str(repo), "-c", "core.quotepath=off", *args],
+            capture_output=True,
+            check=False,
+        )
+    except FileNotFoundError:
+        raise InputError("git is not installed (needed for --base, --git and --staged)") from None
+    if check and proc.returncode != 0:
+        err = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise InputError(f"git {args[0]} in {repo}: {err[0] if err else 'failed'}")
+    return proc
+
+
+# The id of git's empty tree: the base of a repository with no commits yet.
+EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+
+
+@dataclass(frozen=True, slots=True)
+class GitTree:
+    repo: Path
+    rev: str
+
+    @classmethod
+    def at(cls, repo: Path, rev: str) -> GitTree:
+        """The tree of `rev` in `repo`, after checking both exist."""
+        if not repo.is_dir():
+            raise InputError(f"{repo}: no such directory")
+        if git(repo, "rev-parse", "--git-dir", check=False).returncode != 0:
+            raise InputError(f"{repo}: not a git repository")
+        if rev == EMPTY_TREE:
+            return cls(repo, rev)
+        proc = git(repo, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}", check=False)
+        if proc.returncode != 0:
+            raise InputError(f"{repo}: unknown revision '{rev}'")
+        return cls(repo, proc.stdout.decode().strip())
+
+    def read(self, path: str) -> str | None:
+        spec = f"{self.rev}:{_safe_relpath(path)}"
+        if git(self.repo, "cat-file", "-e", spec, check=False).returncode != 0:
+            return None
+        return git(self.repo, "cat-file", "blob", spec).stdout.decode("utf-8", "replace")
+
+    def describe(self) -> str:
+        return f"{self.repo} at {self.rev[:12]}"
+
+
+@dataclass(frozen=True, slots=True)
+class FileChange:
+    """One file as one patch changes it."""
+
+    patch: Patch
+    file: FilePatch
+    pre: str | None  # None: the patch creates the file
+    post: str | None  # None: the patch deletes the file
+    removed: frozenset[int]  # pre-image lines the patch removes or replaces
+    added: frozenset[int]  # post-image lines the patch adds
+
+    @property
+    def path(self) -> str:
+        return self.file.path
+
+
+def _match(lines: list[str], old: list[str], at: int) -> bool:
+    if at < 0 or at + len(old) > len(lines):
+        return False
+    return all(lines[at + i].rstrip("\r\n") == o for i, o in enumerate(old))
+
+
+def _locate(lines: list[str], old: list[str], want: int, floor: int) -> int | None:
+    """The position nearest `want` (not before `floor`) where `old` matches."""
+    want = max(floor, min(want, len(lines)))
+    if not old:
+        return want
+    for delta in range(len(lines) + 1):
+        for at in (want - delta, want + delta) if delta else (want,):
+            if at >= floor and _match(lines, old, at):
+                return at
+        if want - delta < floor and want + delta > len(lines):
+            break
+    return None
+
+
+def _hunk_name(k: int, hunk: Hunk) -> str:
+    section = f" {hunk.section}" if hunk.section else ""
+    return f"hunk #{k} ({hunk.header}{section})"
+
+
+def apply_file(text: str, fp: FilePatch, patch: Patch) -> tuple[str, set[int], set[int]]:
+    """(post-image, removed pre-image lines, added post-image lines)."""
+    lines = text.splitlines(keepends=True)
+    if lines and not lines[-1].endswith("\n"):
+        lines[-1] += "\n"
+    out: list[str] = []
+    removed: set[int] = set()
+    added: set[int] = set()
+    pos = 0
+    offset = 0
+    for k, hunk in enumerate(fp.hunks, 1):
+        old = [ln.text for ln in hunk.lines if ln.kind != "+"]
+        start = hunk.old_start if hunk.old_len == 0 else hunk.old_start - 1
+        at = _locate(lines, old, start + offset, pos)
+        if at is None:
+            raise InputError(
+                f"{patch.label}: {fp.path}: {_hunk_name(k, hunk)} does not apply "
+                "(its context or removed lines are not in the file)"
+            )
+        offset = at - start
+        out.extend(lines[pos:at])
+        old_no = at + 1
+        for ln in hunk.lines:
+            if ln.kind == "-":
+                removed.add(old_no)
+                old_no += 1
+            elif ln.kind == "+":
+                out.append(ln.text + "\n")
+                added.add(len(out))
+            else:
+                out.append(lines[old_no - 1])
+                old_no += 1
+        pos = at + len(old)
+    out.extend(lines[pos:])
+    return "".join(out), removed, added
+
+
+class Series:
+    """The tree as each patch of a series leaves it, in memory."""
+
+    def __init__(self, tree: Tree) -> None:
+        self.tree = tree
+        self.files: dict[str, str | None] = {}
+
+    def current(self, path: str) -> str | None:
+        if path in self.files:
+            return self.files[path]
+        return self.tree.read(path)
+
+    def apply(self, patch: Patch) -> list[FileChange]:
+        """Apply every file of `patch`; all or nothing if one file fails."""
+        staged: dict[str, str | None] = {}
+        changes: list[FileChange] = []
+        for fp in patch.files:
+            src = fp.old_path
+            if src is None:
+                pre = None
+                if fp.new_path is not None and self.current(fp.new_path) is not None:
+                    raise InputError(
+                        f"{patch.label}: {fp.new_path}: the patch creates it, "
+                        f"but it already exists in {self.tree.describe()}"
+                    )
+            else:
+                pre = staged[src] if src in staged else self.current(src)
+                if pre is None:
+                    raise InputError(
+                        f"{patch.label}: {src}: no such file in {self.tree.describe()}"
+                    )
+            post, removed, added = apply_file(pre or "", fp, patch)
+            post_or_none = None if fp.new_path is None else post
+            if src is not None and fp.new_path != src:
+                staged[src] = None
+            if fp.new_path is not None:
+                staged[fp.new_path] = post_or_none
+            changes.append(
+                FileChange(patch, fp, pre, post_or_none, frozenset(removed), frozenset(added))
+            )
+        self.files.update(staged)
+        return changes

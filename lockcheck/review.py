@@ -1,0 +1,627 @@
+"""The diff-aware step: what a patch, or a series, changes in the lock picture.
+
+For every file a patch touches, the pre-image and the post-image are
+analysed by the engine. Findings are matched by `Finding.fingerprint` (rule,
+file, function, site text: robust to line shifts), so a patch is blamed only
+for findings its post-image has and its pre-image had not. Across a series
+each such finding remembers the patch that introduced it and the later patch
+that removes it (`introduced_by` / `fixed_by`).
+
+The lock context answers the reviewer's question "what is held here now?":
+for each check and act site of the functions a patch changes, the surely
+held locks (`LockState.describe()`) before and after the patch.
+
+With a tree (a directory, or a git revision) patches are applied in memory
+(`lockcheck.inputs.apply`). Without one, or for a reply that quotes only
+parts of a patch, the hunks themselves are analysed (fragment mode): each
+side's lines are joined, elisions become comments, and the text is wrapped
+in just enough of a function for the grammar to see function bodies. Held
+sets are then those the fragment shows, and a quoted fragment's locations
+point into the email (the line a note would go under).
+
+API: `review(engine, patches, tree, show_all)` -> `ReviewResult`, whose
+`findings` are `ReviewedFinding`s and whose `lock_context` are
+`SiteContext`s; each carries `source`, the line of the input patch or email
+that shows the site, when a hunk shows it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+from lockcheck.analysis.locks import FunctionFacts, LockState
+from lockcheck.engine import Analysis, Engine, Stats
+from lockcheck.frontend.parse import count_errors, parse_source
+from lockcheck.inputs.apply import Series, Tree
+from lockcheck.inputs.patch import FilePatch, Patch
+from lockcheck.model.finding import Finding, Related
+from lockcheck.model.ir import Act, Check
+
+FRAGMENT_NOTE = (
+    "fragment mode: no tree to apply to, so only the lines the hunks show were analysed; "
+    "held sets reflect only that code"
+)
+QUOTED_NOTE = "quoted patch: analysed the hunks the email quotes; locations point into the email"
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    path: str
+    line: int
+
+
+@dataclass(frozen=True, slots=True)
+class LineOrigin:
+    """Where a line of an analysed image comes from."""
+
+    code_line: int | None  # the line in the real file, when known
+    source_line: int | None  # the line of the input patch or email showing it
+    changed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Image:
+    """One side of one changed file, ready to analyse."""
+
+    path: str
+    text: str
+    changed: frozenset[int]  # lines of `text` the patch adds (post) or removes (pre)
+    origins: tuple[LineOrigin | None, ...] | None = None  # fragment mode: per line
+    sources: dict[int, int] = field(default_factory=dict)  # tree mode: line -> source line
+
+    def locate(self, line: int, patch: Patch) -> Location:
+        if self.origins is None:
+            return Location(self.path, line)
+        o = self.origins[line - 1] if 0 < line <= len(self.origins) else None
+        if o is not None and patch.quoted and o.source_line is not None:
+            return Location(patch.path or patch.origin, o.source_line)
+        if o is not None and o.code_line is not None:
+            return Location(self.path, o.code_line)
+        return Location(self.path, 0)
+
+    def source(self, line: int, patch: Patch) -> Location | None:
+        """The line of the patch or email that shows image line `line`."""
+        if self.origins is not None:
+            o = self.origins[line - 1] if 0 < line <= len(self.origins) else None
+            src = o.source_line if o is not None else None
+        else:
+            src = self.sources.get(line)
+        return Location(patch.path or patch.origin, src) if src is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class SiteContext:
+    """The locks held at one check or act site, before and after a patch."""
+
+    patch: Patch
+    file: str  # the source file the patch changes
+    location: Location
+    function: str
+    site: str
+    kind: str  # "check uffd-wp", "act pt-detach", ...
+    before: tuple[str, ...] | None  # None: the site is new
+    after: tuple[str, ...] | None  # None: the patch removes the site
+    source: Location | None = None
+
+    @property
+    def change(self) -> Literal["added", "removed", "changed", "unchanged"]:
+        if self.before is None:
+            return "added"
+        if self.after is None:
+            return "removed"
+        return "unchanged" if self.before == self.after else "changed"
+
+    def difference(self) -> str:
+        """The change spelled out: modes that moved, locks lost and gained."""
+        if self.before is None or self.after is None:
+            return "site added by the patch" if self.before is None else "site removed"
+        b = dict(_split_held(h) for h in self.before)
+        a = dict(_split_held(h) for h in self.after)
+        parts = [
+            f"`{k}` {b[k] or 'held'} -> {a[k] or 'held'}" for k in b if k in a and a[k] != b[k]
+        ]
+        lost = [k for k in self.before if _split_held(k)[0] not in a]
+        gained = [k for k in self.after if _split_held(k)[0] not in b]
+        if lost:
+            parts.append("no longer held: " + ", ".join(f"`{k}`" for k in lost))
+        if gained:
+            parts.append("now held: " + ", ".join(f"`{k}`" for k in gained))
+        return "; ".join(parts) or "unchanged"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "patch": self.patch.subject,
+            "path": self.location.path,
+            "file": self.file,
+            "function": self.function,
+            "line": self.location.line,
+            "site": self.site,
+            "kind": self.kind,
+            "before": list(self.before) if self.before is not None else None,
+            "after": list(self.after) if self.after is not None else None,
+            "change": self.change,
+            "difference": self.difference(),
+            "source": _loc_dict(self.source),
+        }
+
+
+def _split_held(h: str) -> tuple[str, str]:
+    inst, sep, mode = h.rpartition(":")
+    if sep and mode in ("read", "write"):
+        return inst, mode
+    return h, ""
+
+
+def _loc_dict(loc: Location | None) -> dict[str, Any] | None:
+    return {"path": loc.path, "line": loc.line} if loc is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewedFinding:
+    finding: Finding  # located for the reader (tree file, or the email for quotes)
+    introduced_by: Patch | None
+    fixed_by: Patch | None
+    source: Location | None = None
+    image_text: str = field(default="", repr=False, compare=False)  # what `finding` was found in
+
+    def extra(self) -> dict[str, Any]:
+        return {
+            "introduced_by": self.introduced_by.subject if self.introduced_by else None,
+            "fixed_by": self.fixed_by.subject if self.fixed_by else None,
+            "source": _loc_dict(self.source),
+        }
+
+
+@dataclass(slots=True)
+class ReviewResult:
+    patches: list[Patch]
+    findings: list[ReviewedFinding]
+    lock_context: list[SiteContext]
+    stats: Stats
+    fragment: list[Patch]  # patches analysed from their hunks alone
+    tree: str | None
+
+    @property
+    def mode(self) -> str:
+        if not self.fragment:
+            return "tree"
+        return "fragment" if len(self.fragment) == len(self.reviewed) else "mixed"
+
+    @property
+    def reviewed(self) -> list[Patch]:
+        return [p for p in self.patches if p.files]
+
+    def notes(self) -> list[str]:
+        out = []
+        if any(not p.quoted for p in self.fragment):
+            out.append(FRAGMENT_NOTE)
+        if any(p.quoted for p in self.fragment):
+            out.append(QUOTED_NOTE)
+        return out
+
+
+# ---------------------------------------------------------------------------
+# fragment mode: make the hunks' lines parse as C functions
+
+_FUNC_HEAD_RE = re.compile(r"^[A-Za-z_][\w \t*]*?\b([A-Za-z_]\w*)\s*\(")
+_SECTION_NAME_RE = re.compile(r"\b([A-Za-z_]\w*)\s*\(")
+
+
+def _scan(line: str, in_comment: bool) -> tuple[int, bool]:
+    """(brace depth change, inside a block comment at the end): C-lexically."""
+    delta = 0
+    i = 0
+    n = len(line)
+    while i < n:
+        if in_comment:
+            j = line.find("*/", i)
+            if j < 0:
+                return delta, True
+            i, in_comment = j + 2, False
+            continue
+        if line.startswith("/*", i):
+            i, in_comment = i + 2, True
+            continue
+        if line.startswith("//", i):
+            break
+        c = line[i]
+        if c in "\"'":
+            j = i + 1
+            while j < n and line[j] != c:
+                j += 2 if line[j] == "\\" else 1
+            i = j + 1
+            continue
+        if c == "{":
+            delta += 1
+        elif c == "}":
+            delta -= 1
+        i += 1
+    return delta, in_comment
+
+
+@dataclass(slots=True)
+class _Piece:
+    section: str
+    new_hunk: bool
+    lines: list[tuple[str, LineOrigin]]
+
+
+def _pieces(fp: FilePatch, side: Literal["old", "new"]) -> list[_Piece]:
+    skip = "+" if side == "old" else "-"
+    out: list[_Piece] = []
+    for hunk in fp.hunks:
+        piece = _Piece(hunk.section, True, [])
+        out.append(piece)
+        for ln in hunk.lines:
+            if ln.gap_before and piece.lines:
+                piece = _Piece(hunk.section, False, [])
+                out.append(piece)
+            if ln.kind == skip:
+                continue
+            code = ln.old_line if side == "old" else ln.new_line
+            piece.lines.append((ln.text, LineOrigin(code, ln.source_line, ln.kind != " ")))
+    return [p for p in out if p.lines]
+
+
+def _section_name(section: str) -> str | None:
+    m = _SECTION_NAME_RE.search(section)
+    return m.group(1) if m else None
+
+
+def _depths(lines: list[str]) -> tuple[list[int], int, int]:
+    """(depth before each line, minimum depth, final depth) of joined lines."""
+    depth = 0
+    low = 0
+    before: list[int] = []
+    in_comment = False
+    for text in lines:
+        before.append(depth)
+        d, in_comment = _scan(text, in_comment)
+        depth += d
+        low = min(low, depth)
+    return before, low, depth
+
+
+def _current_function(lines: list[str], wrapper: str | None) -> tuple[str | None, int]:
+    """(the function the joined lines end inside, the open depth at the end)."""
+    before, low, final = _depths(lines)
+    base = -low
+    name = wrapper if base > 0 else None
+    for text, d in zip(lines, before, strict=True):
+        if d + base == 0:
+            m = _FUNC_HEAD_RE.match(text)
+            if m and not text.rstrip().endswith(";"):
+                name = m.group(1)
+    return name, final + base
+
+
+def _wrap(
+    chunk: list[tuple[str, LineOrigin | None]], name: str
+) -> list[tuple[str, LineOrigin | None]]:
+    """The chunk inside just enough braces to parse best (fewest ERROR nodes)."""
+    texts = [t for t, _ in chunk]
+    _, low, final = _depths(texts)
+    best: list[tuple[str, LineOrigin | None]] = []
+    best_errors = -1
+    for extra in range(2):
+        opens = -low + extra
+        head: list[tuple[str, LineOrigin | None]] = []
+        if opens > 0:
+            head = [(f"void {name}(void)", None), ("{" * opens, None)]
+        closes = opens + final
+        tail: list[tuple[str, LineOrigin | None]] = [("}" * closes, None)] if closes > 0 else []
+        lines = head + chunk + tail
+        src = ("\n".join(t for t, _ in lines) + "\n").encode()
+        errors = count_errors(parse_source("<fragment>", src).root)
+        if best_errors < 0 or errors < best_errors:
+            best, best_errors = lines, errors
+    return best
+
+
+def fragment_image(fp: FilePatch, side: Literal["old", "new"]) -> Image:
+    """One side of a file patch's hunks as C that tree-sitter can take apart."""
+    chunks: list[tuple[str, list[tuple[str, LineOrigin | None]]]] = []
+    for piece in _pieces(fp, side):
+        lines: list[tuple[str, LineOrigin | None]] = list(piece.lines)
+        if chunks:
+            name, chunk = chunks[-1]
+            texts = [t for t, _ in chunk]
+            cur, open_depth = _current_function(texts, name)
+            same = _section_name(piece.section) in (cur, None)
+            if not piece.new_hunk or (open_depth > 0 and same):
+                in_comment = False
+                for t in texts:
+                    in_comment = _scan(t, in_comment)[1]
+                marker = "*/ /* ... */" if in_comment else "/* ... */"
+                chunk.append((marker, None))
+                chunk.extend(lines)
+                continue
+        chunks.append((_section_name(piece.section) or "fragment", lines))
+    out: list[tuple[str, LineOrigin | None]] = []
+    for name, chunk in chunks:
+        if out:
+            out.append(("", None))
+        out.extend(_wrap(chunk, name))
+    text = "".join(t + "\n" for t, _ in out)
+    origins = tuple(o for _, o in out)
+    changed = frozenset(i for i, o in enumerate(origins, 1) if o is not None and o.changed)
+    return Image(fp.path, text, changed, origins)
+
+
+# ---------------------------------------------------------------------------
+# analysing both sides
+
+
+@dataclass(slots=True)
+class _Side:
+    image: Image
+    analysis: Analysis
+    findings: list[Finding]
+
+
+@dataclass(slots=True)
+class _Site:
+    function: str
+    line: int
+    column: int
+    text: str
+    kinds: list[str]
+    held: frozenset[str]
+
+
+def _held_at_check(ff: FunctionFacts, ev: Check, st: LockState) -> LockState:
+    """A check through a variable is decided where the value was read."""
+    if ev.origin_node is None:
+        return st
+    for other, ost in zip(ff.events[ev.origin_node], ff.before[ev.origin_node], strict=True):
+        if isinstance(other, Check) and other.site == ev.site and ost is not None:
+            return ost
+    return ff.state_in[ev.origin_node] or st
+
+
+def _sites(analysis: Analysis, names: set[str]) -> list[_Site]:
+    out: list[_Site] = []
+    for ff in analysis.facts.functions:
+        if ff.fn.name not in names:
+            continue
+        seen: dict[tuple[int, int, str], _Site] = {}
+        for _nid, ev, st in ff.iter_events():
+            if isinstance(ev, Check):
+                kind, text = f"check {ev.flag}", ev.expr
+                st = _held_at_check(ff, ev, st)
+            elif isinstance(ev, Act):
+                kind, text = f"act {ev.kind}", ev.site.text
+            else:
+                continue
+            text = " ".join(text.split())
+            key = (ev.site.line, ev.site.column, text)
+            held = frozenset(st.describe())
+            site = seen.get(key)
+            if site is None:
+                seen[key] = _Site(ff.fn.name, ev.site.line, ev.site.column, text, [kind], held)
+            else:
+                site.held &= held
+                if kind not in site.kinds:
+                    site.kinds.append(kind)
+        out.extend(sorted(seen.values(), key=lambda s: (s.line, s.column, s.text)))
+    return out
+
+
+def _changed_functions(side: _Side) -> set[str]:
+    names: set[str] = set()
+    for ff in side.analysis.facts.functions:
+        fn = ff.fn
+        if any(fn.start_line <= ln <= fn.end_line for ln in side.image.changed):
+            names.add(fn.name)
+    return names
+
+
+def _category(site: _Site) -> str:
+    return site.kinds[0].split()[0]
+
+
+def _callee(text: str) -> str:
+    return text.split("(", 1)[0].strip()
+
+
+def lock_context(patch: Patch, pre: _Side, post: _Side) -> list[SiteContext]:
+    """Pair the check/act sites of changed functions by text and occurrence."""
+    names = _changed_functions(pre) | _changed_functions(post)
+    before = _sites(pre.analysis, names)
+    after = _sites(post.analysis, names)
+    pool: dict[tuple[str, str, str], list[_Site]] = {}
+    for s in before:
+        pool.setdefault((s.function, _category(s), s.text), []).append(s)
+    pairs: list[tuple[_Site | None, _Site | None]] = []
+    unpaired: list[_Site] = []
+    for s in after:
+        olds = pool.get((s.function, _category(s), s.text))
+        if olds:
+            pairs.append((olds.pop(0), s))
+        else:
+            unpaired.append(s)
+    # a call whose arguments changed is still the same act site
+    by_callee: dict[tuple[str, str], list[_Site]] = {}
+    for olds in pool.values():
+        for s in olds:
+            if _category(s) == "act":
+                by_callee.setdefault((s.function, _callee(s.text)), []).append(s)
+    for s in unpaired:
+        cands = by_callee.get((s.function, _callee(s.text))) if _category(s) == "act" else None
+        old = cands.pop(0) if cands else None
+        if old is not None:
+            pool[(old.function, _category(old), old.text)].remove(old)
+        pairs.append((old, s))
+    for olds in pool.values():
+        pairs.extend((s, None) for s in olds)
+    out: list[SiteContext] = []
+    file = post.image.path
+    for old, new in pairs:
+        side, img = (new, post.image) if new is not None else (old, pre.image)
+        assert side is not None
+        out.append(
+            SiteContext(
+                patch,
+                file,
+                img.locate(side.line, patch),
+                side.function,
+                side.text,
+                ", ".join(side.kinds),
+                tuple(sorted(old.held)) if old is not None else None,
+                tuple(sorted(new.held)) if new is not None else None,
+                img.source(side.line, patch),
+            )
+        )
+    out.sort(key=lambda c: (c.after is None, c.location.line, c.site))
+    return out
+
+
+def _keyed(findings: Iterable[Finding]) -> dict[tuple[str, int], Finding]:
+    """Findings by (fingerprint, occurrence): two identical sites stay two."""
+    out: dict[tuple[str, int], Finding] = {}
+    count: dict[str, int] = {}
+    for f in sorted(findings, key=Finding.sort_key):
+        k = count.get(f.fingerprint, 0)
+        count[f.fingerprint] = k + 1
+        out[(f.fingerprint, k)] = f
+    return out
+
+
+@dataclass(slots=True)
+class _Episode:
+    """One finding's life in a series: from the patch that adds it to the one that drops it."""
+
+    finding: Finding
+    image: Image
+    patch: Patch  # where the finding's image comes from
+    introduced_by: Patch | None
+    fixed_by: Patch | None = None
+
+
+def _located(ep: _Episode) -> ReviewedFinding:
+    f = ep.finding
+    loc = ep.image.locate(f.line, ep.patch)
+    related = []
+    for r in f.related:
+        if r.path and r.path != f.path:
+            related.append(r)
+            continue
+        rloc = ep.image.locate(r.line, ep.patch)
+        if rloc.line:
+            related.append(Related(rloc.line, r.column, r.message, rloc.path))
+    out = replace(f, path=loc.path, line=loc.line, related=tuple(sorted(set(related))))
+    src = ep.image.source(f.line, ep.patch)
+    text = ep.image.text if ep.image.origins is None else ""
+    if ep.image.origins is not None and ep.patch.quoted:
+        text = "".join(line + "\n" for line in ep.patch.source_lines)
+    return ReviewedFinding(out, ep.introduced_by, ep.fixed_by, src, text)
+
+
+def _source_map(fp: FilePatch, side: Literal["old", "new"]) -> dict[int, int]:
+    out: dict[int, int] = {}
+    for hunk in fp.hunks:
+        for ln in hunk.lines:
+            code = ln.old_line if side == "old" else ln.new_line
+            if code is not None and ln.source_line is not None:
+                out[code] = ln.source_line
+    return out
+
+
+class _Analyser:
+    """Analyses images once each (a series revisits the same text)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.stats = Stats()
+        self.cache: dict[tuple[str, str], tuple[Analysis, list[Finding]]] = {}
+
+    def side(self, image: Image) -> _Side:
+        key = (image.path, hashlib.sha256(image.text.encode()).hexdigest())
+        hit = self.cache.get(key)
+        if hit is None:
+            analysis = self.engine.analyse_source(image.path, image.text.encode())
+            self.stats.add(analysis.model, analysis.facts)
+            hit = (analysis, self.engine.findings_for(analysis))
+            self.cache[key] = hit
+        return _Side(image, hit[0], hit[1])
+
+
+def _images(patch: Patch, series: Series | None) -> list[tuple[Image, Image]]:
+    if series is None or patch.quoted:
+        return [(fragment_image(fp, "old"), fragment_image(fp, "new")) for fp in patch.files]
+    out = []
+    for ch in series.apply(patch):
+        path = ch.path
+        out.append(
+            (
+                Image(path, ch.pre or "", ch.removed, None, _source_map(ch.file, "old")),
+                Image(path, ch.post or "", ch.added, None, _source_map(ch.file, "new")),
+            )
+        )
+    return out
+
+
+def review(
+    engine: Engine, patches: list[Patch], tree: Tree | None, show_all: bool = False
+) -> ReviewResult:
+    """Review `patches` in order (a series) against `tree`, or as fragments."""
+    series = Series(tree) if tree is not None else None
+    analyser = _Analyser(engine)
+    open_eps: dict[tuple[str, str, int], _Episode] = {}
+    done: list[_Episode] = []
+    standing: dict[tuple[str, str, int], _Episode] = {}
+    contexts: list[SiteContext] = []
+    fragment: list[Patch] = []
+    for patch in patches:
+        if not patch.files:
+            continue
+        if series is None or patch.quoted:
+            fragment.append(patch)
+        for pre_img, post_img in _images(patch, series):
+            pre, post = analyser.side(pre_img), analyser.side(post_img)
+            a, b = _keyed(pre.findings), _keyed(post.findings)
+            path = post_img.path
+            for key, f in b.items():
+                k = (path, *key)
+                if key not in a and k not in open_eps:
+                    open_eps[k] = _Episode(f, post_img, patch, patch)
+                elif key in a and k not in open_eps:
+                    standing[k] = _Episode(f, post_img, patch, None)
+            for key, f in a.items():
+                if key in b:
+                    continue
+                k = (path, *key)
+                if k in open_eps:
+                    ep = open_eps.pop(k)
+                    ep.fixed_by = patch
+                    done.append(ep)
+                else:
+                    standing.pop(k, None)
+                    done.append(_Episode(f, pre_img, patch, None, patch))
+            contexts.extend(lock_context(patch, pre, post))
+    episodes = done + list(open_eps.values())
+    if show_all:
+        episodes += list(standing.values())
+    else:
+        episodes = [ep for ep in episodes if ep.introduced_by is not None]
+    order = {id(p): i for i, p in enumerate(patches)}
+    located = [_located(ep) for ep in episodes]
+    located.sort(
+        key=lambda rf: (
+            rf.finding.sort_key(),
+            order.get(id(rf.introduced_by), -1),
+            order.get(id(rf.fixed_by), len(patches)),
+        )
+    )
+    return ReviewResult(
+        list(patches),
+        located,
+        contexts,
+        analyser.stats,
+        fragment,
+        tree.describe() if tree is not None else None,
+    )
