@@ -25,7 +25,6 @@ from lockcheck.cli import (
     exit_code,
     rule_options,
 )
-from lockcheck.cli.annotate import reply_date, reply_sender
 from lockcheck.errors import InputError
 from lockcheck.inputs.apply import DirTree, GitTree, Tree
 from lockcheck.inputs.gitrepo import commit_range, staged
@@ -184,13 +183,18 @@ def review(
         if value is not None:
             words += [flag, value]
     words += ["--staged"] * index + ["--all"] * show_all + list(patches or [])
+    sender = date = ""
+    if format is Format.email:  # who the reply is from, and when: as `annotate` does it
+        from lockcheck.cli.annotate import reply_date, reply_sender
+
+        sender, date = reply_sender(), reply_date()
     run = RunInfo(
         rules=tuple(r.spec for r in engine.rules if not select or r.spec.id in select),
         command=command_line(*words),
         extra=_extra(result),
         review=result,
-        sender=reply_sender() if format is Format.email else "",
-        date=reply_date() if format is Format.email else "",
+        sender=sender,
+        date=date,
     )
     use_color = want_color(color.value, sys.stdout.isatty(), os.environ)
     out = render_report(
