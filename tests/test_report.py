@@ -27,8 +27,9 @@ from tests.conftest import ROOT, run_cli
 GOLDEN = Path(__file__).resolve().parent / "golden"
 UPDATE = os.environ.get("LOCKCHECK_UPDATE_GOLDEN") == "1"
 SARIF_SCHEMA = ROOT.parent / "shared" / "schemas" / "sarif-schema-2.1.0.json"
-# The two rules of the story, so that new rules elsewhere do not churn the goldens.
-SELECT = ("--select", "uffd-wp-under-ptl", "--select", "anon-vma-under-ptl")
+# The two rules of the story, so that new rules elsewhere do not churn the goldens;
+# the simulator's evidence is tested on its own (test_sarif_code_flow_from_the_simulator).
+SELECT = ("--select", "uffd-wp-under-ptl", "--select", "anon-vma-under-ptl", "--no-sim")
 KH_REL = "fixtures/khugepaged"
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -231,6 +232,24 @@ def test_sarif_code_flow_from_the_simulator_trace() -> None:
     assert step["location"]["physicalLocation"]["region"]["startLine"] == 7
 
 
+def test_sarif_code_flow_from_the_simulator() -> None:
+    res = run_cli("check", "--format", "sarif", "--select", "uffd-wp-under-ptl", f"{KH_REL}/v1.c")
+    assert res.returncode == 1, res.stderr
+    doc = json.loads(res.stdout)
+    assert_valid_sarif(doc)
+    (result,) = doc["runs"][0]["results"]
+    assert result["properties"]["evidence"].startswith("confirmed")
+    (flow,) = result["codeFlows"]
+    assert len(flow["threadFlows"]) >= 2  # the function under review and a racing actor
+    steps = [loc for tf in flow["threadFlows"] for loc in tf["locations"]]
+    assert sorted(s["executionOrder"] for s in steps) == list(range(1, len(steps) + 1))
+    mine = flow["threadFlows"][0]["locations"]
+    uris = {s["location"]["physicalLocation"]["artifactLocation"]["uri"] for s in mine}
+    assert uris == {f"{KH_REL}/v1.c"}
+    lines = [s["location"]["physicalLocation"]["region"]["startLine"] for s in mine]
+    assert 32 in lines  # the unlocked userfaultfd_wp() test is on the path
+
+
 def unescape(text: str) -> str:
     return re.sub(r"%([0-9A-F]{2})", lambda m: chr(int(m.group(1), 16)), text)
 
@@ -277,6 +296,7 @@ def test_b4_one_result_for_a_check_run(outputs: dict[str, str]) -> None:
     assert entry["status"] == "fail"
     assert entry["summary"].startswith("6 errors")
     assert "reproduce: lockcheck check --select" in entry["details"]
+    assert "fixtures/khugepaged" in entry["details"].splitlines()[-1]
 
 
 def test_b4_passes_a_clean_file() -> None:

@@ -62,7 +62,9 @@ def check(
     else:
         run = RunInfo(
             rules=tuple(r.spec for r in engine.rules if not select or r.spec.id in select),
-            command=command_line("check", *rule_options(rules, select), *paths),
+            command=command_line(
+                "check", *rule_options(rules, select), *["--no-sim"] * no_sim, *paths
+            ),
         )
         use_color = want_color(color.value, sys.stdout.isatty(), os.environ)
         out = render_report(

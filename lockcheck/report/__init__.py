@@ -13,15 +13,18 @@ from typing import Any
 from lockcheck.errors import InputError
 from lockcheck.model.finding import Finding
 from lockcheck.report.b4 import B4Reporter
-from lockcheck.report.base import PatchInfo, Reporter, RunInfo, drive
+from lockcheck.report.base import Reporter, RunInfo, drive
+from lockcheck.report.email_reply import EmailReporter
 from lockcheck.report.github import GithubReporter
 from lockcheck.report.json_report import JsonReporter
 from lockcheck.report.sarif import SarifReporter
 from lockcheck.report.text import TextReporter
 
 FORMATS: tuple[str, ...] = ("text", "json", "sarif", "github", "b4")
+# formats that need a reviewed patch (`RunInfo.review`)
+REVIEW_FORMATS: tuple[str, ...] = (*FORMATS, "email")
 
-__all__ = ["FORMATS", "PatchInfo", "Reporter", "RunInfo", "make_reporter", "render_report"]
+__all__ = ["FORMATS", "REVIEW_FORMATS", "Reporter", "RunInfo", "make_reporter", "render_report"]
 
 
 def make_reporter(fmt: str, *, color: bool = False, quiet: bool = False) -> Reporter:
@@ -35,7 +38,9 @@ def make_reporter(fmt: str, *, color: bool = False, quiet: bool = False) -> Repo
         return GithubReporter()
     if fmt == "b4":
         return B4Reporter()
-    raise InputError(f"unknown output format '{fmt}' (one of: {', '.join(FORMATS)})")
+    if fmt == "email":
+        return EmailReporter()
+    raise InputError(f"unknown output format '{fmt}' (one of: {', '.join(REVIEW_FORMATS)})")
 
 
 def render_report(

@@ -53,14 +53,15 @@ class B4Reporter(Reporter):
         self.findings.append(f)
 
     def _details(self, findings: list[Finding]) -> str:
+        reviewed = self.run.reviewed()
         out = []
         for f in findings:
             out.append(f"{f.path}:{f.line}: {f.severity}: {f.message} [{f.rule}]")
             out.append(f"  in {f.function}(); held here: {{{', '.join(f.held) or '-'}}}")
             out.extend(f"  {r.path or f.path}:{r.line}: {r.message}" for r in f.related)
-            fixed = self.run.fixed_by.get(f)
-            if fixed:
-                out.append(f"  fixed later in the series by: {fixed}")
+            rf = reviewed.get(f)
+            if rf is not None and rf.fixed_by is not None:
+                out.append(f"  fixed later in the series by: {rf.fixed_by.label}")
         if self.run.command:
             out.append(f"reproduce: {self.run.command}")
         return "\n".join(out)
@@ -76,14 +77,18 @@ class B4Reporter(Reporter):
         return entry
 
     def stop(self, stats: Mapping[str, Any]) -> str:
-        if not self.run.patches:
+        review = self.run.review
+        if review is None:
             entries = [self._entry(self.findings)]
         else:
+            reviewed = self.run.reviewed()
             entries = []
-            for patch in self.run.patches:
-                mine = [f for f in self.findings if self.run.introduced_by.get(f) == patch.subject]
+            for patch in review.reviewed:  # the patches with a diff: not a cover letter
+                mine = [
+                    f for f in self.findings if f in reviewed and reviewed[f].introduced_by is patch
+                ]
                 entry = self._entry(mine)
-                entry["patch"] = patch.label or patch.subject
+                entry["patch"] = patch.label
                 if patch.message_id:
                     entry["msgid"] = patch.message_id
                 entries.append(entry)

@@ -9,8 +9,10 @@ environment or the clock: everything it prints comes through this interface.
 
 `RunInfo` carries what is known about the run besides the findings: the rule
 specs (SARIF's rules metadata), the command that reproduces the run (the
-email sign-off), and for patch review the series and which patch each
-finding belongs to (the b4 and email formats).
+email sign-off), and for patch review the `ReviewResult` (the series, which
+patch introduced each finding, the input line showing it, the lock context),
+which the json, b4 and email formats use. A review command feeds
+`[rf.finding for rf in result.findings]` with `RunInfo(review=result, ...)`.
 """
 
 from __future__ import annotations
@@ -19,24 +21,13 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import groupby
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lockcheck.model.finding import Finding
 from lockcheck.packs import RuleSpec
 
-
-@dataclass(frozen=True, slots=True)
-class PatchInfo:
-    """One patch of a reviewed series, as the reply and b4 formats name it.
-
-    `subject` is the patch's subject without the `[PATCH n/m]` prefix (what
-    issue 5's `introduced_by` holds); `label` is how to show it (`[PATCH 2/3]
-    ...`); `message_id` is the patch mail's Message-ID, when it has one.
-    """
-
-    subject: str
-    label: str = ""
-    message_id: str = ""
+if TYPE_CHECKING:  # the review step runs before reporting; only its types are needed
+    from lockcheck.review import ReviewedFinding, ReviewResult
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,10 +37,18 @@ class RunInfo:
     rules: tuple[RuleSpec, ...] = ()
     command: str = ""  # the lockcheck command line that reproduces this run
     extra: Mapping[str, Any] = field(default_factory=dict)  # JSON top-level additions
-    patches: tuple[PatchInfo, ...] = ()  # the reviewed series, in order
-    # which patch (by subject) introduced / fixed each finding; absent = none
-    introduced_by: Mapping[Finding, str] = field(default_factory=dict)
-    fixed_by: Mapping[Finding, str] = field(default_factory=dict)
+    # patch review (`lockcheck review`/`annotate`): the series, which patch
+    # introduced or fixed each finding, the input line showing each site, and
+    # the lock context of the changed sites
+    review: ReviewResult | None = None
+    sender: str = ""  # the From: of an email reply
+    date: str = ""  # the Date: of an email reply (RFC 5322 form)
+
+    def reviewed(self) -> dict[Finding, ReviewedFinding]:
+        """Each reviewed finding by its `Finding` (what reporters are fed)."""
+        if self.review is None:
+            return {}
+        return {rf.finding: rf for rf in self.review.findings}
 
 
 class Reporter(ABC):

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lockcheck.model.finding import Finding
 from lockcheck.report.base import Reporter, RunInfo, drive
+
+if TYPE_CHECKING:
+    from lockcheck.review import ReviewedFinding
 
 SCHEMA_VERSION = 1
 
@@ -42,12 +45,17 @@ class JsonReporter(Reporter):
     def __init__(self) -> None:
         super().__init__()
         self.findings: list[dict[str, Any]] = []
+        self.reviewed: dict[Finding, ReviewedFinding] = {}
+
+    def start(self, run: RunInfo) -> None:
+        super().start(run)
+        self.reviewed = run.reviewed()
 
     def finding(self, f: Finding) -> None:
         d = finding_dict(f)
-        if self.run.patches:  # a reviewed series: say which patch did it
-            d["introduced_by"] = self.run.introduced_by.get(f)
-            d["fixed_by"] = self.run.fixed_by.get(f)
+        rf = self.reviewed.get(f)
+        if rf is not None:  # a reviewed series: say which patch did it
+            d.update(rf.extra())
         self.findings.append(d)
 
     def stop(self, stats: Mapping[str, Any]) -> str:
