@@ -46,13 +46,21 @@ def parse_actor(path: Path) -> c_ast.FileAST:
     except c_parser.ParseError as exc:
         msg = str(exc)
         m = _WHERE_RE.match(msg)
-        if m is None:  # some pycparser errors name only the file: add the lexer's line
-            line = getattr(parser.clex, "lineno", None) or "?"
+        if m is None:  # some pycparser errors name only the file: add the line
+            line = _error_line(parser)
             detail = msg.split(": ", 1)[-1]
             raise InputError(f"{path}:{line}: malformed actor model: {detail}") from None
         raise InputError(
             f"{m['file']}:{m['line']}: malformed actor model: {m['msg'].strip()}"
         ) from None
+
+
+def _error_line(parser: c_parser.CParser) -> str:
+    """The line of the token the parser stopped at (pycparser 3 keeps a stream)."""
+    stream = getattr(parser, "_tokens", None)
+    tok = stream.peek() if stream is not None and hasattr(stream, "peek") else None
+    line = getattr(tok, "lineno", None) or getattr(parser.clex, "_lineno", None)
+    return str(line) if line else "?"
 
 
 def compile_actor(path: Path, ctx: CompileContext) -> list[Program]:

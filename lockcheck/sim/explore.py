@@ -85,6 +85,7 @@ class Explorer:
         reduce: bool = True,
         max_states: int = 200_000,
         max_depth: int = 10_000,
+        exhaustive: bool = False,
     ) -> None:
         self.programs = programs
         self.lock_names = lock_names
@@ -95,6 +96,7 @@ class Explorer:
         self.reduce = reduce
         self.max_states = max_states
         self.max_depth = max_depth
+        self.exhaustive = exhaustive  # keep going after the first violation
 
     # --- naming, for the steps of a trace
     def lock(self, op: Op, vma: int) -> int:
@@ -129,6 +131,7 @@ class Explorer:
         parent: dict[State, tuple[State | None, tuple[Step, ...], int]] = {init: (None, (), 0)}
         queue: deque[State] = deque([init])
         bounded = False
+        found: Outcome | None = None
         while queue:
             s = queue.popleft()
             depth = parent[s][2]
@@ -140,8 +143,12 @@ class Explorer:
                 for work in self._transitions(s, t):
                     moved = True
                     if work.violation is not None:
-                        trace = self._path(parent, s) + work.steps
-                        return Outcome("violation", len(parent), trace, work.violation)
+                        if found is None:
+                            trace = self._path(parent, s) + work.steps
+                            found = Outcome("violation", 0, trace, work.violation)
+                        if not self.exhaustive:
+                            break
+                        continue
                     ns = work.freeze()
                     if ns not in parent:
                         if len(parent) >= self.max_states:
@@ -149,10 +156,18 @@ class Explorer:
                             continue
                         parent[ns] = (s, tuple(work.steps), depth + 1)
                         queue.append(ns)
-            if not moved and "deadlock" in self.invariants and self._live(s):
+                if found is not None and not self.exhaustive:
+                    found.states = len(parent)
+                    return found
+            if not moved and "deadlock" in self.invariants and self._live(s) and found is None:
                 blocked, violation = self._deadlock(s)
-                trace = self._path(parent, s) + blocked
-                return Outcome("violation", len(parent), trace, violation)
+                found = Outcome("violation", 0, self._path(parent, s) + blocked, violation)
+                if not self.exhaustive:
+                    found.states = len(parent)
+                    return found
+        if found is not None:
+            found.states = len(parent)
+            return found
         return Outcome("bounded" if bounded else "holds", len(parent))
 
     @staticmethod

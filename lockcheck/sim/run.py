@@ -31,6 +31,7 @@ class Request:
     reduce: bool = True
     actors: list[Path] | None = None  # replaces the scenario's actors
     all_invariants: bool = True  # False: only the scenario's own (for evidence)
+    exhaustive: bool = False  # explore every state, not only up to the first violation
 
 
 @dataclass(slots=True)
@@ -89,6 +90,6 @@ def simulate(
     invariants = frozenset(INVARIANTS) if req.all_invariants else scenario.invariants
     explorer = Explorer(
         threads, locks.names, locks.rw, ctx.flags, req.vmas, invariants,
-        reduce=req.reduce, max_states=req.max_states,
+        reduce=req.reduce, max_states=req.max_states, exhaustive=req.exhaustive,
     )  # fmt: skip
     return SimResult(req.scenario, req.split_ptl, explorer.run(), threads)
