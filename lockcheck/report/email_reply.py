@@ -18,10 +18,10 @@ cover letter when there is one. Several replies are printed as an mbox.
 
 from __future__ import annotations
 
-import email.policy
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from email.message import EmailMessage
+from email.header import Header
+from email.utils import formataddr, getaddresses
 from typing import TYPE_CHECKING, Any
 
 from lockcheck import __version__
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 CONTEXT_LINES = 3  # quoted lines kept above each commented line
 DEFAULT_SENDER = "lockcheck <lockcheck@localhost>"
 MBOX_FROM = "From lockcheck Mon Sep 17 00:00:00 2001"
-POLICY = email.policy.default.clone(linesep="\n")
+ADDRESS_HEADERS = frozenset({"From", "To", "Cc"})
 
 
 @dataclass(slots=True)
@@ -45,6 +45,18 @@ class _Reply:
     comments: dict[int, list[str]] = field(default_factory=dict)  # input line -> lines
     loose: list[list[str]] = field(default_factory=list)  # sites no hunk shows
     rules: set[str] = field(default_factory=set)
+
+
+def header_line(name: str, value: str) -> str:
+    """`Name: value`, folded at spaces like git does, RFC 2047 only where needed."""
+    value = " ".join(value.split())
+    if name in ADDRESS_HEADERS:
+        value = ", ".join(
+            formataddr((n, a), charset="utf-8") for n, a in getaddresses([value]) if a
+        )
+    charset = "us-ascii" if value.isascii() else "utf-8"
+    folded = Header(value, charset, header_name=name, continuation_ws=" ").encode(linesep="\n")
+    return f"{name}: {folded}"
 
 
 def _file_header(fp: FilePatch) -> list[str]:
@@ -149,19 +161,25 @@ class EmailReporter(Reporter):
         return sorted(replies.values(), key=lambda r: order.get(id(r.patch), 0))
 
     def _message(self, patch: Patch, body: list[str]) -> str:
-        msg = EmailMessage(policy=POLICY)
-        msg["From"] = self.run.sender or DEFAULT_SENDER
-        if patch.author:
-            msg["To"] = patch.author
         subject = patch.raw_subject or patch.subject
-        msg["Subject"] = subject if subject.lower().startswith("re:") else f"Re: {subject}"
+        headers = [("From", self.run.sender or DEFAULT_SENDER)]
+        if patch.author:
+            headers.append(("To", patch.author))
+        headers.append(
+            ("Subject", subject if subject.lower().startswith("re:") else f"Re: {subject}")
+        )
         if self.run.date:
-            msg["Date"] = self.run.date
+            headers.append(("Date", self.run.date))
         if patch.message_id:
-            msg["In-Reply-To"] = patch.message_id
-            msg["References"] = " ".join([*patch.references, patch.message_id])
-        msg.set_content("\n".join(body) + "\n", charset="utf-8", cte="8bit")
-        return msg.as_string()
+            headers.append(("In-Reply-To", patch.message_id))
+            headers.append(("References", " ".join([*patch.references, patch.message_id])))
+        headers += [
+            ("MIME-Version", "1.0"),
+            ("Content-Type", "text/plain; charset=utf-8"),
+            ("Content-Transfer-Encoding", "8bit"),
+        ]
+        head = "".join(header_line(name, value) + "\n" for name, value in headers)
+        return head + "\n" + "\n".join(body) + "\n"
 
     def _signature(self, rules: set[str]) -> list[str]:
         review = self.run.review
