@@ -97,6 +97,27 @@ class Explorer:
         self.max_states = max_states
         self.max_depth = max_depth
         self.exhaustive = exhaustive  # keep going after the first violation
+        self.local = [self._local_ops(t) for t in range(len(programs))]
+
+    def _local_ops(self, t: int) -> frozenset[int]:
+        """Ops of thread `t` that commute with every other thread's ops.
+
+        Branches, and accesses to objects (a lock, a flag, the page tables)
+        that no other thread touches: with the reduction on they join the
+        step before them instead of being interleaving points.
+        """
+        if not self.reduce:
+            return frozenset()
+        others: set[tuple[str, int]] = set()
+        for u, prog in enumerate(self.programs):
+            if u != t:
+                for op in prog.ops:
+                    others |= _objects(op)
+        return frozenset(
+            pc
+            for pc, op in enumerate(self.programs[t].ops)
+            if op.kind in LOCAL_KINDS or (_objects(op) and not _objects(op) & others)
+        )
 
     # --- naming, for the steps of a trace
     def lock(self, op: Op, vma: int) -> int:
@@ -213,7 +234,7 @@ class Explorer:
         op = self.programs[t].ops[pc]
         work = _Work(list(s[0]), list(s[1]), list(s[2]), list(s[3]), list(s[4]), [])
         if op.kind in LOCAL_KINDS:
-            outs = self._branch(work, t, op)
+            outs = self._local(work, t, op)
         else:
             done = self._visible(work, t, op)
             if done is None:
@@ -228,18 +249,20 @@ class Explorer:
 
     def _run_locals(self, work: _Work, t: int, out: list[_Work]) -> None:
         pending = [work]
+        local = self.local[t]
         while pending:
             w = pending.pop()
             for _ in range(MAX_LOCAL_STEPS):
                 pc = w.threads[t][0]
-                if w.violation is not None or pc < 0:
+                if w.violation is not None or pc < 0 or pc not in local:
                     break
                 op = self.programs[t].ops[pc]
-                if op.kind not in LOCAL_KINDS:
-                    break
-                first, *rest = self._branch(w, t, op)
-                pending.extend(reversed(rest))
-                w = first
+                if op.kind in LOCAL_KINDS:
+                    first, *rest = self._local(w, t, op)
+                    pending.extend(reversed(rest))
+                    w = first
+                elif self._visible(w, t, op) is None or w.threads[t][0] == pc:
+                    break  # blocked (only on itself: nobody else takes this lock)
             out.append(w)
 
     def _goto(self, w: _Work, t: int, pc: int, **kw: object) -> None:
@@ -248,6 +271,17 @@ class Explorer:
         vars_ = kw.get("vars", th[2])
         slot = kw.get("slot", th[3])
         w.threads[t] = (pc, vma, vars_, slot)  # type: ignore[assignment]
+
+    def _local(self, w: _Work, t: int, op: Op) -> list[_Work]:
+        if op.kind == "assign":
+            vars_ = w.threads[t][2]
+            if op.how == "const":
+                vars_ = self._set_var(vars_, op.var, int(op.value))
+            else:
+                vars_ = tuple(kv for kv in vars_ if kv[0] != op.var)
+            self._goto(w, t, op.nxt, vars=vars_)
+            return [w]
+        return self._branch(w, t, op)
 
     def _branch(self, w: _Work, t: int, op: Op) -> list[_Work]:
         pc, vma, vars_, _ = w.threads[t]
@@ -274,7 +308,7 @@ class Explorer:
             last = w.steps[-1] if w.steps else None
             if op.var.startswith("#") and last is not None and last.op.line == op.line:
                 # the test of a value just read: one step, as the C reads
-                w.steps[-1] = Step(t, last.op, f"{last.change}: test {said}")
+                w.steps[-1] = Step(t, last.op, f"{last.change} (test {said})")
             else:
                 w.steps.append(Step(t, op, said))
             self._goto(w, t, op.nxt if value else op.alt, vars=kept)
@@ -431,3 +465,15 @@ class Explorer:
             w.violation = Violation("held-at-exit", msg)
             return
         w.steps.append(Step(t, op, "returns"))
+
+
+def _objects(op: Op) -> set[tuple[str, int]]:
+    """The shared objects an op touches; start and exit count as touching none."""
+    if op.kind in ("acquire", "release", "downgrade"):
+        locks = {("lock", i) for i in op.locks}
+        return locks | {("tables", 0)} if op.how == "table" else locks
+    if op.kind in ("read", "set"):
+        return {("flag", op.flag)}
+    if op.kind in ("install", "zap", "detach", "free"):
+        return {("tables", 0)}
+    return set()

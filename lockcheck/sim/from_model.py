@@ -18,6 +18,8 @@ from lockcheck.sim.program import Asm, LockTable, Op, OpKind, Program
 from lockcheck.sim.scenarios import SimSettings
 
 MAX_INLINE_DEPTH = 4
+TRUE_VALUES = frozenset({"true", "1"})
+FALSE_VALUES = frozenset({"false", "0", "NULL"})
 ACT_OPS = {"pt-detach": "detach", "pt-free": "free", "pt-zap": "zap"}
 
 
@@ -62,6 +64,7 @@ class _Emitter:
         self.asm = asm
         self.ctx = ctx
         self.others = others
+        self.tested: dict[int, frozenset[str]] = {}  # per function: variables branches test
 
     def function(self, fn: Function, entry: int, exit_: int, stack: tuple[str, ...]) -> bool:
         """Emit `fn` between two labels; True if it walks the VMAs."""
@@ -106,8 +109,36 @@ class _Emitter:
             isinstance(e, Call) and e.callee in its for e in node.events
         )
 
+    def _tested(self, fn: Function) -> frozenset[str]:
+        key = id(fn)
+        if key not in self.tested:
+            self.tested[key] = frozenset(
+                n.atom.a
+                for n in fn.cfg.nodes
+                if n.atom is not None and n.atom.kind == "value" and not n.atom.a.startswith("#")
+            )
+        return self.tested[key]
+
+    def _assign(self, fn: Function, node: Node, ev: Assign) -> Op | None:
+        """`done = true;` for a variable a branch tests later; others are dropped."""
+        if ev.var not in self._tested(fn):
+            return None
+        value = getattr(ev, "value", None)  # a constant, when the model records it
+        if value in TRUE_VALUES or value in FALSE_VALUES:
+            return Op("assign", ev.site.line, ev.site.text.strip(), var=ev.var, how="const",
+                      value=value in TRUE_VALUES)  # fmt: skip
+        sets_it = any(
+            (isinstance(e, Acquire) and e.cond_var == ev.var) or isinstance(e, Check)
+            for e in node.events
+        )
+        if sets_it:
+            return None
+        return Op("assign", ev.site.line, ev.site.text.strip(), var=ev.var, how="clear")
+
     def _op(self, fn: Function, node: Node, ev: object, assigns: list[str]) -> Op | None:
         ctx = self.ctx
+        if isinstance(ev, Assign):
+            return self._assign(fn, node, ev)
         if isinstance(ev, Acquire):
             locks = ctx.locks.resolve(ev.lock.cls, ev.lock.inst, ev.mode)
             if locks is None:

@@ -23,12 +23,13 @@ OpKind = Literal[
     "detach",  # the current VMA's pmd lets go of its table; the thread keeps it
     "free",  # free the table this thread detached
     "branch",  # how: var | eq | nondet | vma
+    "assign",  # a tested local variable gets a constant (how=const) or is forgotten
     "exit",
 ]
 
 # Operations that only touch the thread's own state: with the reduction on,
 # they run in the same atomic step as the visible operation before them.
-LOCAL_KINDS = frozenset({"branch"})
+LOCAL_KINDS = frozenset({"branch", "assign"})
 
 ENTRY_BITS = {"pte": 1, "marker": 2}
 FREED = 4
