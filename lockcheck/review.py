@@ -61,6 +61,7 @@ class LineOrigin:
     code_line: int | None  # the line in the real file, when known
     source_line: int | None  # the line of the input patch or email showing it
     changed: bool = False
+    shift: int = 0  # columns the quote marks and diff prefix add in the input
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +83,13 @@ class Image:
         if o is not None and o.code_line is not None:
             return Location(self.path, o.code_line)
         return Location(self.path, 0)
+
+    def column(self, line: int, column: int, patch: Patch) -> int:
+        """`column` of image line `line` where `locate` points (past quote marks)."""
+        if self.origins is None or not patch.quoted or not 0 < line <= len(self.origins):
+            return column
+        o = self.origins[line - 1]
+        return column + o.shift if o is not None and o.source_line is not None else column
 
     def source(self, line: int, patch: Patch) -> Location | None:
         """The line of the patch or email that shows image line `line`."""
@@ -250,7 +258,9 @@ class _Piece:
     lines: list[tuple[str, LineOrigin]]
 
 
-def _pieces(fp: FilePatch, side: Literal["old", "new"]) -> list[_Piece]:
+def _pieces(
+    fp: FilePatch, side: Literal["old", "new"], source_lines: tuple[str, ...]
+) -> list[_Piece]:
     skip = "+" if side == "old" else "-"
     out: list[_Piece] = []
     for hunk in fp.hunks:
@@ -263,7 +273,13 @@ def _pieces(fp: FilePatch, side: Literal["old", "new"]) -> list[_Piece]:
             if ln.kind == skip:
                 continue
             code = ln.old_line if side == "old" else ln.new_line
-            piece.lines.append((ln.text, LineOrigin(code, ln.source_line, ln.kind != " ")))
+            shift = 0
+            if ln.source_line is not None and 0 < ln.source_line <= len(source_lines):
+                quoted = source_lines[ln.source_line - 1].rstrip("\r\n")
+                if quoted.endswith(ln.text):
+                    shift = len(quoted) - len(ln.text)
+            origin = LineOrigin(code, ln.source_line, ln.kind != " ", shift)
+            piece.lines.append((ln.text, origin))
     return [p for p in out if p.lines]
 
 
@@ -322,10 +338,16 @@ def _wrap(
     return best
 
 
-def fragment_image(fp: FilePatch, side: Literal["old", "new"]) -> Image:
-    """One side of a file patch's hunks as C that tree-sitter can take apart."""
+def fragment_image(
+    fp: FilePatch, side: Literal["old", "new"], source_lines: tuple[str, ...] = ()
+) -> Image:
+    """One side of a file patch's hunks as C that tree-sitter can take apart.
+
+    `source_lines` (the input the hunks were read from) lets locations carry
+    the columns of the quoted text.
+    """
     chunks: list[tuple[str, list[tuple[str, LineOrigin | None]]]] = []
-    for piece in _pieces(fp, side):
+    for piece in _pieces(fp, side, source_lines):
         lines: list[tuple[str, LineOrigin | None]] = list(piece.lines)
         if chunks:
             name, chunk = chunks[-1]
@@ -512,8 +534,15 @@ def _located(ep: _Episode) -> ReviewedFinding:
             continue
         rloc = ep.image.locate(r.line, ep.patch)
         if rloc.line:
-            related.append(Related(rloc.line, r.column, r.message, rloc.path))
-    out = replace(f, path=loc.path, line=loc.line, related=tuple(sorted(set(related))))
+            col = ep.image.column(r.line, r.column, ep.patch)
+            related.append(Related(rloc.line, col, r.message, rloc.path))
+    out = replace(
+        f,
+        path=loc.path,
+        line=loc.line,
+        column=ep.image.column(f.line, f.column, ep.patch),
+        related=tuple(sorted(set(related))),
+    )
     src = ep.image.source(f.line, ep.patch)
     text = ep.image.text if ep.image.origins is None else ""
     if ep.image.origins is not None and ep.patch.quoted:
@@ -552,7 +581,10 @@ class _Analyser:
 
 def _images(patch: Patch, series: Series | None) -> list[tuple[Image, Image]]:
     if series is None or patch.quoted:
-        return [(fragment_image(fp, "old"), fragment_image(fp, "new")) for fp in patch.files]
+        src = patch.source_lines
+        return [
+            (fragment_image(fp, "old", src), fragment_image(fp, "new", src)) for fp in patch.files
+        ]
     out = []
     for ch in series.apply(patch):
         path = ch.path

@@ -1,0 +1,206 @@
+"""Reading patches (diffs, format-patch mails, mboxes, quoted replies) and applying them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from lockcheck.errors import InputError
+from lockcheck.inputs.apply import DirTree, Series
+from lockcheck.inputs.patch import (
+    Patch,
+    order_series,
+    parse_patch_text,
+    read_patches,
+    split_subject,
+)
+from tests.conftest import FIXTURES, ROOT
+
+SERIES = FIXTURES / "series"
+TREE = SERIES / "tree"
+MBOX = SERIES / "series.mbox"
+REPLY = SERIES / "reply.eml"
+PATCH_FILES = sorted(SERIES.glob("000*.patch"))
+SEED = ROOT.parent / "shared" / "seed" / "000_fd0419e3beafc014.txt"
+
+
+def stage(n: int) -> str:
+    return (SERIES / "stages" / f"{n}.c").read_text()
+
+
+def assert_lines_map_back(p: Patch, text: str) -> int:
+    """Every hunk line with a source line is that line of `text`, minus its prefixes."""
+    lines = text.splitlines()
+    checked = 0
+    for fp in p.files:
+        for h in fp.hunks:
+            for ln in h.lines:
+                if ln.source_line is None:
+                    continue
+                src = lines[ln.source_line - 1]
+                assert src.endswith(ln.text), (ln, src)
+                if ln.kind != " ":
+                    assert src[: len(src) - len(ln.text)].rstrip().endswith(ln.kind)
+                checked += 1
+    return checked
+
+
+@pytest.mark.parametrize(
+    ("raw", "subject", "number", "total"),
+    [
+        ("[PATCH 2/3] mm/khugepaged: foo", "mm/khugepaged: foo", 2, 3),
+        ("Re: [PATCH v2 09/12] mm: bar()", "mm: bar()", 9, 12),
+        ("RE: Re: [RFC PATCH mm-unstable 1/1] x: y", "x: y", 1, 1),
+        ("[PATCH] mm: single", "mm: single", None, None),
+        ("plain words", "plain words", None, None),
+    ],
+)
+def test_split_subject(raw: str, subject: str, number: int | None, total: int | None) -> None:
+    assert split_subject(raw) == (subject, number, total)
+
+
+def test_format_patch_file() -> None:
+    [p] = read_patches(PATCH_FILES[1])
+    assert (p.number, p.total) == (2, 3)
+    assert p.subject == "mm/khugepaged: retract_file_tables() without mmap lock"
+    assert p.author == "Ann Reviewee <ann@example.org>"
+    assert "rmap lock for read" in p.message and "diff --git" not in p.message
+    assert not p.quoted
+    [fp] = p.files
+    assert (fp.old_path, fp.new_path) == ("mm/khugepaged.c", "mm/khugepaged.c")
+    assert len(fp.hunks) == 3
+    added = [ln.text.strip() for h in fp.hunks for ln in h.lines if ln.kind == "+"]
+    assert "if (userfaultfd_wp(vma))" in added
+    assert assert_lines_map_back(p, PATCH_FILES[1].read_text()) > 50
+
+
+def test_mbox_series_in_order_with_threading() -> None:
+    patches = read_patches(MBOX)
+    assert [p.number for p in patches] == [0, 1, 2, 3]
+    cover, *rest = patches
+    assert not cover.files and all(p.files for p in rest)
+    assert [p.message_id for p in patches] == [
+        f"<20260105.{i}.series@example.org>" for i in range(4)
+    ]
+    assert all(p.in_reply_to == cover.message_id for p in rest)
+    # the folded Subject: of patch 1 is read whole
+    assert rest[0].subject == "mm/khugepaged: drop the target arguments of retract_file_tables()"
+    text = MBOX.read_text()
+    for p in rest:
+        assert assert_lines_map_back(p, text) > 10
+    shuffled = [patches[3], patches[1], patches[0], patches[2]]
+    assert [p.number for p in order_series(shuffled)] == [0, 1, 2, 3]
+
+
+def test_reply_email_quotes_map_to_email_lines() -> None:
+    [p] = read_patches(REPLY)
+    assert p.quoted and (p.number, p.total) == (2, 3)
+    assert p.in_reply_to == "<20260105.2.series@example.org>"
+    assert p.message_id == "<20260106.rob@example.org>"
+    [fp] = p.files
+    assert fp.path == "mm/khugepaged.c" and not fp.path_guessed
+    [h] = fp.hunks
+    text = REPLY.read_text()
+    assert assert_lines_map_back(p, text) == len(h.lines)
+    lines = text.splitlines()
+    uffd = next(ln for ln in h.lines if "userfaultfd_wp(vma)" in ln.text)
+    assert uffd.kind == "+" and lines[uffd.source_line - 1] == "> +\t\tif (userfaultfd_wp(vma))"
+    # each `...` elision starts a stretch whose line numbers are unknown
+    gaps = [ln for ln in h.lines if ln.gap_before]
+    assert len(gaps) == 3
+    assert all(ln.old_line is None and ln.new_line is None for ln in h.lines)
+
+
+def test_seed_reply_with_nested_quotes_and_lost_indentation() -> None:
+    if not SEED.is_file():
+        pytest.skip(f"seed email absent: {SEED} (the shared project directory is not mounted)")
+    [p] = read_patches(SEED)
+    assert p.quoted and (p.number, p.total) == (9, 12)
+    assert p.subject == "mm/khugepaged: retract_page_tables() without mmap or vma lock"
+    [fp] = p.files
+    assert fp.path == "mm/khugepaged.c" and fp.path_guessed
+    [h] = fp.hunks
+    assert (h.old_start, h.new_start) == (1748, 1747)
+    lines = SEED.read_text().splitlines()
+    uffd = next(ln for ln in h.lines if "userfaultfd_wp(vma)" in ln.text)
+    assert uffd.kind == "+" and uffd.gap_before is False
+    assert lines[uffd.source_line - 1].startswith("> > +")
+    # Peter's `> ` comments between the quoted hunks are not part of the patch
+    assert not any("IIUC" in ln.text for ln in h.lines)
+    first_gap = next(ln for ln in h.lines if ln.gap_before)
+    assert first_gap.new_line is None
+    assert assert_lines_map_back(p, SEED.read_text()) == len(h.lines)
+
+
+def test_plain_unified_diff() -> None:
+    text = "--- a/mm/x.c\n+++ b/mm/x.c\n@@ -1,2 +1,2 @@\n a\n-b\n+c\n"
+    [p] = parse_patch_text(text, "x.diff", "x.diff")
+    assert p.subject == "x.diff" and p.number is None
+    [h] = p.files[0].hunks
+    assert [(ln.kind, ln.text, ln.old_line, ln.new_line) for ln in h.lines] == [
+        (" ", "a", 1, 1),
+        ("-", "b", 2, None),
+        ("+", "c", None, 2),
+    ]
+
+
+def test_corrupt_and_empty_inputs_are_input_errors() -> None:
+    with pytest.raises(InputError, match="corrupt patch"):
+        parse_patch_text("--- a/x.c\n+++ b/x.c\n@@ -1,3 +1,3 @@\n a\n-b\n", "bad.diff")
+    with pytest.raises(InputError, match="no patch found"):
+        parse_patch_text("hello\nworld\n", "notes.txt")
+
+
+def test_series_applies_in_memory_to_the_stages() -> None:
+    series = Series(DirTree(TREE))
+    patches = [p for p in order_series(read_patches(MBOX)) if p.files]
+    for n, p in enumerate(patches, 1):
+        [ch] = series.apply(p)
+        assert ch.post == stage(n)
+        assert ch.pre == (stage(n - 1) if n > 1 else (TREE / "mm/khugepaged.c").read_text())
+        removed_text = {ch.pre.splitlines()[i - 1] for i in ch.removed}
+        minus = {ln.text for h in ch.file.hunks for ln in h.lines if ln.kind == "-"}
+        assert removed_text == minus
+
+
+class ShiftedTree:
+    """The base with lines added on top: every hunk lands at an offset."""
+
+    def read(self, path: str) -> str | None:
+        text = DirTree(TREE).read(path)
+        return None if text is None else "/* one */\n/* two */\n/* three */\n" + text
+
+    def describe(self) -> str:
+        return "shifted tree"
+
+
+def test_offset_tolerance_like_patch() -> None:
+    series = Series(ShiftedTree())
+    patches = [p for p in order_series(read_patches(MBOX)) if p.files]
+    for n, p in enumerate(patches, 1):
+        [ch] = series.apply(p)
+        assert ch.post == "/* one */\n/* two */\n/* three */\n" + stage(n)
+
+
+def test_hunk_that_does_not_apply_names_patch_file_and_hunk(tmp_path: Path) -> None:
+    (tmp_path / "mm").mkdir()
+    text = (TREE / "mm/khugepaged.c").read_text()
+    # the first hunk still applies; the second's context is gone
+    (tmp_path / "mm/khugepaged.c").write_text(text.replace("scan_slot_defer", "scan_slot_later"))
+    [p] = read_patches(PATCH_FILES[0])
+    with pytest.raises(InputError) as exc:
+        Series(DirTree(tmp_path)).apply(p)
+    msg = str(exc.value)
+    assert msg.startswith("[PATCH 1/3] mm/khugepaged: drop the target arguments of ")
+    assert "mm/khugepaged.c: hunk #2 (@@ -64,25 +60,19 @@ static int retract_file" in msg
+    assert "does not apply" in msg
+
+
+def test_missing_file_and_escaping_paths(tmp_path: Path) -> None:
+    [p] = read_patches(PATCH_FILES[0])
+    with pytest.raises(InputError, match=r"mm/khugepaged\.c: no such file in "):
+        Series(DirTree(tmp_path)).apply(p)
+    [bad] = parse_patch_text("--- a/../x.c\n+++ b/../x.c\n@@ -1 +1 @@\n-a\n+b\n", "up.diff")
+    with pytest.raises(InputError, match="outside the tree"):
+        Series(DirTree(tmp_path)).apply(bad)

@@ -1,0 +1,306 @@
+"""`lockcheck review`: findings a patch or series introduces, blame, lock context."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lockcheck.engine import Config, Engine
+from lockcheck.frontend.parse import count_errors, parse_source
+from lockcheck.inputs.patch import read_patches
+from lockcheck.review import fragment_image
+from tests.conftest import FIXTURES, ROOT, run_cli
+
+SERIES = FIXTURES / "series"
+TREE = SERIES / "tree"
+MBOX = SERIES / "series.mbox"
+REPLY = SERIES / "reply.eml"
+PATCH_FILES = sorted(SERIES.glob("000*.patch"))
+SEED = ROOT.parent / "shared" / "seed" / "000_fd0419e3beafc014.txt"
+RULES = {"uffd-wp-under-ptl", "anon-vma-under-ptl"}
+P2 = "mm/khugepaged: retract_file_tables() without mmap lock"
+P3 = "mm/khugepaged: recheck anon_vma and uffd-wp under the pte lock"
+
+
+def review_json(*args: str, cwd: Path | None = None) -> tuple[int, dict[str, Any]]:
+    proc = run_cli("review", "--format", "json", *args, cwd=cwd)
+    assert proc.returncode in (0, 1), proc.stderr
+    return proc.returncode, json.loads(proc.stdout)
+
+
+def ours(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    return [f for f in doc["findings"] if f["rule"] in RULES]
+
+
+def context(doc: dict[str, Any], site: str, patch: str | None = None) -> list[dict[str, Any]]:
+    return [
+        c
+        for c in doc["lock_context"]
+        if c["site"] == site and (patch is None or c["patch"] == patch)
+    ]
+
+
+def tree_hash(root: Path) -> str:
+    h = hashlib.sha256()
+    for p in sorted(root.rglob("*")):
+        h.update(str(p.relative_to(root)).encode())
+        if p.is_file():
+            h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def assert_series_blame(doc: dict[str, Any]) -> None:
+    found = ours(doc)
+    assert sorted(f["rule"] for f in found) == sorted(RULES)
+    for f in found:
+        assert f["introduced_by"] == P2 and f["fixed_by"] == P3
+        assert f["function"] == "retract_file_tables"
+
+
+def test_series_mbox_blames_patch_2_and_credits_patch_3() -> None:
+    before = tree_hash(TREE)
+    code, doc = review_json(str(MBOX), "--tree", str(TREE))
+    assert code == 1
+    assert_series_blame(doc)
+    assert doc["review"]["mode"] == "tree"
+    assert [p["number"] for p in doc["review"]["patches"]] == [1, 2, 3]
+    # "with the new code we only hold ... i_mmap_lock read"
+    [uffd] = context(doc, "userfaultfd_wp(vma)", P2)
+    assert uffd["before"] == ["mapping->i_mmap_rwsem:write", "mm->mmap_lock:write"]
+    assert uffd["after"] == ["mapping->i_mmap_rwsem:read"]
+    assert uffd["change"] == "changed" and "mm->mmap_lock:write" in uffd["difference"]
+    assert uffd["path"] == "mm/khugepaged.c" and uffd["function"] == "retract_file_tables"
+    assert (SERIES / "stages/2.c").read_text().splitlines()[uffd["line"] - 1].strip() == (
+        "if (userfaultfd_wp(vma))"
+    )
+    # patch 3 adds the re-checks, made under both page-table locks
+    rechecks = context(doc, "vma->anon_vma", P3) + context(doc, "userfaultfd_wp(vma)", P3)
+    added = [c for c in rechecks if c["change"] == "added"]
+    assert len(added) == 2 and all({"pml", "ptl"} <= set(c["after"]) for c in added)
+    assert tree_hash(TREE) == before
+
+
+def test_series_text_output_spells_out_the_lock_context() -> None:
+    proc = run_cli("review", str(MBOX), "--tree", str(TREE))
+    assert proc.returncode == 1, proc.stderr
+    out = proc.stdout
+    assert f"introduced by: [PATCH 2/3] {P2}" in out
+    assert f"fixed by:      [PATCH 3/3] {P3}" in out
+    assert (
+        "before {mapping->i_mmap_rwsem:write, mm->mmap_lock:write}; "
+        "after {mapping->i_mmap_rwsem:read}" in out
+    )
+    assert "no longer held: `mm->mmap_lock:write`" in out
+
+
+def test_format_patch_files_in_any_order_apply_by_number() -> None:
+    _, doc = review_json(*map(str, reversed(PATCH_FILES)), "--tree", str(TREE))
+    assert_series_blame(doc)
+
+
+def test_all_shows_what_a_patch_did_not_introduce(tmp_path: Path) -> None:
+    (tmp_path / "mm").mkdir()
+    shutil.copy(SERIES / "stages/2.c", tmp_path / "mm/khugepaged.c")
+    code, doc = review_json(str(PATCH_FILES[2]), "--tree", str(tmp_path))
+    assert ours(doc) == [] and code in (0, 1)
+    _, doc = review_json(str(PATCH_FILES[2]), "--tree", str(tmp_path), "--all")
+    found = ours(doc)
+    assert sorted(f["rule"] for f in found) == sorted(RULES)
+    assert all(f["introduced_by"] is None and f["fixed_by"] == P3 for f in found)
+
+
+def test_output_is_byte_stable() -> None:
+    a = run_cli("review", "--format", "json", str(MBOX), "--tree", str(TREE))
+    b = run_cli("review", "--format", "json", str(MBOX), "--tree", str(TREE))
+    assert a.stdout == b.stdout and a.stdout
+
+
+def corrupt_patch(tmp_path: Path) -> Path:
+    text = PATCH_FILES[0].read_text()
+    cut = text.index("-\t\tint result = SCAN_FAIL;")  # the first hunk ends early
+    bad = tmp_path / "corrupt.patch"
+    bad.write_text(text[:cut])
+    return bad
+
+
+def missing_file_patch(tmp_path: Path) -> Path:
+    bad = tmp_path / "elsewhere.patch"
+    bad.write_text(PATCH_FILES[0].read_text().replace("mm/khugepaged.c", "mm/nowhere.c"))
+    return bad
+
+
+def stale_patch(tmp_path: Path) -> Path:
+    bad = tmp_path / "stale.patch"
+    text = PATCH_FILES[0].read_text().replace(" \t\t\tscan_slot_defer(", " \t\t\tscan_slot_later(")
+    bad.write_text(text)
+    return bad
+
+
+@pytest.mark.parametrize(
+    ("make", "expect"),
+    [
+        (corrupt_patch, "corrupt patch"),
+        (missing_file_patch, "mm/nowhere.c: no such file in "),
+        (stale_patch, "mm/khugepaged.c: hunk #2 (@@ -64,25 +60,19 @@"),
+    ],
+    ids=["corrupt", "missing-file", "hunk-does-not-apply"],
+)
+def test_bad_patches_exit_2_with_one_line_and_leave_the_tree_alone(
+    tmp_path: Path, make: Any, expect: str
+) -> None:
+    tree = tmp_path / "tree"
+    shutil.copytree(TREE, tree)
+    before = tree_hash(tree)
+    proc = run_cli("review", str(make(tmp_path)), "--tree", str(tree))
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    [line] = proc.stderr.splitlines()
+    assert line.startswith("lockcheck: error: ") and expect in line
+    assert tree_hash(tree) == before
+
+
+def test_fragment_mode_without_a_tree() -> None:
+    code, doc = review_json(str(PATCH_FILES[1]))
+    assert doc["review"]["mode"] == "fragment"
+    assert any("fragment mode" in n for n in doc["review"]["notes"])
+    found = ours(doc)
+    assert sorted(f["rule"] for f in found) == sorted(RULES) and code == 1
+    assert all(f["introduced_by"] == P2 and f["path"] == "mm/khugepaged.c" for f in found)
+    # hunk line numbers are real post-image lines
+    lines = (SERIES / "stages/2.c").read_text().splitlines()
+    for f in found:
+        assert ("anon_vma" if f["rule"] == "anon-vma-under-ptl" else "userfaultfd_wp") in (
+            lines[f["line"] - 1]
+        )
+    text = run_cli("review", str(PATCH_FILES[1])).stdout
+    assert "note: fragment mode" in text
+
+
+def test_reply_quoting_a_patch_points_into_the_email() -> None:
+    code, doc = review_json(str(REPLY))
+    assert code == 1
+    lines = REPLY.read_text().splitlines()
+    found = ours(doc)
+    assert sorted(f["rule"] for f in found) == sorted(RULES)
+    for f in found:
+        assert f["path"] == str(REPLY) and f["introduced_by"] == P2
+        quoted = lines[f["line"] - 1]
+        assert quoted.startswith(">")
+        site = "anon_vma" if f["rule"] == "anon-vma-under-ptl" else "userfaultfd_wp"
+        assert quoted[f["column"] - 1 :].startswith(site) or site in quoted[f["column"] - 1 :]
+
+
+def test_fragment_wrapping_parses_cleanly() -> None:
+    [p] = read_patches(REPLY)
+    for side in ("old", "new"):
+        img = fragment_image(p.files[0], side, p.source_lines)  # type: ignore[arg-type]
+        pf = parse_source(img.path, img.text.encode())
+        assert count_errors(pf.root) == 0, img.text
+        engine = Engine(Config(select=RULES))
+        names = [
+            ff.fn.name for ff in engine.analyse_source(img.path, img.text.encode()).facts.functions
+        ]
+        assert names == ["retract_file_tables"]
+
+
+def test_seed_email_in_fragment_mode_shows_the_check_sites_and_their_locks() -> None:
+    if not SEED.is_file():
+        pytest.skip(f"seed email absent: {SEED} (the shared project directory is not mounted)")
+    proc = run_cli("review", "--format", "json", str(SEED))
+    assert proc.returncode in (0, 1), proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["review"]["mode"] == "fragment"
+    lines = SEED.read_text().splitlines()
+    [anon] = context(doc, "vma->anon_vma")
+    [uffd] = context(doc, "userfaultfd_wp(vma)")
+    for c in (anon, uffd):
+        assert c["function"] == "retract_page_tables" and c["file"] == "mm/khugepaged.c"
+        assert c["path"] == str(SEED) and lines[c["line"] - 1].startswith("> > ")
+    assert "anon_vma" in lines[anon["line"] - 1] and "userfaultfd_wp" in lines[uffd["line"] - 1]
+    # the rmap lock went from write to read; uffd-wp is tested under it alone
+    assert anon["before"] == ["mapping->i_mmap_rwsem:write"]
+    assert anon["after"] == ["mapping->i_mmap_rwsem:read"]
+    assert uffd["before"] is None and uffd["after"] == ["mapping->i_mmap_rwsem:read"]
+    text = run_cli("review", str(SEED)).stdout
+    assert "`userfaultfd_wp(vma)` in `retract_page_tables()`" in text
+    assert "after {mapping->i_mmap_rwsem:read}" in text
+
+
+# --- git: --base, --git A..B and --staged on a real repository
+
+
+def git(repo: Path, *args: str) -> str:
+    env = dict(os.environ)
+    env.update(
+        GIT_AUTHOR_NAME="T",
+        GIT_AUTHOR_EMAIL="t@example.org",
+        GIT_COMMITTER_NAME="T",
+        GIT_COMMITTER_EMAIL="t@example.org",
+        GIT_CONFIG_GLOBAL="/dev/null",
+        GIT_CONFIG_NOSYSTEM="1",
+    )
+    return subprocess.run(
+        ["git", "-C", str(repo), *args], check=True, capture_output=True, text=True, env=env
+    ).stdout
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """The base and the three stages of the series as commits."""
+    r = tmp_path / "repo"
+    shutil.copytree(TREE, r)
+    git(r, "init", "-q")
+    git(r, "add", "-A")
+    git(r, "commit", "-q", "-m", "base")
+    subjects = ["drop the target arguments", "without mmap lock", "recheck under the pte lock"]
+    for n, subject in enumerate(subjects, 1):
+        shutil.copy(SERIES / f"stages/{n}.c", r / "mm/khugepaged.c")
+        git(r, "commit", "-q", "-am", f"mm/khugepaged: {subject}")
+    return r
+
+
+def test_git_range(repo: Path) -> None:
+    head = git(repo, "rev-parse", "HEAD")
+    _, doc = review_json("--git", "HEAD~3..HEAD", "--tree", str(repo))
+    found = ours(doc)
+    assert sorted(f["rule"] for f in found) == sorted(RULES)
+    for f in found:
+        assert f["introduced_by"] == "mm/khugepaged: without mmap lock"
+        assert f["fixed_by"] == "mm/khugepaged: recheck under the pte lock"
+    assert git(repo, "rev-parse", "HEAD") == head
+    assert git(repo, "status", "--porcelain") == ""
+    # the range as a reader gives it, from inside the repository (a subdirectory:
+    # git paths stay relative to the top)
+    _, doc2 = review_json("--git", "HEAD~3..", cwd=repo / "mm")
+    assert [f["rule"] for f in ours(doc2)] == [f["rule"] for f in found]
+
+
+def test_staged_changes(repo: Path) -> None:
+    git(repo, "reset", "-q", "--hard", "HEAD~2")  # at stage 1
+    shutil.copy(SERIES / "stages/2.c", repo / "mm/khugepaged.c")
+    git(repo, "add", "mm/khugepaged.c")
+    (repo / "mm/khugepaged.c").write_text("/* not staged: must not be reviewed */\n")
+    code, doc = review_json("--staged", "--tree", str(repo))
+    assert code == 1
+    found = ours(doc)
+    assert sorted(f["rule"] for f in found) == sorted(RULES)
+    assert all(f["introduced_by"] == "staged changes" for f in found)
+    assert (repo / "mm/khugepaged.c").read_text() == "/* not staged: must not be reviewed */\n"
+    git(repo, "reset", "-q", "--hard")
+    proc = run_cli("review", "--staged", "--tree", str(repo))
+    assert proc.returncode == 0 and "review of 0 patches" in proc.stdout
+
+
+def test_base_revision_of_a_repository(repo: Path) -> None:
+    code, doc = review_json(str(PATCH_FILES[1]), "--tree", str(repo), "--base", "HEAD~2")
+    assert code == 1 and sorted(f["rule"] for f in ours(doc)) == sorted(RULES)
+    assert doc["review"]["tree"].endswith(git(repo, "rev-parse", "HEAD~2")[:12])
+    proc = run_cli("review", str(PATCH_FILES[1]), "--tree", str(repo), "--base", "nosuchrev")
+    assert proc.returncode == 2 and "unknown revision 'nosuchrev'" in proc.stderr
