@@ -10,7 +10,8 @@ import os
 import subprocess
 import sys
 import time
-from email.utils import formataddr, formatdate
+from datetime import UTC, datetime
+from email.utils import format_datetime, formataddr
 from pathlib import Path
 from typing import Annotated
 
@@ -56,7 +57,7 @@ def reply_date() -> str:
     """Date: now, or SOURCE_DATE_EPOCH when set, so that output can be reproduced."""
     epoch = os.environ.get("SOURCE_DATE_EPOCH", "")
     when = float(epoch) if epoch.isdigit() else time.time()
-    return formatdate(when, usegmt=True)
+    return format_datetime(datetime.fromtimestamp(when, UTC))
 
 
 @app.command()

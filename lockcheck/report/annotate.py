@@ -64,8 +64,7 @@ class AnnotateReporter(Reporter):
             if rf is None or rf.source is None or rf.source.path != self.source:
                 continue
             ctx = contexts.get(rf.source.line)
-            paras = finding_paragraphs(f, rf, ctx)
-            paras[0] = paras[0].removeprefix("lockcheck ")
+            paras = finding_paragraphs(f, rf, ctx, lead=f"{f.rule}: ")
             blocks.setdefault(rf.source.line, []).append(wrap(paras, prefix=PREFIX))
         for line, ctx in sorted(contexts.items()):
             if line in blocks or not ctx.kind.startswith("check"):

@@ -75,10 +75,11 @@ def context_paragraph(ctx: SiteContext) -> str:
 
 
 def finding_paragraphs(
-    f: Finding, rf: ReviewedFinding | None, ctx: SiteContext | None
+    f: Finding, rf: ReviewedFinding | None, ctx: SiteContext | None, lead: str = ""
 ) -> list[str]:
     """A finding as a reviewer would put it under the line."""
-    paras = [f"lockcheck [{f.rule}]: {f.message[:1].upper()}{f.message[1:]}."]
+    lead = lead or f"lockcheck [{f.rule}]: "
+    paras = [f"{lead}{f.message[:1].upper()}{f.message[1:]}."]
     if ctx is not None and ctx.change == "changed":
         paras.append(context_paragraph(ctx))
     if f.related:
