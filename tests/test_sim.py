@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -201,3 +202,23 @@ def test_scenarios_file_is_validated(tmp_path: Path) -> None:
     assert {"uffd-wp", "anon-fault", "deadlock"} <= set(shipped.scenarios)
     for sc in shipped.scenarios.values():
         assert all(a.is_file() for a in sc.actors), sc.id
+
+
+def test_folio_lock_keeps_faults_out_but_not_markers(engine: Engine) -> None:
+    # Hugh's argument in the seed thread: the huge page lock stops new ptes of
+    # the page. It does for a fault (fault-fill holds), not for uffd-wp markers.
+    settings = load_settings()
+    held = simulate(Request("fault-fill", KH / "v1.c", [FN]), engine, settings)
+    assert held.result == "holds"
+    unheld = replace(settings.scenarios["fault-fill"], caller_holds=())
+    settings.scenarios["fault-fill"] = unheld
+    res = simulate(Request("fault-fill", KH / "v1.c", [FN]), engine, settings)
+    assert res.result == "violation"
+    assert "holds a pte" in res.trace[-1].change
+    assert run(engine, "uffd-wp", KH / "v1.c", FN).result == "violation"
+
+
+@pytest.mark.parametrize("name", ["v1.c", "merged_fix.c", "pre_series.c"])
+def test_munmap_is_excluded_by_the_rmap_lock(engine: Engine, name: str) -> None:
+    res = run(engine, "munmap", KH / name, FN, vmas=2)
+    assert res.result == "holds"

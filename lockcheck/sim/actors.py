@@ -16,6 +16,7 @@ from pycparser import c_ast, c_generator, c_parser
 
 from lockcheck.errors import InputError
 from lockcheck.model.extract import class_of, norm
+from lockcheck.packs import packs_dir
 from lockcheck.sim.from_model import ACT_OPS, CompileContext
 from lockcheck.sim.program import Asm, Op, Program
 
@@ -63,12 +64,21 @@ def _error_line(parser: c_parser.CParser) -> str:
     return str(line) if line else "?"
 
 
+def _label(path: Path) -> str:
+    """Built-in actors are named from the packs' parent, the same on every machine."""
+    base = packs_dir().parent
+    try:
+        return str(path.resolve().relative_to(base.resolve()))
+    except ValueError:
+        return str(path)
+
+
 def compile_actor(path: Path, ctx: CompileContext) -> list[Program]:
     ast = parse_actor(path)
     out: list[Program] = []
     for ext in ast.ext:
         if isinstance(ext, c_ast.FuncDef) and "static" not in (ext.decl.storage or []):
-            out.append(_ActorCompiler(path, ctx).function(ext))
+            out.append(_ActorCompiler(path, ctx, _label(path)).function(ext))
     if not out:
         raise InputError(f"{path}:1: actor model defines no (non-static) function")
     return out
@@ -80,8 +90,9 @@ def _line(node: c_ast.Node) -> int:
 
 
 class _ActorCompiler:
-    def __init__(self, path: Path, ctx: CompileContext) -> None:
+    def __init__(self, path: Path, ctx: CompileContext, label: str) -> None:
         self.path = path
+        self.label = label
         self.ctx = ctx
         self.asm = Asm()
         self.gen = c_generator.CGenerator()
@@ -101,7 +112,7 @@ class _ActorCompiler:
         end = self.stmt(fd.body, body)
         self.asm.same(end, self.exit)
         last = max((_line(n) for n in _walk(fd.body)), default=_line(fd))
-        return Program(name, str(self.path), self.asm.finish(name, str(self.path), last + 1))
+        return Program(name, self.label, self.asm.finish(name, self.label, last + 1))
 
     def emit(self, cur: int, op: Op) -> int:
         nxt = self.asm.label()

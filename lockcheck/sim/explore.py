@@ -250,12 +250,16 @@ class Explorer:
     def _run_locals(self, work: _Work, t: int, out: list[_Work]) -> None:
         pending = [work]
         local = self.local[t]
+        seen: set[Thread] = set()  # a local loop ends the step where it comes round
         while pending:
             w = pending.pop()
             for _ in range(MAX_LOCAL_STEPS):
                 pc = w.threads[t][0]
                 if w.violation is not None or pc < 0 or pc not in local:
                     break
+                if w.threads[t] in seen:
+                    break
+                seen.add(w.threads[t])
                 op = self.programs[t].ops[pc]
                 if op.kind in LOCAL_KINDS:
                     first, *rest = self._local(w, t, op)
