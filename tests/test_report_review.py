@@ -197,3 +197,23 @@ def test_annotate_errors_are_one_line(tmp_path: Path) -> None:
     assert res.returncode == 2
     assert len(res.stderr.strip().splitlines()) == 1
     assert res.stderr.startswith("lockcheck: error: ")
+
+
+def test_reply_to_the_seed_notes_the_lock_context_of_both_checks(reviewer: None) -> None:
+    if not SEED.is_file():
+        pytest.skip(f"the seed email is absent: {SEED}")
+    rel = "../shared/seed/" + SEED.name
+    res = run_cli("review", rel, "--format", "email")
+    assert res.returncode == 0, res.stderr  # fragment mode: no finding, but a changed lock
+    msg = parse(res.stdout)
+    assert msg["Subject"].startswith("Re: [PATCH 09/12] mm/khugepaged: retract_page_tables()")
+    assert msg["To"] is None  # the archive copy names no address to reply to
+    lines = msg.get_content().splitlines()
+    for check, says in (
+        ("if (READ_ONCE(vma->anon_vma))", "before this patch it ran"),
+        ("if (userfaultfd_wp(vma))", "is new here and runs"),
+    ):
+        i = next(i for i, line in enumerate(lines) if line.startswith("> ") and check in line)
+        assert lines[i + 1] == "" and lines[i + 2].startswith("lockcheck: ")
+        assert says in " ".join(lines[i + 2 : i + 5])
+    assert lines[-1].strip() == f"lockcheck review {rel}"

@@ -14,6 +14,11 @@ Comments are placed by the input line that shows each finding's site
 the very lines the author sent. A finding whose site no hunk shows is
 commented after the quoted hunks. With no finding the reply says so, to the
 cover letter when there is one. Several replies are printed as an mbox.
+
+Besides findings, the reply answers the question reviewers ask by hand
+("with the new code we only hold ..."): a patch that changes the locks held
+at a check site gets a reply even without a finding, and each changed or
+new check it quotes carries a note with the held sets before and after.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from email.header import Header
-from email.utils import formataddr, getaddresses
+from email.utils import formataddr, getaddresses, parseaddr
 from typing import TYPE_CHECKING, Any
 
 from lockcheck import __version__
@@ -150,12 +155,22 @@ class EmailReporter(Reporter):
             else:
                 where = f"{f.path}:{f.line}, in `{f.function}()`, outside the quoted hunks:"
                 reply.loose.append([where, *text])
-        # the reviewer's other question: what is held now at the changed checks
-        for (pid, line), ctx in sorted(contexts.items(), key=lambda kv: kv[0][1]):
-            reply_for = replies.get(pid)
+        # the reviewer's other question, "what is held here now?": a patch that
+        # changes the locks at a check gets a reply, with every changed or new
+        # check noted under its line
+        checks = sorted(
+            (c for c in contexts.values() if c.kind.startswith("check") and c.source is not None),
+            key=lambda c: (id(c.patch), c.source.line if c.source else 0),
+        )
+        for ctx in checks:
+            if ctx.change == "changed":
+                replies.setdefault(id(ctx.patch), _Reply(ctx.patch))
+        for ctx in checks:
+            reply_for = replies.get(id(ctx.patch))
+            line = ctx.source.line if ctx.source is not None else 0
             if reply_for is None or line in reply_for.comments:
                 continue
-            if ctx.change == "changed" and ctx.kind.startswith("check"):
+            if ctx.change in ("changed", "added"):
                 reply_for.comments[line] = wrap(context_note(ctx, self.run.rules))
         order = {id(p): i for i, p in enumerate(review.patches)}
         return sorted(replies.values(), key=lambda r: order.get(id(r.patch), 0))
@@ -163,7 +178,7 @@ class EmailReporter(Reporter):
     def _message(self, patch: Patch, body: list[str]) -> str:
         subject = patch.raw_subject or patch.subject
         headers = [("From", self.run.sender or DEFAULT_SENDER)]
-        if patch.author:
+        if patch.author and "@" in parseaddr(patch.author)[1]:
             headers.append(("To", patch.author))
         headers.append(
             ("Subject", subject if subject.lower().startswith("re:") else f"Re: {subject}")
