@@ -269,12 +269,23 @@ class Explorer:
                     break  # blocked (only on itself: nobody else takes this lock)
             out.append(w)
 
-    def _goto(self, w: _Work, t: int, pc: int, **kw: object) -> None:
-        th = w.threads[t]
-        vma = kw.get("vma", th[1])
-        vars_ = kw.get("vars", th[2])
-        slot = kw.get("slot", th[3])
-        w.threads[t] = (pc, vma, vars_, slot)  # type: ignore[assignment]
+    @staticmethod
+    def _goto(
+        w: _Work,
+        t: int,
+        pc: int,
+        *,
+        vma: int | None = None,
+        env: tuple[tuple[str, int], ...] | None = None,
+        slot: int | None = None,
+    ) -> None:
+        _, old_vma, old_vars, old_slot = w.threads[t]
+        w.threads[t] = (
+            pc,
+            old_vma if vma is None else vma,
+            old_vars if env is None else env,
+            old_slot if slot is None else slot,
+        )
 
     def _local(self, w: _Work, t: int, op: Op) -> list[_Work]:
         if op.kind == "assign":
@@ -283,7 +294,7 @@ class Explorer:
                 vars_ = self._set_var(vars_, op.var, int(op.value))
             else:
                 vars_ = tuple(kv for kv in vars_ if kv[0] != op.var)
-            self._goto(w, t, op.nxt, vars=vars_)
+            self._goto(w, t, op.nxt, env=vars_)
             return [w]
         return self._branch(w, t, op)
 
@@ -315,13 +326,13 @@ class Explorer:
                 w.steps[-1] = Step(t, last.op, f"{last.change} (test {said})")
             else:
                 w.steps.append(Step(t, op, said))
-            self._goto(w, t, op.nxt if value else op.alt, vars=kept)
+            self._goto(w, t, op.nxt if value else op.alt, env=kept)
             return [w]
         other = w.copy()
         w.steps.append(Step(t, op, "assume true"))
-        self._goto(w, t, op.nxt, vars=kept)
+        self._goto(w, t, op.nxt, env=kept)
         other.steps.append(Step(t, op, "assume false"))
-        self._goto(other, t, op.alt, vars=kept)
+        self._goto(other, t, op.alt, env=kept)
         return [w, other]
 
     def _can_get(self, lk: LockSt, t: int, mode: str, queued_ok: bool) -> bool:
@@ -330,8 +341,9 @@ class Explorer:
             return w == -1 and not q
         return w == -1 and not readers and (not q or (queued_ok and q[0] == t))
 
+    @staticmethod
     def _set_var(
-        self, vars_: tuple[tuple[str, int], ...], var: str, v: int
+        vars_: tuple[tuple[str, int], ...], var: str, v: int
     ) -> tuple[tuple[str, int], ...]:
         if not var:
             return vars_
@@ -350,7 +362,7 @@ class Explorer:
             lk = w.locks[i]
             if op.how == "table" and w.pmds[v] < 0:
                 w.steps.append(Step(t, op, "page table gone: NULL, nothing taken"))
-                self._goto(w, t, op.nxt, vars=self._set_var(vars_, op.var, 0))
+                self._goto(w, t, op.nxt, env=self._set_var(vars_, op.var, 0))
                 return w
             if op.how == "try":
                 ok = self._can_get((lk[0], lk[1], ()), t, op.mode, False)
@@ -358,7 +370,7 @@ class Explorer:
                     ok = ok and not lk[2]
                 if not ok:
                     w.steps.append(Step(t, op, f"trylock fails: {self.lname(i)} is busy"))
-                    self._goto(w, t, op.nxt, vars=self._set_var(vars_, op.var, 0))
+                    self._goto(w, t, op.nxt, env=self._set_var(vars_, op.var, 0))
                     return w
             elif not self._can_get(lk, t, op.mode, True):
                 if op.mode != "read" and i in self.rw and t not in lk[2]:
@@ -373,7 +385,7 @@ class Explorer:
                 w.locks[i] = (t, readers, tuple(x for x in q if x != t))
             mode = f" ({op.mode})" if op.mode in ("read", "write") else ""
             w.steps.append(Step(t, op, f"takes {self.lname(i)}{mode}"))
-            self._goto(w, t, op.nxt, vars=self._set_var(vars_, op.var, 1))
+            self._goto(w, t, op.nxt, env=self._set_var(vars_, op.var, 1))
         elif kind in ("release", "downgrade"):
             i = op.locks[v]
             wr, readers, q = w.locks[i]
@@ -398,7 +410,7 @@ class Explorer:
             value = w.flags[op.flag * self.nvmas + v]
             name = self.flag_names[op.flag]
             w.steps.append(Step(t, op, f"reads {name} of vma{v}: {'set' if value else 'clear'}"))
-            self._goto(w, t, op.nxt, vars=self._set_var(vars_, op.var, int(value)))
+            self._goto(w, t, op.nxt, env=self._set_var(vars_, op.var, int(value)))
         elif kind == "set":
             w.flags[op.flag * self.nvmas + v] = op.value
             name = self.flag_names[op.flag]

@@ -8,7 +8,7 @@ table), because which lock a name means depends on the VMA a thread is on.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 OpKind = Literal[
@@ -133,15 +133,8 @@ class Asm:
     def finish(self, name: str, path: str, last_line: int) -> list[Op]:
         exit_at = len(self.ops)
         ops = [
-            _with(op, self._where(n, exit_at), self._where(a, exit_at) if a else -1)
+            replace(op, nxt=self._where(n, exit_at), alt=self._where(a, exit_at) if a else -1)
             for op, (n, a) in zip(self.ops, self.refs, strict=True)
         ]
         ops.append(Op("exit", last_line, f"return from {name}()"))
         return ops
-
-
-def _with(op: Op, nxt: int, alt: int) -> Op:
-    return Op(
-        op.kind, op.line, op.text, nxt, alt, op.locks, op.mode, op.how, op.var, op.flag,
-        op.value, op.eq,
-    )  # fmt: skip
