@@ -96,7 +96,9 @@ class Engine:
         for rule in self.rules:
             if self.config.select is not None and rule.spec.id not in self.config.select:
                 continue
-            ctx = RuleContext(rule.spec, analysis.path, analysis.facts)
+            ctx = RuleContext(
+                rule.spec, analysis.path, analysis.facts, vocab=self.vocab, source=analysis.source
+            )
             rule.run(ctx)
             raw.extend(ctx.findings)
         lines = analysis.source.decode("utf-8", "replace").splitlines()

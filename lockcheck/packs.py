@@ -19,6 +19,7 @@ EFFECTS = frozenset(
     {
         "acquire",
         "release",
+        "may-release",
         "try",
         "downgrade",
         "returns-lock",
@@ -48,7 +49,19 @@ _API_KEYS: dict[str, type | tuple[type, ...]] = {
     "flag": str,
     "act": str,
     "target": int,
+    "atomic": bool,
 }
+# The fixed sections of a rule's documentation (docs/rules/*.md, `rules show`).
+DOC_SECTIONS = ("what", "why", "bad", "good", "limits", "references")
+DOC_TITLES = {
+    "what": "What it finds",
+    "why": "Why it is a bug",
+    "bad": "Example (bad C)",
+    "good": "Use instead (good C)",
+    "limits": "Limits",
+    "references": "References",
+}
+_RULE_KEYS = frozenset({"id", "kind", "message", "severity", "summary", "scenario", "doc"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +80,7 @@ class ApiEntry:
     flag: str = ""
     act: str = ""
     target: int = 0
+    atomic: bool = False  # the lock spins (or is rcu_read_lock): holding it is atomic context
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +90,26 @@ class GuardEntry:
     cls: str | None = None
     mode: str = "excl"
     sleeps: bool = False
+    atomic: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RuleDoc:
+    """The documentation sections of one rule; empty strings where absent."""
+
+    what: str = ""
+    why: str = ""
+    bad: str = ""
+    good: str = ""
+    limits: str = ""
+    references: tuple[str, ...] = ()
+
+    def missing(self) -> list[str]:
+        return [s for s in DOC_SECTIONS if not getattr(self, s)]
+
+    def merged(self, fallback: RuleDoc) -> RuleDoc:
+        """This doc with its empty sections filled from `fallback` (a kind's default)."""
+        return RuleDoc(**{s: getattr(self, s) or getattr(fallback, s) for s in DOC_SECTIONS})
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +124,14 @@ class RuleSpec:
     pack: str
     params: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
     scenario: str | None = None
+    doc: RuleDoc = field(default_factory=RuleDoc, compare=False)
+    path: str = ""  # the pack file, for error messages
+    index: int = -1  # position among the pack's [[rule]] tables
+
+    def where(self, key: str = "") -> str:
+        """`rule pack FILE: rule[i] (id).key`: the prefix of every problem with it."""
+        loc = f"rule pack {self.path or self.pack}: rule[{self.index}] ({self.id})"
+        return f"{loc}.{key}" if key else loc
 
 
 @dataclass(slots=True)
@@ -103,6 +145,7 @@ class Pack:
     guards: dict[str, GuardEntry] = field(default_factory=dict)
     order: list[str] = field(default_factory=list)
     rules: list[RuleSpec] = field(default_factory=list)
+    uses: list[str] = field(default_factory=list)  # packs whose vocabulary this one borrows
 
 
 @dataclass(slots=True)
@@ -114,6 +157,7 @@ class Vocabulary:
     identifiers: dict[str, str] = field(default_factory=dict)
     guards: dict[str, GuardEntry] = field(default_factory=dict)
     order: list[str] = field(default_factory=list)
+    orders: dict[str, list[str]] = field(default_factory=dict)  # each pack's own, by name
 
     @classmethod
     def merge(cls, packs: list[Pack]) -> Vocabulary:
@@ -125,7 +169,27 @@ class Vocabulary:
             voc.guards.update(p.guards)
             if p.order and not voc.order:
                 voc.order = list(p.order)
+            if p.order:
+                voc.orders.setdefault(p.name, list(p.order))
         return voc
+
+    def is_atomic(self, primitive: str) -> bool | None:
+        """Does holding what `primitive` acquired make the context atomic? None: unknown."""
+        if primitive.startswith("guard(") and primitive.endswith(")"):
+            guard = self.guards.get(primitive[6:-1])
+            return guard.atomic if guard is not None else None
+        entry = self.api.get(primitive)
+        return entry.atomic if entry is not None else None
+
+    def is_try(self, primitive: str) -> bool:
+        entry = self.api.get(primitive)
+        return entry is not None and entry.effect == "try"
+
+    def declared_classes(self) -> frozenset[str]:
+        """Lock classes named by the tables, not guessed from a spelling."""
+        out = {e.cls for e in self.api.values() if e.cls}
+        out.update(g.cls for g in self.guards.values() if g.cls)
+        return frozenset(c for c in out if c)
 
 
 def packs_dir() -> Path:
@@ -183,6 +247,7 @@ def _api_entry(path: str, name: str, row: Any) -> ApiEntry:
         flag=row.get("flag", ""),
         act=row.get("act", ""),
         target=row.get("target", 0),
+        atomic=row.get("atomic", False),
     )
 
 
@@ -205,18 +270,60 @@ def _rule(path: str, pack: str, i: int, row: Any) -> RuleSpec:
     scenario = row.get("scenario")
     if scenario is not None and not isinstance(scenario, str):
         raise _fail(path, f"{key}.scenario", "must be a string")
-    known = {"id", "kind", "message", "severity", "summary", "scenario"}
-    params = {k: v for k, v in row.items() if k not in known}
+    if not isinstance(row.get("summary", ""), str):
+        raise _fail(path, f"{key}.summary", "must be a string")
+    params = {k: v for k, v in row.items() if k not in _RULE_KEYS}
     return RuleSpec(
         id=row["id"],
         kind=row["kind"],
         severity=sev,
         message=row["message"],
-        summary=str(row.get("summary", "")),
+        summary=row.get("summary", ""),
         pack=pack,
         params=params,
         scenario=scenario,
+        doc=_rule_doc(path, f"{key}.doc", row.get("doc", {})),
+        path=path,
+        index=i,
     )
+
+
+def _rule_doc(path: str, key: str, data: Any) -> RuleDoc:
+    if not isinstance(data, dict):
+        raise _fail(path, key, "must be a table ([rule.doc])")
+    for k, v in data.items():
+        if k not in DOC_SECTIONS:
+            raise _fail(
+                path, f"{key}.{k}", f"unknown section (sections: {', '.join(DOC_SECTIONS)})"
+            )
+        if k == "references":
+            if not isinstance(v, list) or not all(isinstance(r, str) for r in v):
+                raise _fail(path, f"{key}.{k}", "must be a list of strings")
+        elif not isinstance(v, str):
+            raise _fail(path, f"{key}.{k}", "must be a string")
+    refs = tuple(data.get("references", ()))
+    return RuleDoc(**{k: v for k, v in data.items() if k != "references"}, references=refs)
+
+
+_GUARD_KEYS: dict[str, type] = {
+    "lock": str,
+    "class": str,
+    "mode": str,
+    "sleeps": bool,
+    "atomic": bool,
+}
+_TOP_KEYS = frozenset({"pack", "api", "fields", "identifiers", "guards", "order", "rule"})
+_PACK_KEYS = frozenset({"name", "description", "uses"})
+
+
+def order_levels(order: list[str]) -> dict[str, int]:
+    """Lock class -> rank, outer first; `a | b` puts classes on one level."""
+    out: dict[str, int] = {}
+    for rank, level in enumerate(order):
+        for cls in level.split("|"):
+            if cls.strip():
+                out.setdefault(cls.strip(), rank)
+    return out
 
 
 def load_pack_file(path: Path) -> Pack:
@@ -229,13 +336,23 @@ def load_pack_file(path: Path) -> Pack:
         data = tomllib.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise PackError(f"rule pack {label}: not valid TOML: {exc}") from None
+    for top in data:
+        if top not in _TOP_KEYS:
+            raise _fail(label, top, f"unknown table (known: {', '.join(sorted(_TOP_KEYS))})")
     meta = data.get("pack", {})
     if not isinstance(meta, dict):
         raise _fail(label, "pack", "must be a table")
+    for k in meta:
+        if k not in _PACK_KEYS:
+            raise _fail(label, f"pack.{k}", "unknown key")
     name = meta.get("name", path.stem)
     if not isinstance(name, str):
         raise _fail(label, "pack.name", "must be a string")
+    uses = meta.get("uses", [])
+    if not isinstance(uses, list) or not all(isinstance(u, str) for u in uses):
+        raise _fail(label, "pack.uses", "must be a list of pack names")
     pack = Pack(name=name, path=label, description=str(meta.get("description", "")))
+    pack.uses = list(uses)
     api = data.get("api", {})
     if not isinstance(api, dict):
         raise _fail(label, "api", "must be a table")
@@ -251,11 +368,22 @@ def load_pack_file(path: Path) -> Pack:
         mode = row.get("mode", "excl")
         if mode not in MODES:
             raise _fail(label, f"guards.{gname}.mode", "must be excl, read or write")
+        for k, v in row.items():
+            want = _GUARD_KEYS.get(k)
+            if want is None:
+                raise _fail(label, f"guards.{gname}.{k}", "unknown key")
+            if not isinstance(v, want):
+                raise _fail(label, f"guards.{gname}.{k}", f"must be {want.__name__}")
         pack.guards[gname] = GuardEntry(
-            gname, row.get("lock", "{0}"), row.get("class"), mode, bool(row.get("sleeps"))
+            gname,
+            row.get("lock", "{0}"),
+            row.get("class"),
+            mode,
+            bool(row.get("sleeps")),
+            bool(row.get("atomic")),
         )
     order = data.get("order", [])
-    if not isinstance(order, list) or not all(isinstance(o, str) for o in order):
+    if not isinstance(order, list) or not all(isinstance(o, str) and o.strip() for o in order):
         raise _fail(label, "order", "must be a list of lock class names, outer first")
     pack.order = list(order)
     rules = data.get("rule", [])
@@ -265,9 +393,39 @@ def load_pack_file(path: Path) -> Pack:
     seen: set[str] = set()
     for r in pack.rules:
         if r.id in seen:
-            raise _fail(label, f"rule {r.id}", "duplicate rule id")
+            raise _fail(label, f"rule[{r.index}].id", f"duplicate rule id '{r.id}'")
         seen.add(r.id)
+    if pack.uses:
+        _borrow(pack)
     return pack
+
+
+def _borrow(pack: Pack) -> None:
+    """`[pack] uses = ["mm"]`: the named packs' tables first, this pack's rows over them.
+
+    A subsystem pack thereby adds a flag and an act without restating the
+    lock vocabulary; it borrows tables only, never the other pack's rules.
+    """
+    api: dict[str, ApiEntry] = {}
+    fields: dict[str, str] = {}
+    identifiers: dict[str, str] = {}
+    guards: dict[str, GuardEntry] = {}
+    for i, base_name in enumerate(pack.uses):
+        candidate = packs_dir() / f"{base_name}.toml"
+        if base_name == pack.name or not candidate.is_file():
+            names = ", ".join(builtin_pack_names()) or "none"
+            raise _fail(pack.path, f"pack.uses[{i}]", f"no built-in pack '{base_name}' ({names})")
+        base = load_pack_file(candidate)
+        api.update(base.api)
+        fields.update(base.fields)
+        identifiers.update(base.identifiers)
+        guards.update(base.guards)
+        if not pack.order:
+            pack.order = list(base.order)
+    pack.api = {**api, **pack.api}
+    pack.fields = {**fields, **pack.fields}
+    pack.identifiers = {**identifiers, **pack.identifiers}
+    pack.guards = {**guards, **pack.guards}
 
 
 def load_pack(spec: str) -> Pack:

@@ -38,7 +38,10 @@ ANNOTATED = sorted(p for p in FIXTURES.rglob("*.c") if ANNOT_RE.search(p.read_te
 @pytest.mark.parametrize("path", ANNOTATED, ids=lambda p: str(p.relative_to(FIXTURES)))
 def test_fixture_annotations(path: Path) -> None:
     want = annotations(path)
-    engine = Engine(Config(select=set(want)))
+    # a fixture directory with its own pack.toml is run with that pack too
+    pack = path.parent / "pack.toml"
+    packs = ["mm", str(pack)] if pack.is_file() else ["mm"]
+    engine = Engine(Config(packs=packs, select=set(want)))
     result = engine.check_paths([path])
     assert not result.errors
     for rule, kinds in want.items():

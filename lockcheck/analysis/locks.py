@@ -13,7 +13,7 @@ modes, plus two kinds of path facts the kernel's idioms need:
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
 from lockcheck.model.ir import (
@@ -34,6 +34,41 @@ from lockcheck.model.ir import (
 )
 
 RW_CLASS_RE = re.compile(r"(mmap_lock|rwsem|_sem$|rwlock)")
+_BASE_RE = re.compile(r"[A-Za-z_]\w*")
+
+
+def base_var(inst: str) -> str:
+    """The variable a lock expression starts from: `mm` in `mm->mmap_lock`."""
+    m = _BASE_RE.match(inst)
+    return m.group(0) if m else ""
+
+
+_RELEASING_NAME_RE = re.compile(r"unlock|release|put|drop")
+
+
+def _escapes_into(call: Call, ref: LockRef) -> bool:
+    """May an unknown callee release this lock? Only if it is given the lock
+    itself, or is named like a releaser and given the lock's owner."""
+    inst = ref.inst.split("@")[0]
+    if inst in call.args:
+        return True
+    if _RELEASING_NAME_RE.search(call.callee):
+        owner = base_var(inst)
+        return any(base_var(a) == owner for a in call.args)
+    return False
+
+
+def h_assumed(st: LockState, ref: LockRef) -> bool:
+    held = st.may.get(ref)
+    return held is not None and held.assumed
+
+
+def _mode_of_release(primitive: str, cls: str) -> Mode:
+    if "write" in primitive:
+        return "write"
+    if "read" in primitive:
+        return "read"
+    return "read" if RW_CLASS_RE.search(cls) else "excl"
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +78,9 @@ class Held:
     cond_var: str | None = None
     fail_when: str = "zero"
     assumed: bool = False  # taken before the function, per a claim or annotation
+    # handed to code we cannot see (an unknown `*_unlock()`/`*put()` callee, a
+    # may-release primitive): it may have been released there
+    escaped: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,9 +125,12 @@ def join(a: LockState | None, b: LockState | None) -> LockState | None:
                 ha.cond_var or hb.cond_var,
                 ha.fail_when,
                 ha.assumed and hb.assumed,
+                ha.escaped or hb.escaped,
             )
     may = dict(b.may)
-    may.update(a.may)
+    for ref, ha in a.may.items():
+        hb = b.may.get(ref)
+        may[ref] = ha if hb is None or hb.escaped <= ha.escaped else replace(ha, escaped=True)
     return LockState(must, may, a.eqs & b.eqs)
 
 
@@ -107,7 +148,15 @@ class Transfer:
             h = Held(ev.mode, ev.site, ev.cond_var, ev.fail_when)
             return LockState({**st.must, ev.lock: h}, {**st.may, ev.lock: h}, st.eqs)
         if isinstance(ev, Release):
+            if ev.maybe:
+                if ev.lock.inst == "*":
+                    return self._escape(st, lambda ref: ref.cls == ev.lock.cls)
+                return self._escape(st, lambda ref: st.same_lock(ref.inst, ev.lock.inst))
             return self._drop(st, ev.lock)
+        if isinstance(ev, Call):
+            if ev.external and ev.args:
+                return self._escape(st, lambda ref: _escapes_into(ev, ref))
+            return st
         if isinstance(ev, Downgrade):
             must = dict(st.must)
             may = dict(st.may)
@@ -125,8 +174,18 @@ class Transfer:
             h = Held(mode, ev.site, assumed=True)
             return LockState({**st.must, ev.lock: h}, {**st.may, ev.lock: h}, st.eqs)
         if isinstance(ev, Assign):
-            return self._kill_var(st, ev.var)
+            return self._kill_var(st, ev.var, ev.site.line)
         return st
+
+    @staticmethod
+    def _escape(st: LockState, hit: Callable[[LockRef], bool]) -> LockState:
+        if not any(hit(r) and not h.escaped for r, h in st.may.items()):
+            return st
+
+        def fix(d: Mapping[LockRef, Held]) -> dict[LockRef, Held]:
+            return {r: (replace(h, escaped=True) if hit(r) else h) for r, h in d.items()}
+
+        return LockState(fix(st.must), fix(st.may), st.eqs)
 
     def _drop(self, st: LockState, lock: LockRef) -> LockState:
         def gone(ref: LockRef) -> bool:
@@ -139,15 +198,27 @@ class Transfer:
         )
 
     @staticmethod
-    def _kill_var(st: LockState, var: str) -> LockState:
+    def _kill_var(st: LockState, var: str, line: int) -> LockState:
+        """`var = ...`: facts about the old value die, locks named by it are renamed.
+
+        A lock reached through the old value (`cursor` after `cursor = next`)
+        is still held, but is no longer the lock the name `cursor` means.
+        """
         eqs = frozenset(e for e in st.eqs if var not in e)
+
+        def renamed(ref: LockRef) -> LockRef:
+            if base_var(ref.inst) == var:
+                return LockRef(f"{ref.inst.split('@')[0]}@{line}", cls=ref.cls)
+            return ref
 
         def fix(d: Mapping[LockRef, Held]) -> dict[LockRef, Held]:
             return {
-                r: (replace(h, cond_var=None) if h.cond_var == var else h) for r, h in d.items()
+                renamed(r): (replace(h, cond_var=None) if h.cond_var == var else h)
+                for r, h in d.items()
             }
 
-        if eqs == st.eqs and not any(h.cond_var == var for h in st.may.values()):
+        touched = any(h.cond_var == var or base_var(r.inst) == var for r, h in st.may.items())
+        if eqs == st.eqs and not touched:
             return st
         return LockState(fix(st.must), fix(st.may), eqs)
 
@@ -155,6 +226,8 @@ class Transfer:
         if atom is not None and label is not None:
             if atom.kind == "value":
                 st = self._resolve_cond(st, atom.a, label)
+                if not label and atom.a != "#atom":
+                    st = self._drop_null_owner(st, atom.a)
             elif atom.kind == "eq" and label:
                 st = self._add_eq(st, atom.a, atom.b)
         return self._clear_atom(st)
@@ -171,6 +244,22 @@ class Transfer:
         return LockState(
             {r: h for r, h in st.must.items() if keep(h)},
             {r: h for r, h in st.may.items() if keep(h)},
+            st.eqs,
+        )
+
+    @staticmethod
+    def _drop_null_owner(st: LockState, var: str) -> LockState:
+        """`if (!n)`: no lock inside `*n` can be held on this edge."""
+
+        def inside(ref: LockRef) -> bool:
+            inst = ref.inst.split("@")[0]
+            return inst.startswith((var + "->", var + ".")) and not h_assumed(st, ref)
+
+        if not any(inside(r) for r in st.may):
+            return st
+        return LockState(
+            {r: h for r, h in st.must.items() if not inside(r)},
+            {r: h for r, h in st.may.items() if not inside(r)},
             st.eqs,
         )
 
@@ -213,6 +302,13 @@ class FunctionFacts:
     idom: list[int]  # immediate dominator, -1 for unreachable/entry
     rpo_index: list[int]
     budget_exceeded: bool = False
+    # held when the function is entered: annotations, plus locks it releases
+    # without taking them first (the caller's locks)
+    entry_locks: frozenset[LockRef] = frozenset()
+    # (node, state on its edge into the exit, locks surely released on the
+    # way, the returned value as this path knows it): one entry per way out
+    # and per lock state arriving there
+    exits: tuple[tuple[int, LockState, frozenset[str], str], ...] = ()
 
     def state_at(self, node: int, event: Event) -> LockState | None:
         for ev, st in zip(self.events[node], self.before[node], strict=True):
@@ -337,12 +433,259 @@ def _dominators(fn: Function, rpo: list[int], preds: list[list[int]]) -> list[in
     return idom
 
 
-def initial_state(fn: Function) -> LockState:
+def initial_state(fn: Function, inferred: Mapping[LockRef, Mode] | None = None) -> LockState:
     must: dict[LockRef, Held] = {}
     for claim in fn.entry_claims:
         mode: Mode = claim.mode or ("read" if RW_CLASS_RE.search(claim.lock.cls) else "excl")
         must[claim.lock] = Held(mode, claim.site, assumed=True)
+    for ref, rmode in (inferred or {}).items():
+        must.setdefault(
+            ref, Held(rmode, Site(fn.start_line, 1, "(held by the caller)"), assumed=True)
+        )
     return LockState(must, dict(must))
+
+
+_ZERO = frozenset({"0", "0UL", "0L", "0U", "NULL", "false"})
+MAX_PATHS = 8  # distinct lock states kept apart per node before they are merged
+
+
+@dataclass(frozen=True, slots=True)
+class Facts:
+    """What a path has learnt: branch outcomes and constant assignments.
+
+    They let the analysis skip edges a path cannot take, which is how
+    `if (!nolock) spin_lock(l); ... if (!nolock) spin_unlock(l);` and
+    `locked = true; ... if (locked) unlock` stay balanced.
+    """
+
+    atoms: frozenset[tuple[str, bool, tuple[str, ...]]] = frozenset()
+    consts: frozenset[tuple[str, str]] = frozenset()
+    released: frozenset[str] = frozenset()  # locks this path has surely released
+
+    def meet(self, other: Facts) -> Facts:
+        return Facts(
+            self.atoms & other.atoms,
+            self.consts & other.consts,
+            self.released & other.released,
+        )
+
+    def assign(self, var: str, value: str | None) -> Facts:
+        atoms = frozenset(a for a in self.atoms if var not in a[2])
+        consts = frozenset(c for c in self.consts if c[0] != var)
+        if value is not None:
+            consts = consts | {(var, value)}
+        if atoms == self.atoms and consts == self.consts:
+            return self
+        return Facts(atoms, consts, self.released)
+
+    def const(self, name: str) -> str | None:
+        for var, value in self.consts:
+            if var == name:
+                return value
+        return None
+
+    def decide(self, atom: Atom) -> bool | None:
+        """The atom's outcome if this path already knows it."""
+        if atom.factable:
+            for text, truth, _vars in self.atoms:
+                if text == atom.text:
+                    return truth
+        if atom.kind == "value" and atom.a != "#atom":
+            value = self.const(atom.a)
+            if value is not None:
+                return value not in _ZERO
+        if atom.kind == "eq":
+            a = self.const(atom.a) or (atom.a if _is_const(atom.a) else None)
+            b = self.const(atom.b) or (atom.b if _is_const(atom.b) else None)
+            if a is not None and b is not None:
+                if a == b or (a in _ZERO and b in _ZERO):
+                    return True
+                return False
+        return None
+
+    def describe_value(self, expr: str) -> str:
+        """A returned expression, refined by what the path knows about it:
+        `vma` becomes `vma:zero` after `if (!vma)`, `NULL` after `vma = NULL`."""
+        value = self.const(expr)
+        if value is not None:
+            return value
+        for text, truth, _vars in self.atoms:
+            if text == expr:
+                return f"{expr}:{'nonzero' if truth else 'zero'}"
+        return expr
+
+    def learn(self, atom: Atom, truth: bool) -> Facts:
+        if not atom.factable or not atom.text:
+            return self
+        return Facts(self.atoms | {(atom.text, truth, atom.vars)}, self.consts, self.released)
+
+
+_CONST_RE = re.compile(r"^(?:-?\d+[UuLl]*|0x[0-9a-fA-F]+[UuLl]*|true|false|NULL|[A-Z][A-Z0-9_]*)$")
+
+
+def _is_const(text: str) -> bool:
+    return bool(_CONST_RE.match(text))
+
+
+Path = tuple[LockState, Facts]
+
+
+def _path_key(st: LockState) -> tuple[frozenset[tuple[str, str, str | None]], ...]:
+    def keys(d: Mapping[LockRef, Held]) -> frozenset[tuple[str, str, str | None]]:
+        return frozenset((r.inst, h.mode, h.cond_var) for r, h in d.items())
+
+    return (keys(st.must), keys(st.may))
+
+
+def _merge_all(paths: Iterable[Path]) -> Path | None:
+    out: Path | None = None
+    for st, facts in paths:
+        if out is None:
+            out = (st, facts)
+        else:
+            merged = join(out[0], st)
+            assert merged is not None
+            out = (merged, out[1].meet(facts))
+    return out
+
+
+class _NodePaths:
+    """The paths reaching one node, kept apart while their lock states differ."""
+
+    __slots__ = ("paths", "collapsed")
+
+    def __init__(self) -> None:
+        self.paths: dict[object, Path] = {}
+        self.collapsed = False
+
+    def add(self, path: Path) -> bool:
+        if self.collapsed:
+            old = next(iter(self.paths.values()))
+            merged = _merge_all((old, path))
+            assert merged is not None
+            if merged == old:
+                return False
+            self.paths = {"*": merged}
+            return True
+        key = _path_key(path[0])
+        prev = self.paths.get(key)
+        if prev is None:
+            self.paths[key] = path
+            if len(self.paths) > MAX_PATHS:
+                merged = _merge_all(self.paths.values())
+                assert merged is not None
+                self.paths = {"*": merged}
+                self.collapsed = True
+            return True
+        merged = _merge_all((prev, path))
+        assert merged is not None
+        if merged == prev:
+            return False
+        self.paths[key] = merged
+        return True
+
+    def ordered(self) -> list[Path]:
+        return [self.paths[k] for k in sorted(self.paths, key=repr)]
+
+    def merged(self) -> LockState | None:
+        m = _merge_all(self.ordered())
+        return m[0] if m is not None else None
+
+
+def _apply(tr: Transfer, path: Path, ev: Event) -> Path:
+    st, facts = path
+    if isinstance(ev, Assign):
+        facts = facts.assign(ev.var, ev.value)
+    elif isinstance(ev, Release) and not ev.maybe and ev.lock.inst not in facts.released:
+        facts = Facts(facts.atoms, facts.consts, facts.released | {ev.lock.inst})
+    return tr.event(st, ev), facts
+
+
+def _fixpoint(
+    fn: Function,
+    events: list[list[Event]],
+    tr: Transfer,
+    rpo: list[int],
+    init: LockState,
+    max_visits: int,
+) -> tuple[list[_NodePaths], bool]:
+    nodes = fn.cfg.nodes
+    states = [_NodePaths() for _ in nodes]
+    states[fn.cfg.entry].add((init, Facts()))
+    pending = {fn.cfg.entry}
+    visits = 0
+    while pending:
+        for nid in rpo:
+            if nid not in pending:
+                continue
+            pending.discard(nid)
+            visits += 1
+            if visits > max_visits:
+                return states, True
+            node = nodes[nid]
+            for path in states[nid].ordered():
+                for ev in events[nid]:
+                    path = _apply(tr, path, ev)
+                for succ, label in node.succ:
+                    edge = _take_edge(tr, path, node.atom, label)
+                    if edge is not None and states[succ].add(edge):
+                        pending.add(succ)
+    return states, False
+
+
+def _take_edge(tr: Transfer, path: Path, atom: Atom | None, label: bool | None) -> Path | None:
+    """The path along one edge, or None when its facts rule the edge out."""
+    st, facts = path
+    if atom is not None and label is not None:
+        known = facts.decide(atom)
+        if known is not None and known != label:
+            return None
+        facts = facts.learn(atom, label)
+    return tr.edge(st, atom, label), facts
+
+
+def _before_states(
+    events: list[list[Event]], states: list[_NodePaths], tr: Transfer
+) -> tuple[list[list[LockState | None]], list[LockState | None], list[LockState | None]]:
+    """Merged states: before each event, into each node, out of each node."""
+    before: list[list[LockState | None]] = []
+    state_in: list[LockState | None] = []
+    state_out: list[LockState | None] = []
+    for nid, node_events in enumerate(events):
+        paths = states[nid].ordered()
+        state_in.append(states[nid].merged())
+        rows: list[list[LockState]] = [[] for _ in node_events]
+        outs: list[Path] = []
+        for path in paths:
+            for i, ev in enumerate(node_events):
+                rows[i].append(path[0])
+                path = _apply(tr, path, ev)
+            outs.append(path)
+        merged_rows: list[LockState | None] = []
+        for row in rows:
+            m = _merge_all((st, Facts()) for st in row)
+            merged_rows.append(m[0] if m is not None else None)
+        before.append(merged_rows)
+        m_out = _merge_all(outs)
+        state_out.append(m_out[0] if m_out is not None else None)
+    return before, state_in, state_out
+
+
+def _callers_locks(
+    events: list[list[Event]], before: list[list[LockState | None]]
+) -> dict[LockRef, Mode]:
+    """Locks released where they are not surely held: the caller took them.
+
+    (A release in a retry loop that re-takes the lock later is reached both
+    with and without it; the first time round it is the caller's.)
+    """
+    out: dict[LockRef, Mode] = {}
+    for evs, states in zip(events, before, strict=True):
+        for ev, st in zip(evs, states, strict=True):
+            if isinstance(ev, Release) and st is not None and not ev.guard:
+                if not any(st.same_lock(r.inst, ev.lock.inst) for r in st.must):
+                    out.setdefault(ev.lock, _mode_of_release(ev.primitive, ev.lock.cls))
+    return out
 
 
 def analyse(
@@ -350,7 +693,12 @@ def analyse(
     effective: list[list[Event]] | None = None,
     max_visits: int = 200_000,
 ) -> FunctionFacts:
-    """Run the dataflow to a fixed point; `effective` overrides node events."""
+    """Run the dataflow to a fixed point; `effective` overrides node events.
+
+    A second round starts from the locks the first round saw released
+    without being taken (the caller's), so that code after such a release
+    and re-acquisition is judged with the right entry state.
+    """
     nodes = fn.cfg.nodes
     events = effective if effective is not None else [n.events for n in nodes]
     tr = Transfer(fn.lockvars)
@@ -360,54 +708,74 @@ def analyse(
         rpo_index[n] = i
     preds = fn.cfg.preds()
     idom = _dominators(fn, rpo, preds)
-    state_in: list[LockState | None] = [None] * len(nodes)
-    state_out: list[LockState | None] = [None] * len(nodes)
-    state_in[fn.cfg.entry] = initial_state(fn)
-    pending = set(rpo)
-    visits = 0
-    budget = fn.budget_exceeded
-    while pending and not budget:
-        for nid in rpo:
-            if nid not in pending:
+    init = initial_state(fn)
+    states, budget = _fixpoint(fn, events, tr, rpo, init, max_visits)
+    before, state_in, state_out = _before_states(events, states, tr)
+    inferred = _callers_locks(events, before) if not budget else {}
+    if inferred:
+        init = initial_state(fn, inferred)
+        states, budget = _fixpoint(fn, events, tr, rpo, init, max_visits)
+        before, state_in, state_out = _before_states(events, states, tr)
+    budget = budget or fn.budget_exceeded
+    # a lock the function asserts it holds is the caller's too
+    claimed = {
+        ev.lock
+        for evs in events
+        for ev in evs
+        if isinstance(ev, Claim) and ev.kind == "held"
+    }
+    entry_locks = frozenset(init.must) | claimed
+    exits: list[tuple[int, LockState, frozenset[str], str]] = []
+    for nid in rpo:
+        node = nodes[nid]
+        for succ, label in node.succ:
+            if succ != fn.cfg.exit:
                 continue
-            pending.discard(nid)
-            visits += 1
-            if visits > max_visits:
-                budget = True
-                break
-            st = state_in[nid]
-            if st is None:
-                continue
-            for ev in events[nid]:
-                st = tr.event(st, ev)
-            state_out[nid] = st
-            node = nodes[nid]
-            for succ, label in node.succ:
-                new = join(state_in[succ], tr.edge(st, node.atom, label))
-                if new != state_in[succ]:
-                    state_in[succ] = new
-                    pending.add(succ)
-    before: list[list[LockState | None]] = []
-    for nid, node_events in enumerate(events):
-        st = state_in[nid]
-        row: list[LockState | None] = []
-        for ev in node_events:
-            row.append(st)
-            if st is not None:
-                st = tr.event(st, ev)
-        before.append(row)
-    return FunctionFacts(fn, events, before, state_in, state_out, idom, rpo_index, budget)
+            arriving: list[Path] = []
+            for path in states[nid].ordered():
+                for ev in events[nid]:
+                    path = _apply(tr, path, ev)
+                edge = _take_edge(tr, path, node.atom, label)
+                if edge is not None:
+                    arriving.append(edge)
+            ret = return_value(node.text)
+            for st, facts in arriving:
+                exits.append((nid, st, facts.released, facts.describe_value(ret)))
+    return FunctionFacts(
+        fn,
+        events,
+        before,
+        state_in,
+        state_out,
+        idom,
+        rpo_index,
+        budget,
+        entry_locks,
+        tuple(exits),
+    )
 
 
-def substitute(inst: str, params: tuple[str, ...], args: tuple[str, ...]) -> str | None:
-    """A callee's lock expression in the caller's terms, or None if it is local."""
+def substitute(
+    inst: str,
+    params: tuple[str, ...],
+    args: tuple[str, ...],
+    local_names: frozenset[str] = frozenset(),
+) -> str | None:
+    """A callee's lock expression in the caller's terms, or None if it is local.
+
+    Expressions rooted at a parameter are rewritten with the argument;
+    those rooted at a name the callee never assigns (a global such as
+    `hugetlb_fault_mutex_table[hash]`) are kept as they are.
+    """
     mapping = dict(zip(params, args, strict=False))
+    inst = inst.split("@")[0]
     head = re.match(r"[A-Za-z_]\w*", inst)
     if head is None:
         return None
-    if head.group(0) not in mapping:
-        return inst if head.group(0) in ("rcu",) or head.group(0).isupper() else None
-    arg = mapping[head.group(0)]
+    name = head.group(0)
+    if name not in mapping:
+        return None if name in local_names else inst
+    arg = mapping[name]
     rest = inst[head.end() :]
     if arg.startswith("&") and rest.startswith("->"):
         return arg[1:] + "." + rest[2:]
@@ -420,8 +788,74 @@ class Summary:
 
     params: tuple[str, ...] = ()
     acts: tuple[Act, ...] = ()
-    acquires: tuple[tuple[LockRef, Mode], ...] = ()
+    # (lock, mode, success): success "nonzero"/"zero" when the lock is held
+    # only if the call returns non-zero/zero (trylock-like helpers), else None
+    acquires: tuple[tuple[LockRef, Mode, str | None], ...] = ()
     releases: tuple[LockRef, ...] = ()
+    returns: str | None = None  # the constant every way out returns, if one
+    may_release: tuple[LockRef, ...] = ()  # the caller's locks dropped on some ways out
+    locals: frozenset[str] = frozenset()  # names assigned inside: not the caller's
+
+
+def return_value(text: str) -> str:
+    """The expression of a `return ...;` statement's text, or ''."""
+    t = " ".join(text.split())
+    if t.startswith("return"):
+        return t[len("return") :].strip().rstrip(";").strip()
+    return ""
+
+
+def _acquire_outcome(facts: FunctionFacts, ref: LockRef) -> str:
+    """How a caller can tell whether `ref` is held after the call.
+
+    "always": on every way out; "nonzero"/"zero": exactly when the return
+    value is non-zero/zero (a trylock-like helper); "never": no telling.
+    """
+    holding = [(st, ret) for _, st, _, ret in facts.exits if ref in st.may]
+    free = [ret for _, st, _, ret in facts.exits if ref not in st.may]
+    conds = {st.may[ref].cond_var for st, _ in holding}
+    if conds == {"#ret"}:
+        fails = {st.may[ref].fail_when for st, _ in holding}
+        return "nonzero" if fails == {"zero"} else "zero" if fails == {"nonzero"} else "never"
+    if not free and all(ref in st.must for st, _ in holding):
+        return "always"
+    held_vals = {ret for _, ret in holding}
+    free_vals = set(free)
+    if signals_holding(held_vals, free_vals):
+        return "zero" if all(_is_zeroish(v) for v in held_vals) else "nonzero"
+    return "never"
+
+
+def _is_zeroish(value: str) -> bool:
+    return value in _ZERO or value.endswith(":zero")
+
+
+def is_failure_value(value: str) -> bool:
+    """A return value that reads as "did not happen": NULL, false, -Exxx, ERR_PTR()."""
+    v = value.strip("() ")
+    return v in ("NULL", "false") or v.startswith(("-", "ERR_PTR"))
+
+
+def signals_holding(held_vals: set[str], free_vals: set[str]) -> bool:
+    """Do the returns tell the caller whether the lock is held?
+
+    `return ptl;` versus `return NULL;`, `return 0;` versus `return -EINTR;`,
+    `return true;` versus `return false;`, or one variable known non-NULL on
+    the holding paths and NULL on the others: the holding returns report
+    success and every other return reports failure. A lock still held at
+    `return -EINVAL;` is the opposite: a leak on an error path.
+    """
+    if not held_vals or not free_vals or "" in held_vals or held_vals & free_vals:
+        return False
+    tested = {v.rsplit(":", 1)[0] for v in held_vals | free_vals if ":" in v}
+    if len(tested) == 1 and all(":" in v or v in _ZERO for v in held_vals | free_vals):
+        # `return vma;` with vma tested (or set to NULL) on the way
+        held_zero = {_is_zeroish(v) for v in held_vals}
+        free_zero = {_is_zeroish(v) for v in free_vals}
+        return len(held_zero) == 1 and len(free_zero) == 1 and held_zero != free_zero
+    return not any(is_failure_value(v) for v in held_vals) and all(
+        is_failure_value(v) for v in free_vals
+    )
 
 
 @dataclass(slots=True)
@@ -471,11 +905,15 @@ def _call_graph_order(functions: list[Function]) -> list[int]:
     return order
 
 
-def _effective_events(fn: Function, summaries: Mapping[str, Summary]) -> list[list[Event]]:
+def _effective_events(
+    fn: Function, summaries: Mapping[str, Summary], defined: frozenset[str] = frozenset()
+) -> list[list[Event]]:
     out: list[list[Event]] = []
     for node in fn.cfg.nodes:
         evs: list[Event] = []
         for ev in node.events:
+            if isinstance(ev, Call) and ev.callee not in defined:
+                ev = replace(ev, external=True)
             evs.append(ev)
             if not isinstance(ev, Call):
                 continue
@@ -484,15 +922,29 @@ def _effective_events(fn: Function, summaries: Mapping[str, Summary]) -> list[li
                 continue
             callee_params = summ.params
             for ref in summ.releases:
-                inst = substitute(ref.inst, callee_params, ev.args)
+                inst = substitute(ref.inst, callee_params, ev.args, summ.locals)
                 if inst is not None:
                     evs.append(Release(LockRef(inst, cls=ref.cls), ev.site, ev.callee))
-            for ref, mode in summ.acquires:
-                inst = substitute(ref.inst, callee_params, ev.args)
-                if inst is not None:
-                    evs.append(Acquire(LockRef(inst, cls=ref.cls), mode, ev.site, ev.callee))
+                else:  # a lock we cannot name here: any lock of its class may be gone
+                    evs.append(Release(LockRef("*", cls=ref.cls), ev.site, ev.callee, maybe=True))
+            for ref in summ.may_release:
+                inst = substitute(ref.inst, callee_params, ev.args, summ.locals)
+                evs.append(
+                    Release(LockRef(inst or "*", cls=ref.cls), ev.site, ev.callee, maybe=True)
+                )
+            for ref, mode, success in summ.acquires:
+                inst = substitute(ref.inst, callee_params, ev.args, summ.locals)
+                if inst is None:
+                    continue
+                cond = ev.result if success is not None else None
+                fail = "zero" if success == "nonzero" else "nonzero"
+                evs.append(
+                    Acquire(LockRef(inst, cls=ref.cls), mode, ev.site, ev.callee, False, cond, fail)  # type: ignore[arg-type]
+                )
             for act in summ.acts:
                 evs.append(Act(act.kind, act.target, ev.site, ev.callee, act.inner_checks))
+            if summ.returns is not None and ev.result and not ev.result.startswith("#"):
+                evs.append(Assign(ev.result, ev.site, summ.returns))
         out.append(evs)
     return out
 
@@ -515,36 +967,60 @@ def summarise(facts: FunctionFacts) -> Summary:
             if facts.dominates(cnid, nid):
                 inner.append((chk.flag, cst.held_keys()))
         acts.append(Act(act.kind, act.target, act.site, act.via, tuple(inner)))
-    acquires: list[tuple[LockRef, Mode]] = []
+    acquires: list[tuple[LockRef, Mode, str | None]] = []
+    releases: list[LockRef] = list(fn.exit_releases)
+    may_release: list[LockRef] = []
     exit_st = facts.state_in[fn.cfg.exit]
     if exit_st is not None:
-        for ref, h in exit_st.must.items():
-            if not h.assumed:
-                acquires.append((ref, h.mode))
+        for ref in facts.entry_locks:
+            if ref not in exit_st.may and ref not in releases:
+                releases.append(ref)
+            elif ref not in exit_st.must or exit_st.may[ref].escaped:
+                may_release.append(ref)
+        for ref, held in exit_st.may.items():
+            if held.assumed or ref in facts.entry_locks:
+                continue
+            success = _acquire_outcome(facts, ref)
+            if success != "never":
+                acquires.append((ref, held.mode, None if success == "always" else success))
     for ref in fn.exit_acquires:
-        if all(r != ref for r, _ in acquires):
-            acquires.append((ref, "excl"))
-    releases = list(fn.exit_releases)
-    for _nid, ev, st in facts.iter_events():
-        if isinstance(ev, Release) and ev.lock not in st.may and ev.lock not in releases:
-            releases.append(ev.lock)
-        if isinstance(ev, Release):
-            held = st.must.get(ev.lock)
-            if held is not None and held.assumed and ev.lock not in releases:
-                releases.append(ev.lock)
-    return Summary(fn.params, tuple(acts), tuple(acquires), tuple(releases))
+        if all(r != ref for r, _, _ in acquires):
+            acquires.append((ref, "excl", None))
+    values = {return_value(fn.cfg.nodes[n].text) for n, _, _, _ in facts.exits}
+    returns = next(iter(values)) if len(values) == 1 else None
+    if returns is not None and not _is_const(returns):
+        returns = None
+    assigned = frozenset(
+        ev.var for evs in facts.events for ev in evs if isinstance(ev, Assign)
+    ) - frozenset(fn.params)
+    return Summary(
+        fn.params,
+        tuple(acts),
+        tuple(acquires),
+        tuple(releases),
+        returns,
+        tuple(may_release),
+        assigned,
+    )
 
 
 def analyse_file(functions: list[Function]) -> FileFacts:
     """Analyse callees first so that callers see their summaries."""
     out = FileFacts()
     facts_by_index: dict[int, FunctionFacts] = {}
+    defined = frozenset(f.name for f in functions)
     for i in _call_graph_order(functions):
         fn = functions[i]
-        facts = analyse(fn, _effective_events(fn, out.summaries))
+        facts = analyse(fn, _effective_events(fn, out.summaries, defined))
         facts_by_index[i] = facts
         summ = summarise(facts)
-        if summ.acts or summ.acquires or summ.releases:
+        if (
+            summ.acts
+            or summ.acquires
+            or summ.releases
+            or summ.may_release
+            or summ.returns is not None
+        ):
             out.summaries[fn.name] = summ
     out.functions = [facts_by_index[i] for i in range(len(functions))]
     return out

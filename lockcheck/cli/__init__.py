@@ -112,6 +112,7 @@ def error_line(msg: str) -> None:
 
 # Command modules register themselves on `app`; import them for that effect.
 from lockcheck.cli import check as _check  # noqa: E402,F401,I001
+from lockcheck.cli import rules as _rules  # noqa: E402,F401,I001
 from lockcheck.cli import simulate as _simulate  # noqa: E402,F401,I001
 from lockcheck.cli import annotate as _annotate  # noqa: E402,F401,I001
 from lockcheck.cli import review as _review  # noqa: E402,F401,I001

@@ -26,7 +26,6 @@ from lockcheck.cli import (
     exit_code,
     read_sources,
     rule_options,
-    rules_app,
 )
 from lockcheck.errors import InputError
 from lockcheck.inputs.files import read_c_source
@@ -130,14 +129,4 @@ def demo() -> int:
     analysis = engine.analyse_source(str(base / "v1.c"), read_c_source(base / "v1.c"))
     for ff in analysis.facts.functions:
         sys.stdout.write(render_explain(ff))
-    return 0
-
-
-@rules_app.command("list")
-def rules_list(rules: RulesOpt = None) -> int:
-    """List the rules of the selected packs."""
-    engine = engine_for(rules, None)
-    for rule in engine.rules:
-        s = rule.spec
-        sys.stdout.write(f"{s.id:<24} {s.severity:<8} {s.kind:<18} {s.summary}\n")
     return 0

@@ -19,6 +19,7 @@ from lockcheck.frontend.parse import (
     ParsedFile,
     count_errors,
     function_params,
+    is_macro_head,
     iter_functions,
     text,
 )
@@ -201,6 +202,16 @@ class _Extractor:
     def run(self, node: Node, atom_call: int | None = None) -> list[Event]:
         self.events = []
         self.atom_call = atom_call
+        self.ret_call: int | None = None
+        self.ret_negated = False
+        if node.type == "return_statement" and node.named_children:
+            value = _unwrap(node.named_children[0])
+            op = value.child_by_field_name("operator") if value.type == "unary_expression" else None
+            arg = value.child_by_field_name("argument")
+            if op is not None and text(op) == "!" and arg is not None:
+                # `return !mmap_read_lock_killable(mm);`
+                value, self.ret_negated = _unwrap(arg), True
+            self.ret_call = value.id
         self._walk(node, None)
         return self.events
 
@@ -215,10 +226,21 @@ class _Extractor:
             left = node.child_by_field_name("left")
             right = node.child_by_field_name("right")
             var = text(left) if left is not None and left.type == "identifier" else None
+            # `vmf->ptl = pmd_lock(...)`: the lock is named by the field it is stored in
+            target = var
+            if left is not None and left.type == "field_expression":
+                target = norm(text(left))
+            op = node.child_by_field_name("operator")
+            plain = op is None or text(op) == "="
+            if var is not None:
+                # the new value is bound before its lock effects are recorded,
+                # so `pml = pmd_lock(...)` holds the new `pml`, not a stale one
+                const = _const_value(right) if plain else None
+                self.events.append(Assign(var, _site(node), const))
             if right is not None:
                 self._walk(
                     right,
-                    var if right is not None and _unwrap(right).type == "call_expression" else None,
+                    target if _unwrap(right).type == "call_expression" else None,
                 )
             if left is not None:
                 if left.type == "field_expression":
@@ -227,16 +249,21 @@ class _Extractor:
                         self._walk(arg, None)
                 elif left.type != "identifier":
                     self._walk(left, None)
-            if var is not None:
-                self.events.append(Assign(var, _site(node)))
             return
         if t == "init_declarator":
             var = _declared_name(node.child_by_field_name("declarator"))
-            value = node.child_by_field_name("value")
-            if value is not None:
-                self._walk(value, var if _unwrap(value).type == "call_expression" else None)
+            init = node.child_by_field_name("value")
             if var is not None:
-                self.events.append(Assign(var, _site(node)))
+                self.events.append(Assign(var, _site(node), _const_value(init)))
+            if init is not None:
+                self._walk(init, var if _unwrap(init).type == "call_expression" else None)
+            return
+        if t == "update_expression":
+            arg = node.child_by_field_name("argument")
+            for c in node.named_children:
+                self._walk(c, None)
+            if arg is not None and arg.type == "identifier":
+                self.events.append(Assign(text(arg), _site(node)))
             return
         if t in ("parenthesized_expression", "cast_expression"):
             for c in node.named_children:
@@ -272,6 +299,7 @@ class _Extractor:
                     name or text(fn) if fn is not None else "?",
                     site,
                     tuple(norm(text(a)) for a in args),
+                    result=self._cond_var(node, assign_to),
                 )
             )
             return
@@ -282,6 +310,8 @@ class _Extractor:
             return assign_to
         if self.atom_call == node.id:
             return "#atom"
+        if self.ret_call == node.id:
+            return "#ret"
         return None
 
     def _primitive(
@@ -295,9 +325,13 @@ class _Extractor:
             self.events.append(Acquire(ctx.template(e, args), mode, site, e.name, e.nested))
         elif e.effect == "release":
             self.events.append(Release(ctx.template(e, args), site, e.name))
+        elif e.effect == "may-release":
+            self.events.append(Release(ctx.template(e, args), site, e.name, maybe=True))
         elif e.effect == "try":
             fail = "zero" if e.success == "nonzero" else "nonzero"
             cv = self._cond_var(node, assign_to)
+            if cv == "#ret" and self.ret_negated:
+                fail = "nonzero" if fail == "zero" else "zero"
             self.events.append(
                 Acquire(ctx.template(e, args), mode, site, e.name, e.nested, cv, fail)  # type: ignore[arg-type]
             )
@@ -328,27 +362,66 @@ class _Extractor:
         # lockptr / out-lockptr / sleeps: nothing more to record
 
 
+def _reads(node: Node) -> tuple[tuple[str, ...], bool]:
+    """Identifiers an expression reads, and whether it is free of side effects."""
+    names: set[str] = set()
+    pure = True
+    stack = [node]
+    while stack:
+        cur = stack.pop()
+        if cur.type in ("call_expression", "assignment_expression", "update_expression"):
+            pure = False
+        if cur.type == "identifier":
+            names.add(text(cur))
+        elif cur.type == "field_expression":
+            arg = cur.child_by_field_name("argument")
+            if arg is not None:
+                stack.append(arg)
+            continue
+        stack.extend(cur.named_children)
+    return tuple(sorted(names)), pure
+
+
 def _atom(cond: Node | None, ctx: _FnContext) -> tuple[Atom | None, int | None]:
     """The branch atom, and the id of the call whose result it tests."""
     if cond is None:
         return None, None
     node = _unwrap(cond)
+    names, pure = _reads(node)
+    txt = norm(text(node))
     if node.type == "binary_expression":
+        op = node.child_by_field_name("operator")
         left = node.child_by_field_name("left")
         right = node.child_by_field_name("right")
-        if left is not None and right is not None:
-            return Atom("eq", norm(text(left)), norm(text(right))), None
-    if node.type == "identifier":
-        return Atom("value", text(node)), None
+        if op is not None and text(op) in ("==", "!=") and left is not None and right is not None:
+            a, b = norm(text(left)), norm(text(right))
+            # the CFG gives `!=` branches their labels in the `==` sense
+            return Atom("eq", a, b, f"{a}=={b}", names, pure), None
+    if node.type in ("identifier", "field_expression"):
+        return Atom("value", txt, "", txt, names, pure), None
     if node.type == "assignment_expression":
         left = node.child_by_field_name("left")
         right = node.child_by_field_name("right")
         if left is not None and left.type == "identifier":
             inner = _unwrap(right) if right is not None else None
-            return Atom("value", text(left)), inner.id if inner is not None else None
+            var = text(left)
+            return Atom(
+                "value", var, "", var, (var,), True
+            ), inner.id if inner is not None else None
     if node.type == "call_expression":
-        return Atom("value", "#atom"), node.id
-    return Atom("opaque"), None
+        return Atom("value", "#atom", "", txt, names, False), node.id
+    return Atom("opaque", "", "", txt, names, pure), None
+
+
+_CONST_RE = re.compile(r"^(?:-?\d+[UuLl]*|0x[0-9a-fA-F]+[UuLl]*|true|false|NULL|[A-Z][A-Z0-9_]*)$")
+
+
+def _const_value(node: Node | None) -> str | None:
+    """The assigned value when it is a literal or an ALL_CAPS constant."""
+    if node is None:
+        return None
+    val = norm(text(_unwrap(node)))
+    return val if _CONST_RE.match(val) else None
 
 
 def _guard_events(
@@ -412,6 +485,11 @@ def _lower_cfg(syn: SynCfg, ctx: _FnContext) -> Cfg:
         events: list[Event] = []
         for item in sn.items:
             events.extend(ex.run(item, atom_call))
+            if sn.kind == "branch" and sn.cond is None and is_macro_head(item):
+                # `list_for_each_entry(pos, ...)` gives `pos` a new value each time round
+                args = _args(item)
+                if args and args[0].type == "identifier":
+                    events.append(Assign(text(args[0]), _site(args[0])))
         if sn.guard is not None:
             g = sn.guard
             events.extend(_guard_events(ctx, g.op, g.gtype, g.args, g.line, g.column))

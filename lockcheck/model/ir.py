@@ -59,6 +59,7 @@ class Release:
     site: Site
     primitive: str
     guard: bool = False
+    maybe: bool = False  # released on some outcomes only (e.g. expand_stack() on failure)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +94,10 @@ class Call:
     callee: str
     site: Site
     args: tuple[str, ...] = ()
+    external: bool = False  # not defined in the file: its lock effects are unknown
+    # where the result goes: an assigned variable, "#atom" (tested by the
+    # branch), "#ret" (returned), or None
+    result: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,10 +121,11 @@ class Sleep:
 
 @dataclass(frozen=True, slots=True)
 class Assign:
-    """`var = ...`: kills path facts about `var`."""
+    """`var = ...`: kills path facts about `var`; `value` when it is a constant."""
 
     var: str
     site: Site
+    value: str | None = None
 
 
 Event = Acquire | Release | Downgrade | Check | Act | Call | Claim | Sleep | Assign
@@ -137,6 +143,12 @@ class Atom:
     kind: Literal["value", "eq", "opaque"]
     a: str = ""
     b: str = ""
+    # For path facts: the tested expression (in the edge's "true" sense), the
+    # variables it reads, and whether re-testing it gives the same answer
+    # (no calls, no side effects) so that a decision can be remembered.
+    text: str = ""
+    vars: tuple[str, ...] = ()
+    factable: bool = False
 
 
 @dataclass(slots=True)

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from lockcheck.analysis.locks import FileFacts, FunctionFacts
+from lockcheck.errors import PackError
 from lockcheck.model.finding import Finding, Related
 from lockcheck.model.ir import Site
-from lockcheck.packs import RuleSpec
+from lockcheck.packs import RuleDoc, RuleSpec, Vocabulary
+
+ParamType = type | tuple[type, ...]
 
 
 @dataclass(slots=True)
@@ -22,10 +25,14 @@ class RuleContext:
     path: str
     facts: FileFacts
     findings: list[Finding] = field(default_factory=list)
+    # the merged tables of the loaded packs (which primitive spins, the order)
+    vocab: Vocabulary = field(default_factory=Vocabulary)
+    # the file's text, for rules about comments (suppressions)
+    source: bytes = b""
 
     def report(
         self,
-        fn: FunctionFacts,
+        fn: FunctionFacts | None,
         site: Site,
         message: str,
         *,
@@ -40,7 +47,7 @@ class RuleContext:
                 path=self.path,
                 line=site.line,
                 column=site.column,
-                function=fn.fn.name,
+                function=fn.fn.name if fn is not None else "",
                 message=message,
                 held=held,
                 expected=expected,
@@ -51,14 +58,47 @@ class RuleContext:
 
 
 class Rule(ABC):
-    """One rule kind; an instance is configured by one `[[rule]]` table."""
+    """One rule kind; an instance is configured by one `[[rule]]` table.
+
+    `params` are the keys the kind requires, `optional` those it accepts;
+    the registry checks both before constructing, so a kind may trust them.
+    `default_doc` documents every rule of the kind where its TOML entry is
+    silent (a plugin's Python kind can carry its whole documentation).
+    """
 
     kind: ClassVar[str]
-    params: ClassVar[dict[str, type | tuple[type, ...]]] = {}
+    params: ClassVar[dict[str, ParamType]] = {}
+    optional: ClassVar[dict[str, ParamType]] = {}
+    default_doc: ClassVar[RuleDoc] = RuleDoc()
 
     def __init__(self, spec: RuleSpec) -> None:
         self.spec = spec
 
+    @property
+    def doc(self) -> RuleDoc:
+        return self.spec.doc.merged(self.default_doc)
+
+    @classmethod
+    def validate(cls, spec: RuleSpec) -> None:
+        """Reject unknown, missing and mistyped parameters, naming file and key."""
+        for key, value in spec.params.items():
+            want = cls.params.get(key) or cls.optional.get(key)
+            if want is None:
+                known = ", ".join(sorted({*cls.params, *cls.optional})) or "none"
+                raise PackError(f"{spec.where(key)}: unknown key for kind '{cls.kind}' ({known})")
+            _check_type(spec, key, value, want)
+        for key in cls.params:
+            if key not in spec.params:
+                raise PackError(f"{spec.where(key)}: required by kind '{cls.kind}'")
+
     @abstractmethod
     def run(self, ctx: RuleContext) -> None:
         """Inspect `ctx.facts` and report findings."""
+
+
+def _check_type(spec: RuleSpec, key: str, value: Any, want: ParamType) -> None:
+    name = want.__name__ if isinstance(want, type) else " or ".join(t.__name__ for t in want)
+    if not isinstance(value, want) or isinstance(value, bool) and want is int:
+        raise PackError(f"{spec.where(key)}: must be {name}")
+    if isinstance(value, list) and not all(isinstance(v, str) and v for v in value):
+        raise PackError(f"{spec.where(key)}: must be a list of non-empty strings")

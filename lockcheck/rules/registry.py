@@ -38,10 +38,8 @@ class Registry:
         cls = self.kinds.get(spec.kind)
         if cls is None:
             known = ", ".join(sorted(self.kinds))
-            raise PackError(
-                f"rule pack {spec.pack}: rule {spec.id}: "
-                f"unknown kind '{spec.kind}' (known: {known})"
-            )
+            raise PackError(f"{spec.where('kind')}: unknown kind '{spec.kind}' (known: {known})")
+        cls.validate(spec)
         return cls(spec)
 
 

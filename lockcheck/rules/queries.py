@@ -1,0 +1,79 @@
+"""Questions several rules ask of one function's facts.
+
+The analysis answers "what is held here"; these answer "who took it" and
+"is every way here through a release", so that each rule stays a short
+statement of its law.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from lockcheck.analysis.locks import FunctionFacts, Held, LockState
+from lockcheck.model.finding import Related
+from lockcheck.model.ir import Acquire, LockRef, Release
+
+
+def base_inst(inst: str) -> str:
+    """The lock's spelling without the analysis' rename suffix (`cursor@12`)."""
+    return inst.split("@", 1)[0]
+
+
+def acquirers(fn: FunctionFacts) -> dict[str, set[str]]:
+    """Lock spelling -> the primitives that acquire it in this function."""
+    out: dict[str, set[str]] = {}
+    for evs in fn.events:
+        for ev in evs:
+            if isinstance(ev, Acquire):
+                out.setdefault(base_inst(ev.lock.inst), set()).add(ev.primitive)
+    return out
+
+
+def taken_here(held: Held) -> bool:
+    """Was the lock taken in this function (not assumed from a claim or the caller)?"""
+    return not held.assumed
+
+
+def held_locks(st: LockState) -> Iterator[tuple[LockRef, Held]]:
+    """The surely-held locks taken in this function, in a stable order."""
+    for ref, held in sorted(st.must.items(), key=lambda kv: (kv[1].site, kv[0].inst)):
+        if taken_here(held):
+            yield ref, held
+
+
+def taken_at(ref: LockRef, held: Held, what: str = "taken here") -> Related:
+    return Related(held.site.line, held.site.column, f"`{base_inst(ref.inst)}` {what}")
+
+
+def release_nodes(fn: FunctionFacts, inst: str) -> set[int]:
+    """Nodes that release the lock spelled `inst`."""
+    want = base_inst(inst)
+    return {
+        nid
+        for nid, evs in enumerate(fn.events)
+        if any(isinstance(ev, Release) and base_inst(ev.lock.inst) == want for ev in evs)
+    }
+
+
+def reachable_avoiding(fn: FunctionFacts, goal: int, avoid: set[int]) -> bool:
+    """Can `goal` be reached from the entry without passing a node in `avoid`?"""
+    start = fn.fn.cfg.entry
+    if start in avoid:
+        return False
+    seen = {start}
+    stack = [start]
+    nodes = fn.fn.cfg.nodes
+    while stack:
+        cur = stack.pop()
+        if cur == goal:
+            return True
+        for s, _ in nodes[cur].succ:
+            if s not in seen and s not in avoid:
+                seen.add(s)
+                stack.append(s)
+    return False
+
+
+def code(text: str) -> str:
+    """A C snippet for a message: one line, in backticks."""
+    return "`" + " ".join(text.split()) + "`"
