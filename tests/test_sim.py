@@ -222,3 +222,18 @@ def test_folio_lock_keeps_faults_out_but_not_markers(engine: Engine) -> None:
 def test_munmap_is_excluded_by_the_rmap_lock(engine: Engine, name: str) -> None:
     res = run(engine, "munmap", KH / name, FN, vmas=2)
     assert res.result == "holds"
+
+
+def test_a_detached_table_never_freed_is_lost_at_return(engine: Engine, tmp_path: Path) -> None:
+    code = tmp_path / "detach_only.c"
+    code.write_text(
+        "static void detach_only(struct vm_area_struct *vma, unsigned long haddr, pmd_t *pmdp)\n"
+        "{\n\tspinlock_t *pml;\n\n\tif (userfaultfd_wp(vma))\n\t\treturn;\n"
+        "\tpml = pmd_lock(vma->vm_mm, pmdp);\n\tpmdp_collapse_flush(vma, haddr, pmdp);\n"
+        "\tspin_unlock(pml);\n}\n"
+    )
+    res = run(engine, "uffd-wp", code, "detach_only")
+    assert res.outcome.violation is not None
+    assert res.outcome.violation.kind == "table-loss"
+    assert "never freed" in res.outcome.violation.message
+    assert res.trace[-1].op.kind == "exit"

@@ -3,7 +3,8 @@
 A state is plain nested tuples (threads, locks, flags, pmds, tables), so it
 hashes and compares by value. With the reduction on, a transition is one
 visible operation (a lock operation or a shared access) followed by the
-local branches after it: only visible operations are interleaving points.
+local operations after it (branches, and accesses to objects no other thread
+touches): only visible operations are interleaving points.
 Breadth-first order over threads in a fixed order makes the first violation
 found a shortest one, and the same one on every run.
 """
@@ -473,7 +474,13 @@ class Explorer:
                     -1 if wr == t else wr, tuple(r for r in readers if r != t),
                     tuple(x for x in q if x != t),
                 )  # fmt: skip
+        slot = w.threads[t][3]
         self._goto(w, t, -1)
+        if slot >= 0 and w.tables[slot] & ~FREED and "table-loss" in self.invariants:
+            msg = f"table T{slot} was detached holding entries and is never freed"
+            w.steps.append(Step(t, op, f"returns: {msg}", True))
+            w.violation = Violation("table-loss", msg)
+            return
         if leaked and "held-at-exit" in self.invariants:
             names = ", ".join(self.lname(i) for i in leaked)
             msg = f"{self.tname(t)} returns from {self.programs[t].name}() holding {names}"
