@@ -37,6 +37,7 @@ from lockcheck.analysis.locks import FunctionFacts, LockState
 from lockcheck.engine import Analysis, Engine, Stats
 from lockcheck.frontend.parse import count_errors, parse_source
 from lockcheck.inputs.apply import Series, Tree
+from lockcheck.inputs.files import C_SUFFIXES
 from lockcheck.inputs.patch import FilePatch, Patch
 from lockcheck.model.finding import Finding, Related
 from lockcheck.model.ir import Act, Check
@@ -614,6 +615,8 @@ def review(
         if series is None or patch.quoted:
             fragment.append(patch)
         for pre_img, post_img in _images(patch, series):
+            if not pre_img.path.endswith(C_SUFFIXES):
+                continue  # applied (later patches may build on it), not analysed
             pre, post = analyser.side(pre_img), analyser.side(post_img)
             a, b = _keyed(pre.findings), _keyed(post.findings)
             path = post_img.path

@@ -304,3 +304,42 @@ def test_base_revision_of_a_repository(repo: Path) -> None:
     assert doc["review"]["tree"].endswith(git(repo, "rev-parse", "HEAD~2")[:12])
     proc = run_cli("review", str(PATCH_FILES[1]), "--tree", str(repo), "--base", "nosuchrev")
     assert proc.returncode == 2 and "unknown revision 'nosuchrev'" in proc.stderr
+
+
+def test_new_deleted_and_non_c_files_from_stdin(tmp_path: Path) -> None:
+    """A git diff that adds a C file and a document and deletes another file."""
+    r = tmp_path / "r"
+    (r / "mm").mkdir(parents=True)
+    (r / "mm/old.c").write_text("static void unused(void)\n{\n}\n")
+    git(r, "init", "-q")
+    git(r, "add", "-A")
+    git(r, "commit", "-q", "-m", "base")
+    shutil.copy(SERIES / "stages/2.c", r / "mm/new.c")
+    (r / "README.rst").write_text("if (userfaultfd_wp(vma)) { not C at all\n")
+    git(r, "rm", "-q", "mm/old.c")
+    git(r, "add", "-A")
+    diff = git(r, "diff", "--cached", "--no-renames")
+    git(r, "reset", "-q", "--hard")
+    before = tree_hash(r)
+    proc = run_cli("review", "--format", "json", "-", "--tree", str(r), stdin=diff.encode())
+    assert proc.returncode == 1, proc.stderr
+    doc = json.loads(proc.stdout)
+    found = ours(doc)
+    assert sorted(f["rule"] for f in found) == sorted(RULES)
+    assert {f["path"] for f in found} == {"mm/new.c"}
+    assert doc["review"]["patches"][0]["files"] == ["README.rst", "mm/new.c", "mm/old.c"]
+    assert all(c["file"] != "README.rst" for c in doc["lock_context"])
+    assert tree_hash(r) == before
+
+
+def test_input_without_a_diff_is_an_error(tmp_path: Path) -> None:
+    cover = tmp_path / "cover.mbox"
+    text = MBOX.read_text()
+    cover.write_text(text[: text.index("From ", 10)])  # the cover letter alone
+    proc = run_cli("review", str(cover), "--tree", str(TREE))
+    assert proc.returncode == 2
+    [line] = proc.stderr.splitlines()
+    assert (
+        line
+        == f"lockcheck: error: {cover}: no diff in it (a cover letter, or a reply quoting no patch)"
+    )

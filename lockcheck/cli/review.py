@@ -51,7 +51,10 @@ def _inputs(
         return staged(repo)
     read: list[Patch] = []
     for p in patches:
-        read.extend(read_patches(p))
+        got = read_patches(p)
+        if not any(q.files for q in got):
+            raise InputError(f"{p}: no diff in it (a cover letter, or a reply quoting no patch)")
+        read.extend(got)
     if base is not None:
         return GitTree.at(repo, base), order_series(read)
     if tree is not None:
@@ -173,7 +176,12 @@ def review(
     quiet: QuietOpt = False,
     color: ColorOpt = Color.auto,
 ) -> int:
-    """Review a patch or series: the lock findings it introduces and the lock context."""
+    """Review a patch or series: the lock findings it introduces and the lock context.
+
+    A series is applied in `[PATCH n/m]` order. Exit status 1 when a patch
+    introduces a finding at or above --fail-on, even if a later patch of the
+    series fixes it (it breaks bisection); the output says which patch does.
+    """
     engine = engine_for(rules, select)
     tree_obj, series = _inputs(list(patches or []), tree, base, git_range, index)
     result = run_review(engine, series, tree_obj, show_all)

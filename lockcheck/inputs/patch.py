@@ -127,7 +127,9 @@ class Patch:
     def label(self) -> str:
         if self.number is not None and self.total is not None:
             return f"[PATCH {self.number}/{self.total}] {self.subject}"
-        return f"{self.origin} ({self.subject})" if self.subject else self.origin
+        if not self.subject or self.subject in self.origin:
+            return self.origin
+        return f"{self.origin} ({self.subject})"
 
 
 def split_subject(raw: str) -> tuple[str, int | None, int | None]:
