@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from lockcheck.rules.check_under_lock import CheckUnderLock
 from lockcheck.rules.claim import ClaimMismatch
 from lockcheck.rules.forbidden_while_held import ForbiddenWhileHeld
+from lockcheck.rules.lock_balance import LockBalance
 from lockcheck.rules.lock_order import LockOrder
 from lockcheck.rules.nesting import NestedSameClass
 from lockcheck.rules.recheck_after_lock import RecheckAfterLock
@@ -21,6 +22,7 @@ def register(registry: Registry) -> None:
     registry.add_kind(CheckUnderLock)
     registry.add_kind(ClaimMismatch)
     registry.add_kind(ForbiddenWhileHeld)
+    registry.add_kind(LockBalance)
     registry.add_kind(LockOrder)
     registry.add_kind(NestedSameClass)
     registry.add_kind(RecheckAfterLock)
