@@ -249,11 +249,11 @@ class Explorer:
         return result
 
     def _run_locals(self, work: _Work, t: int, out: list[_Work]) -> None:
-        pending = [work]
         local = self.local[t]
-        seen: set[Thread] = set()  # a local loop ends the step where it comes round
+        # a local loop ends the step where it comes round on the same path
+        pending: list[tuple[_Work, set[Thread]]] = [(work, set())]
         while pending:
-            w = pending.pop()
+            w, seen = pending.pop()
             for _ in range(MAX_LOCAL_STEPS):
                 pc = w.threads[t][0]
                 if w.violation is not None or pc < 0 or pc not in local:
@@ -264,7 +264,7 @@ class Explorer:
                 op = self.programs[t].ops[pc]
                 if op.kind in LOCAL_KINDS:
                     first, *rest = self._local(w, t, op)
-                    pending.extend(reversed(rest))
+                    pending.extend((r, set(seen)) for r in reversed(rest))
                     w = first
                 elif self._visible(w, t, op) is None or w.threads[t][0] == pc:
                     break  # blocked (only on itself: nobody else takes this lock)
