@@ -217,3 +217,18 @@ def test_reply_to_the_seed_notes_the_lock_context_of_both_checks(reviewer: None)
         assert lines[i + 1] == "" and lines[i + 2].startswith("lockcheck: ")
         assert says in " ".join(lines[i + 2 : i + 5])
     assert lines[-1].strip() == f"lockcheck review {rel}"
+
+
+def test_reply_goes_to_everyone_the_patch_went_to(reviewer: None, tmp_path: Path) -> None:
+    mid = "Message-Id: <20260105.2.series@example.org>\n"
+    text = (ROOT / SERIES).read_text()
+    assert text.count(mid) == 1
+    cc = "Cc: linux-mm@kvack.org, Ann Reviewee <ann@example.org>, Rob Reviewer <rob@example.org>\n"
+    mbox = tmp_path / "series.mbox"
+    mbox.write_text(text.replace(mid, mid + "To: Andrew Morton <akpm@example.org>\n" + cc))
+    res = run_cli("review", str(mbox), "--tree", TREE, "--format", "email", *SELECT)
+    assert res.returncode == 1, res.stderr
+    msg = parse(res.stdout)
+    assert msg["To"] == "Ann Reviewee <ann@example.org>"
+    # the author is already To:, the sender does not Cc himself
+    assert msg["Cc"] == "Andrew Morton <akpm@example.org>, linux-mm@kvack.org"

@@ -23,9 +23,11 @@ new check it quotes carries a note with the held sets before and after.
 
 from __future__ import annotations
 
+import email.policy
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from email.header import Header
+from email.parser import HeaderParser
 from email.utils import formataddr, getaddresses, parseaddr
 from typing import TYPE_CHECKING, Any
 
@@ -62,6 +64,37 @@ def header_line(name: str, value: str) -> str:
     charset = "us-ascii" if value.isascii() else "utf-8"
     folded = Header(value, charset, header_name=name, continuation_ws=" ").encode(linesep="\n")
     return f"{name}: {folded}"
+
+
+def recipients(patch: Patch) -> list[str]:
+    """The To: and Cc: of the patch mail, from its header block in the input.
+
+    Kernel replies go to everyone the patch went to (the lists above all).
+    The block is found by the patch's Message-ID and read by the stdlib
+    header parser; a patch without one (a bare diff, an archive copy) has none.
+    """
+    if not patch.message_id:
+        return []
+    lines = patch.source_lines
+    at = next(
+        (
+            i
+            for i, ln in enumerate(lines)
+            if ln.lower().startswith("message-id:") and patch.message_id in ln
+        ),
+        None,
+    )
+    if at is None:
+        return []
+    start = at
+    while start > 0 and lines[start - 1].strip() and not lines[start - 1].startswith("From "):
+        start -= 1
+    end = at
+    while end < len(lines) and lines[end].strip():
+        end += 1
+    headers = HeaderParser(policy=email.policy.default).parsestr("\n".join(lines[start:end]))
+    values = [str(v) for key in ("To", "Cc") for v in headers.get_all(key, [])]
+    return [formataddr(pair) for pair in getaddresses(values) if "@" in pair[1]]
 
 
 def _file_header(fp: FilePatch) -> list[str]:
@@ -178,8 +211,18 @@ class EmailReporter(Reporter):
     def _message(self, patch: Patch, body: list[str]) -> str:
         subject = patch.raw_subject or patch.subject
         headers = [("From", self.run.sender or DEFAULT_SENDER)]
-        if patch.author and "@" in parseaddr(patch.author)[1]:
-            headers.append(("To", patch.author))
+        to = patch.author if patch.author and "@" in parseaddr(patch.author)[1] else ""
+        if to:
+            headers.append(("To", to))
+        me = {parseaddr(to)[1].lower(), parseaddr(self.run.sender)[1].lower()}
+        cc: list[str] = []
+        for who in recipients(patch):
+            addr = parseaddr(who)[1].lower()
+            if addr not in me:
+                me.add(addr)
+                cc.append(who)
+        if cc:
+            headers.append(("Cc", ", ".join(cc)))
         headers.append(
             ("Subject", subject if subject.lower().startswith("re:") else f"Re: {subject}")
         )
