@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lockcheck.errors import InputError
 from lockcheck.inputs.apply import DirTree, Series
@@ -15,6 +18,7 @@ from lockcheck.inputs.patch import (
     read_patches,
     split_subject,
 )
+from lockcheck.review import fragment_image
 from tests.conftest import FIXTURES, ROOT
 
 SERIES = FIXTURES / "series"
@@ -23,6 +27,29 @@ MBOX = SERIES / "series.mbox"
 REPLY = SERIES / "reply.eml"
 PATCH_FILES = sorted(SERIES.glob("000*.patch"))
 SEED = ROOT.parent / "shared" / "seed" / "000_fd0419e3beafc014.txt"
+# Pieces of patches and replies, shuffled by the property test.
+SAMPLE_LINES = [
+    "From 1234 Mon Sep 17 00:00:00 2001",
+    "From: A <a@b>",
+    "Subject: Re: [PATCH 1/2] mm: x",
+    "",
+    "diff --git a/mm/x.c b/mm/x.c",
+    "--- a/mm/x.c",
+    "+++ b/mm/x.c",
+    "@@ -1,3 +1,3 @@ static void f(void)",
+    "> @@ -10,2 +10,3 @@",
+    "> > @@ -5 +5 @@ int g(int x)",
+    " \tspin_lock(&l);",
+    "-\tif (userfaultfd_wp(vma)) {",
+    "+\t}",
+    "> +\tif (vma->anon_vma) /* { */",
+    '> -\t"}"',
+    "> > } }",
+    "...",
+    "> ...",
+    "-- ",
+    "\\ No newline at end of file",
+]
 
 
 def stage(n: int) -> str:
@@ -204,3 +231,36 @@ def test_missing_file_and_escaping_paths(tmp_path: Path) -> None:
     [bad] = parse_patch_text("--- a/../x.c\n+++ b/../x.c\n@@ -1 +1 @@\n-a\n+b\n", "up.diff")
     with pytest.raises(InputError, match="outside the tree"):
         Series(DirTree(tmp_path)).apply(bad)
+
+
+def test_patch_attached_to_a_multipart_mail() -> None:
+    msg = EmailMessage()
+    msg["From"] = "Ann Reviewee <ann@example.org>"
+    msg["Subject"] = "[PATCH] mm/khugepaged: as an attachment"
+    msg["Message-ID"] = "<attached@example.org>"
+    msg.set_content("The patch is attached.\n")
+    msg.add_attachment(
+        PATCH_FILES[1].read_bytes(), maintype="text", subtype="x-patch", filename="0002.patch"
+    )
+    [p] = parse_patch_text(msg.as_string(), "attached.eml")
+    assert (
+        p.subject == "mm/khugepaged: as an attachment" and p.message_id == "<attached@example.org>"
+    )
+    [fp] = p.files
+    assert len(fp.hunks) == 3
+    # base64 hides which line of the mail holds a diff line
+    assert all(ln.source_line is None for h in fp.hunks for ln in h.lines)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.sampled_from(SAMPLE_LINES), max_size=30))
+def test_any_text_is_patches_or_an_input_error(lines: list[str]) -> None:
+    text = "\n".join(lines) + "\n"
+    try:
+        patches = parse_patch_text(text, "fuzz")
+    except InputError:
+        return
+    for p in patches:
+        for fp in p.files:
+            for side in ("old", "new"):
+                fragment_image(fp, side, p.source_lines)  # type: ignore[arg-type]

@@ -343,3 +343,13 @@ def test_input_without_a_diff_is_an_error(tmp_path: Path) -> None:
         line
         == f"lockcheck: error: {cover}: no diff in it (a cover letter, or a reply quoting no patch)"
     )
+
+
+def test_thread_mbox_with_replies_reviews_the_patches(tmp_path: Path) -> None:
+    """`b4 mbox` gives the whole thread: the replies quote the patches again."""
+    thread = tmp_path / "thread.mbox"
+    reply = "From rob@example.org Tue Jan  6 09:15:00 2026\n" + REPLY.read_text()
+    thread.write_text(MBOX.read_text() + "\n" + reply)
+    _, doc = review_json(str(thread), "--tree", str(TREE))
+    assert [p["number"] for p in doc["review"]["patches"]] == [1, 2, 3]
+    assert_series_blame(doc)

@@ -215,7 +215,7 @@ class _HunkBuilder:
     new_start: int
     new_len: int
     section: str
-    source_line: int
+    source_line: int | None
     lines: list[HunkLine] = field(default_factory=list)
     old_no: int | None = None
     new_no: int | None = None
@@ -260,7 +260,9 @@ def quoted_depth(lines: list[str]) -> int | None:
     return max(sorted(votes), key=lambda d: votes[d])
 
 
-def _from_quoted(lines: list[str], offset: int, subject: str, depth: int) -> tuple[FilePatch, ...]:
+def _from_quoted(
+    lines: list[str], offset: int | None, subject: str, depth: int
+) -> tuple[FilePatch, ...]:
     """Recover the diff from a reply's quoted lines, elisions and all.
 
     Lines at other quote depths (the reviewer's comments, earlier replies)
@@ -280,7 +282,7 @@ def _from_quoted(lines: list[str], offset: int, subject: str, depth: int) -> tup
             continue
         if d != depth:
             continue
-        src = idx + 1 + offset
+        src = idx + 1 + offset if offset is not None else None
         if text.startswith("diff --git "):
             parts = text.split()
             cur_file = _FileBuilder(
@@ -373,7 +375,7 @@ def _diff_from_body(
     depth = quoted_depth(lines)
     unquoted = UNQUOTED_DIFF_RE.search(body) is not None
     if depth is not None and (prefer_quoted or not unquoted):
-        return _from_quoted(lines, offset or 0, subject, depth), True
+        return _from_quoted(lines, offset, subject, depth), True
     if unquoted:
         return _from_unidiff(body, origin, offset), False
     return (), False
@@ -387,20 +389,39 @@ def _header_end(raw_lines: list[str], start: int) -> int:
     return len(raw_lines)
 
 
-def _text_body(msg: EmailMessage) -> tuple[str, bool]:
-    """The message's text, and whether its lines are the file's lines verbatim."""
-    part = msg.get_body(preferencelist=("plain",)) if msg.is_multipart() else msg
-    if part is None:
-        return "", False
+PATCH_TYPES = ("text/x-patch", "text/x-diff", "text/x-patch-file")
+
+
+def _part_text(part: EmailMessage) -> str:
     try:
         text = part.get_content()
     except (LookupError, UnicodeError) as exc:
         raise InputError(f"cannot decode the message body: {exc}") from None
-    if not isinstance(text, str):
-        return "", False
-    cte = str(part.get("Content-Transfer-Encoding", "")).lower()
-    verbatim = part is msg and cte not in ("base64", "quoted-printable")
-    return text, verbatim
+    if isinstance(text, bytes):
+        return text.decode("utf-8", "replace")
+    return text if isinstance(text, str) else ""
+
+
+def _text_body(msg: EmailMessage) -> tuple[str, bool]:
+    """The message's text, and whether its lines are the file's lines verbatim.
+
+    A patch sent as an attachment (text/x-patch, or a .patch/.diff file)
+    is appended to the text part.
+    """
+    if not msg.is_multipart():
+        cte = str(msg.get("Content-Transfer-Encoding", "")).lower()
+        return _part_text(msg), cte not in ("base64", "quoted-printable")
+    texts: list[str] = []
+    body = msg.get_body(preferencelist=("plain",))
+    if isinstance(body, EmailMessage):
+        texts.append(_part_text(body))
+    for part in msg.iter_attachments():
+        if not isinstance(part, EmailMessage):
+            continue
+        name = (part.get_filename() or "").lower()
+        if part.get_content_type() in PATCH_TYPES or name.endswith((".patch", ".diff")):
+            texts.append(_part_text(part))
+    return "\n".join(texts), False
 
 
 def _addresses(value: object) -> tuple[str, ...]:
@@ -568,7 +589,13 @@ def read_patches(path: Path) -> list[Patch]:
 
 
 def order_series(patches: list[Patch]) -> list[Patch]:
-    """Apply order: by `[PATCH n/m]` when every patch is numbered, else as given."""
+    """Apply order: by `[PATCH n/m]` when every patch is numbered, else as given.
+
+    A whole thread (`b4 mbox`) also holds replies quoting the patches: a
+    reply is dropped when the patch it quotes is there itself.
+    """
+    originals = {p.number for p in patches if p.files and not p.quoted and p.number is not None}
+    patches = [p for p in patches if not (p.quoted and p.number in originals)]
     numbered = [p for p in patches if p.number is not None]
     if len(numbered) != len(patches) or not patches:
         return list(patches)
