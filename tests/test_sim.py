@@ -160,6 +160,8 @@ def test_two_vmas_and_the_state_bound(engine: Engine) -> None:
     tiny = run(engine, "uffd-wp", KH / "merged_fix.c", FN, max_states=10)
     assert tiny.result == "bounded"
     assert tiny.outcome.states == 10
+    shallow = run(engine, "uffd-wp", KH / "v1.c", FN, max_depth=3)
+    assert shallow.result == "bounded"
 
 
 def test_traces_and_renderings_are_deterministic(engine: Engine) -> None:

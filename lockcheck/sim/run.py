@@ -28,6 +28,7 @@ class Request:
     split_ptl: bool = True
     vmas: int = 1
     max_states: int = 200_000
+    max_depth: int = 10_000  # transitions from the initial state
     reduce: bool = True
     actors: list[Path] | None = None  # replaces the scenario's actors
     all_invariants: bool = True  # False: only the scenario's own (for evidence)
@@ -89,7 +90,15 @@ def simulate(
         threads.extend(compile_actor(actor, ctx))
     invariants = frozenset(INVARIANTS) if req.all_invariants else scenario.invariants
     explorer = Explorer(
-        threads, locks.names, locks.rw, ctx.flags, req.vmas, invariants,
-        reduce=req.reduce, max_states=req.max_states, exhaustive=req.exhaustive,
-    )  # fmt: skip
+        threads,
+        locks.names,
+        locks.rw,
+        ctx.flags,
+        req.vmas,
+        invariants,
+        reduce=req.reduce,
+        max_states=req.max_states,
+        max_depth=req.max_depth,
+        exhaustive=req.exhaustive,
+    )
     return SimResult(req.scenario, req.split_ptl, explorer.run(), threads)
