@@ -7,6 +7,7 @@ silently ignored row is a lock the analysis cannot see.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
@@ -201,7 +202,14 @@ def packs_dir() -> Path:
 
 
 def builtin_pack_names() -> list[str]:
-    return sorted(p.stem for p in packs_dir().glob("*.toml"))
+    """The shipped packs: TOML files in the packs directory with a `[pack]` table.
+
+    Other data shares the directory (the simulator's scenarios.toml).
+    """
+    return sorted(p.stem for p in packs_dir().glob("*.toml") if _PACK_RE.search(p.read_text()))
+
+
+_PACK_RE = re.compile(r"^\[pack\]\s*$", re.M)
 
 
 def _fail(path: str, key: str, problem: str) -> PackError:
@@ -412,7 +420,7 @@ def _borrow(pack: Pack) -> None:
     guards: dict[str, GuardEntry] = {}
     for i, base_name in enumerate(pack.uses):
         candidate = packs_dir() / f"{base_name}.toml"
-        if base_name == pack.name or not candidate.is_file():
+        if base_name == pack.name or base_name not in builtin_pack_names():
             names = ", ".join(builtin_pack_names()) or "none"
             raise _fail(pack.path, f"pack.uses[{i}]", f"no built-in pack '{base_name}' ({names})")
         base = load_pack_file(candidate)
@@ -436,7 +444,7 @@ def load_pack(spec: str) -> Pack:
             raise PackError(f"rule pack {spec}: no such file")
         return load_pack_file(path)
     candidate = packs_dir() / f"{spec}.toml"
-    if not candidate.is_file():
+    if spec not in builtin_pack_names():
         names = ", ".join(builtin_pack_names()) or "none"
         raise PackError(f"unknown rule pack '{spec}' (built-in packs: {names})")
     return load_pack_file(candidate)

@@ -32,6 +32,7 @@ from lockcheck.inputs.files import read_c_source
 from lockcheck.report import RunInfo, render_report
 from lockcheck.report.explain import render_explain
 from lockcheck.report.text import render_text, want_color
+from lockcheck.rules.baseline import baseline_json, load_baseline
 from lockcheck.sim.evidence import attach_evidence
 
 
@@ -47,12 +48,27 @@ def check(
     no_sim: Annotated[
         bool, typer.Option("--no-sim", help="No simulator evidence on findings.")
     ] = False,
+    baseline: Annotated[
+        Path | None,
+        typer.Option("--baseline", help="Hide the findings whose fingerprints FILE lists."),
+    ] = None,
+    write_baseline: Annotated[
+        Path | None,
+        typer.Option("--write-baseline", help="Record this run's findings in FILE; exit 0."),
+    ] = None,
 ) -> int:
     """Check C files or directories for lock findings."""
     if format is Format.email:
         raise InputError("--format email replies to a patch: use `lockcheck review PATCH`")
     engine = engine_for(rules, select)
+    if baseline is not None:
+        engine.config.baseline = load_baseline(baseline)
     result = engine.check_paths(paths)
+    if write_baseline is not None:
+        try:
+            write_baseline.write_text(baseline_json(result.findings), "utf-8")
+        except OSError as exc:
+            raise InputError(f"{write_baseline}: cannot write: {exc.strerror or exc}") from None
     if not no_sim:
         result.findings = attach_evidence(result.findings, engine)
     stats = result.stats.as_dict()
@@ -80,6 +96,8 @@ def check(
         error_line(str(err))
     if result.errors:
         return 2
+    if write_baseline is not None:
+        return 0
     return exit_code(result.findings, fail_on)
 
 

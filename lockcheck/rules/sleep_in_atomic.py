@@ -17,6 +17,10 @@ def _atomic(vocab: Vocabulary, primitives: set[str]) -> bool:
     return bool(primitives) and all(vocab.is_atomic(p) for p in primitives)
 
 
+def _name(lock: str) -> str:
+    return "`rcu_read_lock()`" if lock == "rcu" else f"`{lock}`"
+
+
 class SleepInAtomic(Rule):
     kind = "sleep-in-atomic"
 
@@ -39,7 +43,7 @@ class SleepInAtomic(Rule):
                 locks = tuple(sorted({base_inst(ref.inst) for ref, _ in spinning}))
                 message = self.spec.message.format(
                     call=code(ev.primitive + "()"),
-                    locks=", ".join(f"`{lock}`" for lock in locks),
+                    locks=", ".join(_name(lock) for lock in locks),
                 )
                 ctx.report(
                     fn,
