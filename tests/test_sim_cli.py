@@ -14,9 +14,15 @@ SIM = FIXTURES / "sim"
 
 def test_simulate_json_v1_uffd_wp_is_a_violation_with_a_trace() -> None:
     res = run_cli(
-        "simulate", "uffd-wp", "--code", str(KH / "v1.c"), "--function", "shrink_file_tables",
-        "--format", "json",
-    )  # fmt: skip
+        "simulate",
+        "uffd-wp",
+        "--code",
+        str(KH / "v1.c"),
+        "--function",
+        "shrink_file_tables",
+        "--format",
+        "json",
+    )
     assert res.returncode == 1, res.stderr
     doc = json.loads(res.stdout)
     assert doc["scenario"] == "uffd-wp"
@@ -32,9 +38,15 @@ def test_simulate_json_v1_uffd_wp_is_a_violation_with_a_trace() -> None:
 
 def test_simulate_merged_fix_holds_and_says_how_many_states() -> None:
     res = run_cli(
-        "simulate", "anon-fault", "--code", str(KH / "merged_fix.c"),
-        "--function", "shrink_file_tables", "--split-ptl", "off",
-    )  # fmt: skip
+        "simulate",
+        "anon-fault",
+        "--code",
+        str(KH / "merged_fix.c"),
+        "--function",
+        "shrink_file_tables",
+        "--split-ptl",
+        "off",
+    )
     assert res.returncode == 0, res.stderr
     assert "split pte locks off: holds: no violation in" in res.stdout
     assert "split pte locks on" not in res.stdout
@@ -42,9 +54,19 @@ def test_simulate_merged_fix_holds_and_says_how_many_states() -> None:
 
 def test_simulate_deadlock_svg_draws_a_lane_per_thread() -> None:
     res = run_cli(
-        "simulate", "deadlock", "--code", str(SIM / "abba.c"), "--function", "collapse_one",
-        "--function", "unmap_one", "--format", "svg", "--split-ptl", "on",
-    )  # fmt: skip
+        "simulate",
+        "deadlock",
+        "--code",
+        str(SIM / "abba.c"),
+        "--function",
+        "collapse_one",
+        "--function",
+        "unmap_one",
+        "--format",
+        "svg",
+        "--split-ptl",
+        "on",
+    )
     assert res.returncode == 1, res.stderr
     root = ET.fromstring(res.stdout)
     texts = ["".join(t.itertext()) for t in root.iter("{http://www.w3.org/2000/svg}text")]

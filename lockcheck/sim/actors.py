@@ -18,7 +18,7 @@ from lockcheck.errors import InputError
 from lockcheck.model.extract import class_of, norm
 from lockcheck.packs import packs_dir
 from lockcheck.sim.from_model import ACT_OPS, CompileContext
-from lockcheck.sim.program import Asm, Op, Program
+from lockcheck.sim.program import Asm, Op, OpKind, Program
 
 # Kernel types the actors use, so that pycparser can parse them unpreprocessed.
 PRELUDE = "".join(
@@ -171,8 +171,9 @@ class _ActorCompiler:
                 for ident in _walk(rv):
                     if isinstance(ident, c_ast.ID) and ident.name in ctx.vocab.identifiers:
                         flag_i = ctx.flag(ctx.vocab.identifiers[ident.name])
-                        op = Op("set", _line(node), self.c(node), flag=flag_i,
-                                value=node.op == "|=")  # fmt: skip
+                        op = Op(
+                            "set", _line(node), self.c(node), flag=flag_i, value=node.op == "|="
+                        )
                         return self.emit(cur, op)
             target = lv.name if isinstance(lv, c_ast.ID) else None
             return self.expr(rv, cur, target)
@@ -195,13 +196,27 @@ class _ActorCompiler:
                     inst = inst.replace(f"{{{i}}}", norm(self.c(a)))
                 inst = norm(inst)
                 cls = entry.cls or class_of(inst)
-                kind = "acquire" if entry.effect in ("acquire", "try") else entry.effect
+                kind: OpKind = "acquire"
+                if entry.effect == "release":
+                    kind = "release"
+                elif entry.effect == "downgrade":
+                    kind = "downgrade"
                 locks = ctx.locks.resolve(cls, inst, entry.mode)
                 if locks is None:
                     return cur
                 how = "try" if entry.effect == "try" else "block"
-                return self.emit(cur, Op(kind, line, text, locks=locks, mode=entry.mode,  # type: ignore[arg-type]
-                                         how=how, var=var or ""))  # fmt: skip
+                return self.emit(
+                    cur,
+                    Op(
+                        kind,
+                        line,
+                        text,
+                        locks=locks,
+                        mode=entry.mode,
+                        how=how,
+                        var=var or "",
+                    ),
+                )
             if entry.effect in ("out-lock", "returns-lock"):
                 if entry.effect == "out-lock":
                     if entry.out_arg >= len(args):
@@ -214,17 +229,19 @@ class _ActorCompiler:
                 if locks is None:
                     return cur
                 how = "table" if entry.null_on_fail and cls == "pte_lock" else "block"
-                return self.emit(cur, Op("acquire", line, text, locks=locks, mode=entry.mode,
-                                         how=how, var=var or ""))  # fmt: skip
+                return self.emit(
+                    cur,
+                    Op("acquire", line, text, locks=locks, mode=entry.mode, how=how, var=var or ""),
+                )
             if entry.effect == "check":
                 op = Op("read", line, text, var=var or "#c", flag=ctx.flag(entry.flag))
                 return self.emit(cur, op)
             if entry.effect == "act" and entry.act in ACT_OPS:
-                return self.emit(cur, Op(ACT_OPS[entry.act], line, text))  # type: ignore[arg-type]
+                return self.emit(cur, Op(ACT_OPS[entry.act], line, text))
             return cur
         act = ctx.settings.acts.get(name)
         if act in ACT_OPS:
-            return self.emit(cur, Op(ACT_OPS[act], line, text))  # type: ignore[arg-type]
+            return self.emit(cur, Op(ACT_OPS[act], line, text))
         if name in ctx.settings.entries:
             marker = any(
                 isinstance(n, c_ast.FuncCall)

@@ -64,9 +64,13 @@ def _evidence(
         bounded = False
         for split in (True, False):
             req = Request(
-                scenario, Path(f.path), [f.function], split, max_states=max_states,
+                scenario,
+                Path(f.path),
+                [f.function],
+                split,
+                max_states=max_states,
                 all_invariants=False,
-            )  # fmt: skip
+            )
             res = simulate(req, engine, settings, models[f.path])
             states += res.outcome.states
             if res.result == "violation":

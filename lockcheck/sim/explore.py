@@ -62,15 +62,23 @@ class _Work:
 
     def copy(self) -> _Work:
         return _Work(
-            list(self.threads), list(self.locks), list(self.flags), list(self.pmds),
-            list(self.tables), list(self.steps), self.violation,
-        )  # fmt: skip
+            list(self.threads),
+            list(self.locks),
+            list(self.flags),
+            list(self.pmds),
+            list(self.tables),
+            list(self.steps),
+            self.violation,
+        )
 
     def freeze(self) -> State:
         return (
-            tuple(self.threads), tuple(self.locks), tuple(self.flags), tuple(self.pmds),
+            tuple(self.threads),
+            tuple(self.locks),
+            tuple(self.flags),
+            tuple(self.pmds),
             tuple(self.tables),
-        )  # fmt: skip
+        )
 
 
 class Explorer:
@@ -143,9 +151,12 @@ class Explorer:
                     locks[i] = (t, (), q)
         nflags = len(self.flag_names) * self.nvmas
         return (
-            tuple(threads), tuple(locks), (False,) * nflags, tuple(range(self.nvmas)),
+            tuple(threads),
+            tuple(locks),
+            (False,) * nflags,
+            tuple(range(self.nvmas)),
             (0,) * self.nvmas,
-        )  # fmt: skip
+        )
 
     # --- the search
     def run(self) -> Outcome:
@@ -456,8 +467,9 @@ class Explorer:
         held = [n for n, b in (("a pte marker", 2), ("a pte", 1)) if bits & b]
         if held and "table-loss" in self.invariants:
             msg = f"table T{slot} freed while it holds {' and '.join(held)}"
-            w.steps.append(Step(t, op, f"frees table T{slot}, which holds {' and '.join(held)}",
-                                True))  # fmt: skip
+            w.steps.append(
+                Step(t, op, f"frees table T{slot}, which holds {' and '.join(held)}", True)
+            )
             w.violation = Violation("table-loss", msg)
             return
         w.steps.append(Step(t, op, f"frees table T{slot}"))
@@ -471,9 +483,10 @@ class Explorer:
                     leaked.append(i)
                 wr, readers, q = lk
                 w.locks[i] = (
-                    -1 if wr == t else wr, tuple(r for r in readers if r != t),
+                    -1 if wr == t else wr,
+                    tuple(r for r in readers if r != t),
                     tuple(x for x in q if x != t),
-                )  # fmt: skip
+                )
         slot = w.threads[t][3]
         self._goto(w, t, -1)
         if slot >= 0 and w.tables[slot] & ~FREED and "table-loss" in self.invariants:

@@ -20,7 +20,7 @@ from lockcheck.sim.scenarios import SimSettings
 MAX_INLINE_DEPTH = 4
 TRUE_VALUES = frozenset({"true", "1"})
 FALSE_VALUES = frozenset({"false", "0", "NULL"})
-ACT_OPS = {"pt-detach": "detach", "pt-free": "free", "pt-zap": "zap"}
+ACT_OPS: dict[str, OpKind] = {"pt-detach": "detach", "pt-free": "free", "pt-zap": "zap"}
 
 
 @dataclass(slots=True)
@@ -125,8 +125,14 @@ class _Emitter:
             return None
         value = getattr(ev, "value", None)  # a constant, when the model records it
         if value in TRUE_VALUES or value in FALSE_VALUES:
-            return Op("assign", ev.site.line, ev.site.text.strip(), var=ev.var, how="const",
-                      value=value in TRUE_VALUES)  # fmt: skip
+            return Op(
+                "assign",
+                ev.site.line,
+                ev.site.text.strip(),
+                var=ev.var,
+                how="const",
+                value=value in TRUE_VALUES,
+            )
         sets_it = any(
             (isinstance(e, Acquire) and e.cond_var == ev.var) or isinstance(e, Check)
             for e in node.events
@@ -151,8 +157,15 @@ class _Emitter:
                 elif entry.null_on_fail and ev.lock.cls == "pte_lock":
                     how = "table"
             text = ev.site.text.strip()
-            return Op("acquire", ev.site.line, text, locks=locks, mode=ev.mode, how=how,
-                      var=ev.cond_var or "")  # fmt: skip
+            return Op(
+                "acquire",
+                ev.site.line,
+                text,
+                locks=locks,
+                mode=ev.mode,
+                how=how,
+                var=ev.cond_var or "",
+            )
         if isinstance(ev, Release | Downgrade):
             locks = ctx.locks.resolve(ev.lock.cls, ev.lock.inst, "excl")
             if locks is None:
@@ -162,7 +175,7 @@ class _Emitter:
         if isinstance(ev, Check) and node.kind == "stmt" and len(assigns) == 1:
             return Op("read", ev.site.line, ev.expr, var=assigns[0], flag=ctx.flag(ev.flag))
         if isinstance(ev, Act) and ev.kind in ACT_OPS:
-            return Op(ACT_OPS[ev.kind], ev.site.line, ev.site.text.strip())  # type: ignore[arg-type]
+            return Op(ACT_OPS[ev.kind], ev.site.line, ev.site.text.strip())
         return None
 
     def _terminal(
@@ -194,8 +207,9 @@ class _Emitter:
             nxt = asm.label()
             asm.place(cur)
             chk = flags[0]
-            asm.emit(Op("read", chk.site.line, chk.expr, var="#c", flag=self.ctx.flag(chk.flag)),
-                     nxt)  # fmt: skip
+            asm.emit(
+                Op("read", chk.site.line, chk.expr, var="#c", flag=self.ctx.flag(chk.flag)), nxt
+            )
             cur = nxt
         asm.place(cur)
         asm.emit(self._branch(fn, node, text, bool(flags)), lab[t], lab[f])
