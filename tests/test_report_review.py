@@ -11,6 +11,8 @@ import difflib
 import email
 import email.policy
 import json
+import mailbox
+import re
 import shlex
 from email.message import EmailMessage
 from pathlib import Path
@@ -232,3 +234,22 @@ def test_reply_goes_to_everyone_the_patch_went_to(reviewer: None, tmp_path: Path
     assert msg["To"] == "Ann Reviewee <ann@example.org>"
     # the author is already To:, the sender does not Cc himself
     assert msg["Cc"] == "Andrew Morton <akpm@example.org>, linux-mm@kvack.org"
+
+
+def test_several_replies_come_as_an_mbox(reviewer: None, tmp_path: Path) -> None:
+    reply_eml = (ROOT / "fixtures" / "series" / "reply.eml").read_text()
+    later = tmp_path / "later.eml"  # a quoted patch numbered after the real 2/3
+    later.write_text(reply_eml.replace("Subject: Re: [PATCH 2/3]", "Subject: Re: [PATCH 3/3]"))
+    patch = next((ROOT / "fixtures" / "series").glob("0002-*.patch"))
+    res = run_cli("review", str(patch), str(later), "--format", "email")
+    assert res.returncode == 1, res.stderr
+    spool = tmp_path / "replies.mbox"
+    spool.write_text(res.stdout)
+    box = mailbox.mbox(spool)
+    subjects = [" ".join(str(m["Subject"]).split()) for m in box]
+    box.close()
+    assert [s[:16] for s in subjects] == ["Re: [PATCH 2/3] ", "Re: [PATCH 3/3] "]
+    parts = re.split(r"^From lockcheck .*\n", res.stdout, flags=re.MULTILINE)
+    assert parts[0] == "" and len(parts) == 3
+    for part in parts[1:]:
+        assert parse(part)["Subject"].startswith("Re: [PATCH ")

@@ -1,4 +1,22 @@
-"""JSON output: version 1 of the documented schema, byte-stable."""
+"""JSON output: version 1 of the documented schema, byte-stable.
+
+The schema (keys sorted, two-space indent, one trailing newline)::
+
+    {"version": 1,
+     "findings": [{"rule", "severity": "note"|"warning"|"error",
+                   "path", "line", "column" (1-based; column counts bytes),
+                   "function", "message", "held": [lock...],
+                   "expected": [lock...], "fingerprint" (16 hex digits,
+                   stable under line shifts),
+                   "related": [{"path", "line", "column", "message"}],
+                   "evidence"? (simulator verdict, when it ran)}],
+     "stats": {"files", "functions", "functions_analysed", ...}}
+
+`lockcheck review` adds, per finding, `introduced_by`/`fixed_by` (patch
+subjects or null) and `source` (the input line showing the site), and at the
+top level `review` and `lock_context` (see lockcheck/review.py). Version 1
+only ever gains keys; removing or retyping one bumps `version`.
+"""
 
 from __future__ import annotations
 
