@@ -239,3 +239,13 @@ def test_a_detached_table_never_freed_is_lost_at_return(engine: Engine, tmp_path
     assert res.outcome.violation.kind == "table-loss"
     assert "never freed" in res.outcome.violation.message
     assert res.trace[-1].op.kind == "exit"
+
+
+@pytest.mark.parametrize("name", ["v1.c", "merged_fix.c", "pre_series.c"])
+def test_the_reduction_never_changes_the_answer(engine: Engine, name: str) -> None:
+    for scenario in ("uffd-wp", "anon-fault", "fault-fill", "munmap"):
+        fast = run(engine, scenario, KH / name, FN, exhaustive=True)
+        full = run(engine, scenario, KH / name, FN, exhaustive=True, reduce=False)
+        assert fast.result == full.result, scenario
+        kinds = (fast.outcome.violation, full.outcome.violation)
+        assert kinds[0] == kinds[1], scenario

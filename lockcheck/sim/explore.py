@@ -122,6 +122,8 @@ class Explorer:
             if u != t:
                 for op in prog.ops:
                     others |= _objects(op)
+                # locks its caller holds are released when it returns
+                others |= {("lock", i) for per_vma in prog.entry_held for i in per_vma}
         return frozenset(
             pc
             for pc, op in enumerate(self.programs[t].ops)
