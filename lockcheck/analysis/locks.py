@@ -688,6 +688,41 @@ def _callers_locks(
     return out
 
 
+def _lockless(
+    fn: Function,
+    events: list[list[Event]],
+    rpo: list[int],
+    idom: list[int],
+    rpo_index: list[int],
+) -> FunctionFacts:
+    """A function that touches no lock: every reachable point holds nothing.
+
+    Most kernel functions are like this; they skip the fixed point.
+    """
+    empty = LockState({}, {})
+    reach = set(rpo)
+    state_in = [empty if n in reach else None for n in range(len(events))]
+    before = [[st] * len(evs) for st, evs in zip(state_in, events, strict=True)]
+    exits = tuple(
+        (nid, empty, frozenset[str](), return_value(fn.cfg.nodes[nid].text))
+        for nid in rpo
+        for succ, _ in fn.cfg.nodes[nid].succ
+        if succ == fn.cfg.exit
+    )
+    return FunctionFacts(
+        fn,
+        events,
+        before,
+        state_in,
+        list(state_in),
+        idom,
+        rpo_index,
+        fn.budget_exceeded,
+        frozenset(),
+        exits,
+    )
+
+
 def analyse(
     fn: Function,
     effective: list[list[Event]] | None = None,
@@ -709,6 +744,10 @@ def analyse(
     preds = fn.cfg.preds()
     idom = _dominators(fn, rpo, preds)
     init = initial_state(fn)
+    if not fn.entry_claims and not any(
+        isinstance(ev, (Acquire, Release, Claim, Downgrade)) for evs in events for ev in evs
+    ):
+        return _lockless(fn, events, rpo, idom, rpo_index)
     states, budget = _fixpoint(fn, events, tr, rpo, init, max_visits)
     before, state_in, state_out = _before_states(events, states, tr)
     inferred = _callers_locks(events, before) if not budget else {}
@@ -719,10 +758,7 @@ def analyse(
     budget = budget or fn.budget_exceeded
     # a lock the function asserts it holds is the caller's too
     claimed = {
-        ev.lock
-        for evs in events
-        for ev in evs
-        if isinstance(ev, Claim) and ev.kind == "held"
+        ev.lock for evs in events for ev in evs if isinstance(ev, Claim) and ev.kind == "held"
     }
     entry_locks = frozenset(init.must) | claimed
     exits: list[tuple[int, LockState, frozenset[str], str]] = []
