@@ -59,7 +59,14 @@ def outputs() -> dict[str, str]:
 
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_golden_output_per_format(outputs: dict[str, str], fmt: str) -> None:
-    ext = {"text": "txt", "json": "json", "sarif": "sarif", "github": "github", "b4": "b4.json"}
+    ext = {
+        "text": "txt",
+        "json": "json",
+        "sarif": "sarif",
+        "github": "github",
+        "b4": "b4.json",
+        "checkpatch": "checkpatch",
+    }
     assert_golden(f"khugepaged.{ext[fmt]}", outputs[fmt])
 
 
@@ -311,3 +318,28 @@ def test_email_format_needs_a_patch() -> None:
     res = run_cli("check", "--format", "email", f"{KH_REL}/v1.c")
     assert res.returncode == 2
     assert res.stderr.startswith("lockcheck: error: --format email replies to a patch")
+
+
+def b4_prep_check_verdict(stdout: str) -> str:
+    """What `b4 prep --check` makes of a check command's output (LoreMessage.run_local_check)."""
+    lines = [line for line in stdout.strip().split("\n") if line] if stdout.strip() else []
+    if not lines:
+        return "success"
+    return "fail" if any("ERROR:" in line for line in lines) else "warning"
+
+
+def test_checkpatch_lines_fail_b4_prep_check_at_the_check_lines(outputs: dict[str, str]) -> None:
+    lines = outputs["checkpatch"].splitlines()
+    assert b4_prep_check_verdict(outputs["checkpatch"]) == "fail"
+    json_doc = json.loads(outputs["json"])
+    assert [line.split(": ", 2)[0] for line in lines] == [
+        f"{f['path']}:{f['line']}" for f in json_doc["findings"]
+    ]
+    assert all(re.fullmatch(r"\S+:\d+: ERROR: .+ \[[\w-]+\]", line) for line in lines)
+
+
+def test_checkpatch_is_silent_on_a_clean_file() -> None:
+    res = run_cli("check", "--format", "checkpatch", *SELECT, f"{KH_REL}/merged_fix.c")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == ""
+    assert b4_prep_check_verdict(res.stdout) == "success"

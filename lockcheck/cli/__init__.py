@@ -39,6 +39,7 @@ class Format(StrEnum):
     sarif = "sarif"
     github = "github"
     b4 = "b4"
+    checkpatch = "checkpatch"
     email = "email"
 
 

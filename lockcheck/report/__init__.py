@@ -14,13 +14,14 @@ from lockcheck.errors import InputError
 from lockcheck.model.finding import Finding
 from lockcheck.report.b4 import B4Reporter
 from lockcheck.report.base import Reporter, RunInfo, drive
+from lockcheck.report.checkpatch import CheckpatchReporter
 from lockcheck.report.email_reply import EmailReporter
 from lockcheck.report.github import GithubReporter
 from lockcheck.report.json_report import JsonReporter
 from lockcheck.report.sarif import SarifReporter
 from lockcheck.report.text import TextReporter
 
-FORMATS: tuple[str, ...] = ("text", "json", "sarif", "github", "b4")
+FORMATS: tuple[str, ...] = ("text", "json", "sarif", "github", "b4", "checkpatch")
 # formats that need a reviewed patch (`RunInfo.review`)
 REVIEW_FORMATS: tuple[str, ...] = (*FORMATS, "email")
 
@@ -38,6 +39,8 @@ def make_reporter(fmt: str, *, color: bool = False, quiet: bool = False) -> Repo
         return GithubReporter()
     if fmt == "b4":
         return B4Reporter()
+    if fmt == "checkpatch":
+        return CheckpatchReporter()
     if fmt == "email":
         return EmailReporter()
     raise InputError(f"unknown output format '{fmt}' (one of: {', '.join(REVIEW_FORMATS)})")

@@ -12,6 +12,9 @@ A patch fails when a finding of severity error is attributed to it (its
 `introduced_by`), warns on lesser findings, and passes otherwise; a finding
 that a later patch fixes still fails the patch that introduced it (the
 series must bisect), and the details say which patch fixes it.
+
+`b4 prep --check` and `b4 am --check` read checkpatch-style lines instead of
+JSON (`--format checkpatch`, checkpatch.py).
 """
 
 from __future__ import annotations
