@@ -643,6 +643,8 @@ def review(
         episodes += list(standing.values())
     else:
         episodes = [ep for ep in episodes if ep.introduced_by is not None]
+    # a file's versions are analysed separately; the reader counts files
+    analyser.stats.files = len({key[0] for key in analyser.cache})
     order = {id(p): i for i, p in enumerate(patches)}
     located = [_located(ep) for ep in episodes]
     located.sort(

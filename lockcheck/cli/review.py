@@ -151,20 +151,25 @@ def _extra(result: ReviewResult) -> dict[str, Any]:
 def review(
     patches: Annotated[
         list[Path] | None,
-        typer.Argument(help="Patch files: diffs, format-patch mails, mboxes, replies; - is stdin."),
+        typer.Argument(
+            metavar="PATCH",
+            help="Patch files: diffs, format-patch mails, mboxes, replies; - is stdin.",
+        ),
     ] = None,
     tree: Annotated[
         Path | None,
         typer.Option("--tree", help="The tree the patches apply to (a directory or git repo)."),
     ] = None,
     base: Annotated[
-        str | None, typer.Option("--base", help="Apply to this revision of the --tree git repo.")
+        str | None,
+        typer.Option("--base", help="Apply to this revision of the --tree git repo (default .)."),
     ] = None,
     git_range: Annotated[
-        str | None, typer.Option("--git", help="Review the commits A..B of the --tree repo.")
+        str | None,
+        typer.Option("--git", help="Review the commits A..B of the --tree repo (default .)."),
     ] = None,
     index: Annotated[
-        bool, typer.Option("--staged", help="Review the staged changes of the --tree repo.")
+        bool, typer.Option("--staged", help="Review what is staged in the --tree repo (default .).")
     ] = False,
     show_all: Annotated[
         bool, typer.Option("--all", help="Also show findings the patches did not introduce.")
