@@ -56,7 +56,8 @@ def test_rule_has_firing_and_quiet_fixtures(rule: Rule) -> None:
 def example_source(snippet: str) -> str:
     """A doc example as a function body; a loop so that `continue` means something."""
     body = "\n".join("\t\t" + line for line in snippet.strip("\n").splitlines())
-    return f"static void example(struct mm_struct *mm, pmd_t *pmd)\n{{\n\tfor (;;) {{\n{body}\n\t}}\n}}\n"
+    head = "static void example(struct mm_struct *mm, pmd_t *pmd)"
+    return f"{head}\n{{\n\tfor (;;) {{\n{body}\n\t}}\n}}\n"
 
 
 @pytest.mark.parametrize("rule", ALL_RULES, ids=lambda r: r.spec.id)
