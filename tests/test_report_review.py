@@ -21,7 +21,7 @@ import pytest
 
 from lockcheck.report.annotate import insert_notes
 from tests.conftest import ROOT, run_cli
-from tests.test_report import assert_golden
+from tests.test_report import assert_golden, assert_valid_sarif
 
 SERIES = "fixtures/series/series.mbox"
 TREE = "fixtures/series/tree"
@@ -253,3 +253,18 @@ def test_several_replies_come_as_an_mbox(reviewer: None, tmp_path: Path) -> None
     assert parts[0] == "" and len(parts) == 3
     for part in parts[1:]:
         assert parse(part)["Subject"].startswith("Re: [PATCH ")
+
+
+def test_sarif_of_a_review_validates_and_points_into_the_email() -> None:
+    res = run_cli("review", "fixtures/series/reply.eml", "--format", "sarif", *SELECT)
+    assert res.returncode == 1, res.stderr
+    doc = json.loads(res.stdout)
+    assert_valid_sarif(doc)
+    run = doc["runs"][0]
+    assert run["artifacts"] == [
+        {"location": {"uri": "fixtures/series/reply.eml", "uriBaseId": "%SRCROOT%"}}
+    ]
+    lines = (ROOT / "fixtures" / "series" / "reply.eml").read_text().splitlines()
+    for res_ in run["results"]:
+        start = res_["locations"][0]["physicalLocation"]["region"]["startLine"]
+        assert lines[start - 1].startswith(">")  # a quoted line of the patch

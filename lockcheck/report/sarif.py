@@ -40,6 +40,14 @@ def artifact_location(path: str) -> dict[str, Any]:
     return {"uri": quote(path), "uriBaseId": "%SRCROOT%"}
 
 
+def artifact(path: str) -> dict[str, Any]:
+    """A file of the run; C only for C files (review may point into an email)."""
+    out: dict[str, Any] = {"location": artifact_location(path)}
+    if path.endswith((".c", ".h")):
+        out["sourceLanguage"] = "c"
+    return out
+
+
 def rule_descriptor(spec: RuleSpec) -> dict[str, Any]:
     return {
         "id": spec.id,
@@ -162,9 +170,7 @@ class SarifReporter(Reporter):
                 }
             },
             "columnKind": "unicodeCodePoints",
-            "artifacts": [
-                {"location": artifact_location(p), "sourceLanguage": "c"} for p in self.artifacts
-            ],
+            "artifacts": [artifact(p) for p in self.artifacts],
             "results": self.results,
             "properties": {"stats": dict(stats)},
         }
