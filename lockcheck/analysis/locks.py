@@ -682,7 +682,7 @@ def _callers_locks(
     out: dict[LockRef, Mode] = {}
     for evs, states in zip(events, before, strict=True):
         for ev, st in zip(evs, states, strict=True):
-            if isinstance(ev, Release) and st is not None and not ev.guard:
+            if isinstance(ev, Release) and st is not None and not ev.guard and not ev.maybe:
                 if not any(st.same_lock(r.inst, ev.lock.inst) for r in st.must):
                     out.setdefault(ev.lock, _mode_of_release(ev.primitive, ev.lock.cls))
     return out
@@ -1008,7 +1008,14 @@ def summarise(facts: FunctionFacts) -> Summary:
     may_release: list[LockRef] = []
     exit_st = facts.state_in[fn.cfg.exit]
     if exit_st is not None:
+        # only what the function itself releases: a lock it merely asserts
+        # (lockdep_assert_held() on one branch) is not dropped by calling it
+        released_here = {
+            ev.lock for evs in facts.events for ev in evs if isinstance(ev, Release)
+        }
         for ref in facts.entry_locks:
+            if ref not in released_here:
+                continue
             if ref not in exit_st.may and ref not in releases:
                 releases.append(ref)
             elif ref not in exit_st.must or exit_st.may[ref].escaped:
