@@ -498,9 +498,7 @@ class Facts:
             a = self.const(atom.a) or (atom.a if _is_const(atom.a) else None)
             b = self.const(atom.b) or (atom.b if _is_const(atom.b) else None)
             if a is not None and b is not None:
-                if a == b or (a in _ZERO and b in _ZERO):
-                    return True
-                return False
+                return a == b or (a in _ZERO and b in _ZERO)
         return None
 
     def describe_value(self, expr: str) -> str:
@@ -682,9 +680,14 @@ def _callers_locks(
     out: dict[LockRef, Mode] = {}
     for evs, states in zip(events, before, strict=True):
         for ev, st in zip(evs, states, strict=True):
-            if isinstance(ev, Release) and st is not None and not ev.guard and not ev.maybe:
-                if not any(st.same_lock(r.inst, ev.lock.inst) for r in st.must):
-                    out.setdefault(ev.lock, _mode_of_release(ev.primitive, ev.lock.cls))
+            if (
+                isinstance(ev, Release)
+                and st is not None
+                and not ev.guard
+                and not ev.maybe
+                and not any(st.same_lock(r.inst, ev.lock.inst) for r in st.must)
+            ):
+                out.setdefault(ev.lock, _mode_of_release(ev.primitive, ev.lock.cls))
     return out
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 from lockcheck.analysis.locks import (
     FunctionFacts,
     Held,
-    LockState,
     signals_holding,
 )
 from lockcheck.model.finding import Related
@@ -64,9 +63,7 @@ class LockBalance(Rule):
                 candidates.setdefault(ref, held)
         for ref, held in sorted(candidates.items(), key=lambda kv: (kv[1].site, kv[0].inst)):
             holding = [
-                (n, ret)
-                for n, st, _, ret in fn.exits
-                if ref in st.may and not st.may[ref].escaped
+                (n, ret) for n, st, _, ret in fn.exits if ref in st.may and not st.may[ref].escaped
             ]
             base = ref.inst.split("@")[0]
             releasing = [
