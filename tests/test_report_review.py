@@ -30,17 +30,24 @@ SEED = ROOT.parent / "shared" / "seed" / "000_fd0419e3beafc014.txt"
 NOTE = "[lockcheck]"
 
 
+def as_reviewer(mp: pytest.MonkeyPatch) -> None:
+    """A fixed sender and date, as a reviewer's git config and SOURCE_DATE_EPOCH give."""
+    mp.setenv("GIT_AUTHOR_NAME", "Rob Reviewer")
+    mp.setenv("GIT_AUTHOR_EMAIL", "rob@example.org")
+    mp.setenv("SOURCE_DATE_EPOCH", "1767690000")
+
+
 @pytest.fixture
 def reviewer(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A fixed sender and date, as a reviewer's git config and SOURCE_DATE_EPOCH give."""
-    monkeypatch.setenv("GIT_AUTHOR_NAME", "Rob Reviewer")
-    monkeypatch.setenv("GIT_AUTHOR_EMAIL", "rob@example.org")
-    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1767690000")
+    as_reviewer(monkeypatch)
 
 
-@pytest.fixture
-def reply(reviewer: None) -> str:
-    res = run_cli("review", SERIES, "--tree", TREE, "--format", "email", *SELECT)
+@pytest.fixture(scope="module")
+def reply() -> str:
+    """The reply to the 3-patch series, rendered once for the tests that read it."""
+    with pytest.MonkeyPatch.context() as mp:
+        as_reviewer(mp)
+        res = run_cli("review", SERIES, "--tree", TREE, "--format", "email", *SELECT)
     assert res.returncode == 1, res.stderr
     return res.stdout
 
