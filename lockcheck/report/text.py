@@ -115,11 +115,6 @@ class TextReporter(Reporter):
         return (body + "\n\n" if body else "") + summary + "\n"
 
 
-def render_finding(f: Finding, source_lines: list[str] | None = None) -> str:
-    """One finding as a plain block (no summary line)."""
-    return drive(TextReporter(quiet=True), [f], {}, {f.path: source_lines or []}).rstrip("\n")
-
-
 def render_text(
     findings: list[Finding],
     stats: Mapping[str, int],
