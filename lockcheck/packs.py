@@ -439,7 +439,9 @@ def _borrow(pack: Pack) -> None:
 def load_pack(spec: str) -> Pack:
     """A pack by built-in name (`mm`) or by path to a TOML file."""
     path = Path(spec)
-    if spec.endswith(".toml") or path.exists():
+    # a bare name is a built-in pack even where a directory of that name
+    # exists (`mm` at the top of a kernel tree)
+    if spec.endswith(".toml") or (path.is_file() and "/" not in spec) or "/" in spec:
         if not path.is_file():
             raise PackError(f"rule pack {spec}: no such file")
         return load_pack_file(path)
