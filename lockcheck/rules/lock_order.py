@@ -15,7 +15,7 @@ from lockcheck.analysis.locks import FunctionFacts, Held
 from lockcheck.model.ir import Acquire, LockRef
 from lockcheck.packs import order_levels
 from lockcheck.rules.base import Rule, RuleContext
-from lockcheck.rules.queries import base_inst, held_locks, taken_at
+from lockcheck.rules.queries import base_inst, cannot_wait, held_locks, taken_at
 
 
 def acquisition_edges(fn: FunctionFacts) -> Iterator[tuple[LockRef, Held, Acquire]]:
@@ -42,7 +42,7 @@ class LockOrder(Rule):
         for fn in ctx.facts.functions:
             seen: set[tuple[int, int, str]] = set()
             for outer, held, inner in acquisition_edges(fn):
-                if ctx.vocab.is_try(inner.primitive):
+                if cannot_wait(ctx.vocab, inner):
                     continue
                 r_out, r_in = ranks.get(outer.cls), ranks.get(inner.lock.cls)
                 if r_out is None or r_in is None or r_in >= r_out:

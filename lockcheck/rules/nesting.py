@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from lockcheck.model.ir import Acquire
 from lockcheck.rules.base import Rule, RuleContext
-from lockcheck.rules.queries import base_inst, held_locks, taken_at
+from lockcheck.rules.queries import base_inst, cannot_wait, held_locks, taken_at
 
 
 class NestedSameClass(Rule):
@@ -27,7 +27,7 @@ class NestedSameClass(Rule):
                 if not isinstance(ev, Acquire) or ev.nested or ev.guard:
                     continue
                 mine = group.get(ev.lock.cls)
-                if mine is None or ctx.vocab.is_try(ev.primitive):
+                if mine is None or cannot_wait(ctx.vocab, ev):
                     continue
                 others = [
                     (ref, held)

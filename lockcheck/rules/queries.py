@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from lockcheck.analysis.locks import FunctionFacts, Held, LockState
 from lockcheck.model.finding import Related
 from lockcheck.model.ir import Acquire, LockRef, Release
+from lockcheck.packs import Vocabulary
 
 
 def base_inst(inst: str) -> str:
@@ -27,6 +28,19 @@ def acquirers(fn: FunctionFacts) -> dict[str, set[str]]:
             if isinstance(ev, Acquire):
                 out.setdefault(base_inst(ev.lock.inst), set()).add(ev.primitive)
     return out
+
+
+def cannot_wait(vocab: Vocabulary, ev: Acquire) -> bool:
+    """A trylock, or a same-file helper that takes the lock only when it says so.
+
+    Neither waits for the lock, so neither can close a deadlock cycle. A
+    helper's conditional acquire is trylock-like as far as the caller can
+    see: the helper's own acquisitions are judged in the helper.
+    """
+    if vocab.is_try(ev.primitive):
+        return True
+    known = ev.primitive in vocab.api or ev.primitive.startswith("guard(")
+    return not known and ev.cond_var is not None
 
 
 def taken_here(held: Held) -> bool:
