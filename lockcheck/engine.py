@@ -6,7 +6,7 @@ the stages themselves.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from lockcheck.analysis.locks import FileFacts, analyse_file
@@ -68,6 +68,8 @@ class Config:
     select: set[str] | None = None
     baseline: set[str] | None = None
     max_nodes: int = 20000
+    disable: set[str] = field(default_factory=set)  # rule ids not run (a project's config)
+    severity: dict[str, str] = field(default_factory=dict)  # rule id -> severity it reports
 
 
 class Engine:
@@ -76,8 +78,12 @@ class Engine:
         self.registry = registry or load_registry()
         self.packs: list[Pack] = [self.registry.load(p) for p in self.config.packs]
         self.vocab = Vocabulary.merge(self.packs)
+        sev = self.config.severity
         self.rules: list[Rule] = [
-            self.registry.instantiate(spec) for pack in self.packs for spec in pack.rules
+            self.registry.instantiate(replace(spec, severity=sev.get(spec.id, spec.severity)))
+            for pack in self.packs
+            for spec in pack.rules
+            if spec.id not in self.config.disable
         ]
         self.rules.sort(key=lambda r: r.spec.id)
         known = {r.spec.id for r in self.rules}

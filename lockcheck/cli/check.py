@@ -27,6 +27,7 @@ from lockcheck.cli import (
     read_sources,
     rule_options,
 )
+from lockcheck.config import config_for
 from lockcheck.errors import InputError
 from lockcheck.inputs.files import read_c_source
 from lockcheck.report import RunInfo, render_report
@@ -60,10 +61,11 @@ def check(
     """Check C files or directories for lock findings."""
     if format is Format.email:
         raise InputError("--format email replies to a patch: use `lockcheck review PATCH`")
-    engine = engine_for(rules, select)
+    project = config_for(paths)  # the checked repository's .lockcheck.toml
+    engine = project.engine(rules, select, baseline=baseline is None and write_baseline is None)
     if baseline is not None:
         engine.config.baseline = load_baseline(baseline)
-    result = engine.check_paths(paths)
+    result = engine.check_paths(project.select_paths(paths))
     if write_baseline is not None:
         try:
             write_baseline.write_text(baseline_json(result.findings), "utf-8")

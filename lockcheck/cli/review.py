@@ -21,10 +21,10 @@ from lockcheck.cli import (
     SelectOpt,
     app,
     command_line,
-    engine_for,
     exit_code,
     rule_options,
 )
+from lockcheck.config import find_config, patch_root
 from lockcheck.errors import InputError
 from lockcheck.inputs.apply import DirTree, GitTree, Tree
 from lockcheck.inputs.gitrepo import commit_range, staged
@@ -187,8 +187,10 @@ def review(
     introduces a finding at or above --fail-on, even if a later patch of the
     series fixes it (it breaks bisection); the output says which patch does.
     """
-    engine = engine_for(rules, select)
+    project = find_config(tree or Path("."))  # the reviewed repository's .lockcheck.toml
+    engine = project.engine(rules, select)
     tree_obj, series = _inputs(list(patches or []), tree, base, git_range, index)
+    series = project.select_patches(series, patch_root(tree_obj, Path(".")))
     result = run_review(engine, series, tree_obj, show_all)
     findings = [rf.finding for rf in result.findings]
     words: list[str | Path] = ["review", *rule_options(rules, select)]
