@@ -9,10 +9,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from lockcheck.analysis.locks import FileFacts, analyse_file
+from lockcheck.analysis.locks import FileFacts, Summary, analyse_file, library_summaries
 from lockcheck.errors import LockcheckError, RuleError
 from lockcheck.frontend.parse import parse_source
 from lockcheck.inputs.files import collect_sources, read_c_source
+from lockcheck.inputs.tree import included_headers, kernel_root
 from lockcheck.model.extract import FileModel, build_file_model
 from lockcheck.model.finding import Finding
 from lockcheck.packs import Pack, Vocabulary
@@ -68,6 +69,7 @@ class Config:
     select: set[str] | None = None
     baseline: set[str] | None = None
     max_nodes: int = 20000
+    headers: bool = True  # summarise the kernel tree's header inlines a file includes
     disable: set[str] = field(default_factory=set)  # rule ids not run (a project's config)
     severity: dict[str, str] = field(default_factory=dict)  # rule id -> severity it reports
 
@@ -78,6 +80,7 @@ class Engine:
         self.registry = registry or load_registry()
         self.packs: list[Pack] = [self.registry.load(p) for p in self.config.packs]
         self.vocab = Vocabulary.merge(self.packs)
+        self._headers: dict[Path, dict[str, Summary]] = {}
         sev = self.config.severity
         self.rules: list[Rule] = [
             self.registry.instantiate(replace(spec, severity=sev.get(spec.id, spec.severity)))
@@ -92,10 +95,46 @@ class Engine:
             if unknown:
                 raise RuleError(f"unknown rule id '{unknown[0]}' (see `lockcheck rules list`)")
 
-    def analyse_source(self, path: str, source: bytes) -> Analysis:
+    def analyse_source(self, path: str, source: bytes, tree: Path | None = None) -> Analysis:
+        """Analyse one file; in a kernel tree, with its headers' inline helpers.
+
+        `tree` is the kernel tree the file belongs to; without it one is
+        looked for above `path` when it names a real file.
+        """
         pf = parse_source(path, source)
         model = build_file_model(pf, self.vocab, self.config.max_nodes)
-        return Analysis(path, source, model, analyse_file(model.functions))
+        library = self._header_summaries(path, source, tree) if self.config.headers else {}
+        return Analysis(path, source, model, analyse_file(model.functions, library))
+
+    def _header_summaries(self, path: str, source: bytes, tree: Path | None) -> dict[str, Summary]:
+        root = tree or kernel_root(Path(path))
+        if root is None:
+            return {}
+        out: dict[str, Summary] = {}
+        for header in included_headers(source, root):
+            for name, summ in self._header(header).items():
+                out.setdefault(name, summ)
+        return out
+
+    def _header(self, header: Path) -> dict[str, Summary]:
+        """Summaries of a header's `static inline` functions, computed once."""
+        cached = self._headers.get(header)
+        if cached is not None:
+            return cached
+        try:
+            data = read_c_source(header)
+        except LockcheckError:
+            data = b""
+        lines = data.decode("utf-8", "replace").splitlines()
+        model = build_file_model(parse_source(str(header), data), self.vocab, self.config.max_nodes)
+        inline = [
+            fn
+            for fn in model.functions
+            if "inline" in " ".join(lines[fn.start_line - 1 : fn.start_line + 1])
+        ]
+        summaries = library_summaries(inline) if inline else {}
+        self._headers[header] = summaries
+        return summaries
 
     def findings_for(self, analysis: Analysis) -> list[Finding]:
         raw: list[Finding] = []

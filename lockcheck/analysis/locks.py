@@ -835,6 +835,25 @@ class Summary:
     may_release: tuple[LockRef, ...] = ()  # the caller's locks dropped on some ways out
     locals: frozenset[str] = frozenset()  # names assigned inside: not the caller's
 
+    def has_effects(self) -> bool:
+        return bool(
+            self.acts
+            or self.acquires
+            or self.releases
+            or self.may_release
+            or self.returns is not None
+        )
+
+    def effect_key(self) -> tuple[object, ...]:
+        """What a caller sees, without source positions: for comparing variants."""
+        return (
+            self.acquires,
+            self.releases,
+            self.may_release,
+            self.returns,
+            tuple(sorted(a.kind for a in self.acts)),
+        )
+
 
 def return_value(text: str) -> str:
     """The expression of a `return ...;` statement's text, or ''."""
@@ -1050,23 +1069,38 @@ def summarise(facts: FunctionFacts) -> Summary:
     )
 
 
-def analyse_file(functions: list[Function]) -> FileFacts:
-    """Analyse callees first so that callers see their summaries."""
+def library_summaries(functions: list[Function]) -> dict[str, Summary]:
+    """Summaries of helpers defined elsewhere (header inlines), for callers here."""
+    return analyse_file(functions).summaries
+
+
+def analyse_file(
+    functions: list[Function], library: Mapping[str, Summary] | None = None
+) -> FileFacts:
+    """Analyse callees first so that callers see their summaries.
+
+    `library` holds summaries of functions defined outside the file (the
+    tree's header inlines); the file's own definitions take precedence.
+    """
     out = FileFacts()
+    out.summaries.update(library or {})
     facts_by_index: dict[int, FunctionFacts] = {}
-    defined = frozenset(f.name for f in functions)
+    defined = frozenset(f.name for f in functions) | frozenset(library or {})
+    effects: dict[str, tuple[object, ...]] = {}
+    ambiguous: set[str] = set()  # #ifdef variants that disagree: effects unknown
     for i in _call_graph_order(functions):
         fn = functions[i]
-        facts = analyse(fn, _effective_events(fn, out.summaries, defined))
+        facts = analyse(fn, _effective_events(fn, out.summaries, defined - ambiguous))
         facts_by_index[i] = facts
         summ = summarise(facts)
-        if (
-            summ.acts
-            or summ.acquires
-            or summ.releases
-            or summ.may_release
-            or summ.returns is not None
-        ):
+        key = summ.effect_key()
+        if effects.setdefault(fn.name, key) != key:
+            ambiguous.add(fn.name)
+        if fn.name in ambiguous:
+            out.summaries.pop(fn.name, None)
+        elif summ.has_effects():
             out.summaries[fn.name] = summ
+        else:
+            out.summaries.pop(fn.name, None)  # a local definition hides a header's
     out.functions = [facts_by_index[i] for i in range(len(functions))]
     return out
