@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import FIXTURES, run_cli
+from tests.test_rule_fixtures import annotations
 
 KH = FIXTURES / "khugepaged"
 RULES = FIXTURES / "rules"
@@ -216,3 +217,16 @@ def test_reasonless_suppression_is_reported_and_hides_nothing(tmp_path: Path) ->
     got = {(f["rule"], f["line"]) for f in doc["findings"]}
     assert ("suppression-without-reason", idx + 1) in got
     assert ("uffd-wp-under-ptl", idx + 2) in got
+
+
+def test_rules_show_quotes_the_fixtures_that_fire_and_stay_quiet() -> None:
+    res = run_cli("rules", "show", "sleep-in-atomic")
+    assert res.returncode == 0, res.stderr
+    fixtures = res.stdout.split("\nFixtures\n", 1)[1].splitlines()
+    want = annotations(RULES / "sleep-in-atomic.c")["sleep-in-atomic"]
+    verdict = {"ruleid": "fires", "ok": "quiet"}
+    for kind, lines in want.items():
+        for line in lines:
+            where = f"rules/sleep-in-atomic.c:{line} in "
+            assert any(f.split()[0] == verdict[kind] and where in f for f in fixtures), where
+    assert len(fixtures) == sum(len(lines) for lines in want.values())

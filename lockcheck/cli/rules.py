@@ -11,6 +11,7 @@ import typer
 from lockcheck.cli import RulesOpt, engine_for, rules_app
 from lockcheck.errors import RuleError
 from lockcheck.rules.docs import render_text, write_docs
+from lockcheck.rules.fixtures import rule_examples
 
 
 @rules_app.command("list")
@@ -28,12 +29,12 @@ def rules_show(
     rule_id: Annotated[str, typer.Argument(metavar="ID", help="A rule id.")],
     rules: RulesOpt = None,
 ) -> int:
-    """Describe one rule: what it finds, why, a bad and a good example, limits."""
+    """Describe one rule: what it finds, why, examples, limits, and its fixtures."""
     engine = engine_for(rules, None)
     match = [r for r in engine.rules if r.spec.id == rule_id]
     if not match:
         raise RuleError(f"unknown rule id '{rule_id}' (see `lockcheck rules list`)")
-    sys.stdout.write(render_text(match[0]))
+    sys.stdout.write(render_text(match[0], rule_examples(rule_id)))
     return 0
 
 

@@ -12,6 +12,9 @@ from pathlib import Path
 
 from lockcheck.packs import DOC_SECTIONS, DOC_TITLES, RuleDoc
 from lockcheck.rules.base import Rule
+from lockcheck.rules.fixtures import Example, fixtures_root
+
+_VERDICT = {"ruleid": "fires", "ok": "quiet", "todoruleid": "missed", "todook": "false alarm"}
 
 _CODE = frozenset({"bad", "good"})
 
@@ -27,7 +30,18 @@ def _para(text: str) -> str:
     return "\n\n".join(p for p in paras if p)
 
 
-def render_text(rule: Rule) -> str:
+def render_fixtures(found: list[Example]) -> list[str]:
+    """`Fixtures` lines: where the rule fires and where it stays quiet."""
+    root = fixtures_root()
+    out = ["", "Fixtures"]
+    for ex in found:
+        where = ex.path.relative_to(root) if root and ex.path.is_relative_to(root) else ex.path
+        within = f" in {ex.function}()" if ex.function else ""
+        out.append(f"  {_VERDICT[ex.kind]:<6} {where}:{ex.line}{within}: {ex.text}")
+    return out
+
+
+def render_text(rule: Rule, fixtures: list[Example] | None = None) -> str:
     s, doc = rule.spec, rule.doc
     out = [f"{s.id}: {s.summary}" if s.summary else s.id]
     out.append(f"  severity: {s.severity}   kind: {s.kind}   pack: {s.pack}")
@@ -48,6 +62,8 @@ def render_text(rule: Rule) -> str:
                 out.extend(textwrap.wrap(para, 76, initial_indent="  ", subsequent_indent="  "))
                 out.append("")
             out.pop()
+    if fixtures:
+        out += render_fixtures(fixtures)
     return "\n".join(out) + "\n"
 
 
