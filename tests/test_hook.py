@@ -1,0 +1,346 @@
+"""`lockcheck hook`: a plain git pre-commit hook, on real repositories and real commits.
+
+The C is our own, in the shapes of the retract_page_tables() story: the
+tables dropped under the exclusive mmap lock (before the series), the flags
+tested before the pmd and pte locks are taken (the posted v1), and the flags
+tested again under them (the fix).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lockcheck.hook import MARKER
+from tests.conftest import run_cli
+
+PRE_SERIES = """\
+// SPDX-License-Identifier: GPL-2.0
+/* hook test: page tables are only dropped under the exclusive mmap lock */
+
+static void drop_table(struct mm_struct *mm, struct vm_area_struct *vma,
+\t\t       unsigned long addr, pmd_t *pmd)
+{
+\tpmd_t old;
+
+\tmmap_assert_write_locked(mm);
+\told = pmdp_collapse_flush(vma, addr, pmd);
+\tmm_dec_nr_ptes(mm);
+\tpte_free(mm, pmd_pgtable(old));
+}
+
+static void collapse_file_tables(struct address_space *mapping, pgoff_t pgoff)
+{
+\tstruct vm_area_struct *vma;
+
+\ti_mmap_lock_write(mapping);
+\tvma_interval_tree_foreach(vma, &mapping->i_mmap, pgoff, pgoff) {
+\t\tstruct mm_struct *mm = vma->vm_mm;
+\t\tunsigned long addr = vma->vm_start;
+\t\tpmd_t *pmd;
+
+\t\tif (find_pmd_or_thp_or_none(mm, addr, &pmd) != SCAN_SUCCEED)
+\t\t\tcontinue;
+\t\tif (!mmap_write_trylock(mm))
+\t\t\tcontinue;
+\t\tif (!vma->anon_vma && !userfaultfd_wp(vma))
+\t\t\tdrop_table(mm, vma, addr, pmd);
+\t\tmmap_write_unlock(mm);
+\t}
+\ti_mmap_unlock_write(mapping);
+}
+"""
+
+_HEAD = """\
+// SPDX-License-Identifier: GPL-2.0
+/* hook test: page tables dropped under the pmd and pte locks */
+
+static void collapse_file_tables(struct address_space *mapping, pgoff_t pgoff)
+{
+\tstruct vm_area_struct *vma;
+
+\ti_mmap_lock_read(mapping);
+\tvma_interval_tree_foreach(vma, &mapping->i_mmap, pgoff, pgoff) {
+\t\tstruct mm_struct *mm = vma->vm_mm;
+\t\tunsigned long addr = vma->vm_start;
+\t\tspinlock_t *pml, *ptl;
+"""
+_EARLY_TESTS = """\
+\t\tif (READ_ONCE(vma->anon_vma))
+\t\t\tcontinue;
+\t\tif (find_pmd_or_thp_or_none(mm, addr, &pmd) != SCAN_SUCCEED)
+\t\t\tcontinue;
+\t\tif (userfaultfd_wp(vma))
+\t\t\tcontinue;
+\t\tpml = pmd_lock(mm, pmd);
+\t\tptl = pte_lockptr(mm, pmd);
+\t\tif (ptl != pml)
+\t\t\tspin_lock_nested(ptl, SINGLE_DEPTH_NESTING);
+"""
+
+# the posted v1: the tests above decide the removal, made before pml and ptl
+V1 = (
+    _HEAD
+    + "\t\tpmd_t *pmd, old;\n\n"
+    + _EARLY_TESTS
+    + """\
+\t\told = pmdp_collapse_flush(vma, addr, pmd);
+\t\tif (ptl != pml)
+\t\t\tspin_unlock(ptl);
+\t\tspin_unlock(pml);
+\t\tmm_dec_nr_ptes(mm);
+\t\tpte_free_defer(mm, pmd_pgtable(old));
+\t}
+\ti_mmap_unlock_read(mapping);
+}
+"""
+)
+
+# the fix: both flags tested again once pml and ptl are held
+FIXED = (
+    _HEAD
+    + "\t\tbool dropped = false;\n\t\tpmd_t *pmd, old;\n\n"
+    + _EARLY_TESTS
+    + """\
+\t\t/* both tests again, now that a fault or uffd-wp must wait for us */
+\t\tif (!vma->anon_vma && !userfaultfd_wp(vma)) {
+\t\t\told = pmdp_collapse_flush(vma, addr, pmd);
+\t\t\tdropped = true;
+\t\t}
+\t\tif (ptl != pml)
+\t\t\tspin_unlock(ptl);
+\t\tspin_unlock(pml);
+\t\tif (dropped) {
+\t\t\tmm_dec_nr_ptes(mm);
+\t\t\tpte_free_defer(mm, pmd_pgtable(old));
+\t\t}
+\t}
+\ti_mmap_unlock_read(mapping);
+}
+"""
+)
+
+V1_RULES = ("[anon-vma-under-ptl]", "[uffd-wp-under-ptl]")
+SOURCE = "mm/collapse.c"
+
+
+def git_env() -> dict[str, str]:
+    """The environment minus anything that would point git at another repository."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GIT_", "PRE_COMMIT"))}
+    env["NO_COLOR"] = "1"
+    env["GIT_CONFIG_NOSYSTEM"] = "1"
+    return env
+
+
+def git(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        ["git", "-C", str(repo), *args],
+        capture_output=True,
+        text=True,
+        env=git_env(),
+        timeout=600,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"git {' '.join(args)}: {proc.stdout}{proc.stderr}")
+    return proc
+
+
+def head(repo: Path) -> str:
+    return git(repo, "rev-parse", "HEAD").stdout.strip()
+
+
+def new_repo(path: Path, files: dict[str, str] | None = None) -> Path:
+    """A repository with `files` committed (the pre-series shape by default)."""
+    path.mkdir(parents=True, exist_ok=True)
+    git(path, "init", "-q", "-b", "main")
+    git(path, "config", "user.name", "Hook Test")
+    git(path, "config", "user.email", "hook@example.org")
+    git(path, "config", "commit.gpgsign", "false")
+    if files is None:
+        files = {SOURCE: PRE_SERIES}
+    if files:
+        write(path, files)
+        git(path, "add", "-A")
+        git(path, "commit", "-q", "-m", "base")
+    return path
+
+
+def write(repo: Path, files: dict[str, str]) -> None:
+    for rel, text in files.items():
+        (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+        (repo / rel).write_text(text)
+
+
+def stage(repo: Path, files: dict[str, str]) -> None:
+    write(repo, files)
+    git(repo, "add", *files)
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    return new_repo(tmp_path / "linux")
+
+
+def test_shapes_are_what_the_hook_tests_rely_on(tmp_path: Path) -> None:
+    """The v1 shape has both findings; the base and the fix have none."""
+    for name, text, code in (("pre.c", PRE_SERIES, 0), ("v1.c", V1, 1), ("fixed.c", FIXED, 0)):
+        (tmp_path / name).write_text(text)
+        proc = run_cli("check", "--no-sim", str(tmp_path / name))
+        assert proc.returncode == code, proc.stdout + proc.stderr
+        assert all((r in proc.stdout) == bool(code) for r in V1_RULES)
+
+
+def test_installed_hook_blocks_v1_and_allows_the_fix(repo: Path) -> None:
+    proc = run_cli("hook", "install", "--repo", str(repo))
+    assert proc.returncode == 0, proc.stderr
+    hook = repo / ".git" / "hooks" / "pre-commit"
+    assert proc.stdout == f"installed {hook}\n"
+    assert os.access(hook, os.X_OK) and MARKER in hook.read_text()
+
+    base = head(repo)
+    stage(repo, {SOURCE: V1})
+    blocked = git(repo, "commit", "-m", "mm: drop tables under the pte lock", check=False)
+    out = blocked.stdout + blocked.stderr
+    assert blocked.returncode != 0, out
+    assert all(r in out for r in V1_RULES), out
+    assert f"{SOURCE}:15:" in out and "staged changes introduce 2 findings" in out
+    assert head(repo) == base
+
+    # `commit -a` reviews git's temporary index: the change is still seen
+    git(repo, "reset", "-q")
+    blocked = git(repo, "commit", "-a", "-m", "mm: drop tables under the pte lock", check=False)
+    assert blocked.returncode != 0 and "[uffd-wp-under-ptl]" in blocked.stderr + blocked.stdout
+    assert head(repo) == base
+
+    stage(repo, {SOURCE: FIXED})
+    allowed = git(repo, "commit", "-m", "mm: recheck under the pte lock", check=False)
+    assert allowed.returncode == 0, allowed.stdout + allowed.stderr
+    assert "lockcheck" not in allowed.stdout + allowed.stderr  # silent when clean
+    assert head(repo) != base
+    assert git(repo, "log", "-1", "--format=%s").stdout.strip() == "mm: recheck under the pte lock"
+
+
+def test_commit_of_unrelated_lines_next_to_an_old_finding_passes(repo: Path) -> None:
+    stage(repo, {SOURCE: V1})
+    git(repo, "commit", "-q", "--no-verify", "-m", "v1 (committed before the hook)")
+    assert run_cli("hook", "install", "--repo", str(repo)).returncode == 0
+    assert run_cli("check", "--no-sim", str(repo / SOURCE)).returncode == 1  # the finding is old
+
+    edited = V1.replace("pmd and pte locks */", "pmd and pte locks (see below) */")
+    edited += (
+        "\nstatic int nr_tables(struct mm_struct *mm)\n{\n\treturn mm_pgtables_bytes(mm);\n}\n"
+    )
+    stage(repo, {SOURCE: edited})
+    before = head(repo)
+    proc = git(repo, "commit", "-m", "mm: a comment and a helper", check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert head(repo) != before
+
+    # the same file, touched where the old finding is: still only new findings count
+    moved = edited.replace(
+        "\t\tif (READ_ONCE(vma->anon_vma))\n", "\n\t\tif (READ_ONCE(vma->anon_vma))\n"
+    )
+    stage(repo, {SOURCE: moved})
+    proc = git(repo, "commit", "-m", "mm: whitespace", check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_foreign_hook_needs_force_and_is_never_uninstalled(repo: Path) -> None:
+    hook = repo / ".git" / "hooks" / "pre-commit"
+    foreign = "#!/bin/sh\n# someone else's checks\nexit 0\n"
+    hook.write_text(foreign)
+    proc = run_cli("hook", "install", "--repo", str(repo))
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("lockcheck: error: ")
+    assert "--force" in proc.stderr and hook.read_text() == foreign
+    proc = run_cli("hook", "uninstall", "--repo", str(repo))
+    assert proc.returncode == 2 and "not written by lockcheck" in proc.stderr
+    assert hook.read_text() == foreign
+
+    assert run_cli("hook", "install", "--force", "--repo", str(repo)).returncode == 0
+    assert MARKER in hook.read_text()
+    assert run_cli("hook", "install", "--repo", str(repo)).returncode == 0  # ours: rewritten
+    proc = run_cli("hook", "uninstall", "--repo", str(repo))
+    assert proc.returncode == 0 and proc.stdout == f"removed {hook}\n" and not hook.exists()
+    proc = run_cli("hook", "uninstall", "--repo", str(repo))
+    assert proc.returncode == 0 and proc.stdout == "no pre-commit hook installed\n"
+
+
+def test_install_honours_core_hooks_path_and_fail_on(repo: Path) -> None:
+    git(repo, "config", "core.hooksPath", "githooks")
+    proc = run_cli("hook", "install", "--fail-on", "warning", "--repo", str(repo))
+    assert proc.returncode == 0, proc.stderr
+    hook = repo / "githooks" / "pre-commit"
+    assert "--fail-on warning" in hook.read_text()
+    assert not (repo / ".git" / "hooks" / "pre-commit").exists()
+
+
+def test_run_narrows_to_the_files_passed(repo: Path) -> None:
+    stage(repo, {SOURCE: V1, "mm/other.c": FIXED, "mm/notes.txt": "not C\n"})
+    proc = run_cli("hook", "run", "mm/other.c", "mm/notes.txt", cwd=repo)
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "", "")
+    proc = run_cli("hook", "run", cwd=repo)
+    assert proc.returncode == 1 and all(r in proc.stdout for r in V1_RULES)
+    # paths are relative to the cwd, as the framework passes them
+    proc = run_cli("hook", "run", "collapse.c", cwd=repo / "mm")
+    assert proc.returncode == 1 and f"{SOURCE}:19:" in proc.stdout
+    # only the index counts: a fix left unstaged does not pass the commit
+    write(repo, {SOURCE: FIXED})
+    assert run_cli("hook", "run", SOURCE, cwd=repo).returncode == 1
+
+
+def test_run_reviews_a_range_for_ci_and_pre_push(repo: Path) -> None:
+    stage(repo, {SOURCE: V1})
+    git(repo, "commit", "-q", "--no-verify", "-m", "v1")
+    stage(repo, {SOURCE: FIXED})
+    git(repo, "commit", "-q", "--no-verify", "-m", "fix")
+    proc = run_cli("hook", "run", "--from-ref", "HEAD~2", "--to-ref", "HEAD~1", cwd=repo)
+    assert proc.returncode == 1 and "commits HEAD~2..HEAD~1 introduce 2 findings" in proc.stdout
+    # the series as a whole: v1's findings are still blamed (they break bisection)
+    proc = hook_run_env(repo, {"PRE_COMMIT_FROM_REF": "HEAD~2", "PRE_COMMIT_TO_REF": "HEAD"})
+    assert proc.returncode == 1 and "[uffd-wp-under-ptl]" in proc.stdout
+    proc = hook_run_env(repo, {"PRE_COMMIT_FROM_REF": "HEAD~1", "PRE_COMMIT_TO_REF": "HEAD"})
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "", "")
+
+
+def hook_run_env(repo: Path, extra: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`lockcheck hook run` as the framework starts it, refs in the environment."""
+    return subprocess.run(
+        [sys.executable, "-m", "lockcheck", "hook", "run"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        env=git_env() | extra,
+        timeout=600,
+    )
+
+
+def test_first_commit_of_a_new_repository(tmp_path: Path) -> None:
+    repo = new_repo(tmp_path / "fresh", files={})
+    stage(repo, {SOURCE: V1})
+    proc = run_cli("hook", "run", cwd=repo)
+    assert proc.returncode == 1 and all(r in proc.stdout for r in V1_RULES)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("run", "--from-ref", "HEAD"), "--from-ref and --to-ref go together"),
+        (("run", "/elsewhere/x.c"), "outside the repository"),
+        (("run", "--to-ref", "HEAD", "--from-ref", "nope"), "unknown revision 'nope'"),
+    ],
+)
+def test_run_errors_are_one_line(repo: Path, args: tuple[str, ...], message: str) -> None:
+    proc = run_cli("hook", *args, cwd=repo)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.count("\n") == 1 and message in proc.stderr, proc.stderr
+
+
+def test_outside_a_repository_is_an_error(tmp_path: Path) -> None:
+    for args in (("run",), ("install", "--repo", str(tmp_path))):
+        proc = run_cli("hook", *args, cwd=tmp_path)
+        assert proc.returncode == 2 and "not inside a git work tree" in proc.stderr
