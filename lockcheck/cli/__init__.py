@@ -108,7 +108,10 @@ def rule_options(rules: list[str] | None, select: list[str] | None) -> list[str]
 
 
 def error_line(msg: str) -> None:
-    sys.stderr.write(f"lockcheck: error: {msg}\n")
+    """One line, whatever the message quotes: input text may hold newlines or escapes."""
+    flat = " ".join(msg.split("\n")).strip()
+    flat = "".join(c if c.isprintable() or c == "\t" else repr(c)[1:-1] for c in flat)
+    sys.stderr.write(f"lockcheck: error: {flat}\n")
 
 
 # Command modules register themselves on `app`; import them for that effect.

@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import BinaryIO
 
 from lockcheck.errors import InputError
 
 C_SUFFIXES = (".c", ".h")
+# Far above any kernel source file or mail thread; stops `/dev/zero` and friends.
+MAX_INPUT_BYTES = 64 * 1024 * 1024
+
+
+def read_bounded(stream: BinaryIO, origin: str) -> bytes:
+    """All of `stream`, unless it is larger than any real input."""
+    data = stream.read(MAX_INPUT_BYTES + 1)
+    if len(data) > MAX_INPUT_BYTES:
+        raise InputError(f"{origin}: larger than {MAX_INPUT_BYTES >> 20} MiB, not read")
+    return data
 
 
 def read_c_source(path: Path) -> bytes:
@@ -17,8 +28,11 @@ def read_c_source(path: Path) -> bytes:
         raise InputError(f"{path}: is a directory")
     if path.suffix not in C_SUFFIXES:
         raise InputError(f"{path}: not a C source file (expected .c or .h)")
+    if not path.is_file():  # a FIFO or device would block or never end
+        raise InputError(f"{path}: not a regular file")
     try:
-        data = path.read_bytes()
+        with path.open("rb") as f:
+            data = read_bounded(f, str(path))
     except OSError as exc:
         raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
     if b"\0" in data[:8192]:

@@ -51,6 +51,7 @@ from unidiff.errors import UnidiffParseError
 from unidiff.patch import PatchSet
 
 from lockcheck.errors import InputError
+from lockcheck.inputs.files import read_bounded
 
 LineKind = Literal[" ", "-", "+"]
 
@@ -569,7 +570,7 @@ def parse_patch_text(text: str, origin: str, path: str = "") -> list[Patch]:
 def read_patches(path: Path) -> list[Patch]:
     """The patches in one input file (`-` reads standard input)."""
     if str(path) == "-":
-        data = sys.stdin.buffer.read()
+        data = read_bounded(sys.stdin.buffer, "<stdin>")
         origin = "<stdin>"
     else:
         origin = str(path)
@@ -577,8 +578,11 @@ def read_patches(path: Path) -> list[Patch]:
             raise InputError(f"{path}: no such file or directory")
         if path.is_dir():
             raise InputError(f"{path}: is a directory")
+        if not (path.is_file() or path.is_fifo()):  # a pipe is fine: `<(git diff)`
+            raise InputError(f"{path}: not a regular file")
         try:
-            data = path.read_bytes()
+            with path.open("rb") as f:
+                data = read_bounded(f, origin)
         except OSError as exc:
             raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
     if b"\0" in data[:8192]:

@@ -452,7 +452,7 @@ def lower_function(
     start, end = fn.start_point[0] + 1, fn.end_point[0] + 1
     try:
         syn = build_cfg(body, max_nodes)
-    except BudgetExceeded:
+    except (BudgetExceeded, RecursionError):  # too large, or nested too deep to walk
         empty = Cfg([IrNode(0, start, "entry"), IrNode(1, end, "exit")], 0, 1)
         return Function(
             name,
