@@ -2,7 +2,8 @@
 
 `locks` names the lock classes (`class` or `class:mode`); `acts` the act
 kinds and `calls` the functions or primitives that are forbidden while one
-of them is surely held by this function.
+of them is surely held by this function. An act inside a same-file helper
+is judged in the helper, where the locks it drops first are known.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ class ForbiddenWhileHeld(Rule):
         self.calls = frozenset(spec.params.get("calls", ()))
 
     def _what(self, ev: Event) -> str | None:
-        if isinstance(ev, Act) and ev.kind in self.acts:
+        if isinstance(ev, Act) and ev.kind in self.acts and ev.via is None:
             return " ".join(ev.site.text.split())
         if isinstance(ev, Call) and ev.callee in self.calls:
             return f"{ev.callee}()"
