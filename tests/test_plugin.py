@@ -103,5 +103,8 @@ def test_pip_installed_plugin_rule_runs(tmp_path: Path) -> None:
     )
     assert shown.returncode == 0, shown.stderr
     assert "pack: demo" in shown.stdout
+    unknown = _run(python, "-m", "lockcheck", "rules", "list", "--rules", "nope")
+    assert unknown.returncode == 2
+    assert "unknown rule pack 'nope' (known packs: demo, mm)" in unknown.stderr
     where = _run(python, "-c", "import lockcheck_demo_plugin as m; print(m.__file__)")
     assert where.stdout.startswith(str(venv)), where.stdout

@@ -12,7 +12,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 from lockcheck.errors import PackError, RuleError
-from lockcheck.packs import Pack, RuleSpec, load_pack, load_pack_file
+from lockcheck.packs import Pack, RuleSpec, builtin_pack_names, load_pack, load_pack_file
 from lockcheck.rules.base import Rule
 
 ENTRY_POINT_GROUP = "lockcheck.rules"
@@ -30,8 +30,13 @@ class Registry:
         self.pack_files[name] = path
 
     def load(self, spec: str) -> Pack:
+        """A pack by plugin or built-in name, or by path."""
         if spec in self.pack_files:
             return load_pack_file(self.pack_files[spec])
+        if not spec.endswith(".toml") and not Path(spec).exists():
+            names = sorted({*builtin_pack_names(), *self.pack_files})
+            if spec not in names:
+                raise PackError(f"unknown rule pack '{spec}' (known packs: {', '.join(names)})")
         return load_pack(spec)
 
     def instantiate(self, spec: RuleSpec) -> Rule:
