@@ -638,6 +638,15 @@ def _take_edge(tr: Transfer, path: Path, atom: Atom | None, label: bool | None) 
         known = facts.decide(atom)
         if known is not None and known != label:
             return None
+        if (
+            not label
+            and atom.kind == "value"
+            and any(
+                r.inst == atom.a and h.cond_var is None and not h.escaped
+                for r, h in st.must.items()
+            )
+        ):
+            return None  # `if (!pml)` while pml is a held lock: not this path
         facts = facts.learn(atom, label)
     return tr.edge(st, atom, label), facts
 

@@ -395,8 +395,10 @@ def _atom(cond: Node | None, ctx: _FnContext) -> tuple[Atom | None, int | None]:
         right = node.child_by_field_name("right")
         if op is not None and text(op) in ("==", "!=") and left is not None and right is not None:
             a, b = norm(text(left)), norm(text(right))
-            # the CFG gives `!=` branches their labels in the `==` sense
-            return Atom("eq", a, b, f"{a}=={b}", names, pure), None
+            # the CFG gives `!=` branches their labels in the `==` sense; the
+            # fact text is symmetric so `ptl != pml` and `pml != ptl` agree
+            lo, hi = sorted((a, b))
+            return Atom("eq", a, b, f"{lo}=={hi}", names, pure), None
     if node.type in ("identifier", "field_expression"):
         return Atom("value", txt, "", txt, names, pure), None
     if node.type == "assignment_expression":

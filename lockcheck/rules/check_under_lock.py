@@ -25,7 +25,7 @@ _NAMES = {
     "pmd_lock": "the pmd lock",
     "mmap_lock:write": "the mmap lock for write",
     "mmap_lock:read": "the mmap lock",
-    "mmap_lock": "the mmap lock",
+    "mmap_lock": "the mmap lock (either mode)",
 }
 
 
