@@ -35,6 +35,7 @@ from typing import Any, Literal
 
 from lockcheck.analysis.locks import FunctionFacts, LockState
 from lockcheck.engine import Analysis, Engine, Stats
+from lockcheck.errors import InputError
 from lockcheck.frontend.parse import count_errors, parse_source
 from lockcheck.inputs.apply import Series, Tree
 from lockcheck.inputs.files import C_SUFFIXES
@@ -193,6 +194,8 @@ class ReviewResult:
     stats: Stats
     fragment: list[Patch]  # patches analysed from their hunks alone
     tree: str | None
+    errors: list[InputError] = field(default_factory=list)  # why `failed` did not apply
+    failed: list[Patch] = field(default_factory=list)  # skipped; the rest still reviewed
 
     @property
     def mode(self) -> str:
@@ -202,7 +205,8 @@ class ReviewResult:
 
     @property
     def reviewed(self) -> list[Patch]:
-        return [p for p in self.patches if p.files]
+        failed = {id(p) for p in self.failed}
+        return [p for p in self.patches if p.files and id(p) not in failed]
 
     def notes(self) -> list[str]:
         out = []
@@ -599,9 +603,17 @@ def _images(patch: Patch, series: Series | None) -> list[tuple[Image, Image]]:
 
 
 def review(
-    engine: Engine, patches: list[Patch], tree: Tree | None, show_all: bool = False
+    engine: Engine,
+    patches: list[Patch],
+    tree: Tree | None,
+    show_all: bool = False,
+    keep_going: bool = False,
 ) -> ReviewResult:
-    """Review `patches` in order (a series) against `tree`, or as fragments."""
+    """Review `patches` in order (a series) against `tree`, or as fragments.
+
+    A patch that does not apply raises, or with `keep_going` is skipped and
+    recorded in `errors`/`failed` so the rest of the series is still reported.
+    """
     series = Series(tree) if tree is not None else None
     analyser = _Analyser(engine)
     open_eps: dict[tuple[str, str, int], _Episode] = {}
@@ -609,12 +621,22 @@ def review(
     standing: dict[tuple[str, str, int], _Episode] = {}
     contexts: list[SiteContext] = []
     fragment: list[Patch] = []
+    errors: list[InputError] = []
+    failed: list[Patch] = []
     for patch in patches:
         if not patch.files:
             continue
         if series is None or patch.quoted:
             fragment.append(patch)
-        for pre_img, post_img in _images(patch, series):
+        try:
+            images = _images(patch, series)
+        except InputError as exc:  # the series goes on without it, as `git am --skip`
+            if not keep_going:
+                raise
+            errors.append(exc)
+            failed.append(patch)
+            continue
+        for pre_img, post_img in images:
             if not pre_img.path.endswith(C_SUFFIXES):
                 continue  # applied (later patches may build on it), not analysed
             pre, post = analyser.side(pre_img), analyser.side(post_img)
@@ -645,6 +667,7 @@ def review(
         episodes = [ep for ep in episodes if ep.introduced_by is not None]
     # a file's versions are analysed separately; the reader counts files
     analyser.stats.files = len({key[0] for key in analyser.cache})
+    analyser.stats.input_errors = len(errors)
     order = {id(p): i for i, p in enumerate(patches)}
     located = [_located(ep) for ep in episodes]
     located.sort(
@@ -661,4 +684,6 @@ def review(
         analyser.stats,
         fragment,
         tree.describe() if tree is not None else None,
+        errors,
+        failed,
     )

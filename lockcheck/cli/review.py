@@ -21,6 +21,7 @@ from lockcheck.cli import (
     SelectOpt,
     app,
     command_line,
+    error_line,
     exit_code,
     rule_options,
 )
@@ -36,8 +37,14 @@ from lockcheck.review import review as run_review
 
 
 def _inputs(
-    patches: list[Path], tree: Path | None, base: str | None, git_range: str | None, index: bool
+    patches: list[Path],
+    tree: Path | None,
+    base: str | None,
+    git_range: str | None,
+    index: bool,
+    unread: list[InputError] | None = None,
 ) -> tuple[Tree | None, list[Patch]]:
+    """The tree and the series; PATCH files that cannot be read go to `unread` if given."""
     if sum(bool(x) for x in (patches, git_range, index)) != 1:
         raise InputError("give PATCH files, or --git A..B, or --staged (exactly one of them)")
     repo = tree or Path(".")
@@ -51,9 +58,17 @@ def _inputs(
         return staged(repo)
     read: list[Patch] = []
     for p in patches:
-        got = read_patches(p)
-        if not any(q.files for q in got):
-            raise InputError(f"{p}: no diff in it (a cover letter, or a reply quoting no patch)")
+        try:
+            got = read_patches(p)
+            if not any(q.files for q in got):
+                raise InputError(
+                    f"{p}: no diff in it (a cover letter, or a reply quoting no patch)"
+                )
+        except InputError as exc:
+            if unread is None or len(patches) == 1:
+                raise
+            unread.append(exc)  # the other inputs are still reviewed
+            continue
         read.extend(got)
     if base is not None:
         return GitTree.at(repo, base), order_series(read)
@@ -189,9 +204,16 @@ def review(
     """
     project = find_config(tree or Path("."))  # the reviewed repository's .lockcheck.toml
     engine = project.engine(rules, select)
-    tree_obj, series = _inputs(list(patches or []), tree, base, git_range, index)
+    unread: list[InputError] = []
+    tree_obj, series = _inputs(list(patches or []), tree, base, git_range, index, unread)
     series = project.select_patches(series, patch_root(tree_obj, Path(".")))
-    result = run_review(engine, series, tree_obj, show_all)
+    result = run_review(engine, series, tree_obj, show_all, keep_going=True)
+    errors = [*unread, *result.errors]
+    result.stats.input_errors = len(errors)
+    if errors and not result.reviewed:  # nothing was reviewed: the error lines say it all
+        for err in errors:
+            error_line(str(err))
+        return 2
     findings = [rf.finding for rf in result.findings]
     words: list[str | Path] = ["review", *rule_options(rules, select)]
     for flag, value in (("--tree", tree), ("--base", base), ("--git", git_range)):
@@ -224,4 +246,6 @@ def review(
     if format is Format.text:
         out = render_review_text(result, out if findings or not quiet else "")
     sys.stdout.write(out)
-    return exit_code(findings, fail_on)
+    for err in errors:
+        error_line(str(err))
+    return 2 if errors else exit_code(findings, fail_on)

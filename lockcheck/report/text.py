@@ -112,6 +112,10 @@ class TextReporter(Reporter):
             f"{n} finding{'s' if n != 1 else ''} in {stats.get('files', 0)} file(s), "
             f"{stats.get('functions_analysed', 0)}/{stats.get('functions', 0)} functions analysed"
         )
+        if stats.get("budget_outs", 0):
+            summary += f", {stats['budget_outs']} over budget"
+        if stats.get("input_errors", 0):
+            summary += f", {stats['input_errors']} input(s) failed (errors on stderr)"
         return (body + "\n\n" if body else "") + summary + "\n"
 
 
