@@ -38,10 +38,9 @@ from __future__ import annotations
 
 import email
 import email.policy
-import mailbox
+import io
 import re
 import sys
-import tempfile
 from dataclasses import dataclass, field, replace
 from email.message import EmailMessage
 from pathlib import Path
@@ -521,26 +520,33 @@ def _plain_diff(text: str, origin: str, path: str) -> Patch:
     )
 
 
-def _mbox_messages(file: Path, origin: str) -> list[Patch]:
-    raw = file.read_bytes()
-    text = raw.decode("utf-8", "replace")
+def mbox_split(raw: bytes) -> list[bytes]:
+    """The messages of an mbox, split in memory exactly as `mailbox.mbox` splits a file.
+
+    A message starts after each line beginning with `From `; an empty line
+    just before the next `From ` line (or the end) is the separator's. In
+    memory, so that nothing of the input is ever written to disk.
+    """
+    messages: list[list[bytes]] = []
+    for line in io.BytesIO(raw):  # lines end at b"\n" only, as mailbox reads them
+        if line.startswith(b"From "):
+            messages.append([])
+        elif messages:
+            messages[-1].append(line)
+    return [b"".join(m[:-1] if m and m[-1] == b"\n" else m) for m in messages]
+
+
+def _mbox_messages(text: str, origin: str) -> list[Patch]:
     lines = tuple(text.splitlines())
     starts = [i for i, ln in enumerate(lines) if ln.startswith("From ")]
-    try:
-        box = mailbox.mbox(file, create=False)
-        keys = list(box.keys())
-        out: list[Patch] = []
-        for k, key in enumerate(keys):
-            msg = email.message_from_bytes(box.get_bytes(key), policy=email.policy.default)
-            assert isinstance(msg, EmailMessage)
-            body_offset = (
-                _header_end(list(lines), starts[k] + 1) if len(starts) == len(keys) else None
-            )
-            name = f"{origin}#{k + 1}" if len(keys) > 1 else origin
-            out.append(_from_message(msg, name, str(file), body_offset, lines))
-        box.close()
-    except OSError as exc:
-        raise InputError(f"{origin}: cannot read mbox: {exc.strerror or exc}") from None
+    raw = mbox_split(text.encode("utf-8", "surrogateescape"))
+    out: list[Patch] = []
+    for k, data in enumerate(raw):
+        msg = email.message_from_bytes(data, policy=email.policy.default)
+        assert isinstance(msg, EmailMessage)
+        body_offset = _header_end(list(lines), starts[k] + 1) if len(starts) == len(raw) else None
+        name = f"{origin}#{k + 1}" if len(raw) > 1 else origin
+        out.append(_from_message(msg, name, "", body_offset, lines))
     return out
 
 
@@ -548,11 +554,7 @@ def parse_patch_text(text: str, origin: str, path: str = "") -> list[Patch]:
     """Patches in `text`: an mbox, one mail, an archived reply, or a bare diff."""
     lines = text.splitlines()
     if lines and lines[0].startswith("From ") and _is_mail(lines[1:]):
-        with tempfile.TemporaryDirectory(prefix="lockcheck-") as tmp:
-            spool = Path(tmp) / "input.mbox"
-            spool.write_text(text, "utf-8")
-            patches = _mbox_messages(spool, origin)
-        return [replace(p, path=path) for p in patches]
+        return [replace(p, path=path) for p in _mbox_messages(text, origin)]
     if _is_mail(lines):
         msg = email.message_from_string(text, policy=email.policy.default)
         assert isinstance(msg, EmailMessage)
