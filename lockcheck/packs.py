@@ -145,6 +145,8 @@ class Pack:
     identifiers: dict[str, str] = field(default_factory=dict)
     guards: dict[str, GuardEntry] = field(default_factory=dict)
     order: list[str] = field(default_factory=list)
+    # the kernel's spellings of locks in comments -> lock classes (`[names]`)
+    names: dict[str, tuple[str, ...]] = field(default_factory=dict)
     rules: list[RuleSpec] = field(default_factory=list)
     uses: list[str] = field(default_factory=list)  # packs whose vocabulary this one borrows
 
@@ -159,6 +161,7 @@ class Vocabulary:
     guards: dict[str, GuardEntry] = field(default_factory=dict)
     order: list[str] = field(default_factory=list)
     orders: dict[str, list[str]] = field(default_factory=dict)  # each pack's own, by name
+    names: dict[str, tuple[str, ...]] = field(default_factory=dict)  # comment spelling -> classes
 
     @classmethod
     def merge(cls, packs: list[Pack]) -> Vocabulary:
@@ -168,6 +171,8 @@ class Vocabulary:
             voc.fields.update(p.fields)
             voc.identifiers.update(p.identifiers)
             voc.guards.update(p.guards)
+            for spelling, classes in p.names.items():
+                voc.names.setdefault(spelling, classes)
             if p.order and not voc.order:
                 voc.order = list(p.order)
             if p.order:
@@ -320,7 +325,9 @@ _GUARD_KEYS: dict[str, type] = {
     "sleeps": bool,
     "atomic": bool,
 }
-_TOP_KEYS = frozenset({"pack", "api", "fields", "identifiers", "guards", "order", "rule"})
+_TOP_KEYS = frozenset(
+    {"pack", "api", "fields", "identifiers", "guards", "order", "names", "rule"}
+)
 _PACK_KEYS = frozenset({"name", "description", "uses"})
 
 
@@ -394,6 +401,7 @@ def load_pack_file(path: Path) -> Pack:
     if not isinstance(order, list) or not all(isinstance(o, str) and o.strip() for o in order):
         raise _fail(label, "order", "must be a list of lock class names, outer first")
     pack.order = list(order)
+    pack.names = _names_table(label, data.get("names", {}))
     rules = data.get("rule", [])
     if not isinstance(rules, list):
         raise _fail(label, "rule", "must be an array of tables ([[rule]])")
@@ -406,6 +414,21 @@ def load_pack_file(path: Path) -> Pack:
     if pack.uses:
         _borrow(pack)
     return pack
+
+
+def _names_table(label: str, raw: object) -> dict[str, tuple[str, ...]]:
+    """`[names]`: a spelling maps to one lock class or a list of them."""
+    if not isinstance(raw, dict):
+        raise _fail(label, "names", "must be a table")
+    out: dict[str, tuple[str, ...]] = {}
+    for spelling, value in raw.items():
+        classes = [value] if isinstance(value, str) else value
+        if not isinstance(classes, list) or not classes:
+            raise _fail(label, f"names.{spelling}", "must be a lock class or a list of them")
+        if not all(isinstance(c, str) and c.strip() for c in classes):
+            raise _fail(label, f"names.{spelling}", "must be a lock class or a list of them")
+        out[spelling] = tuple(c.strip() for c in classes)
+    return out
 
 
 def _borrow(pack: Pack) -> None:
@@ -430,6 +453,7 @@ def _borrow(pack: Pack) -> None:
         guards.update(base.guards)
         if not pack.order:
             pack.order = list(base.order)
+        pack.names = {**base.names, **pack.names}
     pack.api = {**api, **pack.api}
     pack.fields = {**fields, **pack.fields}
     pack.identifiers = {**identifiers, **pack.identifiers}

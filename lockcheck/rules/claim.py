@@ -5,6 +5,10 @@ lock is held counts against the code only when every path to it released
 that lock (a claim about a lock the function never touched is the caller's
 business), and a claim that it is not held only when the function surely
 holds it.
+
+Prose claims in comments ("called with the page lock held") are a second
+source (`lockcheck.order.claims`), judged as conservatively and reported
+under the same rule quoting the comment.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 from lockcheck.analysis.locks import FunctionFacts, LockState
 from lockcheck.model.finding import Related
 from lockcheck.model.ir import Claim, Release
+from lockcheck.order.claims import Mismatch, check_comment_claims
 from lockcheck.rules.base import Rule, RuleContext
 from lockcheck.rules.queries import (
     base_inst,
@@ -53,6 +58,19 @@ class ClaimMismatch(Rule):
             for nid, ev, st in fn.iter_events():
                 if isinstance(ev, Claim):
                     self._claim(ctx, fn, nid, ev, st)
+        for mismatch in check_comment_claims(ctx.facts, ctx.source, ctx.vocab):
+            self._comment(ctx, mismatch)
+
+    def _comment(self, ctx: RuleContext, m: Mismatch) -> None:
+        message = self.spec.message.format(
+            claim=f"the comment {code(m.claim.quote)}", lock=m.lock, state=m.state
+        )
+        kind = m.claim.kind.replace("_", " ")
+        related = tuple(Related(line, col, what) for line, col, what in m.related)
+        held = (m.lock,) if m.claim.kind == "not_held" else ()
+        ctx.report(
+            m.fn, m.site, message, held=held, expected=(f"{m.lock} {kind}",), related=related
+        )
 
     def _claim(
         self, ctx: RuleContext, fn: FunctionFacts, nid: int, ev: Claim, st: LockState

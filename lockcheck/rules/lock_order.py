@@ -4,7 +4,9 @@ The hierarchy is a list of lock classes, outer first (`a | b` for one
 level): the rule's own `order`, else its pack's. A trylock of the outer
 lock is the sanctioned way round an inversion and is not reported.
 `acquisition_edges` is the per-function "B taken while A held" relation
-other checks (documented-order claims) build on.
+other checks (documented-order claims) build on. A file that documents its
+own order in a "Lock ordering:" comment is checked against that instead,
+and the findings cite it (`lockcheck.order`).
 """
 
 from __future__ import annotations
@@ -12,7 +14,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from lockcheck.analysis.locks import FunctionFacts, Held
+from lockcheck.model.finding import Related
 from lockcheck.model.ir import Acquire, LockRef
+from lockcheck.order.doc import Names, OrderDoc, parse_order_comments
+from lockcheck.order.edges import file_inversions
 from lockcheck.packs import order_levels
 from lockcheck.rules.base import Rule, RuleContext
 from lockcheck.rules.queries import base_inst, cannot_wait, held_locks, taken_at
@@ -30,9 +35,13 @@ def acquisition_edges(fn: FunctionFacts) -> Iterator[tuple[LockRef, Held, Acquir
 
 class LockOrder(Rule):
     kind = "lock-order"
-    optional = {"order": list}
+    optional = {"order": list, "comment_message": str}
 
     def run(self, ctx: RuleContext) -> None:
+        doc = parse_order_comments(ctx.source, ctx.path, Names(ctx.vocab.names))
+        if doc.edges:
+            self._documented(ctx, doc)
+            return
         order = (
             self.spec.params.get("order") or ctx.vocab.orders.get(self.spec.pack) or ctx.vocab.order
         )
@@ -64,4 +73,37 @@ class LockOrder(Rule):
                     held=(base_inst(outer.inst),),
                     expected=(f"{inner.lock.cls} before {outer.cls}",),
                     related=(taken_at(outer, held, "(the inner lock) taken here"),),
+                )
+
+    def _documented(self, ctx: RuleContext, doc: OrderDoc) -> None:
+        """Against the file's own "Lock ordering:" comment, cited at its first line."""
+        template = self.spec.params.get("comment_message") or self.spec.message
+        block = doc.blocks[0][1]
+        lines = ctx.source.decode("utf-8", "replace").splitlines()
+        for fn in ctx.facts.functions:
+            seen: set[tuple[int, int, str]] = set()
+            for edge, outer, inner in file_inversions(fn, lines, doc, ctx.vocab):
+                held, taken = base_inst(edge.outer.inst), base_inst(edge.inner.inst)
+                key = (edge.inner_site.line, edge.inner_site.column, held)
+                if key in seen:
+                    continue
+                seen.add(key)
+                fields = {
+                    "inner": taken,
+                    "outer": held,
+                    "inner_class": outer,
+                    "outer_class": inner,
+                    "line": block,
+                }
+                o = edge.outer_site
+                ctx.report(
+                    fn,
+                    edge.inner_site,
+                    template.format(**fields),
+                    held=(held,),
+                    expected=(f"{outer} before {inner}",),
+                    related=(
+                        Related(o.line, o.column, f"`{held}` (the inner lock) taken here"),
+                        Related(block, 1, "the file's lock ordering comment"),
+                    ),
                 )

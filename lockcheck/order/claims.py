@@ -1,0 +1,389 @@
+"""Prose claims about lock state ("called with the page lock held") against the code.
+
+A comment in a function body speaks about the program point after it (a
+trailing comment: about the point after its statement); the comment just
+above a definition speaks about the function's entry. A claim names a lock
+in the kernel's words; it is resolved to a lock of the function (by its
+spelling) or to lock classes (through the pack's `[names]` table) and
+checked against the computed state. Only contradictions the code proves
+count: "X is held" where every path here released X, "X is not held" where
+this function surely took X; at entry, the function waiting for an X of
+its caller's object the claim says is held, or releasing an X it never
+took although the claim says the caller does not hold it. Claims about a
+lock that cannot be resolved are counted, not judged.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Literal
+
+from lockcheck.analysis.locks import FileFacts, FunctionFacts, LockState
+from lockcheck.model.ir import Acquire, LockRef, Release, Site
+from lockcheck.order.doc import Names
+from lockcheck.order.edges import declared_types, lock_keys
+from lockcheck.packs import Vocabulary
+
+Kind = Literal["held", "not_held"]
+
+_BLOCK_RE = re.compile(rb"/\*.*?\*/|//[^\n]*", re.S)
+_ARTICLE = r"(?:(?:the|its|their|our|this|that|a|an|same|corresponding|relevant)\s+)*"
+_TOKEN = r"&?[A-Za-z_][\w]*(?:(?:->|\.)[A-Za-z_]\w*|\[\w*\])*(?:\(\))?"
+_LOCKWORD = r"(?:table\s+lock|read\s+lock|map\s+lock|lock|locks|rwsem|sem|mutex|spinlock|semaphore)"
+_X = rf"{_ARTICLE}(?P<x>{_TOKEN}(?:\s+{_LOCKWORD})?)"
+_RAW_PATTERNS: tuple[tuple[Kind, str], ...] = (
+    ("not_held", rf"\bwithout\s+(?:holding|taking)\s+{_X}"),
+    ("not_held", rf"\bwithout\s+{_X}\s+(?:being\s+)?(?:held|taken|locked)\b"),
+    ("not_held", rf"\bnot\s+holding\s+{_X}"),
+    (
+        "not_held",
+        rf"{_X}\s+(?:is|are|must|should|was)\s+not\s+(?:be\s+)?(?:held|taken|locked)\b",
+    ),
+    ("not_held", rf"{_X}\s+(?:isn't|aren't|wasn't)\s+(?:held|taken|locked)\b"),
+    (
+        "held",
+        rf"\b(?:with|while)\s+{_X}\s+(?:is\s+|being\s+|still\s+|already\s+)*"
+        r"(?:held|taken|locked|acquired)\b",
+    ),
+    (
+        "held",
+        rf"{_X}\s+(?:is|are|must\s+be|should\s+be|has\s+been|remains)\s+"
+        r"(?:still\s+|already\s+|always\s+)*(?:held|taken|locked)\b",
+    ),
+    ("held", rf"(?<!not )(?<!without )\bholding\s+{_X}"),
+    ("held", rf"\bunder\s+{_X}"),
+    ("held", rf"\bcallers?\s+(?:must\s+|should\s+)?(?:holds?|have\s+taken)\s+{_X}"),
+)
+_PATTERNS = tuple((kind, re.compile(p, re.I)) for kind, p in _RAW_PATTERNS)
+# a claim is about what is, not what may or will be
+_HEDGE_RE = re.compile(
+    r"\b(?:if|unless|whether|when|whenever|once|until|before|after|in case|so that|"
+    r"may|might|can|could|would|will|likely|usually|normally|typically|generally|mostly|"
+    r"otherwise|either|except|instead|no longer|cannot|can't)\b",
+    re.I,
+)
+_ENTRY_RE = re.compile(r"\b(?:call(?:ed|er|ers|ing)?|must|context)\b", re.I)
+_RETURN_RE = re.compile(r"\b(?:return|returns|returned|returning|on exit|exits)\b", re.I)
+_LOCKISH_RE = re.compile(r"lock|sem\b|rwsem|mutex|ptl|\brcu\b|PG_locked", re.I)
+_VAGUE = frozenset({"lock", "locks", "it", "them", "this", "that", "one", "spinlock", "mutex"})
+
+
+@dataclass(frozen=True, slots=True)
+class Comment:
+    start: int  # byte offset
+    line: int
+    end_line: int
+    column: int
+    trailing: bool  # code precedes it on its first line
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProseClaim:
+    kind: Kind
+    lock: str  # the lock as the comment names it
+    quote: str  # the sentence that says it
+    comment: Comment
+    header: bool  # about the function's entry
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    """A claim's lock: a spelling the function uses, or classes it may be."""
+
+    inst: str | None
+    keys: frozenset[str]
+
+    def matches(self, ref: LockRef, types: dict[str, str], names: Names) -> bool:
+        if self.inst is not None:
+            return ref.inst.split("@", 1)[0] == self.inst
+        return bool(lock_keys(ref, types, names) & self.keys)
+
+
+@dataclass(frozen=True, slots=True)
+class Mismatch:
+    """A prose claim the code contradicts; `related` as (line, column, message)."""
+
+    fn: FunctionFacts
+    claim: ProseClaim
+    lock: str
+    state: str
+    site: Site
+    related: tuple[tuple[int, int, str], ...]
+
+
+@dataclass(slots=True)
+class ClaimStats:
+    checked: int = 0
+    unresolved: int = 0
+
+
+def comments(source: bytes) -> list[Comment]:
+    out = []
+    for m in _BLOCK_RE.finditer(source):
+        line_start = source.rfind(b"\n", 0, m.start()) + 1
+        before = source[line_start : m.start()]
+        line = source.count(b"\n", 0, m.start()) + 1
+        raw = m.group(0).decode("utf-8", "replace")
+        out.append(
+            Comment(
+                m.start(),
+                line,
+                line + raw.count("\n"),
+                m.start() - line_start + 1,
+                bool(before.strip()),
+                raw,
+            )
+        )
+    return out
+
+
+def _prose(raw: str) -> str:
+    body = raw[2:-2] if raw.startswith("/*") else raw[2:]
+    lines = [ln.strip().lstrip("*").strip() for ln in body.split("\n")]
+    return " ".join(" ".join(lines).split())
+
+
+def _sentences(text: str) -> Iterator[str]:
+    for s in re.split(r"(?<=[.;!?:])\s+", text):
+        if s.strip():
+            yield s.strip()
+
+
+def prose_claims(comment: Comment, header: bool) -> Iterator[ProseClaim]:
+    """The lock-state claims a comment makes, one per sentence and lock.
+
+    A header comment also describes what the function returns with ("@ptl
+    is locked"), so only sentences about calling it count there.
+    """
+    for sentence in _sentences(_prose(comment.text)):
+        if "?" in sentence:
+            continue
+        if header and (not _ENTRY_RE.search(sentence) or _RETURN_RE.search(sentence)):
+            continue
+        seen: set[str] = set()
+        for kind, pattern in _PATTERNS:
+            for m in pattern.finditer(sentence):
+                x = " ".join(m.group("x").split())
+                if x.lower() in _VAGUE or x in seen or not _LOCKISH_RE.search(x):
+                    continue
+                if _HEDGE_RE.search(sentence):
+                    continue
+                seen.add(x)
+                yield ProseClaim(kind, x, sentence, comment, header)
+
+
+def resolve(spelt: str, fn: FunctionFacts, names: Names, types: dict[str, str]) -> Resolved | None:
+    """The lock a claim names, as this function knows it, or None."""
+    s = spelt.lstrip("&").removesuffix("()")
+    refs = [ev.lock for evs in fn.events for ev in evs if isinstance(ev, Acquire | Release)]
+    refs += list(fn.fn.lockvars.values())
+    insts = {r.inst.split("@", 1)[0] for r in refs}
+    if s in insts:
+        return Resolved(s, frozenset())
+    classes = names.classes(s, fold_case=True)
+    if classes is None:
+        bare = re.sub(rf"\s+{_LOCKWORD}$", "", s, flags=re.I)
+        classes = names.classes(bare, fold_case=True)
+        if classes is None and any(r.cls == bare for r in refs) and bare not in _VAGUE:
+            classes = frozenset({bare})
+        if classes is None and bare in insts:
+            return Resolved(bare, frozenset())
+    if classes is None:
+        return _by_spelling(s)
+    return Resolved(None, frozenset(classes))
+
+
+def _by_spelling(s: str) -> Resolved | None:
+    """`hugetlb_lock`, `zone->lock`: a lock named in C is its own class or spelling."""
+    if " " in s or not re.fullmatch(_TOKEN, s):
+        return None
+    last = re.split(r"->|\.", s)[-1]
+    keys = {s.replace(".", "->")}
+    if last.lower() not in _VAGUE and _LOCKISH_RE.search(last):
+        keys.add(last)
+    return Resolved(None, frozenset(keys))
+
+
+def _point(fn: FunctionFacts, c: Comment) -> tuple[int, LockState] | None:
+    """The node a body comment speaks about and the lock state there."""
+    nodes = fn.fn.cfg.nodes
+    if c.trailing:
+        same = [n for n in nodes if n.line == c.line and n.kind in ("stmt", "branch")]
+        if same:
+            nid = max(same, key=lambda n: n.id).id
+            st = fn.state_out[nid]
+            return (nid, st) if st is not None else None
+    after = [
+        n for n in nodes if n.kind in ("stmt", "branch") and c.end_line < n.line <= fn.fn.end_line
+    ]
+    if not after:
+        return None
+    nid = min(after, key=lambda n: (n.line, n.id)).id
+    st = fn.state_in[nid]
+    return (nid, st) if st is not None else None
+
+
+def _reachable_avoiding(fn: FunctionFacts, goal: int, avoid: set[int]) -> bool:
+    start = fn.fn.cfg.entry
+    if start in avoid:
+        return False
+    seen, stack = {start}, [start]
+    while stack:
+        cur = stack.pop()
+        if cur == goal:
+            return True
+        for s, _ in fn.fn.cfg.nodes[cur].succ:
+            if s not in seen and s not in avoid:
+                seen.add(s)
+                stack.append(s)
+    return False
+
+
+@dataclass(slots=True)
+class _Judge:
+    fn: FunctionFacts
+    names: Names
+    types: dict[str, str]
+    vocab: Vocabulary
+
+    def waits(self, ev: Acquire) -> bool:
+        return ev.cond_var is None and not self.vocab.is_try(ev.primitive)
+
+    def match(self, lock: Resolved, ref: LockRef) -> bool:
+        return lock.matches(ref, self.types, self.names)
+
+    def releases(self, lock: Resolved) -> dict[int, list[Release]]:
+        out: dict[int, list[Release]] = {}
+        for nid, evs in enumerate(self.fn.events):
+            for ev in evs:
+                if isinstance(ev, Release) and not ev.maybe and self.match(lock, ev.lock):
+                    out.setdefault(nid, []).append(ev)
+        return out
+
+    def body(self, claim: ProseClaim, lock: Resolved) -> Mismatch | None:
+        point = _point(self.fn, claim.comment)
+        if point is None:
+            return None
+        nid, st = point
+        site = Site(claim.comment.line, claim.comment.column, claim.quote)
+        if claim.kind == "not_held":
+            for ref, held in sorted(st.must.items(), key=lambda kv: (kv[1].site, kv[0].inst)):
+                if self.match(lock, ref) and not held.assumed and not held.escaped:
+                    where = (held.site.line, held.site.column, f"`{_base(ref)}` taken here")
+                    return Mismatch(self.fn, claim, _base(ref), "is held here", site, (where,))
+            return None
+        if any(self.match(lock, ref) for ref in st.may):
+            return None
+        rel = self.releases(lock)
+        avoid = set(rel)
+        if claim.comment.trailing:
+            avoid.discard(nid)  # state_out: the node's own release counts
+            if nid in rel:
+                return self._released(claim, site, rel[nid])
+        avoid.discard(nid)
+        if not avoid or _reachable_avoiding(self.fn, nid, avoid):
+            return None
+        return self._released(claim, site, [r for n in sorted(avoid) for r in rel[n]])
+
+    def _released(self, claim: ProseClaim, site: Site, rels: list[Release]) -> Mismatch:
+        lock = _base(rels[0].lock)
+        related = tuple(
+            sorted({(r.site.line, r.site.column, f"`{_base(r.lock)}` released here") for r in rels})
+        )
+        return Mismatch(self.fn, claim, lock, "was released on every path here", site, related)
+
+    def header(self, claim: ProseClaim, lock: Resolved) -> Mismatch | None:
+        site = Site(claim.comment.line, claim.comment.column, claim.quote)
+        if claim.kind == "not_held":
+            # what an annotation says the caller holds, not what the analysis inferred
+            for ref in sorted({c.lock for c in self.fn.fn.entry_claims}, key=lambda r: r.inst):
+                if self.match(lock, ref):
+                    rel = self.releases(Resolved(_base(ref), frozenset()))
+                    related = tuple(
+                        sorted(
+                            {
+                                (r.site.line, r.site.column, f"`{_base(r.lock)}` released here")
+                                for evs in rel.values()
+                                for r in evs
+                            }
+                        )
+                    )
+                    return Mismatch(
+                        self.fn, claim, _base(ref), "is the caller's: released here", site, related
+                    )
+            return None
+        params = set(self.fn.fn.params)
+        avoid = set(self.releases(lock))
+        for nid, ev, st in self.fn.iter_events():
+            if not isinstance(ev, Acquire) or ev.nested or not self.match(lock, ev.lock):
+                continue
+            if not self.waits(ev) or _owner(ev.lock) not in params:
+                continue
+            if any(self.match(lock, ref) for ref in st.may):
+                continue
+            if nid in avoid or not _reachable_avoiding(self.fn, nid, avoid):
+                continue
+            where = ((ev.site.line, ev.site.column, f"`{_base(ev.lock)}` taken here"),)
+            return Mismatch(
+                self.fn, claim, _base(ev.lock), "is taken again by the function", site, where
+            )
+        return None
+
+
+def _base(ref: LockRef) -> str:
+    return ref.inst.split("@", 1)[0]
+
+
+def _owner(ref: LockRef) -> str:
+    m = re.match(r"[A-Za-z_]\w*", _base(ref))
+    return m.group(0) if m else ""
+
+
+def _function_comments(fn: FunctionFacts, cs: list[Comment]) -> Iterator[tuple[Comment, bool]]:
+    start, end = fn.fn.start_line, fn.fn.end_line
+    for c in cs:
+        if c.end_line == start - 1 and not c.trailing and c.text.startswith("/*"):
+            yield c, True
+        elif start < c.line <= end:
+            yield c, False
+
+
+def check_comment_claims(
+    facts: FileFacts, source: bytes, vocab: Vocabulary, stats: ClaimStats | None = None
+) -> list[Mismatch]:
+    """Every prose claim in the file's functions the computed state contradicts."""
+    if b"held" not in source and b"hold" not in source and b"under" not in source:
+        return []
+    names = Names(vocab.names)
+    cs = comments(source)
+    lines = source.decode("utf-8", "replace").splitlines()
+    out: list[Mismatch] = []
+    for fn in facts.functions:
+        if fn.budget_exceeded:
+            continue
+        found = [
+            (c, header, claim)
+            for c, header in _function_comments(fn, cs)
+            for claim in prose_claims(c, header)
+        ]
+        if not found:
+            continue
+        types = declared_types(lines, fn)
+        judge = _Judge(fn, names, types, vocab)
+        for _c, header, claim in found:
+            lock = resolve(claim.lock, fn, names, types)
+            if stats is not None:
+                stats.checked += 1
+                stats.unresolved += lock is None
+            if lock is None:
+                continue
+            mismatch = judge.header(claim, lock) if header else judge.body(claim, lock)
+            if mismatch is not None:
+                out.append(mismatch)
+    return out
+
+
+__all__ = ["ClaimStats", "Mismatch", "check_comment_claims"]
