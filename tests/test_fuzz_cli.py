@@ -23,7 +23,7 @@ from tests.strategies import PATCH_FIXTURES, mutated_fixture, mutated_lines
 
 TREE = FIXTURES / "series" / "tree"
 FUZZ = settings(
-    max_examples=30,
+    max_examples=20,
     deadline=None,
     derandomize=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
@@ -133,9 +133,10 @@ def test_subprocess_never_tracebacks(tmp_path: Path, data: bytes) -> None:
     assert_contract(proc.returncode, proc.stderr)
 
 
-def test_run_main_sees_exit_codes() -> None:
+def test_run_main_sees_exit_codes(tmp_path: Path) -> None:
     """The in-process runner itself: a clean file gives 0, a finding 1, a bad file 2."""
-    assert run_main("check", "--no-sim", str(FIXTURES / "khugepaged" / "merged_fix.c"))[0] == 0
+    (tmp_path / "clean.c").write_text("int f(void)\n{\n\treturn 0;\n}\n")
+    assert run_main("check", "--no-sim", str(tmp_path / "clean.c"))[0] == 0
     assert run_main("check", "--no-sim", str(FIXTURES / "khugepaged" / "v1.c"))[0] == 1
     code, _, err = run_main("review", str(FIXTURES / "nonexistent.patch"))
     assert (code, err.count("\n")) == (2, 1)
