@@ -121,8 +121,8 @@ def test_driver_block_confirmed_contradicted_unexercised() -> None:
 
 
 def test_text_output_is_deterministic_and_names_both_sites() -> None:
-    first = run_cli("order", "--claims", str(ORDER))
-    second = run_cli("order", "--claims", str(ORDER))
+    first = run_cli("order", "--claims", str(ORDER / "foo_dev.c"))
+    second = run_cli("order", "--claims", str(ORDER / "foo_dev.c"))
     assert first.returncode == 1 and first.stdout == second.stdout
     line = next(ln for ln in first.stdout.splitlines() if "contradicted:" in ln)
     assert "foo_dev.c:49:2" in line and "line 46" in line and "foo_complete()" in line
@@ -208,3 +208,20 @@ def test_comment_claims_in_real_mm_are_quiet(kernel_tree: Path) -> None:
         analysis = engine.analyse_source(str(path), source, kernel_tree)
         assert check_comment_claims(analysis.facts, source, engine.vocab, stats) == []
     assert stats.checked >= 20 and stats.unresolved <= stats.checked // 4
+
+
+def test_inversions_against_the_trees_comments(kernel_tree: Path) -> None:
+    rc, data = order_json("--tree", str(kernel_tree), str(ORDER / "inversions.c"))
+    assert rc == 1
+    got = {
+        (c["outer"], c["inner"], c["sites"][1]["function"])  # type: ignore[index]
+        for c in data["contradicted"]
+    }
+    assert got == {
+        ("anon_vma->rwsem", "pte_lock", "anon_under_ptl"),
+        ("mm->mmap_lock", "page->flags PG_locked", "mmap_under_folio"),
+    }
+    # i_mmap_rwsem before the folio lock is the documented hugetlbfs order: no contradiction
+    confirmed = {(e["outer"], e["inner"]) for e in data["confirmed"]}
+    assert ("mapping->i_mmap_rwsem", "page->flags PG_locked") in confirmed
+    assert ("anon_vma->rwsem", "mm->page_table_lock") in confirmed
