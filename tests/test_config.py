@@ -84,16 +84,18 @@ def test_never_read_from_outside_the_repository(tmp_path: Path) -> None:
         ("baseline = 'missing.json'\n", "baseline "),
     ],
 )
-def test_bad_configuration_is_one_error_line(tree: Path, text: str, message: str) -> None:
+def test_bad_configuration_is_a_precise_input_error(tree: Path, text: str, message: str) -> None:
     path = configure(tree, text)
-    proc = run_cli("check", "--no-sim", "mm", cwd=tree)
-    assert proc.returncode == 2 and proc.stdout == "", proc.stdout
-    assert proc.stderr.count("\n") == 1 and message in proc.stderr, proc.stderr
-    assert str(path.resolve()) in proc.stderr or "missing.json" in proc.stderr
+    with pytest.raises(InputError) as err:
+        find_config(tree / "mm").engine(None, None)
+    assert message in str(err.value)
+    assert str(path.resolve()) in str(err.value) or "missing.json" in str(err.value)
 
 
-@pytest.mark.parametrize("args", [("review", "--staged"), ("hook", "run")])
-def test_review_and_hook_read_it_too(tree: Path, args: tuple[str, ...]) -> None:
+@pytest.mark.parametrize(
+    "args", [("check", "--no-sim", "mm"), ("review", "--staged"), ("hook", "run")]
+)
+def test_bad_configuration_is_one_error_line(tree: Path, args: tuple[str, ...]) -> None:
     path = configure(tree, "disable = ['no-such-rule']\n")
     proc = run_cli(*args, cwd=tree)
     assert proc.returncode == 2 and proc.stdout == ""

@@ -61,7 +61,9 @@ def hook_uninstall(repo: RepoOpt = Path(".")) -> int:
 def hook_run(
     files: Annotated[
         list[Path] | None,
-        typer.Argument(help="Review only these staged files (the framework passes them)."),
+        typer.Argument(
+            metavar="FILE", help="Review only these staged files (the framework passes them)."
+        ),
     ] = None,
     repo: RepoOpt = Path("."),
     from_ref: Annotated[
