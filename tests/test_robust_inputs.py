@@ -255,3 +255,36 @@ def test_too_deep_nesting_is_a_budget_out_not_a_crash(tmp_path: Path, source: st
     assert stats["budget_outs"] == 1 and stats["functions_analysed"] == 1
     text = run_cli("check", "--no-sim", str(path))
     assert "1 over budget" in text.stdout
+
+
+# --- terminal safety ----------------------------------------------------------------
+
+ESCAPES = "\x1b]0;PWNED\x07 \x1b[2J \x9b31m"
+HOSTILE_C = (
+    "void f(struct vm_area_struct *vma, spinlock_t *ptl)\n{\n"
+    f"\t/* {ESCAPES} */ if (vma->anon_vma) {{\n"
+    "\t\tspin_lock(ptl);\n\t\tpmdp_collapse_flush(vma, 0, 0);\n\t\tspin_unlock(ptl);\n\t}\n}\n"
+)
+
+
+def test_control_characters_in_source_never_reach_the_terminal(tmp_path: Path) -> None:
+    path = tmp_path / "esc.c"
+    path.write_text(HOSTILE_C)
+    proc = run_cli("check", "--no-sim", str(path))
+    assert proc.returncode == 1
+    assert not any(c in proc.stdout for c in "\x1b\x07\x9b")
+    lines = proc.stdout.splitlines()
+    marked = next(i for i, ln in enumerate(lines) if ln.lstrip().startswith(">"))
+    code, caret = lines[marked].split("|", 1)[1], lines[marked + 1].split("|", 1)[1]
+    assert code[caret.index("^") :].startswith("vma->anon_vma")  # still lined up
+
+
+def test_control_characters_in_a_subject_never_reach_the_terminal(tmp_path: Path) -> None:
+    mail = PATCH1.read_text().replace(
+        "Subject: [PATCH 1/3]", "Subject: =?utf-8?q?=1B]0;PWNED=07?= [PATCH 1/3]"
+    )
+    path = tmp_path / "esc.patch"
+    path.write_text(mail)
+    proc = run_cli("review", "--tree", str(TREE), str(path))
+    assert proc.returncode in (0, 1), proc.stderr
+    assert "PWNED" in proc.stdout and "\x1b" not in proc.stdout and "\x07" not in proc.stdout

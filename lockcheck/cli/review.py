@@ -31,7 +31,7 @@ from lockcheck.inputs.apply import DirTree, GitTree, Tree
 from lockcheck.inputs.gitrepo import commit_range, staged
 from lockcheck.inputs.patch import Patch, order_series, read_patches
 from lockcheck.report import RunInfo, render_report
-from lockcheck.report.text import want_color
+from lockcheck.report.text import printable, want_color
 from lockcheck.review import ReviewResult
 from lockcheck.review import review as run_review
 
@@ -93,6 +93,7 @@ def _patch_name(p: Patch | None) -> str:
 
 def render_review_text(result: ReviewResult, findings_text: str) -> str:
     out: list[str] = []
+    block = -1
     reviewed = result.reviewed
     where = f" onto {result.tree}" if result.tree else ""
     out.append(f"review of {len(reviewed)} patch{'es' if len(reviewed) != 1 else ''}{where}:")
@@ -103,7 +104,8 @@ def render_review_text(result: ReviewResult, findings_text: str) -> str:
     out.append("")
     attributed = [rf for rf in result.findings if rf.introduced_by or rf.fixed_by]
     if findings_text.strip():
-        out.append(findings_text.rstrip("\n"))
+        out.append(findings_text.rstrip("\n"))  # made printable by its reporter
+        block = len(out) - 1
         out.append("")
     if attributed and len(reviewed) > 1 or any(rf.fixed_by for rf in result.findings):
         out.append("attribution:")
@@ -136,7 +138,8 @@ def render_review_text(result: ReviewResult, findings_text: str) -> str:
         out.append(f"    {ctx.difference()}")
     if unchanged:
         out.append(f"  ({unchanged} more site{'s' if unchanged != 1 else ''} with unchanged locks)")
-    return "\n".join(out) + "\n"
+    # subjects, labels and sites are input text: no control characters reach the terminal
+    return "\n".join(ln if i == block else printable(ln) for i, ln in enumerate(out)) + "\n"
 
 
 def _extra(result: ReviewResult) -> dict[str, Any]:

@@ -28,6 +28,15 @@ _DIM = "\x1b[2m"
 _SEVERITY = {"error": "\x1b[1;31m", "warning": "\x1b[1;35m", "note": "\x1b[1;36m"}
 _MARK = "\x1b[1;31m"
 _CARET = "\x1b[1;32m"
+# Control characters from the input as their Unicode pictures (one column each, so carets
+# still line up): a comment holding ESC ] 0; or ESC [ 2J must not drive the terminal.
+_CONTROLS = {c: 0x2400 + c for c in range(32) if c != 9} | {0x7F: 0x2421}
+_CONTROLS |= {c: 0xFFFD for c in range(0x80, 0xA0)}
+
+
+def printable(text: str) -> str:
+    """`text` with control characters (but tab) made visible and inert."""
+    return text.translate(_CONTROLS)
 
 
 def want_color(choice: str, isatty: bool, environ: Mapping[str, str]) -> bool:
@@ -56,17 +65,19 @@ class TextReporter(Reporter):
         self.count += 1
         lines = self.sources.get(f.path, ())
         sev = self._paint(_SEVERITY.get(f.severity, _BOLD), f"{f.severity}:")
+        where = printable(f"{f.path}:{f.line}:{f.column}:")
         out = [
-            f"{self._paint(_BOLD, f'{f.path}:{f.line}:{f.column}:')} {sev} {f.message} "
+            f"{self._paint(_BOLD, where)} {sev} {printable(f.message)} "
             f"{self._paint(_DIM, f'[{f.rule}]')}"
         ]
         out.extend(self._excerpt(f, lines))
-        held = ", ".join(f.held) or "-"
-        out.append(f"  in `{f.function}()`; held here: {self._paint(_BOLD, '{' + held + '}')}")
+        held = printable(", ".join(f.held) or "-")
+        fn = printable(f.function)
+        out.append(f"  in `{fn}()`; held here: {self._paint(_BOLD, '{' + held + '}')}")
         for r in f.related:
-            out.append(f"  {r.path or f.path}:{r.line}: {r.message}")
+            out.append(printable(f"  {r.path or f.path}:{r.line}: {r.message}"))
         if f.evidence:
-            out.append(f"  evidence: {f.evidence}")
+            out.append(printable(f"  evidence: {f.evidence}"))
         self.blocks.append("\n".join(out))
 
     def _excerpt(self, f: Finding, lines: Sequence[str]) -> list[str]:
@@ -76,7 +87,7 @@ class TextReporter(Reporter):
         first = max(1, f.line - CONTEXT_BEFORE)
         last = min(len(lines), f.line + CONTEXT_AFTER)
         numbers = range(first, last + 1)
-        texts = [(source_line(lines, n) or "").rstrip() for n in numbers]
+        texts = [printable((source_line(lines, n) or "").rstrip()) for n in numbers]
         shown = self._highlight(texts) if self.color else texts
         width = max(5, len(str(last)))
         # the caret keeps the line's tabs so that it lines up in a terminal
