@@ -107,6 +107,6 @@ def hook_run(
         sys.stdout.write(
             f"lockcheck: the {run.what} introduce {n} finding{'s' * (n != 1)} at or above"
             f" `{fail_on.value}`: fix, or suppress with `/* lockcheck: ignore RULE-ID reason */`"
-            " (`git commit --no-verify` skips the hook)\n"
+            " (`--no-verify` skips the hook)\n"
         )
     return code
