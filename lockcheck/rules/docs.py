@@ -20,6 +20,7 @@ _CODE = frozenset({"bad", "good"})
 
 
 def _section(doc: RuleDoc, name: str) -> str | tuple[str, ...]:
+    """One section by name: prose or C as a string, references as a tuple."""
     value: str | tuple[str, ...] = getattr(doc, name)
     return value
 
