@@ -37,7 +37,7 @@ from typing import Any
 from lockcheck.engine import Config, Engine
 from lockcheck.errors import InputError
 from lockcheck.inputs.apply import DirTree, GitTree, Tree, git
-from lockcheck.inputs.files import collect_sources
+from lockcheck.inputs.files import collect_sources, read_regular
 from lockcheck.inputs.patch import Patch
 from lockcheck.model.finding import SEVERITY_RANK
 from lockcheck.rules.baseline import load_baseline
@@ -177,7 +177,7 @@ def parse_config(data: Mapping[str, Any], source: Path) -> ProjectConfig:
 
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
-        return tomllib.loads(path.read_text("utf-8"))
+        return tomllib.loads(read_regular(path).decode("utf-8"))
     except OSError as exc:
         raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:

@@ -67,6 +67,13 @@ def _outside_tree(d: Path) -> list[str]:
     return ["review", "--tree", str(d / "tree"), str(d / "x.patch")]
 
 
+def _config_names_a_device(d: Path) -> list[str]:
+    """A reviewed repository's .lockcheck.toml is input too: its baseline must not hang us."""
+    (d / ".lockcheck.toml").write_text('baseline = "/dev/zero"\n')
+    (d / "a.c").write_bytes(GOOD_C)
+    return ["check", str(d / "a.c")]
+
+
 def _not_a_repo(d: Path) -> list[str]:
     return ["review", "--tree", str(d), "--git", "HEAD~1..HEAD"]
 
@@ -130,6 +137,15 @@ CASES: dict[str, tuple[Setup, str]] = {
     "actor model not C": (
         _file("a.c", b"this is not C {{{\n", "simulate", "fault-fill", "--actor"),
         "actor model",
+    ),
+    "baseline is a device": (
+        lambda d: ["check", "--baseline", "/dev/zero", str(FIXTURES / "khugepaged" / "v1.c")],
+        "not a regular file",
+    ),
+    "config names a device": (_config_names_a_device, "not a regular file"),
+    "actor model is a device": (
+        lambda d: ["simulate", "fault-fill", "--actor", "/dev/zero"],
+        "not a regular file",
     ),
     "control characters in a name": (
         lambda d: ["check", str(d / "a\nb\x1b[31m.c")],

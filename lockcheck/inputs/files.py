@@ -20,6 +20,17 @@ def read_bounded(stream: BinaryIO, origin: str) -> bytes:
     return data
 
 
+def read_regular(path: Path) -> bytes:
+    """A settings file, baseline or model a repository may name: never a FIFO or device.
+
+    A missing file raises the usual OSError, for the caller's message.
+    """
+    if path.exists() and not path.is_file():
+        raise InputError(f"{path}: not a regular file")
+    with path.open("rb") as f:
+        return read_bounded(f, str(path))
+
+
 def read_c_source(path: Path) -> bytes:
     """The file's bytes, if it is a readable UTF-8 C source file."""
     if not path.exists():

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from lockcheck.errors import InputError
+from lockcheck.inputs.files import read_regular
 from lockcheck.model.finding import Finding
 
 
@@ -28,7 +29,7 @@ def _fingerprints(doc: Any) -> list[Any] | None:
 
 def load_baseline(path: Path) -> set[str]:
     try:
-        doc = json.loads(path.read_text("utf-8"))
+        doc = json.loads(read_regular(path).decode("utf-8"))
     except OSError as exc:
         raise InputError(f"baseline {path}: cannot read: {exc.strerror or exc}") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:

@@ -15,6 +15,7 @@ from pathlib import Path
 from pycparser import c_ast, c_generator, c_parser
 
 from lockcheck.errors import InputError
+from lockcheck.inputs.files import read_regular
 from lockcheck.model.extract import class_of, norm
 from lockcheck.packs import packs_dir
 from lockcheck.sim.from_model import ACT_OPS, CompileContext
@@ -37,7 +38,7 @@ def _blank_comments(src: str) -> str:
 
 def parse_actor(path: Path) -> c_ast.FileAST:
     try:
-        src = path.read_text("utf-8")
+        src = read_regular(path).decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"actor model {path}: cannot read: {exc}") from None
     parser = c_parser.CParser()
