@@ -225,3 +225,13 @@ def test_inversions_against_the_trees_comments(kernel_tree: Path) -> None:
     confirmed = {(e["outer"], e["inner"]) for e in data["confirmed"]}
     assert ("mapping->i_mmap_rwsem", "page->flags PG_locked") in confirmed
     assert ("anon_vma->rwsem", "mm->page_table_lock") in confirmed
+
+
+def test_names_table_is_validated(tmp_path: Path) -> None:
+    pack = tmp_path / "p.toml"
+    pack.write_text('[pack]\nname = "p"\n\n[names]\n"foo lock" = 3\n')
+    proc = run_cli("order", "--claims", "--rules", str(pack), str(ORDER / "foo_dev.c"))
+    assert proc.returncode == 2
+    assert "names.foo lock" in proc.stderr and proc.stderr.count("\n") == 1
+    pack.write_text('[pack]\nname = "p"\n\n[names]\n"foo lock" = ["foo_dev->queue_lock"]\n')
+    assert load_pack(str(pack)).names == {"foo lock": ("foo_dev->queue_lock",)}
