@@ -34,7 +34,6 @@ from lockcheck.report import RunInfo, render_report
 from lockcheck.report.explain import render_explain
 from lockcheck.report.text import render_text, want_color
 from lockcheck.rules.baseline import baseline_json, load_baseline
-from lockcheck.sim.evidence import attach_evidence
 
 
 @app.command()
@@ -72,6 +71,10 @@ def check(
         except OSError as exc:
             raise InputError(f"{write_baseline}: cannot write: {exc.strerror or exc}") from None
     if not no_sim:
+        # imported here: the simulator (and pycparser) cost start-up time that
+        # `--no-sim`, the hook and the other commands need not pay
+        from lockcheck.sim.evidence import attach_evidence
+
         result.findings = attach_evidence(result.findings, engine)
     stats = result.stats.as_dict()
     if result.errors and not result.stats.files:

@@ -12,10 +12,6 @@ import typer
 from lockcheck.cli import RulesOpt, app, engine_for
 from lockcheck.cli.check import bundled_examples
 from lockcheck.errors import InputError
-from lockcheck.sim.render import combined, render_json, render_svg, render_text
-from lockcheck.sim.run import Request
-from lockcheck.sim.run import simulate as run_simulation
-from lockcheck.sim.scenarios import load_settings
 
 DEFAULT_FIXTURE = "v1.c"
 DEFAULT_FUNCTION = "shrink_file_tables"
@@ -70,6 +66,12 @@ def simulate(
         function = [DEFAULT_FUNCTION]
     elif not function:
         raise InputError("--code needs at least one --function")
+    # the simulator is imported only by the commands that run it
+    from lockcheck.sim.render import combined, render_json, render_svg, render_text
+    from lockcheck.sim.run import Request
+    from lockcheck.sim.run import simulate as run_simulation
+    from lockcheck.sim.scenarios import load_settings
+
     settings = load_settings()
     engine = engine_for(rules, None)
     splits = [True, False] if split_ptl is Split.both else [split_ptl is Split.on]
