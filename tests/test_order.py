@@ -169,10 +169,12 @@ def claim_findings(path: Path) -> tuple[dict[int, str], int]:
 def test_comment_claims_true_and_false() -> None:
     found, unresolved = claim_findings(ORDER / "claims.c")
     # false claims: released on every path, surely held, taken again despite the header
-    assert sorted(found) == [20, 36, 59]
+    assert sorted(found) == [20, 36, 59, 85]
     assert "was released on every path here" in found[20] and "`ptl`" in found[20]
     assert "is held here" in found[36] and "without holding the folio lock" in found[36]
     assert "taken again" in found[59] and "mm->mmap_lock" in found[59]
+    # a trailing comment speaks about the state after its statement
+    assert "was released on every path here" in found[85]
     # the frobnicator lock is counted, not judged
     assert unresolved == 1
 
