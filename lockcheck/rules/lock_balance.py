@@ -27,7 +27,7 @@ from lockcheck.rules.base import Rule, RuleContext
 
 class LockBalance(Rule):
     kind = "lock-balance"
-    params = {"skip_classes": list}
+    optional = {"skip_classes": list}
 
     def __init__(self, spec):  # type: ignore[no-untyped-def]
         super().__init__(spec)
