@@ -101,7 +101,16 @@ class LockState:
         return sorted(out)
 
     def same_lock(self, a: str, b: str) -> bool:
-        return a == b or frozenset((a, b)) in self.eqs
+        """One lock under two names: `ptl == pml`, or `cur->lock` after `cur = op`."""
+        if a == b or frozenset((a, b)) in self.eqs:
+            return True
+        ha, hb = base_var(a), base_var(b)
+        return (
+            ha != hb
+            and a[len(ha) :] == b[len(hb) :]
+            and a[len(ha) :] != ""
+            and frozenset((ha, hb)) in self.eqs
+        )
 
 
 def _meet_mode(a: Mode, b: Mode) -> Mode:
@@ -174,7 +183,10 @@ class Transfer:
             h = Held(mode, ev.site, assumed=True)
             return LockState({**st.must, ev.lock: h}, {**st.may, ev.lock: h}, st.eqs)
         if isinstance(ev, Assign):
-            return self._kill_var(st, ev.var, ev.site.line)
+            st = self._kill_var(st, ev.var, ev.site.line)
+            if ev.alias is not None and ev.alias != ev.var:
+                st = LockState(st.must, st.may, st.eqs | {frozenset((ev.var, ev.alias))})
+            return st
         return st
 
     @staticmethod

@@ -236,7 +236,8 @@ class _Extractor:
                 # the new value is bound before its lock effects are recorded,
                 # so `pml = pmd_lock(...)` holds the new `pml`, not a stale one
                 const = _const_value(right) if plain else None
-                self.events.append(Assign(var, _site(node), const))
+                alias = _alias_of(right) if plain and const is None else None
+                self.events.append(Assign(var, _site(node), const, alias))
             if right is not None:
                 self._walk(
                     right,
@@ -254,7 +255,9 @@ class _Extractor:
             var = _declared_name(node.child_by_field_name("declarator"))
             init = node.child_by_field_name("value")
             if var is not None:
-                self.events.append(Assign(var, _site(node), _const_value(init)))
+                const = _const_value(init)
+                alias = _alias_of(init) if const is None else None
+                self.events.append(Assign(var, _site(node), const, alias))
             if init is not None:
                 self._walk(init, var if _unwrap(init).type == "call_expression" else None)
             return
@@ -424,6 +427,14 @@ def _const_value(node: Node | None) -> str | None:
         return None
     val = norm(text(_unwrap(node)))
     return val if _CONST_RE.match(val) else None
+
+
+def _alias_of(node: Node | None) -> str | None:
+    """`p = q` (casts aside): the variable whose object `p` now names."""
+    if node is None:
+        return None
+    inner = _unwrap(node)
+    return text(inner) if inner.type == "identifier" else None
 
 
 def _guard_events(

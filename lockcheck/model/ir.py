@@ -126,6 +126,7 @@ class Assign:
     var: str
     site: Site
     value: str | None = None
+    alias: str | None = None  # `var = other;`: both name one object from here on
 
 
 Event = Acquire | Release | Downgrade | Check | Act | Call | Claim | Sleep | Assign
