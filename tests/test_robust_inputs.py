@@ -147,6 +147,16 @@ CASES: dict[str, tuple[Setup, str]] = {
         lambda d: ["simulate", "fault-fill", "--actor", "/dev/zero"],
         "not a regular file",
     ),
+    "actor model nested too deep": (
+        _file(
+            "deep.c",
+            ("void f(void) {" + "if (a) {" * 300 + "x++;" + "}" * 300 + "}\n").encode(),
+            "simulate",
+            "fault-fill",
+            "--actor",
+        ),
+        "nested too deeply",
+    ),
     "control characters in a name": (
         lambda d: ["check", str(d / "a\nb\x1b[31m.c")],
         "no such file or directory",

@@ -45,6 +45,8 @@ def parse_actor(path: Path) -> c_ast.FileAST:
     text = f'{PRELUDE}#line 1 "{path}"\n{_blank_comments(src)}'
     try:
         return parser.parse(text, str(path))
+    except RecursionError:
+        raise InputError(f"actor model {path}: nested too deeply to parse") from None
     except c_parser.ParseError as exc:
         msg = str(exc)
         m = _WHERE_RE.match(msg)
