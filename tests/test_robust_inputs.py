@@ -10,6 +10,9 @@ from __future__ import annotations
 import io
 import json
 import os
+import shlex
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,7 +21,7 @@ import pytest
 from lockcheck.engine import Config, Engine
 from lockcheck.errors import InputError
 from lockcheck.inputs.files import MAX_INPUT_BYTES, read_bounded
-from tests.conftest import FIXTURES, run_cli
+from tests.conftest import FIXTURES, ROOT, run_cli
 
 SERIES = FIXTURES / "series"
 TREE = SERIES / "tree"
@@ -314,3 +317,14 @@ def test_control_characters_in_a_subject_never_reach_the_terminal(tmp_path: Path
     proc = run_cli("review", "--tree", str(TREE), str(path))
     assert proc.returncode in (0, 1), proc.stderr
     assert "PWNED" in proc.stdout and "\x1b" not in proc.stdout and "\x07" not in proc.stdout
+
+
+def test_annotate_reads_a_pipe_once() -> None:
+    """Regression: `annotate <(...)` read the pipe twice and printed an empty email."""
+    reply = SERIES / "reply.eml"
+    cmd = f"{shlex.quote(sys.executable)} -m lockcheck annotate <(cat {shlex.quote(str(reply))})"
+    piped = subprocess.run(["bash", "-c", cmd], cwd=ROOT, capture_output=True, timeout=600)
+    direct = run_cli("annotate", str(reply))
+    assert piped.returncode == direct.returncode == 1, piped.stderr
+    assert piped.stdout.decode().splitlines()[:40] == direct.stdout.splitlines()[:40]
+    assert len(piped.stdout) > len(reply.read_bytes())  # the email, with notes added

@@ -30,7 +30,7 @@ from lockcheck.cli import (
 )
 from lockcheck.errors import InputError
 from lockcheck.inputs.apply import DirTree
-from lockcheck.inputs.patch import parse_patch_text, read_patches
+from lockcheck.inputs.patch import parse_patch_text, read_input
 from lockcheck.report import RunInfo
 from lockcheck.report.annotate import render_annotated
 from lockcheck.review import review
@@ -71,12 +71,10 @@ def annotate(
     fail_on: FailOnOpt = Level.note,
 ) -> int:
     """Print EMAIL with lockcheck's notes under the quoted lines they concern."""
-    if str(email_file) == "-":
-        text = sys.stdin.buffer.read().decode("utf-8", "surrogateescape")
-        patches = parse_patch_text(text, "<stdin>")
-    else:
-        patches = read_patches(email_file)
-        text = email_file.read_bytes().decode("utf-8", "surrogateescape")
+    data, origin = read_input(email_file)  # once: `<(...)` cannot be read twice
+    text = data.decode("utf-8", "surrogateescape")
+    path = "" if origin == "<stdin>" else origin
+    patches = parse_patch_text(data.decode("utf-8", "replace"), origin, path)
     if not any(p.files for p in patches):
         raise InputError(f"{email_file}: no quoted patch to annotate")
     if tree is not None and not tree.is_dir():

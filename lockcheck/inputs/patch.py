@@ -569,8 +569,8 @@ def parse_patch_text(text: str, origin: str, path: str = "") -> list[Patch]:
     )
 
 
-def read_patches(path: Path) -> list[Patch]:
-    """The patches in one input file (`-` reads standard input)."""
+def read_input(path: Path) -> tuple[bytes, str]:
+    """(the bytes of one patch or email input, its origin); read once: it may be a pipe."""
     if str(path) == "-":
         data = read_bounded(sys.stdin.buffer, "<stdin>")
         origin = "<stdin>"
@@ -589,6 +589,12 @@ def read_patches(path: Path) -> list[Patch]:
             raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
     if b"\0" in data[:8192]:
         raise InputError(f"{origin}: binary file, not a patch")
+    return data, origin
+
+
+def read_patches(path: Path) -> list[Patch]:
+    """The patches in one input file (`-` reads standard input)."""
+    data, origin = read_input(path)
     text = data.decode("utf-8", "replace")
     patches = parse_patch_text(text, origin, "" if origin == "<stdin>" else origin)
     return patches
