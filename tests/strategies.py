@@ -8,9 +8,16 @@ are near-misses, not noise).
 from __future__ import annotations
 
 import functools
+import os
 from pathlib import Path
 
 from hypothesis import strategies as st
+
+
+def examples(default: int) -> int:
+    """Examples per property: small in CI; LOCKCHECK_FUZZ_EXAMPLES=5000 for a deep run."""
+    return int(os.environ.get("LOCKCHECK_FUZZ_EXAMPLES", default))
+
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 C_FIXTURES = sorted(FIXTURES.rglob("*.c"))

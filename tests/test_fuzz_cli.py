@@ -19,11 +19,11 @@ from hypothesis import strategies as st
 
 from lockcheck.cli import main
 from tests.conftest import FIXTURES, run_cli
-from tests.strategies import PATCH_FIXTURES, mutated_fixture, mutated_lines
+from tests.strategies import PATCH_FIXTURES, examples, mutated_fixture, mutated_lines
 
 TREE = FIXTURES / "series" / "tree"
 FUZZ = settings(
-    max_examples=20,
+    max_examples=examples(20),
     deadline=None,
     derandomize=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],

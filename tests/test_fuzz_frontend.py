@@ -11,11 +11,11 @@ from hypothesis import strategies as st
 
 from lockcheck.engine import Engine
 from lockcheck.model.finding import Finding
-from tests.strategies import C_FIXTURES, c_token_soup, mutated_fixture
+from tests.strategies import C_FIXTURES, c_token_soup, examples, mutated_fixture
 
 ENGINE = Engine()
 FUZZ = settings(
-    max_examples=60,
+    max_examples=examples(60),
     deadline=None,
     derandomize=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
@@ -60,7 +60,7 @@ def test_mutated_fixtures_never_crash_and_are_deterministic(
     assert run(source) == first
 
 
-@settings(max_examples=40, deadline=None, derandomize=True)
+@settings(max_examples=examples(40), deadline=None, derandomize=True)
 @given(st.binary(max_size=2000))
 def test_random_bytes_never_crash(source: bytes) -> None:
     findings, _ = run(source)

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from lockcheck.inputs.patch import mbox_split, parse_patch_text
 from tests.conftest import FIXTURES
+from tests.strategies import examples
 
 LINES = st.sampled_from(
     [
@@ -46,7 +47,7 @@ def stdlib_split(raw: bytes) -> list[bytes]:
             box.close()
 
 
-@settings(max_examples=150, deadline=None, derandomize=True)
+@settings(max_examples=examples(150), deadline=None, derandomize=True)
 @given(st.lists(LINES, max_size=30), st.booleans())
 def test_split_matches_mailbox(lines: list[bytes], final_newline: bool) -> None:
     raw = b"\n".join(lines) + (b"\n" if final_newline else b"")
