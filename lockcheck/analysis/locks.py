@@ -31,6 +31,7 @@ from lockcheck.model.ir import (
     Mode,
     Release,
     Site,
+    is_constant,
 )
 
 RW_CLASS_RE = re.compile(r"(mmap_lock|rwsem|_sem$|rwlock)")
@@ -475,11 +476,17 @@ class Facts:
     released: frozenset[str] = frozenset()  # locks this path has surely released
 
     def meet(self, other: Facts) -> Facts:
+        # `ret = 0` on one path and `if (ret)` false on the other agree that
+        # ret is zero: compare constants as the truth facts they imply too
         return Facts(
-            self.atoms & other.atoms,
+            self._truths() & other._truths(),
             self.consts & other.consts,
             self.released & other.released,
         )
+
+    def _truths(self) -> frozenset[tuple[str, bool, tuple[str, ...]]]:
+        implied = {(var, value not in _ZERO, (var,)) for var, value in self.consts}
+        return self.atoms | implied if implied else self.atoms
 
     def assign(self, var: str, value: str | None) -> Facts:
         atoms = frozenset(a for a in self.atoms if var not in a[2])
@@ -505,6 +512,8 @@ class Facts:
         if atom.kind == "value" and atom.a != "#atom":
             value = self.const(atom.a)
             if value is not None:
+                if not atom.factable and not (value in _ZERO or value.startswith("-")):
+                    return None  # a sign test (`ret < 0`) of a positive value
                 return value not in _ZERO
         if atom.kind == "eq":
             a = self.const(atom.a) or (atom.a if _is_const(atom.a) else None)
@@ -530,11 +539,7 @@ class Facts:
         return Facts(self.atoms | {(atom.text, truth, atom.vars)}, self.consts, self.released)
 
 
-_CONST_RE = re.compile(r"^(?:-?\d+[UuLl]*|0x[0-9a-fA-F]+[UuLl]*|true|false|NULL|[A-Z][A-Z0-9_]*)$")
-
-
-def _is_const(text: str) -> bool:
-    return bool(_CONST_RE.match(text))
+_is_const = is_constant
 
 
 Path = tuple[LockState, Facts]
@@ -905,6 +910,16 @@ def _acquire_outcome(facts: FunctionFacts, ref: LockRef) -> str:
     return "never"
 
 
+def _annotated_success(facts: FunctionFacts) -> str | None:
+    """When `__acquires(x)` holds: a function that returns 0 on some ways out
+    and something else on others follows the kernel's 0-is-success rule, and
+    its error paths are not promised to hold the lock."""
+    values = {ret for _, _, _, ret in facts.exits}
+    if "0" in values and "" not in values and len(values) > 1:
+        return "zero"
+    return None
+
+
 def _is_zeroish(value: str) -> bool:
     return value in _ZERO or value.endswith(":zero")
 
@@ -919,19 +934,34 @@ def signals_holding(held_vals: set[str], free_vals: set[str]) -> bool:
     """Do the returns tell the caller whether the lock is held?
 
     `return ptl;` versus `return NULL;`, `return 0;` versus `return -EINTR;`,
-    `return true;` versus `return false;`, or one variable known non-NULL on
-    the holding paths and NULL on the others: the holding returns report
-    success and every other return reports failure. A lock still held at
-    `return -EINVAL;` is the opposite: a leak on an error path.
+    `return 1;` versus `return 0;`, or one variable that is known zero on
+    every path without the lock (`return vma;` after `if (!vma) unlock`):
+    the holding returns report success and the others failure. A lock still
+    held at `return -EINVAL;` is the opposite: a leak on an error path.
     """
     if not held_vals or not free_vals or "" in held_vals or held_vals & free_vals:
         return False
-    tested = {v.rsplit(":", 1)[0] for v in held_vals | free_vals if ":" in v}
-    if len(tested) == 1 and all(":" in v or v in _ZERO for v in held_vals | free_vals):
-        # `return vma;` with vma tested (or set to NULL) on the way
-        held_zero = {_is_zeroish(v) for v in held_vals}
-        free_zero = {_is_zeroish(v) for v in free_vals}
-        return len(held_zero) == 1 and len(free_zero) == 1 and held_zero != free_zero
+    names = {v.rsplit(":", 1)[0] for v in held_vals | free_vals if not _is_const(v)}
+    if len(names) == 1:
+        (var,) = names
+        # the same variable returned everywhere: zero exactly without the lock
+        free_zero = all(_is_zeroish(v) for v in free_vals)
+        held_nonzero = all(
+            v in (var, f"{var}:nonzero") or (_is_const(v) and not _is_zeroish(v))
+            for v in held_vals
+        )
+        if free_zero and held_nonzero:
+            return True
+        # 0 with the lock, a known non-zero (error) value without it
+        held_zero = all(_is_zeroish(v) for v in held_vals)
+        free_nonzero = all(
+            v == f"{var}:nonzero" or (_is_const(v) and not _is_zeroish(v)) for v in free_vals
+        )
+        return held_zero and free_nonzero
+    bool_like = all(_is_const(v) for v in held_vals | free_vals)
+    held_true = all(not _is_zeroish(v) and not is_failure_value(v) for v in held_vals)
+    if bool_like and held_true and all(v in ("0", "false", "NULL") for v in free_vals):
+        return True  # `return 1;` / `return true;` with the lock, 0 without
     return not any(is_failure_value(v) for v in held_vals) and all(
         is_failure_value(v) for v in free_vals
     )
@@ -1071,7 +1101,7 @@ def summarise(facts: FunctionFacts) -> Summary:
                 acquires.append((ref, held.mode, None if success == "always" else success))
     for ref in fn.exit_acquires:
         if all(r != ref for r, _, _ in acquires):
-            acquires.append((ref, "excl", None))
+            acquires.append((ref, "excl", _annotated_success(facts)))
     values = {return_value(fn.cfg.nodes[n].text) for n, _, _, _ in facts.exits}
     returns = next(iter(values)) if len(values) == 1 else None
     if returns is not None and not _is_const(returns):

@@ -48,6 +48,9 @@ class SynNode:
     cond: Node | None = None  # branch atom; edge True means the atom is non-zero
     guard: GuardOp | None = None
     succ: list[Edge] = field(default_factory=list)
+    # the branch is a sign test lowered to non-zero (`ret < 0`): good for a
+    # lock call's result, not an exact fact about the value
+    inexact: bool = False
 
 
 @dataclass(slots=True)
@@ -468,8 +471,10 @@ class CfgBuilder:
 
     # -- conditions -------------------------------------------------------
 
-    def _cond(self, expr: Node, preds: Preds) -> tuple[Preds, Preds]:
-        """Lower a condition; returns the (true, false) dangling edges."""
+    def _cond(self, expr: Node, preds: Preds, sign: bool = False) -> tuple[Preds, Preds]:
+        """Lower a condition; returns the (true, false) dangling edges.
+
+        `sign`: the atom stands for a `< 0` test (see SynNode.inexact)."""
         expr = _strip(expr)
         if expr.type == "unary_expression":
             bang = expr.child_by_field_name("operator")
@@ -491,11 +496,13 @@ class CfgBuilder:
                     t1, f1 = self._cond(left, preds)
                     t2, f2 = self._cond(right, f1)
                     return t1 + t2, f2
-                if op in ("==", "!=", "<", ">=") and (
-                    text(_strip(right)) in _ZERO or text(_strip(left)) in _ZERO
-                ):
-                    other = left if text(_strip(right)) in _ZERO else right
-                    t, f = self._cond(other, preds)
+                zero_side = text(_strip(right)) in _ZERO or text(_strip(left)) in _ZERO
+                other = left if text(_strip(right)) in _ZERO else right
+                if zero_side and op in ("==", "!=", "<", ">="):
+                    # `x == 0` is exactly "x is zero"; `ret < 0` reads as "failed"
+                    # for a lock call's 0/-errno result, but says nothing exact
+                    # about the value, so no path fact is learnt from it
+                    t, f = self._cond(other, preds, sign=op in ("<", ">="))
                     return (f, t) if op in ("==", ">=") else (t, f)
                 if op in ("==", "!="):
                     nid = self._node("branch", expr.start_point[0] + 1, preds)
@@ -515,6 +522,7 @@ class CfgBuilder:
         nid = self._node("branch", expr.start_point[0] + 1, preds)
         self.nodes[nid].cond = expr
         self.nodes[nid].items.append(expr)
+        self.nodes[nid].inexact = sign
         return [(nid, True)], [(nid, False)]
 
 

@@ -10,7 +10,7 @@ not reuse a lock pointer variable for a different lock class.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from tree_sitter import Node
 
@@ -40,6 +40,7 @@ from lockcheck.model.ir import (
     Release,
     Site,
     Sleep,
+    is_constant,
 )
 from lockcheck.model.ir import (
     Node as IrNode,
@@ -418,15 +419,12 @@ def _atom(cond: Node | None, ctx: _FnContext) -> tuple[Atom | None, int | None]:
     return Atom("opaque", "", "", txt, names, pure), None
 
 
-_CONST_RE = re.compile(r"^(?:-?\d+[UuLl]*|0x[0-9a-fA-F]+[UuLl]*|true|false|NULL|[A-Z][A-Z0-9_]*)$")
-
-
 def _const_value(node: Node | None) -> str | None:
     """The assigned value when it is a literal or an ALL_CAPS constant."""
     if node is None:
         return None
     val = norm(text(_unwrap(node)))
-    return val if _CONST_RE.match(val) else None
+    return val if is_constant(val) else None
 
 
 def _alias_of(node: Node | None) -> str | None:
@@ -495,6 +493,8 @@ def _lower_cfg(syn: SynCfg, ctx: _FnContext) -> Cfg:
     nodes: list[IrNode] = []
     for sn in syn.nodes:
         atom, atom_call = _atom(sn.cond, ctx) if sn.kind == "branch" else (None, None)
+        if atom is not None and sn.inexact:
+            atom = replace(atom, factable=False)
         events: list[Event] = []
         for item in sn.items:
             events.extend(ex.run(item, atom_call))

@@ -8,10 +8,21 @@ path facts are data here, not code in the analysis.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Literal
 
 Mode = Literal["excl", "read", "write"]
+
+# Values a path can remember for a variable: literals, NULL/true/false,
+# ALL_CAPS constants and their negations (`-EAGAIN`).
+_CONSTANT_RE = re.compile(
+    r"^(?:-?\d+[UuLl]*|0x[0-9a-fA-F]+[UuLl]*|true|false|NULL|-?[A-Z][A-Z0-9_]*)$"
+)
+
+
+def is_constant(text: str) -> bool:
+    return bool(_CONSTANT_RE.match(text))
 
 
 @dataclass(frozen=True, slots=True, order=True)
