@@ -22,6 +22,7 @@ from lockcheck.engine import Config, Engine
 from lockcheck.errors import InputError
 from lockcheck.inputs.files import MAX_INPUT_BYTES, read_bounded
 from tests.conftest import FIXTURES, ROOT, run_cli
+from tests.test_fuzz_cli import run_main
 
 SERIES = FIXTURES / "series"
 TREE = SERIES / "tree"
@@ -169,15 +170,23 @@ CASES: dict[str, tuple[Setup, str]] = {
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_bad_input_is_one_error_line(tmp_path: Path, case: str) -> None:
+    """In-process for speed; `test_bad_input_through_a_process` runs a few for real."""
+    setup, expect = CASES[case]
+    code, out, err = run_main(*setup(tmp_path))
+    assert "Traceback" not in err and "internal error" not in err
+    assert code == 2, (out, err)
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("lockcheck: error: "), err
+    assert expect in lines[0]
+    assert "\x1b" not in err
+
+
+@pytest.mark.parametrize("case", ["FIFO named .c", "malformed diff", "pack not TOML"])
+def test_bad_input_through_a_process(tmp_path: Path, case: str) -> None:
     setup, expect = CASES[case]
     proc = run_cli(*setup(tmp_path))
-    assert "Traceback" not in proc.stderr
-    assert "internal error" not in proc.stderr
-    assert proc.returncode == 2, (proc.stdout, proc.stderr)
-    lines = proc.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("lockcheck: error: "), proc.stderr
-    assert expect in lines[0]
-    assert "\x1b" not in proc.stderr
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.count("\n") == 1 and expect in proc.stderr
 
 
 def test_unreadable_file(tmp_path: Path) -> None:
