@@ -337,3 +337,16 @@ def test_annotate_reads_a_pipe_once() -> None:
     assert piped.returncode == direct.returncode == 1, piped.stderr
     assert piped.stdout.decode().splitlines()[:40] == direct.stdout.splitlines()[:40]
     assert len(piped.stdout) > len(reply.read_bytes())  # the email, with notes added
+
+
+def test_order_reports_the_good_files_and_fails_on_the_bad(tmp_path: Path) -> None:
+    """Regression: `order --claims BINARY.c` printed an error line and exited 0."""
+    (tmp_path / "bin.c").write_bytes(b"\0\0")
+    good = str(FIXTURES / "khugepaged" / "v1.c")
+    code, out, err = run_main(
+        "order", "--claims", "--format", "json", good, str(tmp_path / "bin.c")
+    )
+    assert code == 2 and err.count("\n") == 1 and "binary file" in err
+    assert json.loads(out) == json.loads(run_main("order", "--claims", "--format", "json", good)[1])
+    code, out, err = run_main("order", "--claims", str(tmp_path / "bin.c"))
+    assert (code, out) == (2, "")

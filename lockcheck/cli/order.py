@@ -48,26 +48,32 @@ def order(
         raise InputError(f"{tree}: --tree is not a directory")
     engine = engine_for(rules, None)
     files, bad = collect_sources(paths)
-    if bad:
-        raise bad[0]
-    if not files:
+    errors: list[LockcheckError] = list(bad)  # reported after the files that worked, as check does
+    if not files and not errors:
         raise InputError("no C files to compare")
-    root = tree or kernel_root(files[0])
+    root = tree or (kernel_root(files[0]) if files else None)
     base = tree_doc(root, engine.vocab)
     report = OrderReport()
+    analysed = 0
     for path in files:
         try:
             source = read_c_source(path)
         except LockcheckError as exc:
-            error_line(str(exc))
+            errors.append(exc)
             continue
         analysis = engine.analyse_source(str(path), source, root)
         report.add_file(str(path), source, analysis.facts, base, engine.vocab, _label(path, root))
+        analysed += 1
     data = report.as_dict()
-    if format is OrderFormat.json:
-        sys.stdout.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    else:
-        sys.stdout.write(render_text(data))
+    if analysed:
+        if format is OrderFormat.json:
+            sys.stdout.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
+        else:
+            sys.stdout.write(render_text(data))
+    for err in errors:
+        error_line(str(err))
+    if errors:
+        return 2
     return 1 if data["contradicted"] else 0
 
 
