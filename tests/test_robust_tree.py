@@ -110,7 +110,7 @@ def test_review_git_and_base_leave_the_repository_alone(repo: Path) -> None:
     assert repo_state(repo) == before
 
 
-def test_review_staged_leaves_index_and_worktree_alone(repo: Path) -> None:
+def test_review_staged_and_hook_leave_index_and_worktree_alone(repo: Path) -> None:
     git(repo, "reset", "-q", "--hard", "base")
     git(repo, "apply", "--index", str(PATCHES[0]))  # staged
     path = repo / "mm" / "khugepaged.c"
@@ -120,6 +120,8 @@ def test_review_staged_leaves_index_and_worktree_alone(repo: Path) -> None:
     git(repo, "stash", "apply", "-q")
     before = repo_state(repo)
     proc = lockcheck("review", "--staged", cwd=repo)
+    assert proc.returncode in (0, 1), proc.stderr
+    proc = lockcheck("hook", "run", cwd=repo)  # what the pre-commit hook runs
     assert proc.returncode in (0, 1), proc.stderr
     assert repo_state(repo) == before
     assert "kept" in before[1]  # the stash list was compared, and it was not empty
