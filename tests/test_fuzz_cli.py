@@ -18,8 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lockcheck.cli import main
-from tests.conftest import FIXTURES, run_cli
-from tests.strategies import PATCH_FIXTURES, examples, mutated_fixture, mutated_lines
+from tests.conftest import FIXTURES, ROOT, run_cli
+from tests.strategies import C_FIXTURES, PATCH_FIXTURES, examples, mutated_fixture, mutated_lines
 
 TREE = FIXTURES / "series" / "tree"
 FUZZ = settings(
@@ -140,3 +140,44 @@ def test_run_main_sees_exit_codes(tmp_path: Path) -> None:
     assert run_main("check", "--no-sim", str(FIXTURES / "khugepaged" / "v1.c"))[0] == 1
     code, _, err = run_main("review", str(FIXTURES / "nonexistent.patch"))
     assert (code, err.count("\n")) == (2, 1)
+
+
+SMALL = settings(FUZZ, max_examples=examples(12))
+PACK = ROOT / "rules" / "mm.toml"
+ACTORS = sorted((ROOT / "rules" / "actors").glob("*.c"))
+
+
+@SMALL
+@given(
+    mutated_fixture(C_FIXTURES),
+    st.sampled_from(["text", "json", "sarif", "github", "b4"]),
+    st.booleans(),
+)
+def test_mutated_c_through_every_format(
+    workdir: Path, case: tuple[Path, bytes], fmt: str, color: bool
+) -> None:
+    path = _write(workdir, "x.c", case[1])
+    colour = ["--color", "always"] if color else []
+    code, _, err = run_main("check", "--no-sim", "--format", fmt, *colour, str(path))
+    assert_contract(code, err)
+    code, _, err = run_main("explain", str(path), "retract_page_tables")
+    assert_contract(code, err)
+
+
+@SMALL
+@given(mutated_lines([PACK]))
+def test_mutated_rule_pack(workdir: Path, data: bytes) -> None:
+    """A pack is the user's, but a broken one must still be one error line."""
+    path = _write(workdir, "p.toml", data)
+    v1 = str(FIXTURES / "khugepaged" / "v1.c")
+    code, _, err = run_main("check", "--no-sim", "--rules", str(path), v1)
+    assert_contract(code, err)
+
+
+@SMALL
+@given(mutated_lines(ACTORS))
+def test_mutated_actor_model(workdir: Path, data: bytes) -> None:
+    path = _write(workdir, "actor.c", data)
+    args = ["simulate", "fault-fill", "--split-ptl", "on", "--max-states", "2000"]
+    code, _, err = run_main(*args, "--actor", str(path))
+    assert_contract(code, err)
