@@ -114,11 +114,13 @@ class Engine:
         return Analysis(path, source, model, analyse_file(model.functions, library))
 
     def _header_summaries(self, path: str, source: bytes, tree: Path | None) -> dict[str, Summary]:
-        root = tree or kernel_root(Path(path))
-        if root is None:
-            return {}
+        where = Path(path)
+        if tree is not None and not where.is_absolute():
+            where = tree / where
+        root = tree or kernel_root(where)
+        directory = where.parent if where.parent.is_dir() else None
         out: dict[str, Summary] = {}
-        for header in included_headers(source, root):
+        for header in included_headers(source, root, directory):
             for name, summ in self._header(header).items():
                 out.setdefault(name, summ)
         return out

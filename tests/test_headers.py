@@ -80,3 +80,12 @@ def test_disagreeing_config_variants_give_no_summary(tmp_path: Path) -> None:
     )
     result = Engine(Config(select={"lock-balance"})).check_paths([src])
     assert result.findings == []
+
+
+def test_local_header_of_the_files_directory(tmp_path: Path) -> None:
+    """`#include "internal.h"`: helpers beside the file count too, tree or not."""
+    (tmp_path / "internal.h").write_text(HEADER)
+    src = tmp_path / "widget.c"
+    src.write_text(SOURCE.replace("#include <linux/widget.h>", '#include "internal.h"'))
+    result = Engine(Config(select={"lock-balance"})).check_paths([src])
+    assert [(f.function, f.line) for f in result.findings] == [("bump", 5)]

@@ -38,6 +38,16 @@ RW_CLASS_RE = re.compile(r"(mmap_lock|rwsem|_sem$|rwlock)")
 _BASE_RE = re.compile(r"[A-Za-z_]\w*")
 
 
+def mentions(inst: str, var: str) -> bool:
+    """Does a lock expression depend on `var` (`cpu_rq(t)->__lock` on `t`,
+    `table[hash]` on `hash`)? Field names after `->`/`.` do not count."""
+    expr = inst.split("@")[0]
+    for m in _BASE_RE.finditer(expr):
+        if m.group(0) == var and not expr[: m.start()].endswith(("->", ".")):
+            return True
+    return False
+
+
 def base_var(inst: str) -> str:
     """The variable a lock expression starts from: `mm` in `mm->mmap_lock`."""
     m = _BASE_RE.match(inst)
@@ -220,7 +230,7 @@ class Transfer:
         eqs = frozenset(e for e in st.eqs if var not in e)
 
         def renamed(ref: LockRef) -> LockRef:
-            if base_var(ref.inst) == var:
+            if mentions(ref.inst, var):
                 return LockRef(f"{ref.inst.split('@')[0]}@{line}", cls=ref.cls)
             return ref
 
@@ -230,7 +240,7 @@ class Transfer:
                 for r, h in d.items()
             }
 
-        touched = any(h.cond_var == var or base_var(r.inst) == var for r, h in st.may.items())
+        touched = any(h.cond_var == var or mentions(r.inst, var) for r, h in st.may.items())
         if eqs == st.eqs and not touched:
             return st
         return LockState(fix(st.must), fix(st.may), eqs)
@@ -838,8 +848,10 @@ def substitute(
     if head is None:
         return None
     name = head.group(0)
+    if any(mentions(inst, local) for local in local_names):
+        return None  # `table[idx].lock` with the callee's own idx
     if name not in mapping:
-        return None if name in local_names else inst
+        return inst
     arg = mapping[name]
     rest = inst[head.end() :]
     if arg.startswith("&") and rest.startswith("->"):

@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 
 _INCLUDE_RE = re.compile(rb'^\s*#\s*include\s*[<"]((?:linux|asm-generic)/[\w/.-]+\.h)[>"]', re.M)
+_LOCAL_RE = re.compile(rb'^\s*#\s*include\s*"([\w.-]+\.h)"', re.M)
 
 
 def kernel_root(path: Path) -> Path | None:
@@ -20,11 +21,18 @@ def kernel_root(path: Path) -> Path | None:
     return None
 
 
-def included_headers(source: bytes, root: Path) -> list[Path]:
-    """The tree's headers a file includes directly, in include order."""
+def included_headers(source: bytes, root: Path | None, directory: Path | None) -> list[Path]:
+    """The headers a file includes directly: its own directory's (`"internal.h"`,
+    `"sched.h"`) first, then the tree's `linux/` and `asm-generic/` ones."""
     out: list[Path] = []
-    for m in _INCLUDE_RE.finditer(source):
-        header = root / "include" / m.group(1).decode("ascii", "replace")
-        if header.is_file() and header not in out:
-            out.append(header)
+    if directory is not None:
+        for m in _LOCAL_RE.finditer(source):
+            header = directory / m.group(1).decode("ascii", "replace")
+            if header.is_file() and header not in out:
+                out.append(header)
+    if root is not None:
+        for m in _INCLUDE_RE.finditer(source):
+            header = root / "include" / m.group(1).decode("ascii", "replace")
+            if header.is_file() and header not in out:
+                out.append(header)
     return out

@@ -62,7 +62,10 @@ _PATTERNS = tuple((kind, re.compile(p, re.I)) for kind, p in _RAW_PATTERNS)
 _HEDGE_RE = re.compile(
     r"\b(?:if|unless|whether|when|whenever|once|until|before|after|in case|so that|"
     r"may|might|can|could|would|will|likely|usually|normally|typically|generally|mostly|"
-    r"otherwise|either|except|instead|no longer|cannot|can't)\b",
+    r"otherwise|either|except|instead|no longer|cannot|can't|"
+    # advice and statements about other code, not the state here
+    r"avoid|avoids|don't|do not|never|no one|nobody|"
+    r"that's done|is done|are done)\b",
     re.I,
 )
 _ENTRY_RE = re.compile(r"\b(?:call(?:ed|er|ers|ing)?|must|context)\b", re.I)

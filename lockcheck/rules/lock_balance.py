@@ -101,6 +101,8 @@ class LockBalance(Rule):
         for _nid, ev, st in fn.iter_events():
             if not isinstance(ev, Acquire) or ev.cond_var is not None or ev.guard:
                 continue
+            if ev.nested:
+                continue  # `_nested`: another lock of the class, by declaration
             if ev.lock.cls in self.skip:
                 continue
             prev = st.may.get(ev.lock)
