@@ -104,6 +104,7 @@ class Explorer:
         self.invariants = invariants
         self.reduce = reduce
         self.max_states = max_states
+        self.truncated = False  # a step's local code was cut short: not exhaustive
         self.max_depth = max_depth
         self.exhaustive = exhaustive  # keep going after the first violation
         self.local = [self._local_ops(t) for t in range(len(programs))]
@@ -203,6 +204,7 @@ class Explorer:
         if found is not None:
             found.states = len(parent)
             return found
+        bounded = bounded or self.truncated
         return Outcome("bounded" if bounded else "holds", len(parent))
 
     @staticmethod
@@ -265,7 +267,17 @@ class Explorer:
         local = self.local[t]
         # a local loop ends the step where it comes round on the same path
         pending: list[tuple[_Work, set[Thread]]] = [(work, set())]
+        # branches of local code that meet again (the same state at the same
+        # point) are followed once: without this, k unknown conditions in a
+        # row made 2^k copies of one step (`--vmas 10` never finished)
+        queued: set[State] = {work.freeze()}
+        emitted: set[State] = set()
+        expansions = 0
         while pending:
+            expansions += 1
+            if expansions > MAX_LOCAL_STEPS:
+                self.truncated = True
+                break
             w, seen = pending.pop()
             for _ in range(MAX_LOCAL_STEPS):
                 pc = w.threads[t][0]
@@ -277,11 +289,18 @@ class Explorer:
                 op = self.programs[t].ops[pc]
                 if op.kind in LOCAL_KINDS:
                     first, *rest = self._local(w, t, op)
-                    pending.extend((r, set(seen)) for r in reversed(rest))
+                    for r in reversed(rest):
+                        key = r.freeze()
+                        if key not in queued:
+                            queued.add(key)
+                            pending.append((r, set(seen)))
                     w = first
                 elif self._visible(w, t, op) is None or w.threads[t][0] == pc:
                     break  # blocked (only on itself: nobody else takes this lock)
-            out.append(w)
+            key = w.freeze()
+            if key not in emitted or w.violation is not None:
+                emitted.add(key)
+                out.append(w)
 
     @staticmethod
     def _goto(
