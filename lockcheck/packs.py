@@ -147,6 +147,8 @@ class Pack:
     order: list[str] = field(default_factory=list)
     # the kernel's spellings of locks in comments -> lock classes (`[names]`)
     names: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # iterator macros whose cursor is not the first argument (`[iterators]`)
+    iterators: dict[str, tuple[int, ...]] = field(default_factory=dict)
     rules: list[RuleSpec] = field(default_factory=list)
     uses: list[str] = field(default_factory=list)  # packs whose vocabulary this one borrows
 
@@ -162,6 +164,7 @@ class Vocabulary:
     order: list[str] = field(default_factory=list)
     orders: dict[str, list[str]] = field(default_factory=dict)  # each pack's own, by name
     names: dict[str, tuple[str, ...]] = field(default_factory=dict)  # comment spelling -> classes
+    iterators: dict[str, tuple[int, ...]] = field(default_factory=dict)  # macro -> cursor args
 
     @classmethod
     def merge(cls, packs: list[Pack]) -> Vocabulary:
@@ -171,6 +174,7 @@ class Vocabulary:
             voc.fields.update(p.fields)
             voc.identifiers.update(p.identifiers)
             voc.guards.update(p.guards)
+            voc.iterators.update(p.iterators)
             for spelling, classes in p.names.items():
                 voc.names.setdefault(spelling, classes)
             if p.order and not voc.order:
@@ -326,7 +330,7 @@ _GUARD_KEYS: dict[str, type] = {
     "atomic": bool,
 }
 _TOP_KEYS = frozenset(
-    {"pack", "api", "fields", "identifiers", "guards", "order", "names", "rule"}
+    {"pack", "api", "fields", "identifiers", "guards", "order", "names", "iterators", "rule"}
 )
 _PACK_KEYS = frozenset({"name", "description", "uses"})
 
@@ -402,6 +406,7 @@ def load_pack_file(path: Path) -> Pack:
         raise _fail(label, "order", "must be a list of lock class names, outer first")
     pack.order = list(order)
     pack.names = _names_table(label, data.get("names", {}))
+    pack.iterators = _iterators_table(label, data.get("iterators", {}))
     rules = data.get("rule", [])
     if not isinstance(rules, list):
         raise _fail(label, "rule", "must be an array of tables ([[rule]])")
@@ -431,6 +436,23 @@ def _names_table(label: str, raw: object) -> dict[str, tuple[str, ...]]:
     return out
 
 
+def _iterators_table(label: str, raw: object) -> dict[str, tuple[int, ...]]:
+    """`[iterators]`: a loop macro -> the argument positions it assigns."""
+    if not isinstance(raw, dict):
+        raise _fail(label, "iterators", "must be a table")
+    out: dict[str, tuple[int, ...]] = {}
+    for macro, value in raw.items():
+        args = [value] if isinstance(value, int) and not isinstance(value, bool) else value
+        if (
+            not isinstance(args, list)
+            or not args
+            or not all(isinstance(a, int) and not isinstance(a, bool) and a >= 0 for a in args)
+        ):
+            raise _fail(label, f"iterators.{macro}", "must be an argument index or a list of them")
+        out[macro] = tuple(args)
+    return out
+
+
 def _borrow(pack: Pack) -> None:
     """`[pack] uses = ["mm"]`: the named packs' tables first, this pack's rows over them.
 
@@ -451,6 +473,7 @@ def _borrow(pack: Pack) -> None:
         fields.update(base.fields)
         identifiers.update(base.identifiers)
         guards.update(base.guards)
+        pack.iterators = {**base.iterators, **pack.iterators}
         if not pack.order:
             pack.order = list(base.order)
         pack.names = {**base.names, **pack.names}

@@ -499,10 +499,13 @@ def _lower_cfg(syn: SynCfg, ctx: _FnContext) -> Cfg:
         for item in sn.items:
             events.extend(ex.run(item, atom_call))
             if sn.kind == "branch" and sn.cond is None and is_macro_head(item):
-                # `list_for_each_entry(pos, ...)` gives `pos` a new value each time round
+                # `list_for_each_entry(pos, ...)` gives `pos` a new value each
+                # time round; the pack names macros whose cursor is elsewhere
+                # (`for_each_thread(p, t)`)
                 args = _args(item)
-                if args and args[0].type == "identifier":
-                    events.append(Assign(text(args[0]), _site(args[0])))
+                for i in ctx.vocab.iterators.get(call_name(item) or "", (0,)):
+                    if i < len(args) and args[i].type == "identifier":
+                        events.append(Assign(text(args[i]), _site(args[i])))
         if sn.guard is not None:
             g = sn.guard
             events.extend(_guard_events(ctx, g.op, g.gtype, g.args, g.line, g.column))
