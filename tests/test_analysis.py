@@ -105,3 +105,32 @@ def test_iterator_macro_is_a_loop(tmp_path: Path) -> None:
     states = [st for _n, ev, st in ff.iter_events() if type(ev).__name__ == "Check"]
     assert [sorted(r.inst for r in st.may) for st in states] == [["g_lock"]]
     assert [sorted(r.inst for r in st.must) for st in states] == [[]]
+
+
+def test_file_local_iterator_macros_name_their_cursor() -> None:
+    from lockcheck.model.extract import local_iterators
+
+    src = (
+        b"#define for_each_buf_cpu(buf, cpu) \\\n\tfor_each_cpu(cpu, buf->mask)\n"
+        b"#define for_each_item(pos, head) for (pos = (head)->first; pos; pos = pos->next)\n"
+        b"#define for_each_pair(a, b, n) for ((a) = 0, (b) = n; (a) < (b); (a)++)\n"
+    )
+    assert local_iterators(src, {}) == {
+        "for_each_buf_cpu": (1,),
+        "for_each_item": (0,),
+        "for_each_pair": (0, 1),
+    }
+
+
+def test_container_lock_survives_a_local_iterator(tmp_path: Path) -> None:
+    src = tmp_path / "t.c"
+    src.write_text(
+        "#define for_each_buf_cpu(buf, cpu) for_each_cpu(cpu, buf->mask)\n"
+        "static int f(struct buf *buf)\n{\n\tint cpu;\n\n\tmutex_lock(&buf->mutex);\n"
+        "\tfor_each_buf_cpu(buf, cpu) {\n\t\tif (busy(cpu))\n\t\t\tgoto out;\n\t}\n"
+        "\tmutex_unlock(&buf->mutex);\n\treturn 0;\nout:\n\tmutex_unlock(&buf->mutex);\n"
+        "\treturn -EBUSY;\n}\n"
+    )
+    engine = Engine()
+    analysis = engine.analyse_source(str(src), src.read_bytes())
+    assert engine.findings_for(analysis) == []

@@ -540,7 +540,50 @@ class FileModel:
     parse_errors: int  # ERROR/MISSING nodes in the whole file
 
 
+_ITER_DEFINE_RE = re.compile(
+    rb"^[ \t]*#[ \t]*define[ \t]+(\w*(?:for_each|foreach)\w*)\(([^)]*)\)((?:[^\n]*\\\n)*[^\n]*)",
+    re.M | re.I,
+)
+_INNER_ITER_RE = re.compile(r"(\w*(?:for_each|foreach)\w*)\s*\(([^()]*)\)", re.I)
+
+
+def local_iterators(source: bytes, known: dict[str, tuple[int, ...]]) -> dict[str, tuple[int, ...]]:
+    """Cursor arguments of the loop macros a file defines itself.
+
+    A parameter is a cursor when the macro's body assigns it (`pos = ...`,
+    `cpu++`) or hands it to another loop macro as that macro's cursor
+    (`#define for_each_buffer_cpu(buffer, cpu) for_each_cpu(cpu, ...)`).
+    """
+    out: dict[str, tuple[int, ...]] = {}
+    for m in _ITER_DEFINE_RE.finditer(source):
+        name = m.group(1).decode("ascii", "replace")
+        params = [p.strip() for p in m.group(2).decode("ascii", "replace").split(",")]
+        body = m.group(3).decode("utf-8", "replace").replace("\\\n", " ")
+        cursors: list[int] = []
+        for i, param in enumerate(params):
+            if not re.fullmatch(r"\w+", param):
+                continue
+            p = re.escape(param)
+            if re.search(rf"\(?\b{p}\b\)?\s*=(?!=)", body) or re.search(
+                rf"\b{p}\b\)?\s*(?:\+\+|--)", body
+            ):
+                cursors.append(i)
+                continue
+            for inner in _INNER_ITER_RE.finditer(body):
+                args = [a.strip().strip("()").strip() for a in inner.group(2).split(",")]
+                positions = {**known, **out}.get(inner.group(1), (0,))
+                if any(j < len(args) and args[j] == param for j in positions):
+                    cursors.append(i)
+                    break
+        if cursors:
+            out[name] = tuple(cursors)
+    return out
+
+
 def build_file_model(pf: ParsedFile, vocab: Vocabulary, max_nodes: int = 20000) -> FileModel:
+    local = local_iterators(pf.source, vocab.iterators)
+    if local:
+        vocab = replace(vocab, iterators={**vocab.iterators, **local})
     functions = [
         lower_function(name, pf.path, node, vocab, max_nodes) for name, node in iter_functions(pf)
     ]
