@@ -974,6 +974,12 @@ def signals_holding(held_vals: set[str], free_vals: set[str]) -> bool:
     held_true = all(not _is_zeroish(v) and not is_failure_value(v) for v in held_vals)
     if bool_like and held_true and all(v in ("0", "false", "NULL") for v in free_vals):
         return True  # `return 1;` / `return true;` with the lock, 0 without
+    if (
+        bool_like
+        and all(v in ("0", "false") for v in held_vals)
+        and all(v in ("1", "true") for v in free_vals)
+    ):
+        return True  # `return false;` with the lock, `return true;` ("done") without
     return not any(is_failure_value(v) for v in held_vals) and all(
         is_failure_value(v) for v in free_vals
     )
