@@ -22,7 +22,19 @@ from lockcheck.frontend.parse import SCOPED_GUARDS, is_macro_head, text
 Edge = tuple[int, bool | None]
 Preds = list[Edge]
 
-_TRANSPARENT_CALLS = frozenset({"likely", "unlikely", "__builtin_expect", "data_race"})
+_TRANSPARENT_CALLS = frozenset(
+    # calls whose value is their first argument's truth: `if (WARN_ON_ONCE(!trylock(..)))`
+    {
+        "likely",
+        "unlikely",
+        "__builtin_expect",
+        "data_race",
+        "WARN_ON",
+        "WARN_ON_ONCE",
+        "WARN",
+        "WARN_ONCE",
+    }
+)
 _ZERO = frozenset({"0", "NULL", "false", "0UL", "0L", "0U"})
 
 
