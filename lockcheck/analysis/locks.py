@@ -526,8 +526,8 @@ class Facts:
                     return None  # a sign test (`ret < 0`) of a positive value
                 return value not in _ZERO
         if atom.kind == "eq":
-            a = self.const(atom.a) or (atom.a if _is_const(atom.a) else None)
-            b = self.const(atom.b) or (atom.b if _is_const(atom.b) else None)
+            a = self.const(atom.a) or (atom.a if is_constant(atom.a) else None)
+            b = self.const(atom.b) or (atom.b if is_constant(atom.b) else None)
             if a is not None and b is not None:
                 return a == b or (a in _ZERO and b in _ZERO)
         return None
@@ -549,7 +549,6 @@ class Facts:
         return Facts(self.atoms | {(atom.text, truth, atom.vars)}, self.consts, self.released)
 
 
-_is_const = is_constant
 
 
 Path = tuple[LockState, Facts]
@@ -953,13 +952,13 @@ def signals_holding(held_vals: set[str], free_vals: set[str]) -> bool:
     """
     if not held_vals or not free_vals or "" in held_vals or held_vals & free_vals:
         return False
-    names = {v.rsplit(":", 1)[0] for v in held_vals | free_vals if not _is_const(v)}
+    names = {v.rsplit(":", 1)[0] for v in held_vals | free_vals if not is_constant(v)}
     if len(names) == 1:
         (var,) = names
         # the same variable returned everywhere: zero exactly without the lock
         free_zero = all(_is_zeroish(v) for v in free_vals)
         held_nonzero = all(
-            v in (var, f"{var}:nonzero") or (_is_const(v) and not _is_zeroish(v))
+            v in (var, f"{var}:nonzero") or (is_constant(v) and not _is_zeroish(v))
             for v in held_vals
         )
         if free_zero and held_nonzero:
@@ -967,10 +966,10 @@ def signals_holding(held_vals: set[str], free_vals: set[str]) -> bool:
         # 0 with the lock, a known non-zero (error) value without it
         held_zero = all(_is_zeroish(v) for v in held_vals)
         free_nonzero = all(
-            v == f"{var}:nonzero" or (_is_const(v) and not _is_zeroish(v)) for v in free_vals
+            v == f"{var}:nonzero" or (is_constant(v) and not _is_zeroish(v)) for v in free_vals
         )
         return held_zero and free_nonzero
-    bool_like = all(_is_const(v) for v in held_vals | free_vals)
+    bool_like = all(is_constant(v) for v in held_vals | free_vals)
     held_true = all(not _is_zeroish(v) and not is_failure_value(v) for v in held_vals)
     if bool_like and held_true and all(v in ("0", "false", "NULL") for v in free_vals):
         return True  # `return 1;` / `return true;` with the lock, 0 without
@@ -1122,7 +1121,7 @@ def summarise(facts: FunctionFacts) -> Summary:
             acquires.append((ref, "excl", _annotated_success(facts)))
     values = {return_value(fn.cfg.nodes[n].text) for n, _, _, _ in facts.exits}
     returns = next(iter(values)) if len(values) == 1 else None
-    if returns is not None and not _is_const(returns):
+    if returns is not None and not is_constant(returns):
         returns = None
     assigned = frozenset(
         ev.var for evs in facts.events for ev in evs if isinstance(ev, Assign)

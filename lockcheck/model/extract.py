@@ -126,7 +126,6 @@ class _FnContext:
     lockvars: dict[str, LockRef] = field(default_factory=dict)
     aliases: dict[str, str] = field(default_factory=dict)  # var -> lock expression
     origins: dict[str, str] = field(default_factory=dict)  # call text -> lock var
-    checkvars: dict[str, list[tuple[Check, int]]] = field(default_factory=dict)
 
     def resolve(self, expr: str, cls: str | None = None) -> LockRef:
         s = norm(expr)

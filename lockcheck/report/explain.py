@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from lockcheck.analysis.locks import FunctionFacts
-from lockcheck.model.ir import Acquire, Act, Call, Check, Claim, Downgrade, Event, Release
+from lockcheck.model.ir import Acquire, Act, Check, Claim, Downgrade, Event, Release
 
 
 def describe_event(ev: Event) -> str | None:
@@ -25,9 +25,7 @@ def describe_event(ev: Event) -> str | None:
     if isinstance(ev, Claim):
         mode = f" ({ev.mode})" if ev.mode else ""
         return f"claim {ev.kind.replace('_', ' ')} `{ev.lock.inst}`{mode}: {ev.source}"
-    if isinstance(ev, Call):
-        return None
-    return None
+    return None  # calls, assignments, sleeps: not lock events
 
 
 def timeline(ff: FunctionFacts) -> list[tuple[int, int, str, list[str]]]:
