@@ -1,0 +1,146 @@
+"""Which lines of a patch a reply quotes: matched by tokens, not bytes.
+
+A reply rarely quotes a patch as it was sent. Archives collapse or drop
+indentation, mailers wrap long lines, reviewers cut lines out (`...`,
+`[snip]`). So the quoted lines and the patch's lines are both cut into
+C-ish tokens and the two token streams are aligned (`difflib`): a line of
+the patch is quoted when most of its tokens are found, in order, in the
+reply, and it is quoted *at* the last reply line holding them (for a
+wrapped line, the note goes under its last piece).
+
+API: `complete(fp)` says whether quoted hunks are whole (they can then be
+applied like a patch file); `align(quoted, full)` gives a `QuoteMap` from
+the lines of `full`'s hunks to lines of the reply.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from difflib import SequenceMatcher
+
+from lockcheck.inputs.patch import FilePatch, Patch
+
+_TOKEN_RE = re.compile(
+    r"[A-Za-z_]\w*|\d[\w.]*|->|\+\+|--|<<=?|>>=?|[<>=!+\-*/%&|^]=|&&|\|\||\S"
+)
+# A patch line counts as quoted when this share of its tokens is found.
+QUOTED_SHARE = 0.6
+
+
+def tokens(text: str) -> list[str]:
+    """C-ish tokens: words, numbers, multi-character operators, single marks."""
+    return _TOKEN_RE.findall(text)
+
+
+def complete(fp: FilePatch) -> bool:
+    """Every quoted hunk of `fp` is whole: no elision, and its header's line counts."""
+    for hunk in fp.hunks:
+        if any(ln.gap_before for ln in hunk.lines):
+            return False
+        old = sum(1 for ln in hunk.lines if ln.kind != "+")
+        new = sum(1 for ln in hunk.lines if ln.kind != "-")
+        if (old, new) != (hunk.old_len, hunk.new_len):
+            return False
+    return bool(fp.hunks)
+
+
+def quote_complete(patch: Patch) -> bool:
+    """A quoted patch whose hunks are all whole: it can be applied as it is."""
+    return patch.quoted and bool(patch.files) and all(complete(fp) for fp in patch.files)
+
+
+LineKey = tuple[int, int]  # (hunk index, line index in the hunk) of the full patch
+
+
+@dataclass(slots=True)
+class QuoteMap:
+    """Lines of one file of a full patch, as a reply quotes them."""
+
+    lines: dict[LineKey, int] = field(default_factory=dict)  # -> reply line (1-based)
+    hunk_end: dict[int, int] = field(default_factory=dict)  # hunk -> last reply line of it
+    matched: int = 0  # tokens of the quote found in the patch
+    quoted: int = 0  # tokens the quote has
+
+    @property
+    def score(self) -> float:
+        return self.matched / self.quoted if self.quoted else 0.0
+
+
+def _quoted_stream(fp: FilePatch) -> tuple[list[str], list[int]]:
+    toks: list[str] = []
+    where: list[int] = []
+    for hunk in fp.hunks:
+        for ln in hunk.lines:
+            if ln.source_line is None:
+                continue
+            for t in tokens(ln.text):
+                toks.append(t)
+                where.append(ln.source_line)
+    return toks, where
+
+
+def align(quoted: FilePatch, full: FilePatch) -> QuoteMap:
+    """Map the lines of `full`'s hunks to the reply lines of `quoted` showing them."""
+    qtoks, qwhere = _quoted_stream(quoted)
+    ftoks: list[str] = []
+    fwhere: list[LineKey] = []
+    size: dict[LineKey, int] = {}
+    for hi, hunk in enumerate(full.hunks):
+        for li, ln in enumerate(hunk.lines):
+            ts = tokens(ln.text)
+            size[(hi, li)] = len(ts)
+            ftoks.extend(ts)
+            fwhere.extend([(hi, li)] * len(ts))
+    out = QuoteMap(quoted=len(qtoks))
+    if not qtoks or not ftoks:
+        return out
+    found: dict[LineKey, int] = {}
+    last: dict[LineKey, int] = {}
+    sm = SequenceMatcher(None, qtoks, ftoks, autojunk=False)
+    for block in sm.get_matching_blocks():
+        if block.size < 2 and not _whole_line(fwhere, block.b, block.size, size):
+            continue  # a lone `;` or `}` across an elision says nothing
+        out.matched += block.size
+        for k in range(block.size):
+            key = fwhere[block.b + k]
+            found[key] = found.get(key, 0) + 1
+            last[key] = max(last.get(key, 0), qwhere[block.a + k])
+    for key, n in found.items():
+        if n >= QUOTED_SHARE * size[key]:
+            out.lines[key] = last[key]
+            out.hunk_end[key[0]] = max(out.hunk_end.get(key[0], 0), last[key])
+    return out
+
+
+def _whole_line(fwhere: list[LineKey], start: int, n: int, size: dict[LineKey, int]) -> bool:
+    """The block is all of one line's tokens (a one-token line such as `continue;`'s `}`)."""
+    if n == 0:
+        return False
+    key = fwhere[start]
+    return all(fwhere[start + k] == key for k in range(n)) and size[key] == n
+
+
+def best_file(quoted: FilePatch, files: tuple[FilePatch, ...]) -> tuple[FilePatch, QuoteMap] | None:
+    """The file of a full patch that `quoted` shows: by name, else the best token match."""
+    if not files:
+        return None
+    if not quoted.path_guessed:
+        for fp in files:
+            if fp.path == quoted.path:
+                return fp, align(quoted, fp)
+    scored = [(fp, align(quoted, fp)) for fp in files]
+    return max(scored, key=lambda pair: pair[1].score)
+
+
+def patch_score(reply: Patch, candidate: Patch) -> float:
+    """The share of the reply's quoted tokens found in the candidate patch."""
+    matched = total = 0
+    for q in reply.files:
+        got = best_file(q, candidate.files)
+        if got is not None:
+            matched += got[1].matched
+            total += got[1].quoted
+        else:
+            total += len(_quoted_stream(q)[0])
+    return matched / total if total else 0.0
