@@ -19,7 +19,7 @@ API: `review_reply(engine, reply, tree, thread)` -> `ReplyReview`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 from lockcheck.engine import Engine
 from lockcheck.errors import InputError
@@ -41,10 +41,9 @@ class ReplyReview:
     result: ReviewResult  # findings: those the notes are about
     mode: str  # "thread", "applied", "fragment"
     answered: Answered | None = None
-    remarks: list[str] = field(default_factory=list)
 
     def notes(self) -> list[str]:
-        return [*self.remarks, *self.result.notes()]
+        return self.result.notes()
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +145,8 @@ def _thread_review(
     for err in result.errors:
         remarks.append(f"another patch of the series did not apply: {err}")
     result.errors, result.failed = [], []
-    return ReplyReview(result, "thread", answered, remarks)
+    result.remarks = remarks
+    return ReplyReview(result, "thread", answered)
 
 
 def review_reply(
@@ -160,7 +160,6 @@ def review_reply(
             return ReplyReview(review(engine, [reply], tree), "applied")
         except InputError as exc:
             result = review(engine, [reply], None)
-            return ReplyReview(
-                result, "fragment", None, [f"the quoted hunks do not apply: {exc}"]
-            )
+            result.remarks = [f"the quoted hunks do not apply, so they were analysed alone: {exc}"]
+            return ReplyReview(result, "fragment")
     return ReplyReview(review(engine, [reply], tree), "fragment")

@@ -209,6 +209,7 @@ class ReviewResult:
     tree: str | None
     errors: list[InputError] = field(default_factory=list)  # why `failed` did not apply
     failed: list[Patch] = field(default_factory=list)  # skipped; the rest still reviewed
+    remarks: list[str] = field(default_factory=list)  # how the inputs were read, for notes()
 
     @property
     def mode(self) -> str:
@@ -222,7 +223,7 @@ class ReviewResult:
         return [p for p in self.patches if p.files and id(p) not in failed]
 
     def notes(self) -> list[str]:
-        out = []
+        out = list(self.remarks)
         if any(not p.quoted for p in self.fragment):
             out.append(FRAGMENT_NOTE)
         if any(p.quoted for p in self.fragment):
