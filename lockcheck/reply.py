@@ -109,10 +109,11 @@ def _place(rf: ReviewedFinding, maps: list[_FileMap], source: str) -> ReviewedFi
     hi = _hunk_of(fm.full.hunks, f.line)
     quoted = sorted(fm.quote.hunk_end, key=lambda h: (abs(h - hi), h))
     end = fm.quote.hunk_end[quoted[0]]
-    site = " ".join(f.anchor.split())
-    what = f"`{site}` at " if site else ""
     hunk = fm.full.hunks[hi]
-    unquoted = f"{what}{f.path}:{f.line} after the patch (its hunk {hi + 1}: {hunk.header})"
+    line = next((ln for ln in hunk.lines if ln.kind != "-" and ln.new_line == f.line), None)
+    site = " ".join((line.text if line is not None else f.anchor).split())
+    what = f"`{line.kind if line is not None else ''}{site}` " if site else ""
+    unquoted = f"{what}({f.path}:{f.line} after the patch, in its hunk {hi + 1}: {hunk.header})"
     return replace(rf, source=Location(source, end), unquoted=unquoted)
 
 

@@ -32,6 +32,7 @@ from lockcheck.errors import InputError
 from lockcheck.inputs.apply import DirTree
 from lockcheck.inputs.mailtext import decoded_mail
 from lockcheck.inputs.patch import parse_patch_text, read_input
+from lockcheck.inputs.quote import headerless_quote
 from lockcheck.inputs.thread import read_thread
 from lockcheck.reply import Thread, review_reply
 from lockcheck.report import RunInfo
@@ -113,6 +114,8 @@ def annotate(
     path = "" if origin == "<stdin>" else origin
     patches = parse_patch_text(data.decode("utf-8", "replace"), origin, path)
     reply = next((p for p in patches if p.files), None)
+    if reply is None and thread is not None:  # lines quoted without their @@ header
+        reply = next((q for q in map(headerless_quote, patches) if q.files), None)
     if reply is None:
         raise InputError(f"{email_file}: no quoted patch to annotate")
     if tree is not None and not tree.is_dir():

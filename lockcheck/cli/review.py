@@ -34,6 +34,7 @@ from lockcheck.inputs.apply import DirTree, GitTree, Tree
 from lockcheck.inputs.files import C_SUFFIXES
 from lockcheck.inputs.gitrepo import commit_range, staged
 from lockcheck.inputs.patch import Patch, order_series, read_patches
+from lockcheck.inputs.quote import headerless_quote
 from lockcheck.reply import review_reply
 from lockcheck.report import RunInfo, render_report
 from lockcheck.report.text import printable, want_color
@@ -75,13 +76,18 @@ def _inputs(
             unread.append(exc)  # the other inputs are still reviewed
             continue
         read.extend(got)
+    return _tree(tree, base), order_series(read)
+
+
+def _tree(tree: Path | None, base: str | None) -> Tree | None:
+    """The --tree directory, or its revision --base when given."""
     if base is not None:
-        return GitTree.at(repo, base), order_series(read)
+        return GitTree.at(tree or Path("."), base)
     if tree is not None:
         if not tree.is_dir():
             raise InputError(f"{tree}: no such directory")
-        return DirTree(tree), order_series(read)
-    return None, order_series(read)
+        return DirTree(tree)
+    return None
 
 
 def with_evidence(result: ReviewResult, engine: Engine) -> None:
@@ -246,16 +252,19 @@ def review(
     project = find_config(tree or Path("."))  # the reviewed repository's .lockcheck.toml
     engine = project.engine(rules, select)
     unread: list[InputError] = []
-    tree_obj, series = _inputs(list(patches or []), tree, base, git_range, index, unread)
     if thread is not None:
-        if len(patches or []) != 1 or len(series) != 1:
+        if len(patches or []) != 1 or git_range or index:
             raise InputError("--thread goes with one reply EMAIL (the message answering a patch)")
-        reply = series[0]
+        assert patches is not None
+        got = read_patches(patches[0])
+        reply = next((p for p in map(headerless_quote, got) if p.files), got[0])
+        tree_obj = _tree(tree, base)
         thread_obj = read_thread_opt(thread)
         assert thread_obj is not None
         source = reply.path or reply.origin
         result = review_reply(engine, reply, tree_obj, thread_obj, source).result
     else:
+        tree_obj, series = _inputs(list(patches or []), tree, base, git_range, index, unread)
         series = project.select_patches(series, patch_root(tree_obj, Path(".")))
         result = run_review(engine, series, tree_obj, show_all, keep_going=True)
     if not no_sim:

@@ -16,10 +16,21 @@ the lines of `full`'s hunks to lines of the reply.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from difflib import SequenceMatcher
+from typing import cast
 
-from lockcheck.inputs.patch import FilePatch, Patch
+from lockcheck.inputs.patch import (
+    ELISION_RE,
+    HEADER_RE,
+    FilePatch,
+    Hunk,
+    HunkLine,
+    LineKind,
+    Patch,
+    guess_path,
+    quote_split,
+)
 
 _TOKEN_RE = re.compile(
     r"[A-Za-z_]\w*|\d[\w.]*|->|\+\+|--|<<=?|>>=?|[<>=!+\-*/%&|^]=|&&|\|\||\S"
@@ -144,3 +155,47 @@ def patch_score(reply: Patch, candidate: Patch) -> float:
         else:
             total += len(_quoted_stream(q)[0])
     return matched / total if total else 0.0
+
+
+def headerless_quote(patch: Patch) -> Patch:
+    """A reply quoting patch lines without their `@@` header, as one hunk of unknown place.
+
+    Only the thread can say where such lines belong (`align` needs no line
+    numbers): quoted runs holding `+`/`-` lines are kept, the rest of the
+    reply (comments, other quote levels, `...`) separates them as gaps.
+    """
+    if patch.files or not patch.source_lines:
+        return patch
+    lines = list(patch.source_lines)
+    start = next((i + 1 for i, ln in enumerate(lines) if not ln.strip()), 0)
+    if not any(HEADER_RE.match(ln) for ln in lines[:start]):
+        start = 0  # an archive copy: no mail headers
+    votes: dict[int, int] = {}
+    for ln in lines[start:]:
+        depth, text = quote_split(ln)
+        if depth and text[:1] in "+-" and not text.startswith(("+++", "---")):
+            votes[depth] = votes.get(depth, 0) + 1
+    if not votes:
+        return patch
+    depth = max(sorted(votes), key=lambda d: votes[d])
+    blocks: list[list[tuple[int, str]]] = [[]]
+    for i, ln in enumerate(lines[start:], start + 1):
+        d, text = quote_split(ln)
+        if d != depth or ELISION_RE.match(text):
+            if blocks[-1]:
+                blocks.append([])
+            continue
+        blocks[-1].append((i, text))
+    hunk_lines: list[HunkLine] = []
+    for block in blocks:
+        if not any(t[:1] in "+-" for _, t in block):
+            continue
+        for k, (src, text) in enumerate(block):
+            kind: LineKind = cast(LineKind, text[0]) if text[:1] in "+-" else " "
+            body = text[1:] if text[:1] in "+- " else text
+            hunk_lines.append(HunkLine(kind, body, None, None, src, k == 0 and bool(hunk_lines)))
+    if not hunk_lines:
+        return patch
+    path = guess_path(patch.subject)
+    hunk = Hunk(0, 0, 0, 0, "", tuple(hunk_lines), None)
+    return replace(patch, files=(FilePatch(path, path, (hunk,), path_guessed=True),), quoted=True)
