@@ -22,10 +22,9 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from lockcheck.engine import Engine
-from lockcheck.errors import InputError
 from lockcheck.inputs.apply import Tree
 from lockcheck.inputs.patch import FilePatch, Hunk, Patch
-from lockcheck.inputs.quote import QuoteMap, best_file, quote_complete
+from lockcheck.inputs.quote import QuoteMap, best_file
 from lockcheck.inputs.thread import Answered, find_answered
 from lockcheck.review import Location, ReviewedFinding, ReviewResult, review
 
@@ -156,11 +155,5 @@ def review_reply(
     """Review what `reply` (an email named `source`) quotes, the best way the inputs allow."""
     if thread is not None:
         return _thread_review(engine, reply, tree, thread, source)
-    if tree is not None and quote_complete(reply):
-        try:
-            return ReplyReview(review(engine, [reply], tree), "applied")
-        except InputError as exc:
-            result = review(engine, [reply], None)
-            result.remarks = [f"the quoted hunks do not apply, so they were analysed alone: {exc}"]
-            return ReplyReview(result, "fragment")
-    return ReplyReview(review(engine, [reply], tree), "fragment")
+    result = review(engine, [reply], tree)
+    return ReplyReview(result, "applied" if not result.fragment else "fragment")

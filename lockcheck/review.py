@@ -228,7 +228,7 @@ class ReviewResult:
             out.append(FRAGMENT_NOTE)
         if any(p.quoted for p in self.fragment):
             out.append(QUOTED_NOTE)
-            if self.tree is not None:
+            if self.tree is not None and any(not quote_complete(p) for p in self.fragment):
                 out.append(PARTIAL_NOTE)
         return out
 
@@ -648,6 +648,7 @@ def review(
     fragment: list[Patch] = []
     errors: list[InputError] = []
     failed: list[Patch] = []
+    remarks: list[str] = []
     for patch in patches:
         if not patch.files:
             continue
@@ -656,11 +657,17 @@ def review(
         try:
             images = _images(patch, series)
         except InputError as exc:  # the series goes on without it, as `git am --skip`
-            if not keep_going:
+            if patch.quoted and not fragment_of(patch, series):
+                # a reply's whole hunks that do not apply here: still read as fragments
+                remarks.append(f"the quoted hunks do not apply, so they were analysed alone: {exc}")
+                fragment.append(patch)
+                images = _images(patch, None)
+            elif not keep_going:
                 raise
-            errors.append(exc)
-            failed.append(patch)
-            continue
+            else:
+                errors.append(exc)
+                failed.append(patch)
+                continue
         for pre_img, post_img in images:
             if not pre_img.path.endswith(C_SUFFIXES):
                 continue  # applied (later patches may build on it), not analysed
@@ -711,4 +718,5 @@ def review(
         tree.describe() if tree is not None else None,
         errors,
         failed,
+        remarks,
     )

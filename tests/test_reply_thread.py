@@ -133,6 +133,18 @@ def test_whole_hunk_quote_through_an_archive_that_collapsed_white_space(tmp_path
     assert under[line_with(reply.read_text(), f"+ if ({UFFD})")].startswith("uffd-wp-under-ptl")
 
 
+def test_whole_hunk_quote_that_does_not_apply_is_read_as_fragments(tmp_path: Path) -> None:
+    reply = tmp_path / "reply.eml"
+    reply.write_text(HEADERS + "\n" + "\n".join("> " + ln for ln in diff_lines()) + "\n")
+    for command in ("annotate", "review"):
+        res = run_cli(command, str(reply), "--tree", "fixtures/series/tree")
+        assert res.returncode == 1, res.stderr  # the hunks alone show both tests unlocked
+        assert "the quoted hunks do not apply, so they were analysed alone" in (
+            res.stderr + res.stdout
+        )
+        assert "--thread FILE" not in res.stderr + res.stdout
+
+
 def test_partial_quote_with_a_tree_but_no_thread_says_what_to_give() -> None:
     reply = ROOT / "fixtures" / "series" / "reply.eml"
     code, out, err = annotate(reply, "--tree", "fixtures/series/tree")
