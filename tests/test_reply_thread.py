@@ -382,6 +382,31 @@ def test_transfer_encoded_body_is_decoded_and_annotated(tmp_path: Path, encoding
     _check_uffd_note(decoded, out)
 
 
+def test_multipart_reply_is_annotated_as_its_text_part(tmp_path: Path) -> None:
+    from email.message import EmailMessage
+
+    msg = EmailMessage()
+    for line in HEADERS.splitlines()[:5]:
+        name, value = line.split(": ", 1)
+        msg[name] = value
+    text = "On Monday, Hal Patcher wrote:\n" + "\n".join(_plain(diff_lines())) + "\n"
+    msg.set_content(text, cte="quoted-printable")
+    msg.add_alternative("<p>" + text.replace("\n", "<br>") + "</p>", subtype="html")
+    reply = tmp_path / "multipart.eml"
+    reply.write_bytes(bytes(msg))
+    decoded = decoded_mail(reply.read_bytes(), str(reply)).decode()
+    assert "multipart" not in decoded and "<br>" not in decoded
+    assert "Content-Type: text/plain; charset=utf-8" in decoded
+    code, out, err = annotate(reply, "--thread", str(PATCH), "--tree", str(TREE))
+    assert code == 1, err
+    _check_uffd_note(decoded, out)
+
+
+def test_plain_mail_is_annotated_byte_for_byte() -> None:
+    raw = (ROOT / "fixtures" / "series" / "reply.eml").read_bytes()
+    assert decoded_mail(raw, "reply.eml") is raw
+
+
 # ---------------------------------------------------------------------------
 # token matching
 
