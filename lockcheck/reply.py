@@ -142,6 +142,11 @@ def _thread_review(
         f"{thread.name}); the whole patch was analysed {where}, and {quoted} of its lines "
         "were matched to the quoted ones"
     ]
+    if not quoted:
+        remarks.append(
+            "none of the quoted lines were found in that patch (another version of it?): "
+            "its findings have no quoted line to go under"
+        )
     for err in result.errors:
         remarks.append(f"another patch of the series did not apply: {err}")
     result.errors, result.failed = [], []

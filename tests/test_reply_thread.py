@@ -200,6 +200,28 @@ def test_no_answered_patch_is_one_error_line(tmp_path: Path) -> None:
     assert res.stderr.count("\n") == 1 and "no patch in it that" in res.stderr
 
 
+def test_thread_without_a_patch_and_review_with_two_replies_are_one_error_line(
+    tmp_path: Path,
+) -> None:
+    cover = tmp_path / "c.mbox"
+    cover.write_text("From: a <a@b>\nSubject: [PATCH 0/2] hi\n\nno patch here\n")
+    reply = "fixtures/series/reply.eml"
+    for args, says in (
+        (("annotate", reply, "--thread", str(cover)), "c.mbox: no patch in it (a thread"),
+        (("review", reply, reply, "--thread", str(THREAD)), "--thread goes with one reply"),
+    ):
+        res = run_cli(*args)
+        assert res.returncode == 2 and res.stderr.count("\n") == 1 and says in res.stderr
+
+
+def test_similar_code_in_another_patch_is_not_taken_for_the_quoted_one() -> None:
+    """The series reply quotes `@@ -17,29 +16,20 @@`: patch 09's hunk is elsewhere."""
+    res = run_cli(
+        "annotate", "fixtures/series/reply.eml", "--thread", str(PATCH), "--tree", str(TREE)
+    )
+    assert res.returncode == 2 and "no patch in it that" in res.stderr
+
+
 def test_thread_reply_gets_the_whole_patch_and_an_unquoted_finding_at_its_hunk_end(
     tmp_path: Path,
 ) -> None:

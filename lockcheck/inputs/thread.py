@@ -22,7 +22,7 @@ from lockcheck.inputs.patch import Patch, order_series, read_patches, split_subj
 from lockcheck.inputs.quote import patch_score
 
 # Below this share of the quote's tokens a patch is not the one quoted.
-MIN_QUOTE_SCORE = 0.5
+MIN_QUOTE_SCORE = 0.6
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +73,16 @@ def _by_subject(reply: Patch, patches: list[Patch]) -> Patch | None:
     return hits[0] if len(hits) == 1 else None
 
 
+def _same_hunks(reply: Patch, patch: Patch) -> bool:
+    """The `@@` lines the reply quotes are the patch's own (similar code is not enough)."""
+    starts = {(h.old_start, h.new_start) for fp in patch.files for h in fp.hunks}
+    quoted = {
+        (h.old_start, h.new_start) for fp in reply.files for h in fp.hunks if h.source_line
+    }
+    quoted.discard((0, 0))  # a quote without its @@ line
+    return not quoted or bool(quoted & starts)
+
+
 def _series(patch: Patch, patches: list[Patch]) -> list[Patch]:
     """The answered patch's series: the numbered patches of the same total, in order."""
     if patch.number is None or patch.total is None:
@@ -96,11 +106,11 @@ def find_answered(reply: Patch, thread: list[Patch], thread_name: str) -> Answer
             found = (p, "subject")
     if found is None:
         scored = sorted(
-            ((patch_score(reply, p), i) for i, p in enumerate(patches)), reverse=True
+            ((patch_score(reply, p), i) for i, p in enumerate(patches) if _same_hunks(reply, p)),
+            reverse=True,
         )
-        score, i = scored[0]
-        if score >= MIN_QUOTE_SCORE:
-            found = (patches[i], "quoted lines")
+        if scored and scored[0][0] >= MIN_QUOTE_SCORE:
+            found = (patches[scored[0][1]], "quoted lines")
     if found is None:
         raise InputError(
             f"{thread_name}: no patch in it that {reply.origin} answers "
