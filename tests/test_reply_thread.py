@@ -525,3 +525,29 @@ def test_whole_hunk_reply_on_the_6_1_kernel_gives_the_patch_files_findings(
         return [(f["rule"], f["line"]) for f in json.loads(res.stdout)["findings"]]
 
     assert findings(reply) == findings(patch) != []
+
+
+# ---------------------------------------------------------------------------
+# review gives the simulator's evidence, as check does
+
+
+def test_review_of_a_patch_has_simulator_evidence_and_sarif_code_flows() -> None:
+    res = run_cli("review", str(PATCH), "--tree", str(TREE), "--format", "sarif")
+    assert res.returncode == 1, res.stderr
+    results = json.loads(res.stdout)["runs"][0]["results"]
+    assert {r["ruleId"] for r in results} == {"anon-vma-under-ptl", "uffd-wp-under-ptl"}
+    for r in results:
+        assert r["properties"]["evidence"].startswith("confirmed: trace of ")
+        flow = r["codeFlows"][0]["threadFlows"]
+        steps = [loc for tf in flow for loc in tf["locations"]]
+        assert len(flow) >= 2 and steps  # the reviewed function and a racing actor
+        paths = {
+            loc["location"]["physicalLocation"]["artifactLocation"]["uri"]
+            for loc in steps
+            if "physicalLocation" in loc["location"]
+        }
+        assert "mm/khugepaged.c" in paths
+    text = run_cli("review", str(PATCH), "--tree", str(TREE))
+    assert "evidence: confirmed: trace of" in text.stdout
+    quiet = run_cli("review", str(PATCH), "--tree", str(TREE), "--format", "sarif", "--no-sim")
+    assert all("codeFlows" not in r for r in json.loads(quiet.stdout)["runs"][0]["results"])
