@@ -91,36 +91,82 @@ def _quoted_stream(fp: FilePatch) -> tuple[list[str], list[int]]:
     return toks, where
 
 
-def align(quoted: FilePatch, full: FilePatch) -> QuoteMap:
-    """Map the lines of `full`'s hunks to the reply lines of `quoted` showing them."""
-    qtoks, qwhere = _quoted_stream(quoted)
-    ftoks: list[str] = []
-    fwhere: list[LineKey] = []
-    size: dict[LineKey, int] = {}
-    for hi, hunk in enumerate(full.hunks):
-        for li, ln in enumerate(hunk.lines):
-            ts = tokens(ln.text)
-            size[(hi, li)] = len(ts)
-            ftoks.extend(ts)
-            fwhere.extend([(hi, li)] * len(ts))
-    out = QuoteMap(quoted=len(qtoks))
+_QLine = tuple[int, list[str]]  # (reply line, tokens)
+_FLine = tuple[LineKey, list[str]]
+
+
+@dataclass(slots=True)
+class _Tally:
+    """Per patch line: how many of its tokens were found, and the last reply line holding one."""
+
+    found: dict[LineKey, int] = field(default_factory=dict)
+    last: dict[LineKey, int] = field(default_factory=dict)
+    matched: int = 0
+
+    def add(self, key: LineKey, n: int, src: int) -> None:
+        self.found[key] = self.found.get(key, 0) + n
+        self.last[key] = max(self.last.get(key, 0), src)
+        self.matched += n
+
+
+def _by_tokens(qlines: list[_QLine], flines: list[_FLine], tally: _Tally) -> None:
+    """Token-level alignment of a stretch: wrapped lines, lines the archive mangled."""
+    qtoks = [t for _, ts in qlines for t in ts]
+    qwhere = [src for src, ts in qlines for _ in ts]
+    ftoks = [t for _, ts in flines for t in ts]
+    fwhere = [key for key, ts in flines for _ in ts]
+    size = {key: len(ts) for key, ts in flines}
     if not qtoks or not ftoks:
-        return out
-    found: dict[LineKey, int] = {}
-    last: dict[LineKey, int] = {}
-    sm = SequenceMatcher(None, qtoks, ftoks, autojunk=False)
-    for block in sm.get_matching_blocks():
+        return
+    for block in SequenceMatcher(None, qtoks, ftoks, autojunk=False).get_matching_blocks():
         if block.size < 2 and not _whole_line(fwhere, block.b, block.size, size):
             continue  # a lone `;` or `}` across an elision says nothing
-        out.matched += block.size
         for k in range(block.size):
-            key = fwhere[block.b + k]
-            found[key] = found.get(key, 0) + 1
-            last[key] = max(last.get(key, 0), qwhere[block.a + k])
-    for key, n in found.items():
+            tally.add(fwhere[block.b + k], 1, qwhere[block.a + k])
+
+
+def align(quoted: FilePatch, full: FilePatch) -> QuoteMap:
+    """Map the lines of `full`'s hunks to the reply lines of `quoted` showing them.
+
+    Two passes, so that a long patch costs little: whole lines first (each
+    compared as its token string), then token by token in the stretches
+    between the lines that matched whole (wrapped and mangled lines).
+    """
+    qlines: list[_QLine] = [
+        (ln.source_line, tokens(ln.text))
+        for hunk in quoted.hunks
+        for ln in hunk.lines
+        if ln.source_line is not None
+    ]
+    flines: list[_FLine] = [
+        ((hi, li), tokens(ln.text))
+        for hi, hunk in enumerate(full.hunks)
+        for li, ln in enumerate(hunk.lines)
+    ]
+    size = {key: len(ts) for key, ts in flines}
+    out = QuoteMap(quoted=sum(len(ts) for _, ts in qlines))
+    if not out.quoted or not any(size.values()):
+        return out
+    qi = [i for i, (_, ts) in enumerate(qlines) if ts]
+    fi = [j for j, (_, ts) in enumerate(flines) if ts]
+    qkeys = [" ".join(qlines[i][1]) for i in qi]
+    fkeys = [" ".join(flines[j][1]) for j in fi]
+    tally = _Tally()
+    anchors: list[tuple[int, int]] = []
+    for block in SequenceMatcher(None, qkeys, fkeys, autojunk=False).get_matching_blocks():
+        for k in range(block.size):
+            a, b = qi[block.a + k], fi[block.b + k]
+            anchors.append((a, b))
+            tally.add(flines[b][0], size[flines[b][0]], qlines[a][0])
+    bounds = [(-1, -1), *anchors, (len(qlines), len(flines))]
+    for (a0, b0), (a1, b1) in zip(bounds, bounds[1:], strict=False):
+        if a1 - a0 > 1 and b1 - b0 > 1:
+            _by_tokens(qlines[a0 + 1 : a1], flines[b0 + 1 : b1], tally)
+    out.matched = tally.matched
+    for key, n in tally.found.items():
         if n >= QUOTED_SHARE * size[key]:
-            out.lines[key] = last[key]
-            out.hunk_end[key[0]] = max(out.hunk_end.get(key[0], 0), last[key])
+            out.lines[key] = tally.last[key]
+            out.hunk_end[key[0]] = max(out.hunk_end.get(key[0], 0), tally.last[key])
     return out
 
 
