@@ -17,16 +17,20 @@ import quopri
 import re
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from lockcheck.inputs.mailtext import decoded_mail
 from lockcheck.inputs.patch import parse_patch_text, read_patches
 from lockcheck.inputs.quote import align, headerless_quote, tokens
 from lockcheck.inputs.thread import find_answered
 from tests.conftest import ROOT, run_cli
+from tests.test_fuzz_cli import assert_contract, run_main
 
 THREAD_DIR = ROOT / "fixtures" / "thread"
 THREAD = THREAD_DIR / "thread.mbox"
@@ -551,3 +555,38 @@ def test_review_of_a_patch_has_simulator_evidence_and_sarif_code_flows() -> None
     assert "evidence: confirmed: trace of" in text.stdout
     quiet = run_cli("review", str(PATCH), "--tree", str(TREE), "--format", "sarif", "--no-sim")
     assert all("codeFlows" not in r for r in json.loads(quiet.stdout)["runs"][0]["results"])
+
+
+# ---------------------------------------------------------------------------
+# broken replies and threads: one error line or a result, never a traceback
+
+
+@settings(
+    max_examples=int(30 * float(os.environ.get("LOCKCHECK_FUZZ_EXAMPLES", "1"))),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(st.data())
+def test_mutated_replies_and_threads_keep_the_contract(data: st.DataObject) -> None:
+    reply = _mail(RENDER[data.draw(st.sampled_from(sorted(RENDER)))](diff_lines())).splitlines()
+    thread = THREAD.read_text().splitlines()
+    for lines in (reply, thread):
+        for _ in range(data.draw(st.integers(1, 4))):
+            i = data.draw(st.integers(0, len(lines) - 1))
+            op = data.draw(st.sampled_from(["drop", "repeat", "swap", "edit"]))
+            if op == "drop":
+                del lines[i]
+            elif op == "repeat":
+                lines.insert(i, lines[i])
+            elif op == "swap":
+                j = data.draw(st.integers(0, len(lines) - 1))
+                lines[i], lines[j] = lines[j], lines[i]
+            else:
+                lines[i] = data.draw(st.sampled_from(["> +", "> @@ -1 +1 @@", "...", "> >", ""]))
+    with tempfile.TemporaryDirectory() as tmp:
+        r, t = Path(tmp) / "r.eml", Path(tmp) / "t.mbox"
+        r.write_text("\n".join(reply) + "\n")
+        t.write_text("\n".join(thread) + "\n")
+        for command in ("annotate", "review"):
+            code, _, err = run_main(command, str(r), "--thread", str(t), "--tree", str(TREE))
+            assert_contract(code, err)

@@ -105,8 +105,9 @@ def annotate(
     """Print EMAIL with lockcheck's notes under the quoted lines they concern.
 
     Without --tree or --thread only the quoted lines are analysed (fragment
-    mode). A transfer-encoded body (base64, quoted-printable) is printed
-    decoded. How the email was analysed is said on standard error.
+    mode). A multipart or transfer-encoded mail (base64, quoted-printable)
+    is printed as its decoded text. How the email was read is said on
+    standard error.
     """
     raw, origin = read_input(email_file)  # once: `<(...)` cannot be read twice
     data = decoded_mail(raw, origin)
