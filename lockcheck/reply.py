@@ -117,10 +117,12 @@ def _place(rf: ReviewedFinding, maps: list[_FileMap], source: str) -> ReviewedFi
 
 
 def _thread_review(
-    engine: Engine, reply: Patch, tree: Tree | None, thread: Thread, source: str
+    engine: Engine, reply: Patch, tree: Tree | None, thread: Thread, source: str, onto: bool
 ) -> ReplyReview:
     answered = find_answered(reply, thread.messages, thread.name)
     mapped, maps = _onto_reply(answered.patch, reply, source)
+    if not onto:  # a review of the patch itself: its lines stay the thread's
+        mapped = answered.patch
     series = [mapped if p is answered.patch else p for p in answered.series]
     result = review(engine, series, tree, keep_going=True)
     for p, err in zip(result.failed, result.errors, strict=True):
@@ -130,7 +132,7 @@ def _thread_review(
     for rf in result.findings:
         if rf.introduced_by is not mapped:
             continue  # another patch of the series: not what the reply is about
-        if rf.source is None or rf.source.path != source:
+        if onto and (rf.source is None or rf.source.path != source):
             rf = _place(rf, maps, source)
         findings.append(rf)
     result.findings = findings
@@ -155,10 +157,20 @@ def _thread_review(
 
 
 def review_reply(
-    engine: Engine, reply: Patch, tree: Tree | None, thread: Thread | None, source: str
+    engine: Engine,
+    reply: Patch,
+    tree: Tree | None,
+    thread: Thread | None,
+    source: str,
+    onto_reply: bool = True,
 ) -> ReplyReview:
-    """Review what `reply` (an email named `source`) quotes, the best way the inputs allow."""
+    """Review what `reply` (an email named `source`) quotes, the best way the inputs allow.
+
+    With a thread and `onto_reply`, locations of the answered patch's lines
+    are the reply's lines quoting them (for notes in the reply); without,
+    they stay those of the thread file (for a review of the patch itself).
+    """
     if thread is not None:
-        return _thread_review(engine, reply, tree, thread, source)
+        return _thread_review(engine, reply, tree, thread, source, onto_reply)
     result = review(engine, [reply], tree)
     return ReplyReview(result, "applied" if not result.fragment else "fragment")

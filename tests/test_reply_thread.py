@@ -259,6 +259,13 @@ def test_review_of_a_reply_with_thread_reviews_the_whole_patch(tmp_path: Path) -
     rules = sorted(f["rule"] for f in doc["findings"])
     assert rules == ["anon-vma-under-ptl", "uffd-wp-under-ptl"]
     assert any("answers [PATCH 9/12]" in n for n in doc["review"]["notes"])
+    # a review of the patch: its lines are the thread's, so a reply to it quotes them
+    mail = run_cli(
+        "review", str(reply), "--thread", str(THREAD), "--tree", str(TREE), "--format", "email"
+    ).stdout.splitlines()
+    for check, rule in ((ANON, "anon-vma-under-ptl"), (UFFD, "uffd-wp-under-ptl")):
+        i = next(i for i, ln in enumerate(mail) if ln.startswith(f"lockcheck [{rule}]"))
+        assert mail[i - 1] == "" and mail[i - 2] == f"> +\t\tif ({check})"
 
 
 # ---------------------------------------------------------------------------

@@ -262,7 +262,7 @@ def review(
         thread_obj = read_thread_opt(thread)
         assert thread_obj is not None
         source = reply.path or reply.origin
-        result = review_reply(engine, reply, tree_obj, thread_obj, source).result
+        result = review_reply(engine, reply, tree_obj, thread_obj, source, False).result
     else:
         tree_obj, series = _inputs(list(patches or []), tree, base, git_range, index, unread)
         series = project.select_patches(series, patch_root(tree_obj, Path(".")))
