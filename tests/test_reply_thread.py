@@ -490,6 +490,11 @@ def test_the_seed_email_annotated_with_a_thread_and_a_tree() -> None:
     assert "{mapping->i_mmap_rwsem:read}" in under[uffd]
     assert "no longer held: `mm->mmap_lock:write`" in under[uffd]
     assert set(under) == {uffd, anon}
+    # the README's worked example shows this run: its note lines are the real ones
+    readme = (ROOT / "README.md").read_text()
+    example = readme[readme.index("### Worked example") :].split("```")[3]
+    shown = [ln for ln in example.splitlines() if ln.startswith(NOTE)]
+    assert len(shown) > 10 and all(ln in out.splitlines() for ln in shown)
 
 
 # ---------------------------------------------------------------------------
