@@ -14,7 +14,7 @@ A reply quotes a patch, rarely all of it. Three cases, best first:
 * otherwise fragment mode: only the quoted lines are analysed, and the
   notes say so.
 
-API: `review_reply(engine, reply, tree, thread)` -> `ReplyReview`.
+API: `review_reply(engine, reply, tree, thread, source)` -> `ReplyReview`.
 """
 
 from __future__ import annotations
