@@ -12,8 +12,10 @@ for each check and act site of the functions a patch changes, the surely
 held locks (`LockState.describe()`) before and after the patch.
 
 With a tree (a directory, or a git revision) patches are applied in memory
-(`lockcheck.inputs.apply`). Without one, or for a reply that quotes only
-parts of a patch, the hunks themselves are analysed (fragment mode): each
+(`lockcheck.inputs.apply`); so is a reply whose quoted hunks are whole.
+Without one, or for a reply that quotes only parts of a patch (the whole
+patch then comes from the thread: `lockcheck.reply`), the hunks themselves
+are analysed (fragment mode): each
 side's lines are joined, elisions become comments, and the text is wrapped
 in just enough of a function for the grammar to see function bodies. Held
 sets are then those the fragment shows, and a quoted fragment's locations
@@ -41,6 +43,7 @@ from lockcheck.frontend.parse import count_errors, parse_source
 from lockcheck.inputs.apply import Series, Tree
 from lockcheck.inputs.files import C_SUFFIXES
 from lockcheck.inputs.patch import FilePatch, Patch
+from lockcheck.inputs.quote import quote_complete
 from lockcheck.model.finding import Finding, Related
 from lockcheck.model.ir import Act, Check
 
@@ -49,6 +52,10 @@ FRAGMENT_NOTE = (
     "held sets reflect only that code"
 )
 QUOTED_NOTE = "quoted patch: analysed the hunks the email quotes; locations point into the email"
+PARTIAL_NOTE = (
+    "the email quotes only part of the patch, so --tree was not used: give the thread "
+    "or series with --thread FILE to analyse the whole patch against the tree"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,13 +185,19 @@ class ReviewedFinding:
     fixed_by: Patch | None
     source: Location | None = None
     image_text: str = field(default="", repr=False, compare=False)  # what `finding` was found in
+    # a reply that quotes the patch in part: the patch line meant, when `source` is the
+    # end of the quoted hunk because the line itself was not quoted
+    unquoted: str | None = None
 
     def extra(self) -> dict[str, Any]:
-        return {
+        out = {
             "introduced_by": self.introduced_by.subject if self.introduced_by else None,
             "fixed_by": self.fixed_by.subject if self.fixed_by else None,
             "source": _loc_dict(self.source),
         }
+        if self.unquoted is not None:
+            out["unquoted"] = self.unquoted
+        return out
 
 
 @dataclass(slots=True)
@@ -197,6 +210,7 @@ class ReviewResult:
     tree: str | None
     errors: list[InputError] = field(default_factory=list)  # why `failed` did not apply
     failed: list[Patch] = field(default_factory=list)  # skipped; the rest still reviewed
+    remarks: list[str] = field(default_factory=list)  # how the inputs were read, for notes()
 
     @property
     def mode(self) -> str:
@@ -210,11 +224,13 @@ class ReviewResult:
         return [p for p in self.patches if p.files and id(p) not in failed]
 
     def notes(self) -> list[str]:
-        out = []
+        out = list(self.remarks)
         if any(not p.quoted for p in self.fragment):
             out.append(FRAGMENT_NOTE)
         if any(p.quoted for p in self.fragment):
             out.append(QUOTED_NOTE)
+            if self.tree is not None and any(not quote_complete(p) for p in self.fragment):
+                out.append(PARTIAL_NOTE)
         return out
 
 
@@ -556,14 +572,23 @@ def _located(ep: _Episode) -> ReviewedFinding:
     return ReviewedFinding(out, ep.introduced_by, ep.fixed_by, src, text)
 
 
-def _source_map(fp: FilePatch, side: Literal["old", "new"]) -> dict[int, int]:
+def _source_map(
+    fp: FilePatch, side: Literal["old", "new"], offsets: tuple[int, ...] = ()
+) -> dict[int, int]:
+    """Image line -> input line, for the lines the hunks show (where they landed)."""
     out: dict[int, int] = {}
-    for hunk in fp.hunks:
+    for k, hunk in enumerate(fp.hunks):
+        shift = offsets[k] if k < len(offsets) else 0
         for ln in hunk.lines:
             code = ln.old_line if side == "old" else ln.new_line
             if code is not None and ln.source_line is not None:
-                out[code] = ln.source_line
+                out[code + shift] = ln.source_line
     return out
+
+
+def fragment_of(patch: Patch, series: Series | None) -> bool:
+    """Analysed from its hunks alone: no tree, or a quote that is not whole."""
+    return series is None or (patch.quoted and not quote_complete(patch))
 
 
 class _Analyser:
@@ -586,18 +611,18 @@ class _Analyser:
 
 
 def _images(patch: Patch, series: Series | None) -> list[tuple[Image, Image]]:
-    if series is None or patch.quoted:
+    if series is None or fragment_of(patch, series):
         src = patch.source_lines
         return [
             (fragment_image(fp, "old", src), fragment_image(fp, "new", src)) for fp in patch.files
         ]
     out = []
     for ch in series.apply(patch):
-        path = ch.path
+        path, fp = ch.path, ch.file
         out.append(
             (
-                Image(path, ch.pre or "", ch.removed, None, _source_map(ch.file, "old")),
-                Image(path, ch.post or "", ch.added, None, _source_map(ch.file, "new")),
+                Image(path, ch.pre or "", ch.removed, None, _source_map(fp, "old", ch.offsets)),
+                Image(path, ch.post or "", ch.added, None, _source_map(fp, "new", ch.offsets)),
             )
         )
     return out
@@ -624,19 +649,26 @@ def review(
     fragment: list[Patch] = []
     errors: list[InputError] = []
     failed: list[Patch] = []
+    remarks: list[str] = []
     for patch in patches:
         if not patch.files:
             continue
-        if series is None or patch.quoted:
+        if fragment_of(patch, series):
             fragment.append(patch)
         try:
             images = _images(patch, series)
         except InputError as exc:  # the series goes on without it, as `git am --skip`
-            if not keep_going:
+            if patch.quoted and not fragment_of(patch, series):
+                # a reply's whole hunks that do not apply here: still read as fragments
+                remarks.append(f"the quoted hunks do not apply, so they were analysed alone: {exc}")
+                fragment.append(patch)
+                images = _images(patch, None)
+            elif not keep_going:
                 raise
-            errors.append(exc)
-            failed.append(patch)
-            continue
+            else:
+                errors.append(exc)
+                failed.append(patch)
+                continue
         for pre_img, post_img in images:
             if not pre_img.path.endswith(C_SUFFIXES):
                 continue  # applied (later patches may build on it), not analysed
@@ -687,4 +719,5 @@ def review(
         tree.describe() if tree is not None else None,
         errors,
         failed,
+        remarks,
     )

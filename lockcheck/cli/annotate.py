@@ -30,10 +30,13 @@ from lockcheck.cli import (
 )
 from lockcheck.errors import InputError
 from lockcheck.inputs.apply import DirTree
+from lockcheck.inputs.mailtext import decoded_mail
 from lockcheck.inputs.patch import parse_patch_text, read_input
+from lockcheck.inputs.quote import headerless_quote
+from lockcheck.inputs.thread import read_thread
+from lockcheck.reply import Thread, review_reply
 from lockcheck.report import RunInfo
 from lockcheck.report.annotate import render_annotated
-from lockcheck.review import review
 
 
 def _git_config(key: str) -> str:
@@ -60,36 +63,81 @@ def reply_date() -> str:
     return format_datetime(datetime.fromtimestamp(when, UTC))
 
 
+ThreadOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--thread",
+        help="The thread or series the email replies to (an mbox, as `b4 mbox` writes, "
+        "or a patch file): the whole patch it quotes is analysed.",
+    ),
+]
+
+
+def read_thread_opt(thread: Path | None) -> Thread | None:
+    """The `--thread` file's messages, if one was given."""
+    if thread is None:
+        return None
+    return Thread(str(thread), read_thread(thread))
+
+
+def note_lines(notes: list[str]) -> None:
+    """How the email was analysed, on stderr: standard output is the email itself."""
+    for note in notes:
+        sys.stderr.write(f"lockcheck: note: {' '.join(note.split())}\n")
+
+
 @app.command()
 def annotate(
     email_file: Annotated[Path, typer.Argument(metavar="EMAIL", help="A review email.")],
     tree: Annotated[
-        Path | None, typer.Option("--tree", help="Apply the quoted patch to this directory.")
+        Path | None,
+        typer.Option(
+            "--tree",
+            help="The tree the patch applies to: a quote of whole hunks is applied to it; "
+            "with --thread, the whole patch is.",
+        ),
     ] = None,
+    thread: ThreadOpt = None,
     rules: RulesOpt = None,
     select: SelectOpt = None,
     fail_on: FailOnOpt = Level.note,
 ) -> int:
-    """Print EMAIL with lockcheck's notes under the quoted lines they concern."""
-    data, origin = read_input(email_file)  # once: `<(...)` cannot be read twice
+    """Print EMAIL with lockcheck's notes under the quoted lines they concern.
+
+    Without --tree or --thread only the quoted lines are analysed (fragment
+    mode). A multipart or transfer-encoded mail (base64, quoted-printable)
+    is printed as its decoded text. How the email was read is said on
+    standard error.
+    """
+    raw, origin = read_input(email_file)  # once: `<(...)` cannot be read twice
+    data = decoded_mail(raw, origin)
     text = data.decode("utf-8", "surrogateescape")
     path = "" if origin == "<stdin>" else origin
     patches = parse_patch_text(data.decode("utf-8", "replace"), origin, path)
-    if not any(p.files for p in patches):
+    reply = next((p for p in patches if p.files), None)
+    if reply is None and thread is not None:  # lines quoted without their @@ header
+        reply = next((q for q in map(headerless_quote, patches) if q.files), None)
+    if reply is None:
         raise InputError(f"{email_file}: no quoted patch to annotate")
     if tree is not None and not tree.is_dir():
         raise InputError(f"{tree}: not a directory")
+    thread_obj = read_thread_opt(thread)
     engine = engine_for(rules, select)
-    result = review(engine, patches, DirTree(tree) if tree is not None else None)
-    findings = [rf.finding for rf in result.findings]
-    tree_opt = ["--tree", str(tree)] if tree is not None else []
+    source = reply.path or reply.origin
+    tree_obj = DirTree(tree) if tree is not None else None
+    rr = review_reply(engine, reply, tree_obj, thread_obj, source)
+    findings = [rf.finding for rf in rr.result.findings]
+    opts: list[str | Path] = []
+    for flag, value in (("--tree", tree), ("--thread", thread)):
+        if value is not None:
+            opts += [flag, value]
     run = RunInfo(
         rules=tuple(r.spec for r in engine.rules if not select or r.spec.id in select),
-        command=command_line("annotate", *rule_options(rules, select), *tree_opt, email_file),
-        review=result,
+        command=command_line("annotate", *rule_options(rules, select), *opts, email_file),
+        review=rr.result,
     )
-    source = patches[0].path or patches[0].origin
     out = render_annotated(text, source, findings, run)
     sys.stdout.buffer.write(out.encode("utf-8", "surrogateescape"))
     sys.stdout.flush()
+    note_lines(rr.notes())
     return exit_code(findings, fail_on)

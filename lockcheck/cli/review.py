@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -25,11 +26,16 @@ from lockcheck.cli import (
     exit_code,
     rule_options,
 )
+from lockcheck.cli.annotate import ThreadOpt, read_thread_opt
 from lockcheck.config import find_config, patch_root
+from lockcheck.engine import Engine
 from lockcheck.errors import InputError
 from lockcheck.inputs.apply import DirTree, GitTree, Tree
+from lockcheck.inputs.files import C_SUFFIXES
 from lockcheck.inputs.gitrepo import commit_range, staged
 from lockcheck.inputs.patch import Patch, order_series, read_patches
+from lockcheck.inputs.quote import headerless_quote
+from lockcheck.reply import review_reply
 from lockcheck.report import RunInfo, render_report
 from lockcheck.report.text import printable, want_color
 from lockcheck.review import ReviewResult
@@ -70,13 +76,45 @@ def _inputs(
             unread.append(exc)  # the other inputs are still reviewed
             continue
         read.extend(got)
+    return _tree(tree, base), order_series(read)
+
+
+def _tree(tree: Path | None, base: str | None) -> Tree | None:
+    """The --tree directory, or its revision --base when given."""
     if base is not None:
-        return GitTree.at(repo, base), order_series(read)
+        return GitTree.at(tree or Path("."), base)
     if tree is not None:
         if not tree.is_dir():
             raise InputError(f"{tree}: no such directory")
-        return DirTree(tree), order_series(read)
-    return None, order_series(read)
+        return DirTree(tree)
+    return None
+
+
+def with_evidence(result: ReviewResult, engine: Engine) -> None:
+    """The simulator's verdict on each finding of an applied patch, as `check` gives it.
+
+    Run on the post-image the finding was found in (a file that is not on
+    disk); findings of fragments are left without: their lines are not code.
+    """
+    if result.tree is None:
+        return
+    # imported here: the simulator costs start-up time `--no-sim` need not pay
+    from lockcheck.sim.evidence import attach_evidence
+
+    groups: dict[tuple[str, str], list[int]] = {}
+    for i, rf in enumerate(result.findings):
+        if rf.image_text and rf.finding.path.endswith(C_SUFFIXES):
+            groups.setdefault((rf.finding.path, rf.image_text), []).append(i)
+    for (path, text), idxs in groups.items():
+        analysis = engine.analyse_source(path, text.encode("utf-8", "surrogateescape"))
+        functions: dict[str, Any] = {}
+        for fn in analysis.model.functions:
+            functions.setdefault(fn.name, fn)
+        got = attach_evidence(
+            [result.findings[i].finding for i in idxs], engine, functions={path: functions}
+        )
+        for i, f in zip(idxs, got, strict=True):
+            result.findings[i] = replace(result.findings[i], finding=f)
 
 
 def _sources(result: ReviewResult) -> dict[str, list[str]]:
@@ -189,8 +227,12 @@ def review(
     index: Annotated[
         bool, typer.Option("--staged", help="Review what is staged in the --tree repo (default .).")
     ] = False,
+    thread: ThreadOpt = None,
     show_all: Annotated[
         bool, typer.Option("--all", help="Also show findings the patches did not introduce.")
+    ] = False,
+    no_sim: Annotated[
+        bool, typer.Option("--no-sim", help="No simulator evidence on findings.")
     ] = False,
     rules: RulesOpt = None,
     select: SelectOpt = None,
@@ -204,13 +246,29 @@ def review(
     A series is applied in `[PATCH n/m]` order. Exit status 1 when a patch
     introduces a finding at or above --fail-on, even if a later patch of the
     series fixes it (it breaks bisection); the output says which patch does.
+    A reply quoting whole hunks is applied like the patch; with --thread, a
+    reply is reviewed as the whole patch it answers.
     """
     project = find_config(tree or Path("."))  # the reviewed repository's .lockcheck.toml
     engine = project.engine(rules, select)
     unread: list[InputError] = []
-    tree_obj, series = _inputs(list(patches or []), tree, base, git_range, index, unread)
-    series = project.select_patches(series, patch_root(tree_obj, Path(".")))
-    result = run_review(engine, series, tree_obj, show_all, keep_going=True)
+    if thread is not None:
+        if len(patches or []) != 1 or git_range or index:
+            raise InputError("--thread goes with one reply EMAIL (the message answering a patch)")
+        assert patches is not None
+        got = read_patches(patches[0])
+        reply = next((p for p in map(headerless_quote, got) if p.files), got[0])
+        tree_obj = _tree(tree, base)
+        thread_obj = read_thread_opt(thread)
+        assert thread_obj is not None
+        source = reply.path or reply.origin
+        result = review_reply(engine, reply, tree_obj, thread_obj, source, False).result
+    else:
+        tree_obj, series = _inputs(list(patches or []), tree, base, git_range, index, unread)
+        series = project.select_patches(series, patch_root(tree_obj, Path(".")))
+        result = run_review(engine, series, tree_obj, show_all, keep_going=True)
+    if not no_sim:
+        with_evidence(result, engine)
     errors = [*unread, *result.errors]
     result.stats.input_errors = len(errors)
     if errors and not result.reviewed:  # nothing was reviewed: the error lines say it all
@@ -219,10 +277,16 @@ def review(
         return 2
     findings = [rf.finding for rf in result.findings]
     words: list[str | Path] = ["review", *rule_options(rules, select)]
-    for flag, value in (("--tree", tree), ("--base", base), ("--git", git_range)):
+    for flag, value in (
+        ("--tree", tree),
+        ("--base", base),
+        ("--git", git_range),
+        ("--thread", thread),
+    ):
         if value is not None:
             words += [flag, value]
-    words += ["--staged"] * index + ["--all"] * show_all + list(patches or [])
+    words += ["--staged"] * index + ["--all"] * show_all + ["--no-sim"] * no_sim
+    words += list(patches or [])
     sender = date = ""
     if format is Format.email:  # who the reply is from, and when: as `annotate` does it
         from lockcheck.cli.annotate import reply_date, reply_sender

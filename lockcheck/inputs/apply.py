@@ -114,26 +114,39 @@ class FileChange:
     post: str | None  # None: the patch deletes the file
     removed: frozenset[int]  # pre-image lines the patch removes or replaces
     added: frozenset[int]  # post-image lines the patch adds
+    offsets: tuple[int, ...] = ()  # per hunk: lines it landed away from where it says
 
     @property
     def path(self) -> str:
         return self.file.path
 
 
-def _match(lines: list[str], old: list[str], at: int) -> bool:
+def _squash(line: str) -> str:
+    return "".join(line.split())
+
+
+def _match(lines: list[str], old: list[str], at: int, loose: bool = False) -> bool:
     if at < 0 or at + len(old) > len(lines):
         return False
+    if loose:
+        return all(_squash(lines[at + i]) == _squash(o) for i, o in enumerate(old))
     return all(lines[at + i].rstrip("\r\n") == o for i, o in enumerate(old))
 
 
-def _locate(lines: list[str], old: list[str], want: int, floor: int) -> int | None:
-    """The position nearest `want` (not before `floor`) where `old` matches."""
+def _locate(
+    lines: list[str], old: list[str], want: int, floor: int, loose: bool = False
+) -> int | None:
+    """The position nearest `want` (not before `floor`) where `old` matches.
+
+    `loose` compares lines without their white space (`patch -l`): a patch
+    quoted through a mail archive has lost its indentation and tabs.
+    """
     want = max(floor, min(want, len(lines)))
     if not old:
         return want
     for delta in range(len(lines) + 1):
         for at in (want - delta, want + delta) if delta else (want,):
-            if at >= floor and _match(lines, old, at):
+            if at >= floor and _match(lines, old, at, loose):
                 return at
         if want - delta < floor and want + delta > len(lines):
             break
@@ -145,8 +158,15 @@ def _hunk_name(k: int, hunk: Hunk) -> str:
     return f"hunk #{k} ({hunk.header}{section})"
 
 
-def apply_file(text: str, fp: FilePatch, patch: Patch) -> tuple[str, set[int], set[int]]:
-    """(post-image, removed pre-image lines, added post-image lines)."""
+def apply_file(
+    text: str, fp: FilePatch, patch: Patch, offsets: list[int] | None = None
+) -> tuple[str, set[int], set[int]]:
+    """(post-image, removed pre-image lines, added post-image lines).
+
+    A patch quoted in a reply may have lost its white space: its hunks are
+    placed ignoring it when they match nowhere exactly. `offsets`, if
+    given, receives where each hunk landed relative to its header.
+    """
     lines = text.splitlines(keepends=True)
     if lines and not lines[-1].endswith("\n"):
         lines[-1] += "\n"
@@ -159,12 +179,16 @@ def apply_file(text: str, fp: FilePatch, patch: Patch) -> tuple[str, set[int], s
         old = [ln.text for ln in hunk.lines if ln.kind != "+"]
         start = hunk.old_start if hunk.old_len == 0 else hunk.old_start - 1
         at = _locate(lines, old, start + offset, pos)
+        if at is None and patch.quoted:
+            at = _locate(lines, old, start + offset, pos, loose=True)
         if at is None:
             raise InputError(
                 f"{patch.label}: {fp.path}: {_hunk_name(k, hunk)} does not apply "
                 "(its context or removed lines are not in the file)"
             )
         offset = at - start
+        if offsets is not None:
+            offsets.append(offset)
         out.extend(lines[pos:at])
         old_no = at + 1
         for ln in hunk.lines:
@@ -213,14 +237,23 @@ class Series:
                     raise InputError(
                         f"{patch.label}: {src}: no such file in {self.tree.describe()}"
                     )
-            post, removed, added = apply_file(pre or "", fp, patch)
+            offsets: list[int] = []
+            post, removed, added = apply_file(pre or "", fp, patch, offsets)
             post_or_none = None if fp.new_path is None else post
             if src is not None and fp.new_path != src:
                 staged[src] = None
             if fp.new_path is not None:
                 staged[fp.new_path] = post_or_none
             changes.append(
-                FileChange(patch, fp, pre, post_or_none, frozenset(removed), frozenset(added))
+                FileChange(
+                    patch,
+                    fp,
+                    pre,
+                    post_or_none,
+                    frozenset(removed),
+                    frozenset(added),
+                    tuple(offsets),
+                )
             )
         self.files.update(staged)
         return changes

@@ -240,7 +240,7 @@ class _FileBuilder:
     hunks: list[_HunkBuilder] = field(default_factory=list)
 
 
-def _quote_split(line: str) -> tuple[int, str]:
+def quote_split(line: str) -> tuple[int, str]:
     """(quote depth, text after the quote marks)."""
     m = QUOTE_RE.match(line)
     if not m:
@@ -252,7 +252,7 @@ def quoted_depth(lines: list[str]) -> int | None:
     """The quote depth at which a reply quotes a diff, or None if it quotes none."""
     votes: dict[int, int] = {}
     for line in lines:
-        depth, text = _quote_split(line)
+        depth, text = quote_split(line)
         if depth and (HUNK_RE.match(text) or text.startswith("diff --git ")):
             votes[depth] = votes.get(depth, 0) + 1
     if not votes:
@@ -276,7 +276,7 @@ def _from_quoted(
     hunk: _HunkBuilder | None = None
     gap = False
     for idx, line in enumerate(lines):
-        d, text = _quote_split(line)
+        d, text = quote_split(line)
         if ELISION_RE.match(text):
             gap = True
             continue
@@ -293,7 +293,7 @@ def _from_quoted(
             files.append(cur_file)
             hunk = None
             continue
-        nxt = _quote_split(lines[idx + 1])[1] if idx + 1 < len(lines) else ""
+        nxt = quote_split(lines[idx + 1])[1] if idx + 1 < len(lines) else ""
         if text.startswith("--- ") and nxt.startswith("+++ "):
             if cur_file is None or cur_file.hunks:
                 cur_file = _FileBuilder()

@@ -65,6 +65,8 @@ class AnnotateReporter(Reporter):
                 continue
             ctx = contexts.get(rf.source.line)
             paras = finding_paragraphs(f, rf, ctx, lead=f"{f.rule}: ")
+            if rf.unquoted is not None:
+                paras.insert(1, f"Not quoted above: this is about {rf.unquoted}.")
             blocks.setdefault(rf.source.line, []).append(wrap(paras, prefix=PREFIX))
         for line, ctx in sorted(contexts.items()):
             if line in blocks or not ctx.kind.startswith("check"):

@@ -27,13 +27,17 @@ _Evidence = tuple[str, tuple[dict[str, object], ...]]
 
 
 def attach_evidence(
-    findings: list[Finding], engine: Engine, max_states: int = EVIDENCE_MAX_STATES
+    findings: list[Finding],
+    engine: Engine,
+    max_states: int = EVIDENCE_MAX_STATES,
+    functions: dict[str, dict[str, Function]] | None = None,
 ) -> list[Finding]:
+    """`functions` gives the code of paths that are not files on disk (a patch's post-image)."""
     scenario_of = {r.spec.id: r.spec.scenario for r in engine.rules if r.spec.scenario}
     if not any(f.rule in scenario_of for f in findings):
         return findings
     settings = load_settings()
-    models: dict[str, dict[str, Function]] = {}
+    models: dict[str, dict[str, Function]] = dict(functions or {})
     cache: dict[tuple[str, str, str], _Evidence] = {}
     out: list[Finding] = []
     for f in findings:
