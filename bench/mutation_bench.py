@@ -46,7 +46,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from mutations.edits import BY_NAME, CLASSES, EditClass, Mutant, sites  # noqa: E402
+from mutations.edits import BY_NAME, CLASSES, EditClass, Mutant, Site, sites  # noqa: E402
 
 from lockcheck.config import find_config  # noqa: E402
 from lockcheck.engine import Analysis, Engine  # noqa: E402
@@ -89,7 +89,7 @@ def choose(
 ) -> tuple[list[Mutant], dict[str, int]]:
     """Up to `per_class` valid mutants per class, one per function; and each class's site count."""
     texts = {p: (tree / p).read_bytes() for p in files}
-    by_class: dict[str, list[Any]] = {ec.name: [] for ec in classes}
+    by_class: dict[str, list[Site]] = {ec.name: [] for ec in classes}
     for p in files:
         for s in sites(p, texts[p], engine.vocab, tuple(classes)):
             by_class[s.cls].append(s)
@@ -97,11 +97,10 @@ def choose(
     chosen: list[Mutant] = []
     for ec in classes:
         cands = by_class[ec.name]
-        rng = random.Random(f"{seed}:{ec.name}")
-        rng.shuffle(cands)
+        random.Random(f"{seed}:{ec.name}").shuffle(cands)
         used: set[tuple[str, str]] = set()
         got = 0
-        for s in cands:
+        for s in _variants_in_turn(cands):
             if got >= per_class:
                 break
             if (s.path, s.function) in used:
@@ -116,6 +115,19 @@ def choose(
             got += 1
     counts = {ec.name: len(by_class[ec.name]) for ec in classes}
     return chosen, counts
+
+
+def _variants_in_turn(cands: list[Site]) -> Iterator[Site]:
+    """The shuffled sites, one variant after the other (`pte_unmap_unlock`, then
+    `spin_unlock_irqrestore` ...), so a common variant does not crowd out the rest."""
+    kinds: dict[str, list[Site]] = {}
+    for s in cands:
+        kinds.setdefault(s.edit.kind, []).append(s)
+    queues = [kinds[k][::-1] for k in sorted(kinds)]
+    while queues:
+        for q in queues:
+            yield q.pop()
+        queues = [q for q in queues if q]
 
 
 # -- reviewing ---------------------------------------------------------------------------------

@@ -230,6 +230,7 @@ class Edit:
     spans: tuple[Span, ...]  # non-overlapping (start, end, replacement) of the file's bytes
     line: int  # the edited statement's line in the original file
     what: str  # one line for humans
+    kind: str = ""  # a variant within the class: sampling takes the variants in turn
 
     def apply(self, src: bytes) -> bytes:
         out = src
@@ -459,6 +460,7 @@ def swap_pairing_release(fn: Function) -> Iterator[Edit]:
             ((rel.call.start_byte, rel.call.end_byte, new.encode()),),
             line_no(rel.call),
             f"`{_short(rel.call)}` -> `{new}`",
+            rel.name,
         )
 
 
@@ -475,7 +477,9 @@ def drop_revalidation(fn: Function) -> Iterator[Edit]:
             continue
         if node.child_by_field_name("alternative") is not None or not in_block(fn.src, node):
             continue
-        yield Edit((delete_span(fn.src, node),), line_no(node), f"deleted `{_short(node)}`")
+        m = REVALIDATION_RE.search(cond.text or b"")
+        kind = m.group(0).decode().lstrip("!").strip(" (") if m else ""
+        yield Edit((delete_span(fn.src, node),), line_no(node), f"deleted `{_short(node)}`", kind)
 
 
 def _hoist_sites(fn: Function) -> Iterator[tuple[LockCall, Node, Node]]:
@@ -558,6 +562,22 @@ def act_out_of_lock(fn: Function) -> Iterator[Edit]:
             sib = next_stmt(sib)
 
 
+def _null_test(cond: str, var: str | None) -> bool:
+    """`(!pte)`, `(unlikely(!pte))`, `(pte == NULL)`: the test that a lock call failed."""
+    if not var:
+        return False
+    v = re.escape("".join(var.split()))
+    c = "".join(cond.split())
+    return re.fullmatch(rf"\((?:unlikely\()?(?:!{v}|{v}==NULL)\)?\)", c) is not None
+
+
+def _taken_test(cond: str, var: str) -> bool:
+    """`(ptl)`, `(likely(ptl))`, `(ptl != NULL)`: the test that a lock call succeeded."""
+    v = re.escape("".join(var.split()))
+    c = "".join(cond.split())
+    return re.fullmatch(rf"\((?:likely\()?{v}(?:!=NULL)?\)?\)", c) is not None
+
+
 def sleep_under_spinlock(fn: Function) -> Iterator[Edit]:
     """Insert `cond_resched();` (or `might_sleep();`) right after a spinning acquisition."""
     for acq in fn.calls:
@@ -567,18 +587,31 @@ def sleep_under_spinlock(fn: Function) -> Iterator[Edit]:
         if not in_block(fn.src, a):
             continue
         assert a is not None
-        after = a
+        at, indent, where = _eol(fn.src, a.end_byte), indent_of(fn.src, a), f"after `{_short(a)}`"
         nxt = next_stmt(a)
-        if nxt is not None and nxt.type == "if_statement" and owns_lines(fn.src, nxt):
-            cond = nxt.child_by_field_name("condition")
-            if cond is not None and mentions(node_text(cond), acq.ret):
-                after = nxt  # the failure test of a lock that may not be taken
+        cond = nxt.child_by_field_name("condition") if nxt is not None else None
+        if nxt is not None and nxt.type == "if_statement" and cond is not None and acq.ret:
+            test = node_text(cond)
+            if _null_test(test, acq.ret) and owns_lines(fn.src, nxt):
+                # the failure test of a lock that may not be taken: sleep after it
+                at, where = _eol(fn.src, nxt.end_byte), f"after `{_short(nxt)}`"
+            elif _taken_test(test, acq.ret):
+                # `if (ptl) { ... }`: the lock is held inside the arm
+                arm = nxt.child_by_field_name("consequence")
+                first = statements(arm)[0] if arm is not None and statements(arm) else None
+                if arm is None or arm.type != "compound_statement" or first is None:
+                    continue
+                if not owns_lines(fn.src, first):
+                    continue
+                at, indent = _bol(fn.src, first.start_byte), indent_of(fn.src, first)
+                where = f"inside `{_short(nxt)}`"
+            elif mentions(test, acq.ret):
+                continue  # some other test of what the acquisition returned
         call = b"might_sleep();" if line_no(a) % 2 else b"cond_resched();"
-        at = _eol(fn.src, after.end_byte)
         yield Edit(
-            ((at, at, indent_of(fn.src, a) + call + b"\n"),),
+            ((at, at, indent + call + b"\n"),),
             line_no(a),
-            f"inserted `{call.decode()}` after `{_short(after)}`",
+            f"inserted `{call.decode()}` {where}",
         )
 
 
@@ -710,7 +743,8 @@ def benign_blank_lines(fn: Function) -> Iterator[Edit]:
         if not fn.src[_bol(fn.src, at - 1) : at].rstrip().endswith((b";", b"}")):
             continue  # a blank line belongs after a statement, not after `{` or a comment
         spans: list[Span] = [(at, at, b"\n")]
-        far = [start + b for b in blanks if abs(start + b - at) > 1]
+        here = fn.src.count(b"\n", 0, at)
+        far = [start + b for b in blanks if abs(fn.src.count(b"\n", 0, start + b) - here) > 2]
         what = "added a blank line"
         if far:
             b0 = far[len(far) // 2]
