@@ -187,7 +187,8 @@ def test_selection_is_deterministic(engine: Engine) -> None:
     files = bench.source_files(TREE, "mm")
     a, _ = bench.choose(TREE, files, edits.CLASSES, 2, 7, engine)
     b, _ = bench.choose(TREE, files, edits.CLASSES, 2, 7, engine)
-    assert [m.ident for m in a] == [m.ident for m in b]
+    c, _ = bench.choose(TREE, files, edits.CLASSES, 2, 7, engine, jobs=2)
+    assert [m.ident for m in a] == [m.ident for m in b] == [m.ident for m in c]
     per = {}
     for m in a:
         per.setdefault(m.cls, set()).add(m.function)

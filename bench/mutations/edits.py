@@ -51,8 +51,6 @@ ACTS = frozenset(
         "ptep_set_access_flags",
         "pmdp_set_access_flags",
         "ptep_modify_prot_commit",
-        "update_mmu_cache",
-        "update_mmu_cache_pmd",
     }
 )
 # a pairing release turned into a wrong one: name -> new call text from the arguments
@@ -73,6 +71,8 @@ SWAPS: dict[str, Callable[[tuple[str, ...]], str | None]] = {
     "write_unlock": lambda a: f"read_unlock({', '.join(a)})",
 }
 REVALIDATION_RE = re.compile(rb"!\s*(?:pte|pmd|pud)_same\s*\(")
+# the entry read again under the lock in a re-validation: `*pte`, `ptep_get(pte)`, `READ_ONCE()`
+REREAD_RE = re.compile(rb"\*\s*\(?\s*[A-Za-z_]|\w+_get\w*\s*\(|READ_ONCE\s*\(")
 RENAME_SUFFIX = "_mb"
 COMMENT = b"/* mutation bench: a comment changes nothing */"
 
@@ -475,6 +475,8 @@ def drop_revalidation(fn: Function) -> Iterator[Edit]:
         cond = node.child_by_field_name("condition")
         if cond is None or not REVALIDATION_RE.search(cond.text or b""):
             continue
+        if not REREAD_RE.search(cond.text or b""):
+            continue  # two values compared, no entry read again under the lock
         if node.child_by_field_name("alternative") is not None or not in_block(fn.src, node):
             continue
         m = REVALIDATION_RE.search(cond.text or b"")
@@ -506,6 +508,13 @@ def _hoist_sites(fn: Function) -> Iterator[tuple[LockCall, Node, Node]]:
             yield acq, nxt, arm
 
 
+def _test_kind(test: Node) -> str:
+    """Re-validations (`!pte_same()`, `!pmd_same()`) and other tests are sampled in turn."""
+    cond = test.child_by_field_name("condition")
+    same = cond is not None and REVALIDATION_RE.search(cond.text or b"") is not None
+    return "revalidation" if same else "test"
+
+
 def hoist_check_keep_unlock(fn: Function) -> Iterator[Edit]:
     """Move the test that follows an acquisition above it, its arm unchanged (unlock unheld)."""
     for acq, test, _arm in _hoist_sites(fn):
@@ -514,6 +523,7 @@ def hoist_check_keep_unlock(fn: Function) -> Iterator[Edit]:
             tuple(move_before(fn.src, test, acq.stmt)),
             line_no(test),
             f"moved `{_short(test)}` above `{_short(acq.stmt)}`, its unlock kept",
+            _test_kind(test),
         )
 
 
@@ -536,18 +546,24 @@ def hoist_check_drop_unlock(fn: Function) -> Iterator[Edit]:
                 tuple(move_before(fn.src, test, acq.stmt, body)),
                 line_no(test),
                 f"moved `{_short(test)}` above `{_short(acq.stmt)}`, its unlock dropped",
+                _test_kind(test),
             )
 
 
 def act_out_of_lock(fn: Function) -> Iterator[Edit]:
-    """Move a page-table act (`set_pte_at`, `pte_clear`, ...) to just after the release."""
+    """Move a page-table act (`set_pte_at`, `pte_clear`, ...) below the spinlock release."""
     for node in fn.nodes:
         if node.type != "call_expression" or _callee(node) not in ACTS:
             continue
         s, _ret = _statement_of(node)
         if s is None or s.type == "declaration" or not in_block(fn.src, s):
             continue
-        held = {c.key for c in fn.calls if c.acquires and c.call.start_byte < s.start_byte}
+        # the spinning locks taken before it: the page-table locks that cover an act
+        held = {
+            c.key
+            for c in fn.calls
+            if c.acquires and c.entry.atomic and c.key != "rcu" and c.call.start_byte < s.start_byte
+        }
         sib = next_stmt(s)
         while sib is not None:
             c = fn.lock_stmt(sib)
