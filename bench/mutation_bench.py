@@ -319,6 +319,12 @@ class ClassRow:
         return sum(o.found for o in self.reviewed)
 
     @property
+    def expected(self) -> int:
+        """Found by one of the rules the class is meant for (not by a side effect)."""
+        want = set(self.cls.expect)
+        return sum(bool(want & {f["rule"] for f in o.in_function}) for o in self.reviewed)
+
+    @property
     def findings(self) -> int:
         """Benign classes: every introduced finding counts, wherever it is."""
         return sum(len(o.findings) for o in self.reviewed)
@@ -348,7 +354,11 @@ class ClassRow:
         if self.cls.benign:
             d.update(findings=self.findings, mutants_with_findings=self.false_mutants)
         else:
-            d.update(found=self.found, recall=round(100 * self.found / n, 1) if n else None)
+            d.update(
+                found=self.found,
+                recall=round(100 * self.found / n, 1) if n else None,
+                by_expected_rule=self.expected,
+            )
         return d
 
 
@@ -357,25 +367,30 @@ def _rules_text(c: Counter[str]) -> str:
 
 
 def table(rows: list[ClassRow]) -> str:
+    """Bug classes: found (any rule, in the mutated function) and found by an expected rule."""
     out = []
     bug = [r for r in rows if not r.cls.benign]
     if bug:
         w = max(len(r.cls.name) for r in bug)
-        out.append(f"{'class':<{w}}  {'mutants':>7}  {'found':>5}  {'recall':>6}  rules fired")
+        out.append(
+            f"{'class':<{w}}  {'mutants':>7}  {'found':>5}  {'recall':>6}  {'expected':>8}"
+            "  rules fired"
+        )
+
+        def line(name: str, n: int, f: int, e: int, tail: str = "") -> str:
+            return f"{name:<{w}}  {n:>7}  {f:>5}  {_pct(f, n):>6}  {e:>8}  {tail}".rstrip()
+
         for r in bug:
             n = len(r.reviewed)
-            pct = f"{100 * r.found / n:5.1f}%" if n else "     -"
             errs = f" ({len(r.outcomes) - n} did not apply)" if len(r.outcomes) > n else ""
-            out.append(
-                f"{r.cls.name:<{w}}  {n:>7}  {r.found:>5}  {pct:>6}  {_rules_text(r.rules())}{errs}"
-            )
-        total = sum(len(r.reviewed) for r in bug)
-        found = sum(r.found for r in bug)
-        for fam in sorted({r.cls.family for r in bug}):
-            fr = [r for r in bug if r.cls.family == fam]
-            n, f = sum(len(r.reviewed) for r in fr), sum(r.found for r in fr)
-            out.append(f"{'(' + fam + ')':<{w}}  {n:>7}  {f:>5}  {_pct(f, n):>6}")
-        out.append(f"{'(all bug classes)':<{w}}  {total:>7}  {found:>5}  {_pct(found, total):>6}")
+            out.append(line(r.cls.name, n, r.found, r.expected, _rules_text(r.rules()) + errs))
+        groups = [
+            (f"({fam})", [r for r in bug if r.cls.family == fam])
+            for fam in sorted({r.cls.family for r in bug})
+        ]
+        for name, fr in [*groups, ("(all bug classes)", bug)]:
+            n = sum(len(r.reviewed) for r in fr)
+            out.append(line(name, n, sum(r.found for r in fr), sum(r.expected for r in fr)))
     benign = [r for r in rows if r.cls.benign]
     if benign:
         out.append("")

@@ -772,7 +772,7 @@ def benign_blank_lines(fn: Function) -> Iterator[Edit]:
 @dataclass(frozen=True, slots=True)
 class EditClass:
     name: str
-    family: str  # "lock-balance" (issue 13), "sensitivity" (issue 14) or "benign"
+    family: str  # "issue-13" (lock balance), "issue-14" (pairing, stale values ...), "benign"
     expect: tuple[str, ...]  # the rules that should catch it (none for benign)
     find: Callable[[Function], Iterator[Edit]]
 
@@ -786,36 +786,36 @@ class EditClass:
 
 
 CLASSES: tuple[EditClass, ...] = (
-    EditClass("drop-unlock-error-path", "lock-balance", ("lock-balance",), drop_unlock_error_path),
-    EditClass("unlock-above-lock", "lock-balance", ("lock-balance",), unlock_above_lock),
-    EditClass("exit-block-leak", "lock-balance", ("lock-balance",), exit_block_leak),
-    EditClass("double-unlock", "lock-balance", ("lock-balance",), double_unlock),
+    EditClass("drop-unlock-error-path", "issue-13", ("lock-balance",), drop_unlock_error_path),
+    EditClass("unlock-above-lock", "issue-13", ("lock-balance",), unlock_above_lock),
+    EditClass("exit-block-leak", "issue-13", ("lock-balance",), exit_block_leak),
+    EditClass("double-unlock", "issue-13", ("lock-balance",), double_unlock),
     EditClass(
         "delete-only-unlock",
-        "lock-balance",
+        "issue-13",
         ("lock-effect-changed", "lock-balance"),
         delete_only_unlock,
     ),
-    EditClass("swap-pairing-release", "sensitivity", ("lock-pairing",), swap_pairing_release),
+    EditClass("swap-pairing-release", "issue-14", ("lock-pairing",), swap_pairing_release),
     EditClass(
-        "drop-revalidation", "sensitivity", ("pte-revalidate", "pmd-revalidate"), drop_revalidation
+        "drop-revalidation", "issue-14", ("pte-revalidate", "pmd-revalidate"), drop_revalidation
     ),
     EditClass(
         "hoist-check-keep-unlock",
-        "sensitivity",
+        "issue-14",
         ("recheck-after-lock", "lock-balance"),
         hoist_check_keep_unlock,
     ),
     EditClass(
         "hoist-check-drop-unlock",
-        "sensitivity",
+        "issue-14",
         ("recheck-after-lock", "pte-revalidate", "pmd-revalidate"),
         hoist_check_drop_unlock,
     ),
-    EditClass("act-out-of-lock", "sensitivity", ("act-requires-locks",), act_out_of_lock),
-    EditClass("sleep-under-spinlock", "sensitivity", ("sleep-in-atomic",), sleep_under_spinlock),
+    EditClass("act-out-of-lock", "issue-14", ("act-requires-locks",), act_out_of_lock),
+    EditClass("sleep-under-spinlock", "issue-14", ("sleep-in-atomic",), sleep_under_spinlock),
     EditClass(
-        "reorder-nested-locks", "sensitivity", ("lock-order", "nested-same-class"), reorder_nested
+        "reorder-nested-locks", "issue-14", ("lock-order", "nested-same-class"), reorder_nested
     ),
     EditClass("benign-comment", "benign", (), benign_comment),
     EditClass("benign-rename-local", "benign", (), benign_rename_local),
