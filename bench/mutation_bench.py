@@ -57,7 +57,13 @@ from lockcheck.inputs.patch import order_series, read_patches  # noqa: E402
 from lockcheck.packs import Vocabulary  # noqa: E402
 from lockcheck.review import review  # noqa: E402
 
-DEFAULT_TREE = Path("/work/kernels/linux-source-6.1")
+# where a 6.1 tree is found when none is given: an extracted Debian linux-source-6.1, or the
+# corpus the tests extract (mm/ and include/linux/ only)
+DEFAULT_TREES = (
+    Path("/work/kernels/linux-source-6.1"),
+    Path("/usr/src/linux-source-6.1"),
+    Path(__file__).resolve().parent.parent / ".cache" / "linux-source-6.1",
+)
 
 
 def unified_diff(path: str, old: bytes, new: bytes) -> str:
@@ -415,7 +421,7 @@ def _pct(found: int, n: int) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    ap.add_argument("tree", nargs="?", type=Path, default=DEFAULT_TREE)
+    ap.add_argument("tree", nargs="?", type=Path, help="kernel tree (default: a 6.1 tree found)")
     ap.add_argument("--dir", default="mm", help="the tree's directory to mutate (default mm)")
     ap.add_argument("--per-class", type=int, default=15)
     ap.add_argument("--classes", default="", help="comma-separated class names (default all)")
@@ -438,6 +444,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"mutation_bench: error: unknown class '{unknown[0]}' (see --list)", file=sys.stderr)
         return 2
     classes = [BY_NAME[c] for c in names] if names else list(CLASSES)
+    if args.tree is None:
+        args.tree = next((t for t in DEFAULT_TREES if (t / args.dir).is_dir()), None)
+        if args.tree is None:
+            print(
+                "mutation_bench: error: no linux-source-6.1 tree found; give TREE", file=sys.stderr
+            )
+            return 2
     tree = args.tree.resolve()
     files = source_files(tree, args.dir)
     if not files:
