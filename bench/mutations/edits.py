@@ -565,17 +565,34 @@ def act_out_of_lock(fn: Function) -> Iterator[Edit]:
             if c.acquires and c.entry.atomic and c.key != "rcu" and c.call.start_byte < s.start_byte
         }
         sib = next_stmt(s)
-        while sib is not None:
-            c = fn.lock_stmt(sib)
-            if c is not None and c.releases and c.key in held:
-                if owns_lines(fn.src, sib):
+        while sib is not None and sib.type != "labeled_statement":  # other paths join there
+            if _spin_release(fn, sib, held):
+                # below the whole run of releases (`spin_unlock(dst); spin_unlock(src);`),
+                # so no other covering lock is still held, even one taken by a helper
+                last, more = sib, next_stmt(sib)
+                while more is not None and _spin_release(fn, more, None):
+                    last, more = more, next_stmt(more)
+                if owns_lines(fn.src, last):
                     yield Edit(
-                        tuple(move_after(fn.src, s, sib)),
+                        tuple(move_after(fn.src, s, last)),
                         line_no(s),
-                        f"moved `{_short(s)}` below `{_short(sib)}`",
+                        f"moved `{_short(s)}` below `{_short(last)}`",
                     )
                 break
             sib = next_stmt(sib)
+
+
+def _spin_release(fn: Function, stmt: Node, held: set[str | None] | None) -> bool:
+    """A release of a held lock (of any lock: None), or `if (...) release;`."""
+    if stmt.type == "if_statement" and stmt.child_by_field_name("alternative") is None:
+        arm = stmt.child_by_field_name("consequence")
+        if arm is not None and arm.type == "compound_statement" and len(statements(arm)) == 1:
+            arm = statements(arm)[0]
+        if arm is None:
+            return False
+        stmt = arm
+    c = fn.lock_stmt(stmt)
+    return c is not None and c.releases and (held is None or c.key in held)
 
 
 def _null_test(cond: str, var: str | None) -> bool:
