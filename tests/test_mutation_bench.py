@@ -87,11 +87,18 @@ def _same_but_blanks(diff: str) -> bool:
     return new == old and all(ln.startswith(("@@", " ", "+", "-")) for ln in diff.splitlines()[3:])
 
 
+def _else_return_added(diff: str) -> bool:
+    new = [ln[1:].strip() for ln in diff.splitlines()[3:] if ln[:1] in (" ", "+")]
+    at = new.index("} else {") if "} else {" in new else -1
+    return at >= 0 and new[at + 1].startswith("return") and new[at + 2] == "}"
+
+
 # what each class's patch must change: (removed lines, added lines) -> ok
 INTENT: dict[str, Callable[[str, Lines, Lines], bool]] = {
     "drop-unlock-error-path": lambda d, r, a: len(r) == 1 and bool(RELEASE.match(r[0])) and not a,
     "exit-block-leak": lambda d, r, a: len(r) == 1 and bool(RELEASE.match(r[0])) and not a,
     "unlock-above-lock": _moved_release_above_lock,
+    "new-exit-leak": lambda d, r, a: r in ([], ["}"]) and _else_return_added(d),
     "double-unlock": lambda d, r, a: not r and len(a) == 1 and bool(RELEASE.match(a[0])),
     "delete-only-unlock": lambda d, r, a: len(r) == 1 and bool(RELEASE.match(r[0])) and not a,
     "swap-pairing-release": lambda d, r, a: (

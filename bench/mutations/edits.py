@@ -404,6 +404,60 @@ def exit_block_leak(fn: Function) -> Iterator[Edit]:
         )
 
 
+_CONST_RETURN = re.compile(r"return\s+(-?[A-Z][A-Z0-9_]*|-?\d+|false|true|NULL)\s*;")
+
+
+def _early_return(fn: Function) -> str | None:
+    """A `return X;` the function already makes with a constant (or `return;` when void)."""
+    ty = fn.node.child_by_field_name("type")
+    decl = fn.node.child_by_field_name("declarator")
+    void = ty is not None and node_text(ty) == "void"
+    if void and decl is not None and decl.type == "function_declarator":  # not `void *f()`
+        return "return;"
+    for n in fn.nodes:
+        if n.type == "return_statement" and _CONST_RETURN.fullmatch(node_text(n)):
+            return " ".join(node_text(n).split())
+    return None
+
+
+def new_exit_leak(fn: Function) -> Iterator[Edit]:
+    """Give an `if` taken while a lock is held a new `else { return X; }` that keeps the lock."""
+    ret = _early_return(fn)
+    if ret is None:
+        return
+    for acq in fn.calls:
+        a = acq.stmt
+        if acq.entry.effect not in ACQUIRING or acq.key is None or not in_block(fn.src, a):
+            continue
+        assert a is not None
+        sib = next_stmt(a)
+        while sib is not None:
+            c = fn.lock_stmt(sib)
+            if c is not None and c.releases and c.key == acq.key:
+                break
+            arm = sib.child_by_field_name("consequence") if sib.type == "if_statement" else None
+            if (
+                arm is not None
+                and arm.type == "compound_statement"
+                and sib.child_by_field_name("alternative") is None
+                and owns_lines(fn.src, sib)
+                and not any(x.releases and x.key == acq.key for x in _calls_in(fn, arm))
+            ):
+                ind = indent_of(fn.src, sib).decode()
+                text = f" else {{\n{ind}\t{ret}\n{ind}}}"
+                yield Edit(
+                    ((arm.end_byte, arm.end_byte, text.encode()),),
+                    line_no(sib),
+                    f"added `else {{ {ret} }}` to `{_short(sib)}` under `{_short(a)}`",
+                )
+                break  # one site per acquisition: the first test under it
+            sib = next_stmt(sib)
+
+
+def _calls_in(fn: Function, node: Node) -> list[LockCall]:
+    return [c for c in fn.calls if node.start_byte <= c.call.start_byte < node.end_byte]
+
+
 def unlock_above_lock(fn: Function) -> Iterator[Edit]:
     """Move a release that follows its acquisition in the same block to just above it."""
     for acq in fn.calls:
@@ -806,6 +860,7 @@ CLASSES: tuple[EditClass, ...] = (
     EditClass("drop-unlock-error-path", "issue-13", ("lock-balance",), drop_unlock_error_path),
     EditClass("unlock-above-lock", "issue-13", ("lock-balance",), unlock_above_lock),
     EditClass("exit-block-leak", "issue-13", ("lock-balance",), exit_block_leak),
+    EditClass("new-exit-leak", "issue-13", ("lock-balance",), new_exit_leak),
     EditClass("double-unlock", "issue-13", ("lock-balance",), double_unlock),
     EditClass(
         "delete-only-unlock",
