@@ -33,6 +33,7 @@ import hashlib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, Literal
 
 from lockcheck.analysis.function import FunctionFacts
@@ -40,7 +41,7 @@ from lockcheck.analysis.state import LockState
 from lockcheck.engine import Analysis, Engine, Stats
 from lockcheck.errors import InputError
 from lockcheck.frontend.parse import count_errors, parse_source
-from lockcheck.inputs.apply import Series, Tree
+from lockcheck.inputs.apply import DirTree, Series, Tree
 from lockcheck.inputs.files import C_SUFFIXES
 from lockcheck.inputs.patch import FilePatch, Patch
 from lockcheck.inputs.quote import quote_complete
@@ -594,8 +595,10 @@ def fragment_of(patch: Patch, series: Series | None) -> bool:
 class _Analyser:
     """Analyses images once each (a series revisits the same text)."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, root: Path | None = None) -> None:
         self.engine = engine
+        # the tree on disk, so its headers are found wherever lockcheck runs
+        self.root = root
         self.stats = Stats()
         self.cache: dict[tuple[str, str], tuple[Analysis, list[Finding]]] = {}
 
@@ -603,7 +606,7 @@ class _Analyser:
         key = (image.path, hashlib.sha256(image.text.encode()).hexdigest())
         hit = self.cache.get(key)
         if hit is None:
-            analysis = self.engine.analyse_source(image.path, image.text.encode())
+            analysis = self.engine.analyse_source(image.path, image.text.encode(), self.root)
             self.stats.add(analysis.model, analysis.facts)
             hit = (analysis, self.engine.findings_for(analysis))
             self.cache[key] = hit
@@ -641,7 +644,7 @@ def review(
     recorded in `errors`/`failed` so the rest of the series is still reported.
     """
     series = Series(tree) if tree is not None else None
-    analyser = _Analyser(engine)
+    analyser = _Analyser(engine, tree.root if isinstance(tree, DirTree) else None)
     open_eps: dict[tuple[str, str, int], _Episode] = {}
     done: list[_Episode] = []
     standing: dict[tuple[str, str, int], _Episode] = {}

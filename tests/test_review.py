@@ -353,3 +353,32 @@ def test_thread_mbox_with_replies_reviews_the_patches(tmp_path: Path) -> None:
     _, doc = review_json(str(thread), "--tree", str(TREE))
     assert [p["number"] for p in doc["review"]["patches"]] == [1, 2, 3]
     assert_series_blame(doc)
+
+
+def test_review_reads_the_trees_headers_from_any_working_directory(tmp_path: Path) -> None:
+    """Lock helpers in the tree's include/linux/ are known to a review run
+    from outside the tree as well as from inside it."""
+    tree = tmp_path / "tree"
+    (tree / "include" / "linux").mkdir(parents=True)
+    (tree / "mm").mkdir()
+    (tree / "include" / "linux" / "gadget.h").write_text(
+        "static inline void gadget_lock(struct gadget *g)\n{\n\tspin_lock(&g->lock);\n}\n\n"
+        "static inline void gadget_unlock(struct gadget *g)\n{\n\tspin_unlock(&g->lock);\n}\n"
+    )
+    (tree / "mm" / "gadget.c").write_text(
+        "#include <linux/gadget.h>\n\n"
+        "void gadget_poke(struct gadget *g, struct vm_area_struct *vma)\n{\n"
+        "\tgadget_lock(g);\n\tif (userfaultfd_wp(vma))\n\t\tg->count++;\n"
+        "\tgadget_unlock(g);\n}\n"
+    )
+    patch = tmp_path / "0001.patch"
+    patch.write_text(
+        "--- a/mm/gadget.c\n+++ b/mm/gadget.c\n@@ -6,3 +6,4 @@\n"
+        " \tif (userfaultfd_wp(vma))\n \t\tg->count++;\n+\tg->count++;\n \tgadget_unlock(g);\n"
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    for cwd in (tree, elsewhere):
+        _, doc = review_json(str(patch), "--tree", str(tree), cwd=cwd)
+        (site,) = doc["lock_context"]
+        assert (site["before"], site["after"]) == (["g->lock"], ["g->lock"]), cwd
