@@ -139,7 +139,7 @@ CASES: dict[str, tuple[Setup, str]] = {
         "unknown kind 'no-such-kind'",
     ),
     "actor model not C": (
-        _file("a.c", b"this is not C {{{\n", "simulate", "fault-fill", "--actor"),
+        _file("a.c", b"this is not C {{{\n", "simulate", "fault-fill", "--example", "--actor"),
         "actor model",
     ),
     "baseline is a device": (
@@ -148,7 +148,7 @@ CASES: dict[str, tuple[Setup, str]] = {
     ),
     "config names a device": (_config_names_a_device, "not a regular file"),
     "actor model is a device": (
-        lambda d: ["simulate", "fault-fill", "--actor", "/dev/zero"],
+        lambda d: ["simulate", "fault-fill", "--example", "--actor", "/dev/zero"],
         "not a regular file",
     ),
     "actor model nested too deep": (
@@ -157,6 +157,7 @@ CASES: dict[str, tuple[Setup, str]] = {
             ("void f(void) {" + "if (a) {" * 300 + "x++;" + "}" * 300 + "}\n").encode(),
             "simulate",
             "fault-fill",
+            "--example",
             "--actor",
         ),
         "nested too deeply",

@@ -13,27 +13,143 @@ from __future__ import annotations
 import os
 import shlex
 import sys
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer import _click as click
+from typer.core import TyperCommand, TyperGroup
+from typer.models import CommandFunctionType
 
+from lockcheck import __version__
 from lockcheck.engine import Config, Engine
 from lockcheck.errors import LockcheckError
 from lockcheck.model.finding import SEVERITY_RANK, Finding
 
-app = typer.Typer(
+
+class Command(TyperCommand):
+    """Help laid out as git's and ruff's: `lockcheck check [OPTIONS] PATH...`, `--rules PACK`.
+
+    Every argument and valued option gets an upper-case placeholder (or its
+    choices, `[text|json]`) and flags get none, instead of typer's `{paths}`
+    and `<bool>`.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for param in self.params:
+            if param.metavar is not None or getattr(param, "is_flag", False):
+                continue
+            choices = getattr(getattr(param, "type_descriptor", None), "choices", None)
+            if choices and param.param_type_name == "option":
+                param.metavar = "[" + "|".join(str(getattr(c, "value", c)) for c in choices) + "]"
+            else:
+                param.metavar = (param.name or "value").upper()
+
+    def collect_usage_pieces(self, ctx: click.Context) -> list[str]:
+        out = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if param.param_type_name == "argument":
+                out.append(self._placeholder(param, bracket=not param.required))
+        return out
+
+    @staticmethod
+    def _placeholder(param: click.Parameter, bracket: bool = False) -> str:
+        name = param.metavar or (param.name or "").upper()
+        name = f"[{name}]" if bracket else name
+        return name + ("..." if param.nargs != 1 else "")
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        params = self.get_params(ctx)
+        args = [
+            (self._placeholder(p), getattr(p, "help", None) or "")
+            for p in params
+            if p.param_type_name == "argument"
+        ]
+        opts = [
+            rec
+            for p in params
+            if p.param_type_name == "option" and (rec := p.get_help_record(ctx)) is not None
+        ]
+        if args:
+            with formatter.section("Arguments"):
+                formatter.write_dl(args)
+        if opts:
+            with formatter.section("Options"):
+                formatter.write_dl(opts)
+
+    def get_short_help_str(self, limit: int = 45) -> str:
+        """The docstring's first line, whole: the command list wraps it rather than cut it."""
+        return self.short_help or (self.help or "").strip().split("\n", 1)[0]
+
+
+class Group(TyperGroup):
+    """A command group whose command list shows each summary whole."""
+
+    def get_short_help_str(self, limit: int = 45) -> str:
+        return self.short_help or (self.help or "").strip().split("\n", 1)[0]
+
+
+class App(typer.Typer):
+    """A typer app in plain help (no panels) whose commands use `Command`'s layout."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("cls", Group)
+        kwargs.setdefault("rich_markup_mode", None)
+        super().__init__(**kwargs)
+
+    def command(  # only `cls` gets a default
+        self, name: str | None = None, **kwargs: Any
+    ) -> Callable[[CommandFunctionType], CommandFunctionType]:
+        kwargs.setdefault("cls", Command)
+        return super().command(name, **kwargs)
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        sys.stdout.write(f"lockcheck {__version__}\n")
+        raise typer.Exit(0)
+
+
+app = App(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
     help="Patch-review assistant for Linux kernel locking.",
 )
-rules_app = typer.Typer(no_args_is_help=True, help="List and describe rules.")
+rules_app = App(no_args_is_help=True, help="List and describe rules.")
 app.add_typer(rules_app, name="rules")
 
 
+@app.callback()
+def _main_options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_show_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Patch-review assistant for Linux kernel locking."""
+
+
+class CheckFormat(StrEnum):
+    """The formats of `check`: all but `email`, which replies to a patch."""
+
+    text = "text"
+    json = "json"
+    sarif = "sarif"
+    github = "github"
+    b4 = "b4"
+    checkpatch = "checkpatch"
+
+
 class Format(StrEnum):
+    """The formats of `review` (report.REVIEW_FORMATS)."""
+
     text = "text"
     json = "json"
     sarif = "sarif"
@@ -57,12 +173,19 @@ class Level(StrEnum):
 
 RulesOpt = Annotated[
     list[str] | None,
-    typer.Option("--rules", help="Rule pack name or TOML path (repeatable); default: mm."),
+    typer.Option(
+        "--rules", metavar="PACK", help="Rule pack name or TOML path (repeatable); default: mm."
+    ),
 ]
 SelectOpt = Annotated[
-    list[str] | None, typer.Option("--select", help="Run only these rule ids (repeatable).")
+    list[str] | None,
+    typer.Option("--select", metavar="ID", help="Run only these rule ids (repeatable)."),
 ]
 FormatOpt = Annotated[Format, typer.Option("--format", help="Output format.")]
+CheckFormatOpt = Annotated[
+    CheckFormat,
+    typer.Option("--format", help="Output format (an email reply: `lockcheck review`)."),
+]
 FailOnOpt = Annotated[
     Level, typer.Option("--fail-on", help="Lowest severity that makes the exit status 1.")
 ]
@@ -133,7 +256,8 @@ def main(argv: list[str] | None = None) -> None:
     except typer.Abort:
         sys.exit(130)
     except typer.TyperException as exc:  # usage errors: unknown option, missing argument
-        error_line((exc.format_message().strip().splitlines() or ["usage error"])[0])
+        msg = (exc.format_message().strip().splitlines() or ["usage error"])[0]
+        error_line(msg.replace("Value error, ", ""))  # typer's prefix on a bad choice
         sys.exit(2)
     except LockcheckError as exc:
         error_line(str(exc))

@@ -64,7 +64,8 @@ def reply_date() -> str:
 def annotate(
     email_file: Annotated[Path, typer.Argument(metavar="EMAIL", help="A review email.")],
     tree: Annotated[
-        Path | None, typer.Option("--tree", help="Apply the quoted patch to this directory.")
+        Path | None,
+        typer.Option("--tree", metavar="DIR", help="Apply the quoted patch to this directory."),
     ] = None,
     rules: RulesOpt = None,
     select: SelectOpt = None,

@@ -10,11 +10,11 @@ from typing import Annotated
 import typer
 
 from lockcheck.cli import (
+    CheckFormat,
+    CheckFormatOpt,
     Color,
     ColorOpt,
     FailOnOpt,
-    Format,
-    FormatOpt,
     Level,
     QuietOpt,
     RulesOpt,
@@ -28,6 +28,7 @@ from lockcheck.cli import (
     rule_options,
 )
 from lockcheck.config import config_for
+from lockcheck.engine import Stats
 from lockcheck.errors import InputError
 from lockcheck.inputs.files import read_c_source
 from lockcheck.report import RunInfo, render_report
@@ -38,10 +39,10 @@ from lockcheck.rules.baseline import baseline_json, load_baseline
 
 @app.command()
 def check(
-    paths: Annotated[list[Path], typer.Argument(help="C files or directories.")],
+    paths: Annotated[list[Path], typer.Argument(metavar="PATH", help="C files or directories.")],
     rules: RulesOpt = None,
     select: SelectOpt = None,
-    format: FormatOpt = Format.text,
+    format: CheckFormatOpt = CheckFormat.text,
     fail_on: FailOnOpt = Level.note,
     quiet: QuietOpt = False,
     color: ColorOpt = Color.auto,
@@ -50,16 +51,18 @@ def check(
     ] = False,
     baseline: Annotated[
         Path | None,
-        typer.Option("--baseline", help="Hide the findings whose fingerprints FILE lists."),
+        typer.Option(
+            "--baseline", metavar="FILE", help="Hide the findings whose fingerprints FILE lists."
+        ),
     ] = None,
     write_baseline: Annotated[
         Path | None,
-        typer.Option("--write-baseline", help="Record this run's findings in FILE; exit 0."),
+        typer.Option(
+            "--write-baseline", metavar="FILE", help="Record this run's findings in FILE; exit 0."
+        ),
     ] = None,
 ) -> int:
     """Check C files or directories for lock findings."""
-    if format is Format.email:
-        raise InputError("--format email replies to a patch: use `lockcheck review PATCH`")
     project = config_for(paths)  # the checked repository's .lockcheck.toml
     engine = project.engine(rules, select, baseline=baseline is None and write_baseline is None)
     if baseline is not None:
@@ -108,8 +111,8 @@ def check(
 
 @app.command()
 def explain(
-    file: Annotated[Path, typer.Argument(help="A C file.")],
-    function: Annotated[str, typer.Argument(help="The function to explain.")],
+    file: Annotated[Path, typer.Argument(metavar="FILE", help="A C file.")],
+    function: Annotated[str, typer.Argument(metavar="FUNCTION", help="The function to explain.")],
     rules: RulesOpt = None,
 ) -> int:
     """Show the held-lock set at every lock, check and act event of FUNCTION."""
@@ -132,6 +135,14 @@ def bundled_examples() -> Path:
     raise InputError("the bundled example fixtures are missing from this installation")
 
 
+def shown_path(path: Path) -> str:
+    """A bundled file as the user can reach it: relative to the cwd, else its bundled name."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except (ValueError, OSError):
+        return f"{path.parent.name}/{path.name}"  # the wheel's site-packages path helps nobody
+
+
 @app.command()
 def demo() -> int:
     """Run lockcheck on the bundled retract_page_tables() example."""
@@ -143,13 +154,18 @@ def demo() -> int:
         ("merged_fix.c", "the merged fix: both flags re-checked under pml and ptl"),
     ]
     for name, title in steps:
-        path = base / name
-        result = engine.check_paths([path])
-        sys.stdout.write(f"== {name}: {title}\n")
-        out = render_text(result.findings, result.stats.as_dict(), read_sources(result.findings))
-        sys.stdout.write(out + "\n")
+        label = shown_path(base / name)
+        source = read_c_source(base / name)
+        analysis = engine.analyse_source(label, source)
+        stats = Stats()
+        stats.add(analysis.model, analysis.facts)
+        findings = engine.findings_for(analysis)
+        lines = {label: source.decode("utf-8", "replace").splitlines()}
+        sys.stdout.write(f"== {label}: {title}\n")
+        sys.stdout.write(render_text(findings, stats.as_dict(), lines) + "\n")
     sys.stdout.write("== lock timeline of the v1 shape (lockcheck explain)\n")
-    analysis = engine.analyse_source(str(base / "v1.c"), read_c_source(base / "v1.c"))
+    label = shown_path(base / "v1.c")
+    analysis = engine.analyse_source(label, read_c_source(base / "v1.c"))
     for ff in analysis.facts.functions:
         sys.stdout.write(render_explain(ff))
     return 0

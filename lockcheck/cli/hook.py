@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from lockcheck.cli import (
+    App,
     Color,
     ColorOpt,
     FailOnOpt,
@@ -26,13 +27,15 @@ from lockcheck.model.finding import SEVERITY_RANK
 from lockcheck.report import RunInfo, render_report
 from lockcheck.report.text import want_color
 
-hook_app = typer.Typer(
+hook_app = App(
     no_args_is_help=True,
     help="Block commits that introduce lock findings (a git pre-commit hook).",
 )
 app.add_typer(hook_app, name="hook")
 
-RepoOpt = Annotated[Path, typer.Option("--repo", help="The git repository (default: the cwd's).")]
+RepoOpt = Annotated[
+    Path, typer.Option("--repo", metavar="DIR", help="The git repository (default: the cwd's).")
+]
 
 
 @hook_app.command("install")
@@ -69,12 +72,20 @@ def hook_run(
     from_ref: Annotated[
         str | None,
         typer.Option(
-            "--from-ref", envvar="PRE_COMMIT_FROM_REF", help="Review commits from this ref..."
+            "--from-ref",
+            envvar="PRE_COMMIT_FROM_REF",
+            metavar="REF",
+            help="Review commits from this ref...",
         ),
     ] = None,
     to_ref: Annotated[
         str | None,
-        typer.Option("--to-ref", envvar="PRE_COMMIT_TO_REF", help="...to this ref (not staged)."),
+        typer.Option(
+            "--to-ref",
+            envvar="PRE_COMMIT_TO_REF",
+            metavar="REF",
+            help="...to this ref (not staged).",
+        ),
     ] = None,
     rules: RulesOpt = None,
     select: SelectOpt = None,

@@ -24,14 +24,18 @@ class OrderFormat(StrEnum):
 
 @app.command()
 def order(
-    paths: Annotated[list[Path], typer.Argument(help="C files or directories.")],
+    paths: Annotated[list[Path], typer.Argument(metavar="PATH", help="C files or directories.")],
     claims: Annotated[
         bool,
         typer.Option("--claims", help="Compare the documented order with the code's edges."),
     ] = False,
     tree: Annotated[
         Path | None,
-        typer.Option("--tree", help="Kernel tree whose mm/rmap.c and mm/filemap.c document it."),
+        typer.Option(
+            "--tree",
+            metavar="DIR",
+            help="Kernel tree whose mm/rmap.c and mm/filemap.c document it.",
+        ),
     ] = None,
     rules: RulesOpt = None,
     format: Annotated[OrderFormat, typer.Option("--format", help="Output format.")] = (

@@ -176,15 +176,23 @@ def review(
     ] = None,
     tree: Annotated[
         Path | None,
-        typer.Option("--tree", help="The tree the patches apply to (a directory or git repo)."),
+        typer.Option(
+            "--tree", metavar="DIR", help="The tree the patches apply to (a directory or git repo)."
+        ),
     ] = None,
     base: Annotated[
         str | None,
-        typer.Option("--base", help="Apply to this revision of the --tree git repo (default .)."),
+        typer.Option(
+            "--base",
+            metavar="REV",
+            help="Apply to this revision of the --tree git repo (default .).",
+        ),
     ] = None,
     git_range: Annotated[
         str | None,
-        typer.Option("--git", help="Review the commits A..B of the --tree repo (default .)."),
+        typer.Option(
+            "--git", metavar="A..B", help="Review the commits A..B of the --tree repo (default .)."
+        ),
     ] = None,
     index: Annotated[
         bool, typer.Option("--staged", help="Review what is staged in the --tree repo (default .).")
