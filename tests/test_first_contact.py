@@ -199,8 +199,7 @@ def test_explain_shows_the_held_set_before_and_after_each_event() -> None:
     assert "held: the locks surely held before each event" in lines[1]
     release = lines.index("     41  release `ptl` via spin_unlock")
     assert lines[release + 1] == (
-        "         held: {mapping->i_mmap_rwsem:read, pml, ptl}"
-        " -> {mapping->i_mmap_rwsem:read, pml}"
+        "         held: {mapping->i_mmap_rwsem:read, pml, ptl} -> {mapping->i_mmap_rwsem:read, pml}"
     )
     act = lines.index("     39  act pt-detach: `pmdp_collapse_flush(vma, haddr, pmdp)`")
     assert lines[act + 1] == "         held: {mapping->i_mmap_rwsem:read, pml, ptl}"
@@ -216,3 +215,244 @@ def test_demo_prints_no_absolute_paths(tmp_path: Path) -> None:
     assert "khugepaged/v1.c:32:7: error:" in res.stdout
     here = run_cli("demo")  # from the repository root: a path that opens
     assert "\nfixtures/khugepaged/v1.c:32:7: error:" in here.stdout
+
+
+# -- 7. parse errors are said, and --strict fails on them --------------------
+
+BROKEN = b"""\
+static void f(struct mm_struct *mm)
+{
+\tmmap_read_lock(mm);
+\tif (x +) {
+\t}
+\tmmap_read_unlock(mm);
+}
+"""
+
+
+def test_parse_errors_are_in_the_summary_and_strict_fails(tmp_path: Path) -> None:
+    path = tmp_path / "broken.c"
+    path.write_bytes(BROKEN)
+    res = run_cli("check", "--no-sim", str(path))
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == (
+        "0 findings in 1 file(s), 1/1 functions analysed,"
+        " 1 of them with parse errors (their findings may be incomplete)\n"
+    )
+    strict = run_cli("check", "--no-sim", "--strict", str(path))
+    assert strict.returncode == 2
+    assert strict.stderr == (
+        "lockcheck: error: --strict: 1 parse error, 1 function affected:"
+        " the findings may be incomplete\n"
+    )
+    clean = run_cli("check", "--no-sim", "--strict", str(KH / "merged_fix.c"))
+    assert clean.returncode == 0 and "parse error" not in clean.stdout
+
+
+def test_a_truncated_file_says_code_was_not_analysed(tmp_path: Path) -> None:
+    path = tmp_path / "cut.c"
+    path.write_bytes((KH / "pre_series.c").read_bytes()[:1500])  # the second function cut
+    res = run_cli("check", "--no-sim", str(path))
+    assert "parse error outside functions (not analysed)" in res.stdout
+
+
+# -- 8. Latin-1 sources are analysed, at the file's own columns --------------
+
+LATIN1 = (
+    b"/* Copyright (c) 2003 Fran\xe7ois M\xfcller */\n"
+    b"static void f(struct mm_struct *mm, int err)\n"
+    b"{\n"
+    b"\t/* d\xe9j\xe0 vu */ mmap_read_lock(mm);\n"
+    b"\tif (err)\n"
+    b"\t\treturn;\n"
+    b"\tmmap_read_unlock(mm);\n"
+    b"}\n"
+)
+
+
+def test_latin1_source_is_analysed_with_a_note_and_true_columns(tmp_path: Path) -> None:
+    path = tmp_path / "old_driver.c"
+    path.write_bytes(LATIN1)
+    res = run_cli("check", "--no-sim", "--format", "json", str(path))
+    assert res.returncode == 1, res.stderr
+    assert res.stderr == (
+        f"lockcheck: note: {path}: not UTF-8 text (byte 26); 4 bytes read as"
+        " replacement characters\n"
+    )
+    (finding,) = json.loads(res.stdout)["findings"]
+    line = LATIN1.splitlines()[3]
+    assert (finding["line"], finding["column"]) == (4, line.index(b"mmap_read_lock") + 1)
+    text = run_cli("check", "--no-sim", str(path)).stdout
+    assert "\t/* d\ufffdj\ufffd vu */ mmap_read_lock(mm);" in text  # the excerpt
+
+
+# -- 9. the README's examples run as written ---------------------------------
+
+
+def _readme_block(after: str) -> list[str]:
+    text = (ROOT / "README.md").read_text("utf-8")
+    block = text.split(after, 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
+    return [ln.split("  #", 1)[0].strip() for ln in block.splitlines() if ln.strip()]
+
+
+def test_readme_examples_run_from_a_fresh_clone(tmp_path: Path) -> None:
+    commands = _readme_block("## Using it")
+    assert len(commands) >= 10
+    for command in commands:
+        words = command.split()
+        assert words[0] == "lockcheck", command
+        if words[1:3] == ["rules", "docs"]:
+            words[3] = str(tmp_path)  # the same, without rewriting the clone's docs
+        res = run_cli(*words[1:])
+        assert res.returncode in (0, 1), (command, res.stderr)
+        assert res.stderr == "", (command, res.stderr)
+        assert res.stdout, command
+
+
+# -- 12. counts and words of review and order --------------------------------
+
+
+def test_review_counts_each_function_once() -> None:
+    res = run_cli("review", "--format", "json", "--tree", str(FIXTURES / "series" / "tree"),
+                  str(FIXTURES / "series" / "series.mbox"))  # fmt: skip
+    assert res.returncode == 1, res.stderr
+    stats = json.loads(res.stdout)["stats"]
+    # mm/khugepaged.c has 4 functions in the tree and after every patch
+    assert (stats["functions"], stats["functions_analysed"], stats["files"]) == (4, 4, 1)
+
+
+def test_order_needs_no_claims_flag_and_counts_sites_in_words() -> None:
+    plain = run_cli("order", str(FIXTURES / "order" / "foo_dev.c"))
+    flagged = run_cli("order", "--claims", str(FIXTURES / "order" / "foo_dev.c"))
+    assert plain.returncode == flagged.returncode == 1
+    assert plain.stdout == flagged.stdout
+    assert "(1 site)" in plain.stdout and "(1 sites)" not in plain.stdout
+
+
+# -- 13. baselines say what they did -----------------------------------------
+
+
+def test_write_baseline_says_what_it_wrote_and_the_summary_counts_hidden(tmp_path: Path) -> None:
+    base = tmp_path / "known.json"
+    wrote = run_cli("check", "--no-sim", "--write-baseline", str(base), str(KH / "v1.c"))
+    assert wrote.returncode == 0
+    assert wrote.stderr == (
+        f"lockcheck: wrote {base}: 2 findings recorded; `--baseline {base}` hides them\n"
+    )
+    assert len(json.loads(base.read_text())["fingerprints"]) == 2
+    hidden = run_cli("check", "--no-sim", "--baseline", str(base), str(KH))
+    assert hidden.stdout.endswith(", 2 hidden by the baseline\n")
+    doc = run_cli("check", "--no-sim", "--format", "json", "--baseline", str(base), str(KH))
+    assert json.loads(doc.stdout)["stats"]["baselined"] == 2
+    plain = run_cli("check", "--no-sim", "--format", "json", str(KH / "merged_fix.c"))
+    assert "baselined" not in json.loads(plain.stdout)["stats"]  # no baseline, no count
+
+
+# -- 14. one --fail-on default, and a leak blocks the commit -----------------
+
+
+@pytest.mark.parametrize(
+    "words", [("check",), ("review",), ("annotate",), ("hook", "run"), ("hook", "install")]
+)
+def test_fail_on_defaults_agree(words: tuple[str, ...]) -> None:
+    out = " ".join(run_cli(*words, "--help").stdout.split())
+    assert re.search(r"--fail-on \[note\|warning\|error\] .*?\[default: warning\]", out), out
+
+
+LEAK_BASE = """\
+static int count_entries(struct list_lock *w, int err)
+{
+\tspin_lock(&w->lock);
+\tw->count++;
+\tspin_unlock(&w->lock);
+\treturn 0;
+}
+"""
+LEAK = LEAK_BASE.replace("\tw->count++;\n", "\tif (err)\n\t\treturn -EINVAL;\n\tw->count++;\n")
+
+
+def test_hook_blocks_a_commit_that_leaks_a_lock(tmp_path: Path) -> None:
+    from tests.test_hook import new_repo, stage
+
+    repo = new_repo(tmp_path / "linux", {"drivers/x.c": LEAK_BASE})
+    stage(repo, {"drivers/x.c": LEAK})
+    res = run_cli("hook", "run", cwd=repo)
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert "[lock-balance]" in res.stdout
+
+
+# -- 15. plain diffs, with -p N or guessed ------------------------------------
+
+
+def _plain_diffs(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """A tree, a `diff -u a.orig a` patch made in it, and a `diff -ur old new` one."""
+    pre, post = (KH / "pre_series.c").read_text(), (KH / "v1.c").read_text()
+    tree = tmp_path / "linux"
+    (tree / "mm").mkdir(parents=True)
+    (tree / "mm" / "khugepaged.c").write_text(pre)
+    hunk = _hunks(pre, post)
+    p0 = tmp_path / "p0.diff"
+    p0.write_text("--- mm/khugepaged.c.orig\t2024-01-01\n+++ mm/khugepaged.c\t2024-01-02\n" + hunk)
+    p1 = tmp_path / "p1.diff"
+    p1.write_text(
+        "diff -ur linux/mm/khugepaged.c linux.new/mm/khugepaged.c\n"
+        "--- linux/mm/khugepaged.c\t2024-01-01\n+++ linux.new/mm/khugepaged.c\t2024-01-02\n" + hunk
+    )
+    return tree, p0, p1
+
+
+def _hunks(a: str, b: str) -> str:
+    import difflib
+
+    lines = difflib.unified_diff(a.splitlines(True), b.splitlines(True), n=3)
+    return "".join(list(lines)[2:])  # no ---/+++: the caller names the files
+
+
+@pytest.mark.parametrize(("patch", "strip"), [("p0", None), ("p1", None), ("p1", "1")])
+def test_plain_diff_applies_to_the_tree(tmp_path: Path, patch: str, strip: str | None) -> None:
+    tree, p0, p1 = _plain_diffs(tmp_path)
+    args = ["-p", strip] if strip is not None else []
+    path = p0 if patch == "p0" else p1
+    res = run_cli("review", "--format", "json", "--tree", str(tree), *args, str(path))
+    assert res.returncode == 1, res.stderr
+    findings = json.loads(res.stdout)["findings"]
+    assert {f["path"] for f in findings} == {"mm/khugepaged.c"}
+    assert {f["rule"] for f in findings} == {"anon-vma-under-ptl", "uffd-wp-under-ptl"}
+
+
+def test_strip_count_is_honoured_and_checked(tmp_path: Path) -> None:
+    tree, _p0, p1 = _plain_diffs(tmp_path)
+    as_is = run_cli("review", "--tree", str(tree), "-p", "0", str(p1))
+    assert as_is.returncode == 2 and "linux/mm/khugepaged.c: no such file" in as_is.stderr
+    too_far = run_cli("review", "--tree", str(tree), "-p", "9", str(p1))
+    assert too_far.returncode == 2
+    assert too_far.stderr == (
+        "lockcheck: error: -p 9: linux/mm/khugepaged.c has not that many leading components\n"
+    )
+
+
+def test_git_diffs_keep_their_names(tmp_path: Path) -> None:
+    from lockcheck.inputs.apply import DirTree, resolve_paths
+    from lockcheck.inputs.patch import read_patches
+
+    patches = read_patches(FIXTURES / "series" / "series.mbox")
+    resolved = resolve_paths(patches, DirTree(FIXTURES / "series" / "tree"), None)
+    assert resolved == patches
+
+
+# -- 16. the b4 configuration line works as b4 runs it -----------------------
+
+
+def test_readme_b4_line_fails_the_v1_patch_and_passes_the_fix() -> None:
+    text = (ROOT / "README.md").read_text("utf-8")
+    (command,) = re.findall(r"^\s*prep-perpatch-check-cmd = (.+)$", text, re.M)
+    words = command.split()
+    assert words[0] == "lockcheck" and words[-1] == "-"
+    series = FIXTURES / "series"
+    verdicts = []
+    for name in sorted(p.name for p in series.glob("000*.patch")):
+        res = run_cli(*words[1:], stdin=(series / name).read_bytes())
+        assert res.returncode in (0, 1) and res.stderr == "", res.stderr
+        lines = [ln for ln in res.stdout.splitlines() if ln]
+        verdicts.append("fail" if any("ERROR:" in ln for ln in lines) else "pass")
+    assert verdicts == ["pass", "fail", "pass"]

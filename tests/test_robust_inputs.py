@@ -86,7 +86,6 @@ CASES: dict[str, tuple[Setup, str]] = {
     "missing C file": (lambda d: ["check", str(d / "nope.c")], "no such file or directory"),
     "not a .c/.h file": (_file("notes.txt", b"hi\n", "check"), "not a C source file"),
     "binary C file": (_file("bin.c", b"int x;\0\0\1", "check"), "binary file, not C source"),
-    "bad encoding": (_file("latin1.c", b"int caf\xe9;\n", "check"), "not UTF-8 text"),
     "FIFO named .c": (_fifo, "not a regular file"),
     "device as patch": (_device, "not a regular file"),
     "missing patch": (lambda d: ["review", str(d / "nope.patch")], "no such file or directory"),

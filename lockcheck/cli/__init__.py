@@ -13,10 +13,11 @@ from __future__ import annotations
 import os
 import shlex
 import sys
+import warnings
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TextIO
 
 import typer
 from typer import _click as click
@@ -24,8 +25,9 @@ from typer.core import TyperCommand, TyperGroup
 from typer.models import CommandFunctionType
 
 from lockcheck import __version__
-from lockcheck.engine import Config, Engine
+from lockcheck.engine import Config, Engine, Stats
 from lockcheck.errors import LockcheckError
+from lockcheck.inputs.files import DecodeNote
 from lockcheck.model.finding import SEVERITY_RANK, Finding
 
 
@@ -189,7 +191,17 @@ CheckFormatOpt = Annotated[
 FailOnOpt = Annotated[
     Level, typer.Option("--fail-on", help="Lowest severity that makes the exit status 1.")
 ]
+# One default for check, review, annotate and the hook (see the README): every
+# built-in rule reports at warning or error, so any finding fails; a rule a
+# project demotes to `note` is shown without failing.
+DEFAULT_FAIL_ON = Level.warning
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No summary line.")]
+StrictOpt = Annotated[
+    bool,
+    typer.Option(
+        "--strict", help="Exit 2 when code could not be parsed (findings may be missing)."
+    ),
+]
 ColorOpt = Annotated[
     Color, typer.Option("--color", help="Colour text output: auto (a TTY without NO_COLOR).")
 ]
@@ -197,6 +209,31 @@ ColorOpt = Annotated[
 
 def engine_for(rules: list[str] | None, select: list[str] | None) -> Engine:
     return Engine(Config(packs=list(rules or ["mm"]), select=set(select) if select else None))
+
+
+def parse_error_line(stats: Stats) -> str | None:
+    """The `--strict` error for code the parser could not read, or None."""
+    if not stats.parse_errors and not stats.parse_error_functions:
+        return None
+    n = stats.parse_errors
+    return (
+        f"--strict: {n} parse error{'s' * (n != 1)}, {stats.parse_error_functions} function"
+        f"{'s' * (stats.parse_error_functions != 1)} affected: the findings may be incomplete"
+    )
+
+
+def without_baseline(engine: Engine) -> set[str] | None:
+    """Take the engine's baseline, so that the command can count what it hides."""
+    known, engine.config.baseline = engine.config.baseline, None
+    return known
+
+
+def apply_baseline(findings: list[Finding], known: set[str] | None) -> tuple[list[Finding], int]:
+    """The findings a baseline does not list, and how many it hid."""
+    if known is None:
+        return findings, 0
+    kept = [f for f in findings if f.fingerprint not in known]
+    return kept, len(findings) - len(kept)
 
 
 def exit_code(findings: list[Finding], fail_on: Level) -> int:
@@ -230,11 +267,14 @@ def rule_options(rules: list[str] | None, select: list[str] | None) -> list[str]
     return out
 
 
-def error_line(msg: str) -> None:
+def _one_line(msg: str) -> str:
     """One line, whatever the message quotes: input text may hold newlines or escapes."""
     flat = " ".join(msg.split("\n")).strip()
-    flat = "".join(c if c.isprintable() or c == "\t" else repr(c)[1:-1] for c in flat)
-    sys.stderr.write(f"lockcheck: error: {flat}\n")
+    return "".join(c if c.isprintable() or c == "\t" else repr(c)[1:-1] for c in flat)
+
+
+def error_line(msg: str) -> None:
+    sys.stderr.write(f"lockcheck: error: {_one_line(msg)}\n")
 
 
 # Command modules register themselves on `app`; import them for that effect.
@@ -247,8 +287,38 @@ from lockcheck.cli import hook as _hook  # noqa: E402,F401,I001
 from lockcheck.cli import order as _order  # noqa: E402,F401,I001
 
 
+def _show_note(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+) -> None:
+    """A note from the pipeline (a source read with replacements) as one stderr line."""
+    if issubclass(category, DecodeNote):
+        flat = _one_line(str(message))
+        if flat not in _notes_shown:  # a file read twice (the simulator's evidence) is one note
+            _notes_shown.add(flat)
+            sys.stderr.write(f"lockcheck: note: {flat}\n")
+    else:
+        _python_showwarning(message, category, filename, lineno, file, line)
+
+
+_python_showwarning = warnings.showwarning
+_notes_shown: set[str] = set()
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: every failure is one line and exit status 2."""
+    with warnings.catch_warnings():  # notes: each once per run, as `lockcheck: note:` lines
+        warnings.simplefilter("always", DecodeNote)
+        warnings.showwarning = _show_note
+        _notes_shown.clear()
+        _main(argv)
+
+
+def _main(argv: list[str] | None) -> None:
     try:
         rv = app(args=argv, standalone_mode=False, prog_name="lockcheck")
     except typer.Exit as exc:

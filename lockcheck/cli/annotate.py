@@ -18,8 +18,8 @@ from typing import Annotated
 import typer
 
 from lockcheck.cli import (
+    DEFAULT_FAIL_ON,
     FailOnOpt,
-    Level,
     RulesOpt,
     SelectOpt,
     app,
@@ -69,7 +69,7 @@ def annotate(
     ] = None,
     rules: RulesOpt = None,
     select: SelectOpt = None,
-    fail_on: FailOnOpt = Level.note,
+    fail_on: FailOnOpt = DEFAULT_FAIL_ON,
 ) -> int:
     """Print EMAIL with lockcheck's notes under the quoted lines they concern."""
     data, origin = read_input(email_file)  # once: `<(...)` cannot be read twice

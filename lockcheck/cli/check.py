@@ -10,22 +10,26 @@ from typing import Annotated
 import typer
 
 from lockcheck.cli import (
+    DEFAULT_FAIL_ON,
     CheckFormat,
     CheckFormatOpt,
     Color,
     ColorOpt,
     FailOnOpt,
-    Level,
     QuietOpt,
     RulesOpt,
     SelectOpt,
+    StrictOpt,
     app,
+    apply_baseline,
     command_line,
     engine_for,
     error_line,
     exit_code,
+    parse_error_line,
     read_sources,
     rule_options,
+    without_baseline,
 )
 from lockcheck.config import config_for
 from lockcheck.engine import Stats
@@ -43,9 +47,10 @@ def check(
     rules: RulesOpt = None,
     select: SelectOpt = None,
     format: CheckFormatOpt = CheckFormat.text,
-    fail_on: FailOnOpt = Level.note,
+    fail_on: FailOnOpt = DEFAULT_FAIL_ON,
     quiet: QuietOpt = False,
     color: ColorOpt = Color.auto,
+    strict: StrictOpt = False,
     no_sim: Annotated[
         bool, typer.Option("--no-sim", help="No simulator evidence on findings.")
     ] = False,
@@ -67,19 +72,29 @@ def check(
     engine = project.engine(rules, select, baseline=baseline is None and write_baseline is None)
     if baseline is not None:
         engine.config.baseline = load_baseline(baseline)
+    known = without_baseline(engine)  # applied below, so that the summary can count it
     result = engine.check_paths(project.select_paths(paths))
+    result.findings, hidden = apply_baseline(result.findings, known)
     if write_baseline is not None:
         try:
             write_baseline.write_text(baseline_json(result.findings), "utf-8")
         except OSError as exc:
             raise InputError(f"{write_baseline}: cannot write: {exc.strerror or exc}") from None
+        if not quiet:  # on stderr: stdout is the report, in whatever format
+            n = len({f.fingerprint for f in result.findings})
+            sys.stderr.write(
+                f"lockcheck: wrote {write_baseline}: {n} finding{'s' * (n != 1)} recorded;"
+                f" `--baseline {write_baseline}` hides them\n"
+            )
     if not no_sim:
         # imported here: the simulator (and pycparser) cost start-up time that
         # `--no-sim`, the hook and the other commands need not pay
         from lockcheck.sim.evidence import attach_evidence
 
         result.findings = attach_evidence(result.findings, engine)
-    stats = result.stats.as_dict()
+    stats: dict[str, int] = result.stats.as_dict()
+    if known is not None:
+        stats["baselined"] = hidden
     if result.errors and not result.stats.files:
         pass  # nothing was analysed: the error lines say it all
     else:
@@ -103,6 +118,10 @@ def check(
     for err in result.errors:
         error_line(str(err))
     if result.errors:
+        return 2
+    strict_error = parse_error_line(result.stats) if strict else None
+    if strict_error:
+        error_line(strict_error)
         return 2
     if write_baseline is not None:
         return 0

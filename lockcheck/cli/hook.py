@@ -10,11 +10,11 @@ from typing import Annotated
 import typer
 
 from lockcheck.cli import (
+    DEFAULT_FAIL_ON,
     App,
     Color,
     ColorOpt,
     FailOnOpt,
-    Level,
     RulesOpt,
     SelectOpt,
     app,
@@ -41,7 +41,7 @@ RepoOpt = Annotated[
 @hook_app.command("install")
 def hook_install(
     repo: RepoOpt = Path("."),
-    fail_on: FailOnOpt = Level.error,
+    fail_on: FailOnOpt = DEFAULT_FAIL_ON,
     force: Annotated[
         bool, typer.Option("--force", help="Replace a pre-commit hook lockcheck did not write.")
     ] = False,
@@ -89,7 +89,7 @@ def hook_run(
     ] = None,
     rules: RulesOpt = None,
     select: SelectOpt = None,
-    fail_on: FailOnOpt = Level.error,
+    fail_on: FailOnOpt = DEFAULT_FAIL_ON,
     color: ColorOpt = Color.auto,
 ) -> int:
     """Report the findings the staged change introduces; exit 1 at or above --fail-on.
