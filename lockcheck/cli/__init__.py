@@ -17,12 +17,14 @@ import warnings
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, TextIO
+from typing import TYPE_CHECKING, Annotated, Any, TextIO
 
 import typer
-from typer import _click as click
 from typer.core import TyperCommand, TyperGroup
 from typer.models import CommandFunctionType
+
+if TYPE_CHECKING:  # typer's own copy of click, for the help layout's annotations only
+    from typer import _click as click
 
 from lockcheck import __version__
 from lockcheck.engine import Config, Engine, Stats
