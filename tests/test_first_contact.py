@@ -184,6 +184,21 @@ def test_help_reads_like_git_or_ruff(words: tuple[str, ...]) -> None:
     assert "╭" not in out  # plain text, no panels
 
 
+@pytest.mark.parametrize("words", [(), ("rules",), ("hook",)])
+def test_a_bare_command_group_prints_its_help(words: tuple[str, ...]) -> None:
+    res = run_cli(*words)
+    assert (res.returncode, res.stderr) == (0, "")
+    assert res.stdout == run_cli(*words, "-h").stdout
+
+
+def test_a_usage_error_points_at_the_help() -> None:
+    res = run_cli("rules", "show")
+    assert res.returncode == 2
+    assert (
+        res.stderr == "lockcheck: error: Missing argument 'ID'. (see `lockcheck rules show -h`)\n"
+    )
+
+
 def test_version() -> None:
     res = run_cli("--version")
     assert res.returncode == 0

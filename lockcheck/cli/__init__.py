@@ -328,8 +328,14 @@ def _main(argv: list[str] | None) -> None:
     except typer.Abort:
         sys.exit(130)
     except typer.TyperException as exc:  # usage errors: unknown option, missing argument
+        if type(exc).__name__ == "NoArgsIsHelpError":  # `lockcheck`, `lockcheck hook`: help
+            sys.stdout.write(exc.format_message().rstrip("\n") + "\n")
+            sys.exit(0)
         msg = (exc.format_message().strip().splitlines() or ["usage error"])[0]
-        error_line(msg.replace("Value error, ", ""))  # typer's prefix on a bad choice
+        msg = msg.replace("Value error, ", "")  # typer's prefix on a bad choice
+        ctx = getattr(exc, "ctx", None)
+        hint = f" (see `{ctx.command_path} -h`)" if ctx is not None else ""
+        error_line(msg + hint)
         sys.exit(2)
     except LockcheckError as exc:
         error_line(str(exc))
