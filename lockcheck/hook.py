@@ -73,7 +73,7 @@ def is_ours(path: Path) -> bool:
         return False
 
 
-def install(repo: Path, fail_on: str = "error", force: bool = False, python: str = "") -> Path:
+def install(repo: Path, fail_on: str = "warning", force: bool = False, python: str = "") -> Path:
     """Write the plain git hook; a foreign hook is replaced only with `force`."""
     path = hook_path(repo)
     if (path.exists() or path.is_symlink()) and not is_ours(path) and not force:

@@ -601,16 +601,37 @@ class _Analyser:
         self.root = root
         self.stats = Stats()
         self.cache: dict[tuple[str, str], tuple[Analysis, list[Finding]]] = {}
+        # a function is counted once however many images of its file are
+        # analysed: (path, name, n-th of that name) -> (over budget, parse errors)
+        self.functions: dict[tuple[str, str, int], tuple[bool, bool]] = {}
+        self.parse_errors: dict[str, int] = {}
 
     def side(self, image: Image) -> _Side:
         key = (image.path, hashlib.sha256(image.text.encode()).hexdigest())
         hit = self.cache.get(key)
         if hit is None:
             analysis = self.engine.analyse_source(image.path, image.text.encode(), self.root)
-            self.stats.add(analysis.model, analysis.facts)
+            self._count(image.path, analysis)
             hit = (analysis, self.engine.findings_for(analysis))
             self.cache[key] = hit
         return _Side(image, hit[0], hit[1])
+
+    def _count(self, path: str, analysis: Analysis) -> None:
+        self.parse_errors[path] = max(self.parse_errors.get(path, 0), analysis.model.parse_errors)
+        seen: dict[str, int] = {}
+        for fn, ff in zip(analysis.model.functions, analysis.facts.functions, strict=True):
+            nth = seen[fn.name] = seen.get(fn.name, -1) + 1
+            over, bad = self.functions.get((path, fn.name, nth), (False, False))
+            self.functions[(path, fn.name, nth)] = (
+                over or ff.budget_exceeded,
+                bad or bool(fn.parse_errors),
+            )
+        st = self.stats
+        st.functions = len(self.functions)
+        st.budget_outs = sum(over for over, _ in self.functions.values())
+        st.functions_analysed = st.functions - st.budget_outs
+        st.parse_error_functions = sum(bad for _, bad in self.functions.values())
+        st.parse_errors = sum(self.parse_errors.values())
 
 
 def _images(patch: Patch, series: Series | None) -> list[tuple[Image, Image]]:

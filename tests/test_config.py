@@ -188,12 +188,12 @@ def test_review_and_hook_follow_the_config(tmp_path: Path) -> None:
     assert proc.returncode == 1 and rules_in(proc.stdout) == [UFFD]
     assert "mm/legacy" not in proc.stdout and "introduce 1 finding at" in proc.stdout
 
-    # severities decide what blocks: a warning is shown, but passes the default --fail-on
-    configure(repo, f'exclude = ["mm/legacy/"]\n[severity]\n{ANON} = "warning"\n{UFFD} = "note"\n')
+    # severities decide what blocks: a note is shown, but passes the default --fail-on
+    configure(repo, f'exclude = ["mm/legacy/"]\n[severity]\n{ANON} = "note"\n{UFFD} = "note"\n')
     proc = run_cli("hook", "run", cwd=repo)
     assert proc.returncode == 0 and rules_in(proc.stdout) == [ANON, UFFD]
     assert "note: `userfaultfd_wp(vma)`" in proc.stdout
-    assert run_cli("hook", "run", "--fail-on", "warning", cwd=repo).returncode == 1
+    assert run_cli("hook", "run", "--fail-on", "note", cwd=repo).returncode == 1
 
     stage(repo, {SOURCE: FIXED})
     proc = run_cli("hook", "run", cwd=repo)

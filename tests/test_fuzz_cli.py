@@ -179,6 +179,6 @@ def test_mutated_rule_pack(workdir: Path, data: bytes) -> None:
 @given(mutated_lines(ACTORS))
 def test_mutated_actor_model(workdir: Path, data: bytes) -> None:
     path = _write(workdir, "actor.c", data)
-    args = ["simulate", "fault-fill", "--split-ptl", "on", "--max-states", "2000"]
+    args = ["simulate", "fault-fill", "--example", "--split-ptl", "on", "--max-states", "2000"]
     code, _, err = run_main(*args, "--actor", str(path))
     assert_contract(code, err)

@@ -317,7 +317,7 @@ def test_b4_passes_a_clean_file() -> None:
 def test_email_format_needs_a_patch() -> None:
     res = run_cli("check", "--format", "email", f"{KH_REL}/v1.c")
     assert res.returncode == 2
-    assert res.stderr.startswith("lockcheck: error: --format email replies to a patch")
+    assert res.stderr.startswith("lockcheck: error: Invalid value for '--format': 'email' is not")
 
 
 def b4_prep_check_verdict(stdout: str) -> str:

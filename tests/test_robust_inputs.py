@@ -86,7 +86,6 @@ CASES: dict[str, tuple[Setup, str]] = {
     "missing C file": (lambda d: ["check", str(d / "nope.c")], "no such file or directory"),
     "not a .c/.h file": (_file("notes.txt", b"hi\n", "check"), "not a C source file"),
     "binary C file": (_file("bin.c", b"int x;\0\0\1", "check"), "binary file, not C source"),
-    "bad encoding": (_file("latin1.c", b"int caf\xe9;\n", "check"), "not UTF-8 text"),
     "FIFO named .c": (_fifo, "not a regular file"),
     "device as patch": (_device, "not a regular file"),
     "missing patch": (lambda d: ["review", str(d / "nope.patch")], "no such file or directory"),
@@ -139,7 +138,7 @@ CASES: dict[str, tuple[Setup, str]] = {
         "unknown kind 'no-such-kind'",
     ),
     "actor model not C": (
-        _file("a.c", b"this is not C {{{\n", "simulate", "fault-fill", "--actor"),
+        _file("a.c", b"this is not C {{{\n", "simulate", "fault-fill", "--example", "--actor"),
         "actor model",
     ),
     "baseline is a device": (
@@ -148,7 +147,7 @@ CASES: dict[str, tuple[Setup, str]] = {
     ),
     "config names a device": (_config_names_a_device, "not a regular file"),
     "actor model is a device": (
-        lambda d: ["simulate", "fault-fill", "--actor", "/dev/zero"],
+        lambda d: ["simulate", "fault-fill", "--example", "--actor", "/dev/zero"],
         "not a regular file",
     ),
     "actor model nested too deep": (
@@ -157,6 +156,7 @@ CASES: dict[str, tuple[Setup, str]] = {
             ("void f(void) {" + "if (a) {" * 300 + "x++;" + "}" * 300 + "}\n").encode(),
             "simulate",
             "fault-fill",
+            "--example",
             "--actor",
         ),
         "nested too deeply",

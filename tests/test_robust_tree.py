@@ -139,7 +139,7 @@ def test_nothing_is_written_to_cwd_or_tmp(tmp_path: Path) -> None:
         ("review", "--tree", SERIES / "tree", *PATCHES),
         ("review", "--format", "email", SERIES / "series.mbox"),
         ("annotate", SERIES / "reply.eml"),
-        ("simulate", "fault-fill"),
+        ("simulate", "fault-fill", "--example"),
     ]
     for args in runs:
         proc = lockcheck(*args, cwd=work, tmpdir=tmp)

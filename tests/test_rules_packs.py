@@ -151,7 +151,7 @@ def test_rules_show_prints_docs_and_scenario() -> None:
     assert res.returncode == 0, res.stderr
     out = res.stdout
     assert out.startswith("uffd-wp-under-ptl: a userfaultfd_wp() test")
-    assert "scenario: uffd-wp (lockcheck simulate uffd-wp)" in out
+    assert "scenario: uffd-wp (lockcheck simulate uffd-wp --example)" in out
     titles = ["What it finds", "Why it is a bug", "Example (bad C)", "Use instead (good C)"]
     titles += ["Limits", "References"]
     positions = [out.index(f"\n{t}\n") for t in titles]

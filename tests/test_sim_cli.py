@@ -77,7 +77,7 @@ def test_simulate_deadlock_svg_draws_a_lane_per_thread() -> None:
 def test_malformed_actor_is_exit_2_with_file_and_line(tmp_path: Path) -> None:
     bad = tmp_path / "broken_actor.c"
     bad.write_text("void f(struct mm_struct *mm)\n{\n\tmmap_read_lock(mm)\n}\n")
-    res = run_cli("simulate", "uffd-wp", "--actor", str(bad))
+    res = run_cli("simulate", "uffd-wp", "--example", "--actor", str(bad))
     assert res.returncode == 2
     assert res.stdout == ""
     lines = res.stderr.splitlines()

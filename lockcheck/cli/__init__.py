@@ -13,27 +13,147 @@ from __future__ import annotations
 import os
 import shlex
 import sys
+import warnings
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any, TextIO
 
 import typer
+from typer.core import TyperCommand, TyperGroup
+from typer.models import CommandFunctionType
 
-from lockcheck.engine import Config, Engine
+if TYPE_CHECKING:  # typer's own copy of click, for the help layout's annotations only
+    from typer import _click as click
+
+from lockcheck import __version__
+from lockcheck.engine import Config, Engine, Stats
 from lockcheck.errors import LockcheckError
+from lockcheck.inputs.files import DecodeNote
 from lockcheck.model.finding import SEVERITY_RANK, Finding
 
-app = typer.Typer(
+
+class Command(TyperCommand):
+    """Help laid out as git's and ruff's: `lockcheck check [OPTIONS] PATH...`, `--rules PACK`.
+
+    Every argument and valued option gets an upper-case placeholder (or its
+    choices, `[text|json]`) and flags get none, instead of typer's `{paths}`
+    and `<bool>`.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for param in self.params:
+            if param.metavar is not None or getattr(param, "is_flag", False):
+                continue
+            choices = getattr(getattr(param, "type_descriptor", None), "choices", None)
+            if choices and param.param_type_name == "option":
+                param.metavar = "[" + "|".join(str(getattr(c, "value", c)) for c in choices) + "]"
+            else:
+                param.metavar = (param.name or "value").upper()
+
+    def collect_usage_pieces(self, ctx: click.Context) -> list[str]:
+        out = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if param.param_type_name == "argument":
+                out.append(self._placeholder(param, bracket=not param.required))
+        return out
+
+    @staticmethod
+    def _placeholder(param: click.Parameter, bracket: bool = False) -> str:
+        name = param.metavar or (param.name or "").upper()
+        name = f"[{name}]" if bracket else name
+        return name + ("..." if param.nargs != 1 else "")
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        params = self.get_params(ctx)
+        args = [
+            (self._placeholder(p), getattr(p, "help", None) or "")
+            for p in params
+            if p.param_type_name == "argument"
+        ]
+        opts = [
+            rec
+            for p in params
+            if p.param_type_name == "option" and (rec := p.get_help_record(ctx)) is not None
+        ]
+        if args:
+            with formatter.section("Arguments"):
+                formatter.write_dl(args)
+        if opts:
+            with formatter.section("Options"):
+                formatter.write_dl(opts)
+
+    def get_short_help_str(self, limit: int = 45) -> str:
+        """The docstring's first line, whole: the command list wraps it rather than cut it."""
+        return self.short_help or (self.help or "").strip().split("\n", 1)[0]
+
+
+class Group(TyperGroup):
+    """A command group whose command list shows each summary whole."""
+
+    def get_short_help_str(self, limit: int = 45) -> str:
+        return self.short_help or (self.help or "").strip().split("\n", 1)[0]
+
+
+class App(typer.Typer):
+    """A typer app in plain help (no panels) whose commands use `Command`'s layout."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("cls", Group)
+        kwargs.setdefault("rich_markup_mode", None)
+        super().__init__(**kwargs)
+
+    def command(  # only `cls` gets a default
+        self, name: str | None = None, **kwargs: Any
+    ) -> Callable[[CommandFunctionType], CommandFunctionType]:
+        kwargs.setdefault("cls", Command)
+        return super().command(name, **kwargs)
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        sys.stdout.write(f"lockcheck {__version__}\n")
+        raise typer.Exit(0)
+
+
+app = App(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
     help="Patch-review assistant for Linux kernel locking.",
 )
-rules_app = typer.Typer(no_args_is_help=True, help="List and describe rules.")
+rules_app = App(no_args_is_help=True, help="List and describe rules.")
 app.add_typer(rules_app, name="rules")
 
 
+@app.callback()
+def _main_options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_show_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Patch-review assistant for Linux kernel locking."""
+
+
+class CheckFormat(StrEnum):
+    """The formats of `check`: all but `email`, which replies to a patch."""
+
+    text = "text"
+    json = "json"
+    sarif = "sarif"
+    github = "github"
+    b4 = "b4"
+    checkpatch = "checkpatch"
+
+
 class Format(StrEnum):
+    """The formats of `review` (report.REVIEW_FORMATS)."""
+
     text = "text"
     json = "json"
     sarif = "sarif"
@@ -57,16 +177,33 @@ class Level(StrEnum):
 
 RulesOpt = Annotated[
     list[str] | None,
-    typer.Option("--rules", help="Rule pack name or TOML path (repeatable); default: mm."),
+    typer.Option(
+        "--rules", metavar="PACK", help="Rule pack name or TOML path (repeatable); default: mm."
+    ),
 ]
 SelectOpt = Annotated[
-    list[str] | None, typer.Option("--select", help="Run only these rule ids (repeatable).")
+    list[str] | None,
+    typer.Option("--select", metavar="ID", help="Run only these rule ids (repeatable)."),
 ]
 FormatOpt = Annotated[Format, typer.Option("--format", help="Output format.")]
+CheckFormatOpt = Annotated[
+    CheckFormat,
+    typer.Option("--format", help="Output format (an email reply: `lockcheck review`)."),
+]
 FailOnOpt = Annotated[
     Level, typer.Option("--fail-on", help="Lowest severity that makes the exit status 1.")
 ]
+# One default for check, review, annotate and the hook (see the README): every
+# built-in rule reports at warning or error, so any finding fails; a rule a
+# project demotes to `note` is shown without failing.
+DEFAULT_FAIL_ON = Level.warning
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No summary line.")]
+StrictOpt = Annotated[
+    bool,
+    typer.Option(
+        "--strict", help="Exit 2 when code could not be parsed (findings may be missing)."
+    ),
+]
 ColorOpt = Annotated[
     Color, typer.Option("--color", help="Colour text output: auto (a TTY without NO_COLOR).")
 ]
@@ -74,6 +211,31 @@ ColorOpt = Annotated[
 
 def engine_for(rules: list[str] | None, select: list[str] | None) -> Engine:
     return Engine(Config(packs=list(rules or ["mm"]), select=set(select) if select else None))
+
+
+def parse_error_line(stats: Stats) -> str | None:
+    """The `--strict` error for code the parser could not read, or None."""
+    if not stats.parse_errors and not stats.parse_error_functions:
+        return None
+    n = stats.parse_errors
+    return (
+        f"--strict: {n} parse error{'s' * (n != 1)}, {stats.parse_error_functions} function"
+        f"{'s' * (stats.parse_error_functions != 1)} affected: the findings may be incomplete"
+    )
+
+
+def without_baseline(engine: Engine) -> set[str] | None:
+    """Take the engine's baseline, so that the command can count what it hides."""
+    known, engine.config.baseline = engine.config.baseline, None
+    return known
+
+
+def apply_baseline(findings: list[Finding], known: set[str] | None) -> tuple[list[Finding], int]:
+    """The findings a baseline does not list, and how many it hid."""
+    if known is None:
+        return findings, 0
+    kept = [f for f in findings if f.fingerprint not in known]
+    return kept, len(findings) - len(kept)
 
 
 def exit_code(findings: list[Finding], fail_on: Level) -> int:
@@ -107,11 +269,14 @@ def rule_options(rules: list[str] | None, select: list[str] | None) -> list[str]
     return out
 
 
-def error_line(msg: str) -> None:
+def _one_line(msg: str) -> str:
     """One line, whatever the message quotes: input text may hold newlines or escapes."""
     flat = " ".join(msg.split("\n")).strip()
-    flat = "".join(c if c.isprintable() or c == "\t" else repr(c)[1:-1] for c in flat)
-    sys.stderr.write(f"lockcheck: error: {flat}\n")
+    return "".join(c if c.isprintable() or c == "\t" else repr(c)[1:-1] for c in flat)
+
+
+def error_line(msg: str) -> None:
+    sys.stderr.write(f"lockcheck: error: {_one_line(msg)}\n")
 
 
 # Command modules register themselves on `app`; import them for that effect.
@@ -124,8 +289,38 @@ from lockcheck.cli import hook as _hook  # noqa: E402,F401,I001
 from lockcheck.cli import order as _order  # noqa: E402,F401,I001
 
 
+def _show_note(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+) -> None:
+    """A note from the pipeline (a source read with replacements) as one stderr line."""
+    if issubclass(category, DecodeNote):
+        flat = _one_line(str(message))
+        if flat not in _notes_shown:  # a file read twice (the simulator's evidence) is one note
+            _notes_shown.add(flat)
+            sys.stderr.write(f"lockcheck: note: {flat}\n")
+    else:
+        _python_showwarning(message, category, filename, lineno, file, line)
+
+
+_python_showwarning = warnings.showwarning
+_notes_shown: set[str] = set()
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: every failure is one line and exit status 2."""
+    with warnings.catch_warnings():  # notes: each once per run, as `lockcheck: note:` lines
+        warnings.simplefilter("always", DecodeNote)
+        warnings.showwarning = _show_note
+        _notes_shown.clear()
+        _main(argv)
+
+
+def _main(argv: list[str] | None) -> None:
     try:
         rv = app(args=argv, standalone_mode=False, prog_name="lockcheck")
     except typer.Exit as exc:
@@ -133,7 +328,14 @@ def main(argv: list[str] | None = None) -> None:
     except typer.Abort:
         sys.exit(130)
     except typer.TyperException as exc:  # usage errors: unknown option, missing argument
-        error_line((exc.format_message().strip().splitlines() or ["usage error"])[0])
+        if type(exc).__name__ == "NoArgsIsHelpError":  # `lockcheck`, `lockcheck hook`: help
+            sys.stdout.write(exc.format_message().rstrip("\n") + "\n")
+            sys.exit(0)
+        msg = (exc.format_message().strip().splitlines() or ["usage error"])[0]
+        msg = msg.replace("Value error, ", "")  # typer's prefix on a bad choice
+        ctx = getattr(exc, "ctx", None)
+        hint = f" (see `{ctx.command_path} -h`)" if ctx is not None else ""
+        error_line(msg + hint)
         sys.exit(2)
     except LockcheckError as exc:
         error_line(str(exc))

@@ -18,8 +18,8 @@ from typing import Annotated
 import typer
 
 from lockcheck.cli import (
+    DEFAULT_FAIL_ON,
     FailOnOpt,
-    Level,
     RulesOpt,
     SelectOpt,
     app,
@@ -93,6 +93,7 @@ def annotate(
         Path | None,
         typer.Option(
             "--tree",
+            metavar="DIR",
             help="The tree the patch applies to: a quote of whole hunks is applied to it; "
             "with --thread, the whole patch is.",
         ),
@@ -100,7 +101,7 @@ def annotate(
     thread: ThreadOpt = None,
     rules: RulesOpt = None,
     select: SelectOpt = None,
-    fail_on: FailOnOpt = Level.note,
+    fail_on: FailOnOpt = DEFAULT_FAIL_ON,
 ) -> int:
     """Print EMAIL with lockcheck's notes under the quoted lines they concern.
 

@@ -10,24 +10,29 @@ from typing import Annotated
 import typer
 
 from lockcheck.cli import (
+    DEFAULT_FAIL_ON,
+    CheckFormat,
+    CheckFormatOpt,
     Color,
     ColorOpt,
     FailOnOpt,
-    Format,
-    FormatOpt,
-    Level,
     QuietOpt,
     RulesOpt,
     SelectOpt,
+    StrictOpt,
     app,
+    apply_baseline,
     command_line,
     engine_for,
     error_line,
     exit_code,
+    parse_error_line,
     read_sources,
     rule_options,
+    without_baseline,
 )
 from lockcheck.config import config_for
+from lockcheck.engine import Stats
 from lockcheck.errors import InputError
 from lockcheck.inputs.files import read_c_source
 from lockcheck.report import RunInfo, render_report
@@ -38,45 +43,58 @@ from lockcheck.rules.baseline import baseline_json, load_baseline
 
 @app.command()
 def check(
-    paths: Annotated[list[Path], typer.Argument(help="C files or directories.")],
+    paths: Annotated[list[Path], typer.Argument(metavar="PATH", help="C files or directories.")],
     rules: RulesOpt = None,
     select: SelectOpt = None,
-    format: FormatOpt = Format.text,
-    fail_on: FailOnOpt = Level.note,
+    format: CheckFormatOpt = CheckFormat.text,
+    fail_on: FailOnOpt = DEFAULT_FAIL_ON,
     quiet: QuietOpt = False,
     color: ColorOpt = Color.auto,
+    strict: StrictOpt = False,
     no_sim: Annotated[
         bool, typer.Option("--no-sim", help="No simulator evidence on findings.")
     ] = False,
     baseline: Annotated[
         Path | None,
-        typer.Option("--baseline", help="Hide the findings whose fingerprints FILE lists."),
+        typer.Option(
+            "--baseline", metavar="FILE", help="Hide the findings whose fingerprints FILE lists."
+        ),
     ] = None,
     write_baseline: Annotated[
         Path | None,
-        typer.Option("--write-baseline", help="Record this run's findings in FILE; exit 0."),
+        typer.Option(
+            "--write-baseline", metavar="FILE", help="Record this run's findings in FILE; exit 0."
+        ),
     ] = None,
 ) -> int:
     """Check C files or directories for lock findings."""
-    if format is Format.email:
-        raise InputError("--format email replies to a patch: use `lockcheck review PATCH`")
     project = config_for(paths)  # the checked repository's .lockcheck.toml
     engine = project.engine(rules, select, baseline=baseline is None and write_baseline is None)
     if baseline is not None:
         engine.config.baseline = load_baseline(baseline)
+    known = without_baseline(engine)  # applied below, so that the summary can count it
     result = engine.check_paths(project.select_paths(paths))
+    result.findings, hidden = apply_baseline(result.findings, known)
     if write_baseline is not None:
         try:
             write_baseline.write_text(baseline_json(result.findings), "utf-8")
         except OSError as exc:
             raise InputError(f"{write_baseline}: cannot write: {exc.strerror or exc}") from None
+        if not quiet:  # on stderr: stdout is the report, in whatever format
+            n = len({f.fingerprint for f in result.findings})
+            sys.stderr.write(
+                f"lockcheck: wrote {write_baseline}: {n} finding{'s' * (n != 1)} recorded;"
+                f" `--baseline {write_baseline}` hides them\n"
+            )
     if not no_sim:
         # imported here: the simulator (and pycparser) cost start-up time that
         # `--no-sim`, the hook and the other commands need not pay
         from lockcheck.sim.evidence import attach_evidence
 
         result.findings = attach_evidence(result.findings, engine)
-    stats = result.stats.as_dict()
+    stats: dict[str, int] = result.stats.as_dict()
+    if known is not None:
+        stats["baselined"] = hidden
     if result.errors and not result.stats.files:
         pass  # nothing was analysed: the error lines say it all
     else:
@@ -101,6 +119,10 @@ def check(
         error_line(str(err))
     if result.errors:
         return 2
+    strict_error = parse_error_line(result.stats) if strict else None
+    if strict_error:
+        error_line(strict_error)
+        return 2
     if write_baseline is not None:
         return 0
     return exit_code(result.findings, fail_on)
@@ -108,8 +130,8 @@ def check(
 
 @app.command()
 def explain(
-    file: Annotated[Path, typer.Argument(help="A C file.")],
-    function: Annotated[str, typer.Argument(help="The function to explain.")],
+    file: Annotated[Path, typer.Argument(metavar="FILE", help="A C file.")],
+    function: Annotated[str, typer.Argument(metavar="FUNCTION", help="The function to explain.")],
     rules: RulesOpt = None,
 ) -> int:
     """Show the held-lock set at every lock, check and act event of FUNCTION."""
@@ -132,6 +154,14 @@ def bundled_examples() -> Path:
     raise InputError("the bundled example fixtures are missing from this installation")
 
 
+def shown_path(path: Path) -> str:
+    """A bundled file as the user can reach it: relative to the cwd, else its bundled name."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except (ValueError, OSError):
+        return f"{path.parent.name}/{path.name}"  # the wheel's site-packages path helps nobody
+
+
 @app.command()
 def demo() -> int:
     """Run lockcheck on the bundled retract_page_tables() example."""
@@ -143,13 +173,18 @@ def demo() -> int:
         ("merged_fix.c", "the merged fix: both flags re-checked under pml and ptl"),
     ]
     for name, title in steps:
-        path = base / name
-        result = engine.check_paths([path])
-        sys.stdout.write(f"== {name}: {title}\n")
-        out = render_text(result.findings, result.stats.as_dict(), read_sources(result.findings))
-        sys.stdout.write(out + "\n")
+        label = shown_path(base / name)
+        source = read_c_source(base / name)
+        analysis = engine.analyse_source(label, source)
+        stats = Stats()
+        stats.add(analysis.model, analysis.facts)
+        findings = engine.findings_for(analysis)
+        lines = {label: source.decode("utf-8", "replace").splitlines()}
+        sys.stdout.write(f"== {label}: {title}\n")
+        sys.stdout.write(render_text(findings, stats.as_dict(), lines) + "\n")
     sys.stdout.write("== lock timeline of the v1 shape (lockcheck explain)\n")
-    analysis = engine.analyse_source(str(base / "v1.c"), read_c_source(base / "v1.c"))
+    label = shown_path(base / "v1.c")
+    analysis = engine.analyse_source(label, read_c_source(base / "v1.c"))
     for ff in analysis.facts.functions:
         sys.stdout.write(render_explain(ff))
     return 0

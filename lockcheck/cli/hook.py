@@ -10,10 +10,11 @@ from typing import Annotated
 import typer
 
 from lockcheck.cli import (
+    DEFAULT_FAIL_ON,
+    App,
     Color,
     ColorOpt,
     FailOnOpt,
-    Level,
     RulesOpt,
     SelectOpt,
     app,
@@ -26,19 +27,21 @@ from lockcheck.model.finding import SEVERITY_RANK
 from lockcheck.report import RunInfo, render_report
 from lockcheck.report.text import want_color
 
-hook_app = typer.Typer(
+hook_app = App(
     no_args_is_help=True,
     help="Block commits that introduce lock findings (a git pre-commit hook).",
 )
 app.add_typer(hook_app, name="hook")
 
-RepoOpt = Annotated[Path, typer.Option("--repo", help="The git repository (default: the cwd's).")]
+RepoOpt = Annotated[
+    Path, typer.Option("--repo", metavar="DIR", help="The git repository (default: the cwd's).")
+]
 
 
 @hook_app.command("install")
 def hook_install(
     repo: RepoOpt = Path("."),
-    fail_on: FailOnOpt = Level.error,
+    fail_on: FailOnOpt = DEFAULT_FAIL_ON,
     force: Annotated[
         bool, typer.Option("--force", help="Replace a pre-commit hook lockcheck did not write.")
     ] = False,
@@ -69,16 +72,24 @@ def hook_run(
     from_ref: Annotated[
         str | None,
         typer.Option(
-            "--from-ref", envvar="PRE_COMMIT_FROM_REF", help="Review commits from this ref..."
+            "--from-ref",
+            envvar="PRE_COMMIT_FROM_REF",
+            metavar="REF",
+            help="Review commits from this ref...",
         ),
     ] = None,
     to_ref: Annotated[
         str | None,
-        typer.Option("--to-ref", envvar="PRE_COMMIT_TO_REF", help="...to this ref (not staged)."),
+        typer.Option(
+            "--to-ref",
+            envvar="PRE_COMMIT_TO_REF",
+            metavar="REF",
+            help="...to this ref (not staged).",
+        ),
     ] = None,
     rules: RulesOpt = None,
     select: SelectOpt = None,
-    fail_on: FailOnOpt = Level.error,
+    fail_on: FailOnOpt = DEFAULT_FAIL_ON,
     color: ColorOpt = Color.auto,
 ) -> int:
     """Report the findings the staged change introduces; exit 1 at or above --fail-on.

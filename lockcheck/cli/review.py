@@ -11,26 +11,29 @@ from typing import Annotated, Any
 import typer
 
 from lockcheck.cli import (
+    DEFAULT_FAIL_ON,
     Color,
     ColorOpt,
     FailOnOpt,
     Format,
     FormatOpt,
-    Level,
     QuietOpt,
     RulesOpt,
     SelectOpt,
+    StrictOpt,
     app,
     command_line,
     error_line,
     exit_code,
+    parse_error_line,
     rule_options,
+    without_baseline,
 )
 from lockcheck.cli.annotate import ThreadOpt, read_thread_opt
 from lockcheck.config import find_config, patch_root
 from lockcheck.engine import Engine
 from lockcheck.errors import InputError
-from lockcheck.inputs.apply import DirTree, GitTree, Tree
+from lockcheck.inputs.apply import DirTree, GitTree, Tree, resolve_paths
 from lockcheck.inputs.files import C_SUFFIXES
 from lockcheck.inputs.gitrepo import commit_range, staged
 from lockcheck.inputs.patch import Patch, order_series, read_patches
@@ -214,20 +217,38 @@ def review(
     ] = None,
     tree: Annotated[
         Path | None,
-        typer.Option("--tree", help="The tree the patches apply to (a directory or git repo)."),
+        typer.Option(
+            "--tree", metavar="DIR", help="The tree the patches apply to (a directory or git repo)."
+        ),
     ] = None,
     base: Annotated[
         str | None,
-        typer.Option("--base", help="Apply to this revision of the --tree git repo (default .)."),
+        typer.Option(
+            "--base",
+            metavar="REV",
+            help="Apply to this revision of the --tree git repo (default .).",
+        ),
     ] = None,
     git_range: Annotated[
         str | None,
-        typer.Option("--git", help="Review the commits A..B of the --tree repo (default .)."),
+        typer.Option(
+            "--git", metavar="A..B", help="Review the commits A..B of the --tree repo (default .)."
+        ),
     ] = None,
     index: Annotated[
         bool, typer.Option("--staged", help="Review what is staged in the --tree repo (default .).")
     ] = False,
     thread: ThreadOpt = None,
+    strip: Annotated[
+        int | None,
+        typer.Option(
+            "-p",
+            "--strip",
+            metavar="N",
+            help="Strip N leading components from a plain diff's file names, as patch -pN"
+            " (default: guess).",
+        ),
+    ] = None,
     show_all: Annotated[
         bool, typer.Option("--all", help="Also show findings the patches did not introduce.")
     ] = False,
@@ -237,9 +258,10 @@ def review(
     rules: RulesOpt = None,
     select: SelectOpt = None,
     format: FormatOpt = Format.text,
-    fail_on: FailOnOpt = Level.note,
+    fail_on: FailOnOpt = DEFAULT_FAIL_ON,
     quiet: QuietOpt = False,
     color: ColorOpt = Color.auto,
+    strict: StrictOpt = False,
 ) -> int:
     """Review a patch or series: the lock findings it introduces and the lock context.
 
@@ -251,6 +273,7 @@ def review(
     """
     project = find_config(tree or Path("."))  # the reviewed repository's .lockcheck.toml
     engine = project.engine(rules, select)
+    known = without_baseline(engine)  # applied below, so that the summary can count it
     unread: list[InputError] = []
     if thread is not None:
         if len(patches or []) != 1 or git_range or index:
@@ -265,8 +288,11 @@ def review(
         result = review_reply(engine, reply, tree_obj, thread_obj, source, False).result
     else:
         tree_obj, series = _inputs(list(patches or []), tree, base, git_range, index, unread)
+        series = resolve_paths(series, tree_obj, strip)  # `diff -u a.orig a` names as the tree does
         series = project.select_patches(series, patch_root(tree_obj, Path(".")))
         result = run_review(engine, series, tree_obj, show_all, keep_going=True)
+    shown = [rf for rf in result.findings if known is None or rf.finding.fingerprint not in known]
+    hidden, result.findings = len(result.findings) - len(shown), shown
     if not no_sim:
         with_evidence(result, engine)
     errors = [*unread, *result.errors]
@@ -276,6 +302,9 @@ def review(
             error_line(str(err))
         return 2
     findings = [rf.finding for rf in result.findings]
+    stats: dict[str, int] = result.stats.as_dict()
+    if known is not None:
+        stats["baselined"] = hidden
     words: list[str | Path] = ["review", *rule_options(rules, select)]
     for flag, value in (
         ("--tree", tree),
@@ -304,7 +333,7 @@ def review(
     out = render_report(
         format.value,
         findings,
-        result.stats.as_dict(),
+        stats,
         _sources(result),
         run,
         color=use_color,
@@ -315,4 +344,10 @@ def review(
     sys.stdout.write(out)
     for err in errors:
         error_line(str(err))
-    return 2 if errors else exit_code(findings, fail_on)
+    if errors:
+        return 2
+    strict_error = parse_error_line(result.stats) if strict else None
+    if strict_error:
+        error_line(strict_error)
+        return 2
+    return exit_code(findings, fail_on)

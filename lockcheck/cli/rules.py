@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from lockcheck.cli import RulesOpt, engine_for, rules_app
-from lockcheck.errors import RuleError
+from lockcheck.errors import InputError, RuleError
 from lockcheck.rules.docs import render_text, write_docs
 from lockcheck.rules.fixtures import rule_examples
 
@@ -40,11 +40,20 @@ def rules_show(
 
 @rules_app.command("docs")
 def rules_docs(
-    directory: Annotated[Path, typer.Argument(help="Where to write one page per rule.")],
+    directory: Annotated[
+        Path, typer.Argument(metavar="DIR", help="Where to write one page per rule.")
+    ],
     rules: RulesOpt = None,
 ) -> int:
     """Regenerate the Markdown rule pages (docs/rules) from the rule objects."""
     engine = engine_for(rules, None)
-    for path in write_docs(engine.rules, directory):
+    if directory.exists() and not directory.is_dir():
+        raise InputError(f"{directory}: not a directory")
+    try:
+        written = write_docs(engine.rules, directory)
+    except OSError as exc:  # a directory that cannot be made or written is bad input
+        where = exc.filename or directory
+        raise InputError(f"{where}: cannot write the rule pages: {exc.strerror or exc}") from None
+    for path in written:
         sys.stdout.write(f"{path}\n")
     return 0

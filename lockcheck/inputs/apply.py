@@ -15,7 +15,7 @@ on each side (what the review step analyses and diffs).
 from __future__ import annotations
 
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import Protocol
 
@@ -257,3 +257,71 @@ class Series:
             )
         self.files.update(staged)
         return changes
+
+
+def _components(name: str) -> list[str]:
+    return [c for c in PurePosixPath(name).parts if c not in ("/", ".")]
+
+
+def _preferred(names: list[str]) -> str:
+    """patch(1)'s choice among candidate names: fewest components, shortest basename, name."""
+    return min(names, key=lambda n: (len(_components(n)), len(PurePosixPath(n).name), len(n), n))
+
+
+def _exists(tree: Tree, name: str) -> bool:
+    if ".." in PurePosixPath(name).parts:
+        return False
+    try:
+        return tree.read(name) is not None
+    except InputError:
+        return False
+
+
+def _resolve_file(fp: FilePatch, tree: Tree | None, strip: int | None) -> FilePatch:
+    assert fp.written is not None
+    old_w, new_w = (None if w in ("", "/dev/null") else _components(w) for w in fp.written)
+    depth = max(len(old_w or []), len(new_w or []))
+    levels = [strip] if strip is not None else list(range(depth))
+    chosen: str | None = None
+    for n in levels:
+        names = [("/".join(w[n:])) for w in (old_w, new_w) if w is not None and len(w) > n]
+        there = [name for name in names if tree is not None and _exists(tree, name)]
+        if there:
+            chosen = _preferred(there)
+            break
+        if strip is not None:
+            if not names:
+                shown = next((w for w in fp.written if w not in ("", "/dev/null")), "")
+                raise InputError(f"-p {strip}: {shown} has not that many leading components")
+            chosen = _preferred(names)  # told how many to strip: a new file, or no tree
+    if chosen is None:  # nothing in the tree: the names as parsed (a/ and b/ dropped)
+        chosen = _preferred([n for n in (fp.old_path, fp.new_path) if n is not None] or ["?"])
+    return replace(
+        fp,
+        old_path=chosen if old_w is not None else None,
+        new_path=chosen if new_w is not None else None,
+    )
+
+
+def resolve_paths(patches: list[Patch], tree: Tree | None, strip: int | None) -> list[Patch]:
+    """Patches whose plain-diff files are named as the tree names them.
+
+    A git diff names its files exactly. A plain `diff -u` names them as they
+    were on its author's disk (`linux.orig/mm/x.c`, `mm/x.c.orig`): as patch(1)
+    does, `strip` (-p N) drops N leading components; without it the names are
+    tried as written, then with one, two ... components dropped, until one is
+    a file of the tree. The old and the new name are one file, not a rename:
+    the one the tree has, else the shorter.
+    """
+    if strip is not None and strip < 0:
+        raise InputError(f"-p {strip}: the number of components to strip must be 0 or more")
+    out: list[Patch] = []
+    for p in patches:
+        if all(fp.written is None for fp in p.files):
+            out.append(p)
+            continue
+        files = tuple(
+            fp if fp.written is None else _resolve_file(fp, tree, strip) for fp in p.files
+        )
+        out.append(replace(p, files=files))
+    return out

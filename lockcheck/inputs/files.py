@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import warnings
 from pathlib import Path
 from typing import BinaryIO
 
@@ -32,7 +34,7 @@ def read_regular(path: Path) -> bytes:
 
 
 def read_c_source(path: Path) -> bytes:
-    """The file's bytes, if it is a readable UTF-8 C source file."""
+    """The bytes of a readable C source file, as UTF-8 (see `as_utf8`)."""
     if not path.exists():
         raise InputError(f"{path}: no such file or directory")
     if path.is_dir():
@@ -48,11 +50,38 @@ def read_c_source(path: Path) -> bytes:
         raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
     if b"\0" in data[:8192]:
         raise InputError(f"{path}: binary file, not C source")
+    return as_utf8(data, str(path))
+
+
+class DecodeNote(UserWarning):
+    """A source that is not UTF-8 was read with replacements: the CLI prints it as a note."""
+
+
+_UNDECODED = re.compile("[\udc80-\udcff]")
+
+
+def as_utf8(data: bytes, origin: str) -> bytes:
+    """`data`, with each byte that is not UTF-8 (Latin-1 in older drivers) replaced by `?`.
+
+    One byte for one byte, so that every line and column the parser reports
+    is the original file's; excerpts, read from the file itself, show a
+    replacement character there.
+    """
     try:
         data.decode("utf-8")
+        return data
     except UnicodeDecodeError as exc:
-        raise InputError(f"{path}: not UTF-8 text (byte {exc.start})") from None
-    return data
+        first = exc.start
+    text = data.decode("utf-8", "surrogateescape")  # one surrogate per undecodable byte
+    fixed, n = _UNDECODED.subn("?", text)
+    warnings.warn(
+        DecodeNote(
+            f"{origin}: not UTF-8 text (byte {first}); {n} byte{'s' * (n != 1)} read as"
+            " replacement characters"
+        ),
+        stacklevel=3,
+    )
+    return fixed.encode("utf-8")
 
 
 def collect_sources(paths: list[Path]) -> tuple[list[Path], list[InputError]]:

@@ -98,6 +98,9 @@ class FilePatch:
     new_path: str | None
     hunks: tuple[Hunk, ...]
     path_guessed: bool = False
+    # a plain (not git) diff's names as written, a/ b/ and all: `apply.resolve_paths`
+    # finds the tree's file from them as patch(1) does
+    written: tuple[str, str] | None = None
 
     @property
     def path(self) -> str:
@@ -204,7 +207,9 @@ def _from_unidiff(body: str, origin: str, offset: int | None) -> tuple[FilePatch
             )
         old = _strip_ab(pf.source_file) if pf.source_file else None
         new = _strip_ab(pf.target_file) if pf.target_file else None
-        files.append(FilePatch(old, new, tuple(hunks)))
+        git = any(str(ln).startswith("diff --git ") for ln in pf.patch_info or ())
+        written = None if git else (pf.source_file or "", pf.target_file or "")
+        files.append(FilePatch(old, new, tuple(hunks), written=written))
     return tuple(files)
 
 

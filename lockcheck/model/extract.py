@@ -193,15 +193,22 @@ def _prepass(body: Node, ctx: _FnContext) -> None:
                 ctx.aliases.setdefault(var, norm(text(arg)))
 
 
+# vocabulary effects whose arguments may be flag tests; every other effect's
+# arguments only name the lock it takes, releases or claims
+_FLAG_EFFECTS = frozenset({"check", "act", "sleeps"})
+
+
 class _Extractor:
     def __init__(self, ctx: _FnContext) -> None:
         self.ctx = ctx
         self.events: list[Event] = []
         self.atom_call: int | None = None  # id of the call whose result is the atom
+        self.naming_lock = 0  # >0 inside the arguments of a lock primitive
 
     def run(self, node: Node, atom_call: int | None = None) -> list[Event]:
         self.events = []
         self.atom_call = atom_call
+        self.naming_lock = 0
         self.ret_call: int | None = None
         self.ret_negated = False
         if node.type == "return_statement" and node.named_children:
@@ -274,6 +281,8 @@ class _Extractor:
             return
         for c in node.named_children:
             self._walk(c, None)
+        if self.naming_lock:
+            return  # `anon_vma_lock_write(vma->anon_vma)` names a lock; it tests no flag
         if t == "field_expression":
             fld = node.child_by_field_name("field")
             flag = self.ctx.vocab.fields.get(text(fld)) if fld is not None else None
@@ -293,8 +302,11 @@ class _Extractor:
         entry = self.ctx.vocab.api.get(name or "")
         # arguments are evaluated first, except for checks whose argument the
         # check itself is (userfaultfd_wp(vma) is one test, not a field read)
+        names_lock = entry is not None and entry.effect not in _FLAG_EFFECTS
+        self.naming_lock += names_lock
         for a in args:
             self._walk(a, None)
+        self.naming_lock -= names_lock
         site = _site(node)
         if entry is None:
             self.events.append(

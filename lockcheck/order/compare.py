@@ -155,7 +155,8 @@ def render_text(data: dict[str, object]) -> str:
         rows = data[key]
         assert isinstance(rows, list)
         for r in rows:
-            extra = f" ({len(r['sites'])} sites)" if "sites" in r else ""
+            n = len(r["sites"]) if "sites" in r else 0
+            extra = f" ({n} site{'s' * (n != 1)})" if "sites" in r else ""
             out.append(f"{r['source']}: {word}: {r['outer']} -> {r['inner']}{extra}")
     counts = {k: len(v) for k, v in data.items() if isinstance(v, list)}
     out.append(

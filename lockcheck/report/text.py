@@ -125,9 +125,22 @@ class TextReporter(Reporter):
         )
         if stats.get("budget_outs", 0):
             summary += f", {stats['budget_outs']} over budget"
+        summary += parse_error_note(stats)
+        if "baselined" in stats:
+            summary += f", {stats['baselined']} hidden by the baseline"
         if stats.get("input_errors", 0):
             summary += f", {stats['input_errors']} input(s) failed (errors on stderr)"
         return (body + "\n\n" if body else "") + summary + "\n"
+
+
+def parse_error_note(stats: Mapping[str, Any]) -> str:
+    """What a reader must know of code the parser could not read: findings may be missing."""
+    functions, errors = stats.get("parse_error_functions", 0), stats.get("parse_errors", 0)
+    if functions:
+        return f", {functions} of them with parse errors (their findings may be incomplete)"
+    if errors:
+        return f", {errors} parse error{'s' * (errors != 1)} outside functions (not analysed)"
+    return ""
 
 
 def render_text(

@@ -47,7 +47,7 @@ def render_text(rule: Rule, fixtures: list[Example] | None = None) -> str:
     out = [f"{s.id}: {s.summary}" if s.summary else s.id]
     out.append(f"  severity: {s.severity}   kind: {s.kind}   pack: {s.pack}")
     if s.scenario:
-        out.append(f"  scenario: {s.scenario} (lockcheck simulate {s.scenario})")
+        out.append(f"  scenario: {s.scenario} (lockcheck simulate {s.scenario} --example)")
     for name in DOC_SECTIONS:
         value = _section(doc, name)
         if not value:
@@ -80,7 +80,7 @@ def render_markdown(rule: Rule) -> str:
         "| severity | kind | pack |" + (" scenario |" if s.scenario else ""),
         "|---|---|---|" + ("---|" if s.scenario else ""),
         f"| {s.severity} | `{s.kind}` | `{s.pack}` |"
-        + (f" `lockcheck simulate {s.scenario}` |" if s.scenario else ""),
+        + (f" `lockcheck simulate {s.scenario} --example` |" if s.scenario else ""),
     ]
     for name in DOC_SECTIONS:
         value = _section(doc, name)

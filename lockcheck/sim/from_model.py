@@ -212,7 +212,11 @@ class _Emitter:
             )
             cur = nxt
         asm.place(cur)
-        asm.emit(self._branch(fn, node, text, bool(flags)), lab[t], lab[f])
+        op = self._branch(fn, node, text, bool(flags))
+        atom = node.atom
+        if op.how == "nondet" and atom is not None and atom.kind == "eq" and _tests_ne(text):
+            t, f = f, t  # the CFG labels `a != b` in the `==` sense; the trace reads the text
+        asm.emit(op, lab[t], lab[f])
         return False
 
     def _branch(self, fn: Function, node: Node, text: str, flag: bool) -> Op:
@@ -240,3 +244,16 @@ class _Emitter:
             asm.emit(Op("branch", node.line, node.text.strip(), how="nondet"), target, nxt)
             cur = nxt
         asm.same(cur, targets[-1])
+
+
+def _tests_ne(cond: str) -> bool:
+    """Whether a condition's outermost comparison is `!=` (not one nested in a call)."""
+    depth = 0
+    for i, c in enumerate(cond):
+        if c in "([{":
+            depth += 1
+        elif c in ")]}":
+            depth -= 1
+        elif depth == 0 and cond.startswith(("!=", "=="), i):
+            return c == "!"
+    return False
