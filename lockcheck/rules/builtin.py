@@ -9,6 +9,7 @@ from lockcheck.rules.claim import ClaimMismatch
 from lockcheck.rules.forbidden_while_held import ForbiddenWhileHeld
 from lockcheck.rules.lock_balance import LockBalance
 from lockcheck.rules.lock_order import LockOrder
+from lockcheck.rules.lock_pairing import LockPairing
 from lockcheck.rules.nesting import NestedSameClass
 from lockcheck.rules.recheck_after_lock import RecheckAfterLock
 from lockcheck.rules.sleep_in_atomic import SleepInAtomic
@@ -24,6 +25,7 @@ def register(registry: Registry) -> None:
     registry.add_kind(ForbiddenWhileHeld)
     registry.add_kind(LockBalance)
     registry.add_kind(LockOrder)
+    registry.add_kind(LockPairing)
     registry.add_kind(NestedSameClass)
     registry.add_kind(RecheckAfterLock)
     registry.add_kind(SleepInAtomic)
