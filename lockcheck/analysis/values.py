@@ -17,7 +17,7 @@ dataflow; rules ask them, the analysis never depends on them.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
 from lockcheck.analysis.flow import _fixpoint
@@ -69,6 +69,28 @@ def _events(fn: FunctionFacts) -> Iterable[tuple[int, int, object, LockState]]:
         for i, (ev, st) in enumerate(zip(evs, fn.before[nid], strict=True)):
             if st is not None:
                 yield nid, i, ev, st
+
+
+def act_events(fn: FunctionFacts) -> list[tuple[int, int, Act, LockState | None]]:
+    """Every act with the lock state it happens in.
+
+    An act a callee does (`Act.via`) happens inside the call, before the
+    callee's own releases take effect: its state is the one at the call.
+    """
+    out: list[tuple[int, int, Act, LockState | None]] = []
+    for nid, evs in enumerate(fn.events):
+        call_state: dict[tuple[str, Site], tuple[int, LockState | None]] = {}
+        for i, ev in enumerate(evs):
+            st = fn.before[nid][i]
+            if isinstance(ev, Call):
+                call_state[(ev.callee, ev.site)] = (i, st)
+            elif isinstance(ev, Act):
+                if ev.via is not None and (ev.via, ev.site) in call_state:
+                    ci, cst = call_state[(ev.via, ev.site)]
+                    out.append((nid, ci, ev, cst))
+                else:
+                    out.append((nid, i, ev, st))
+    return out
 
 
 def node_texts(fn: FunctionFacts, nid: int) -> list[str]:
@@ -200,6 +222,11 @@ class Hold:
     lowered: bool = False  # the hold is a downgrade, not an acquisition
 
 
+def lock_key(inst: str) -> str:
+    """A lock's spelling without the analysis' rename suffix: what pairs events."""
+    return inst.split("@", 1)[0]
+
+
 def _key(inst: str) -> str:
     return inst.split("@", 1)[0]
 
@@ -313,3 +340,48 @@ def path_hold_sites(fn: FunctionFacts) -> dict[tuple[int, int], frozenset[Site]]
                 out[(nid, i)] = frozenset(sites)
             paths = [apply_event(tr, p, ev) for p in paths]
     return out
+
+
+def marked_since_taken(
+    fn: FunctionFacts, key: str, is_mark: Callable[[int, object, LockState], bool]
+) -> dict[tuple[int, int], bool]:
+    """Before each event: has a mark happened on every path since the lock `key`
+    was last taken (and not released since)?
+
+    A forward must-analysis: taking or releasing the lock clears the mark,
+    an event `is_mark` accepts (a re-validation under the lock) sets it. It
+    follows each path, so two acquisitions each followed by their own re-test
+    that meet before the act are both re-validated.
+    """
+    nodes = fn.fn.cfg.nodes
+    preds = fn.fn.cfg.preds()
+    # nodes the lock dataflow never reaches (a branch a summary decides) are skipped
+    order = sorted(
+        (n for n in range(len(nodes)) if fn.rpo_index[n] >= 0 and fn.state_in[n] is not None),
+        key=lambda n: fn.rpo_index[n],
+    )
+    out: dict[int, bool] = {}
+    result: dict[tuple[int, int], bool] = {}
+    changed = True
+    rounds = 0
+    while changed and rounds < 30:
+        changed = False
+        rounds += 1
+        for nid in order:
+            if nid == fn.fn.cfg.entry:
+                cur = False
+            else:
+                seen = [out[p] for p in preds[nid] if p in out]
+                cur = all(seen) if seen else True
+            for i, ev in enumerate(fn.events[nid]):
+                result[(nid, i)] = cur
+                st = fn.before[nid][i]
+                if isinstance(ev, (Acquire, Release)) and _key(ev.lock.inst) == key:
+                    # an acquisition may re-test by itself (pmd_trans_huge_lock())
+                    cur = isinstance(ev, Acquire) and st is not None and is_mark(nid, ev, st)
+                elif st is not None and is_mark(nid, ev, st):
+                    cur = True
+            if out.get(nid) != cur:
+                out[nid] = cur
+                changed = True
+    return result
