@@ -24,6 +24,7 @@ from lockcheck.analysis.flow import _fixpoint
 from lockcheck.analysis.function import FunctionFacts, reverse_postorder
 from lockcheck.analysis.paths import apply_event
 from lockcheck.analysis.state import Held, LockState, base_var, initial_state
+from lockcheck.analysis.summaries import substitute
 from lockcheck.analysis.transfer import Transfer
 from lockcheck.model.ir import Acquire, Act, Assign, Call, Downgrade, Read, Release, Site
 
@@ -56,6 +57,7 @@ class EntryValue:
     read: Read | None
     state: LockState | None  # the lock state at the read
     names: set[str] = field(default_factory=set)
+    label: str = ""  # how a report names it: the snapshot field, or the variable read into
 
     def read_under(self, held: Held) -> bool:
         """Was the value read while the hold `held` (by its acquisition site) was on?"""
@@ -71,23 +73,31 @@ def _events(fn: FunctionFacts) -> Iterable[tuple[int, int, object, LockState]]:
                 yield nid, i, ev, st
 
 
-def act_events(fn: FunctionFacts) -> list[tuple[int, int, Act, LockState | None]]:
+def act_events(
+    fn: FunctionFacts, params: Mapping[str, tuple[str, ...]] | None = None
+) -> list[tuple[int, int, Act, LockState | None]]:
     """Every act with the lock state it happens in.
 
     An act a callee does (`Act.via`) happens inside the call, before the
-    callee's own releases take effect: its state is the one at the call.
+    callee's own releases take effect: its state is the one at the call,
+    and its target is put in the caller's terms when the callee's
+    parameters (`params`) are known.
     """
     out: list[tuple[int, int, Act, LockState | None]] = []
     for nid, evs in enumerate(fn.events):
-        call_state: dict[tuple[str, Site], tuple[int, LockState | None]] = {}
+        calls: dict[tuple[str, Site], tuple[int, Call]] = {}
         for i, ev in enumerate(evs):
             st = fn.before[nid][i]
             if isinstance(ev, Call):
-                call_state[(ev.callee, ev.site)] = (i, st)
+                calls[(ev.callee, ev.site)] = (i, ev)
             elif isinstance(ev, Act):
-                if ev.via is not None and (ev.via, ev.site) in call_state:
-                    ci, cst = call_state[(ev.via, ev.site)]
-                    out.append((nid, ci, ev, cst))
+                if ev.via is not None and (ev.via, ev.site) in calls:
+                    ci, call = calls[(ev.via, ev.site)]
+                    names = (params or {}).get(ev.via)
+                    if names is not None:
+                        target = substitute(ev.target, names, call.args)
+                        ev = replace(ev, target=target or ev.target)
+                    out.append((nid, ci, ev, fn.before[nid][ci]))
                 else:
                     out.append((nid, i, ev, st))
     return out
@@ -124,7 +134,7 @@ def entry_values(
                 assigned.add(ev.into)
             if ev.cls not in classes:
                 continue
-            val = EntryValue(ev.cls, nid, ev.site, ev, st)
+            val = EntryValue(ev.cls, nid, ev.site, ev, st, label=ev.into or ev.site.text)
             if ev.into is not None:
                 val.names.add(ev.into)
             else:
@@ -170,7 +180,7 @@ def _snapshot_values(
                     if name in assigned or name in found:
                         continue
                     site = Site(fn.fn.start_line, 1, f"{name} (set by the caller)")
-                    found[name] = EntryValue(cls, entry, site, None, None, {name})
+                    found[name] = EntryValue(cls, entry, site, None, None, {name}, name)
     return [found[k] for k in sorted(found)]
 
 

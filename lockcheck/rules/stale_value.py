@@ -46,6 +46,7 @@ class StaleValue(Rule):
     def __init__(self, spec: RuleSpec) -> None:
         super().__init__(spec)
         self.retesting: frozenset[str] = frozenset()
+        self.callee_params: dict[str, tuple[str, ...]] = {}
         p = spec.params
         self.acts = frozenset(p["acts"])
         self.locks = frozenset(p["locks"])
@@ -67,6 +68,7 @@ class StaleValue(Rule):
 
     def run(self, ctx: RuleContext) -> None:
         self.retesting = self._retesting_helpers(ctx)
+        self.callee_params = {name: summ.params for name, summ in ctx.facts.summaries.items()}
         for fn in ctx.facts.functions:
             self._function(ctx, fn)
 
@@ -98,7 +100,7 @@ class StaleValue(Rule):
     def _function(self, ctx: RuleContext, fn: FunctionFacts) -> None:
         acts = [
             (nid, i, ev, st)
-            for nid, i, ev, st in act_events(fn)
+            for nid, i, ev, st in act_events(fn, self.callee_params)
             if ev.kind in self.acts and st is not None
         ]
         if not acts:
@@ -113,7 +115,10 @@ class StaleValue(Rule):
                 values = entry_values(fn, self.reads, self.snapshots)
             ref, held = holds[-1]  # the lock taken last is the one the act relies on
             key = lock_key(ref.inst)
-            for val in [*values, *self._carried(fn, act, values)]:
+            candidates = [*values, *self._carried(fn, act, values)]
+            # a value that flows into the act explains it best
+            candidates.sort(key=lambda v: not uses(fn, v, an))
+            for val in candidates:
                 if self._fresh(fn, val, key, an, ai) or not self._decides(fn, val, an, act):
                     continue
                 if self._revalidated(fn, key, an, ai, val) or self._detached(ctx, fn):
@@ -156,7 +161,7 @@ class StaleValue(Rule):
         if any(name in v.names for v in values):
             return []
         site = Site(fn.fn.start_line, 1, f"{name} (set by the caller)")
-        return [EntryValue(self.snapshots[snap], fn.fn.cfg.entry, site, None, None, {name})]
+        return [EntryValue(self.snapshots[snap], fn.fn.cfg.entry, site, None, None, {name}, name)]
 
     def _decides(self, fn: FunctionFacts, val: EntryValue, an: int, act: Act) -> bool:
         """The value flows into the act, or a branch on it gates an act on its own entry."""
@@ -251,7 +256,7 @@ class StaleValue(Rule):
         val: EntryValue,
     ) -> None:
         lock = base_inst(ref.inst)
-        name = sorted(val.names, key=len)[0] if val.names else code(val.site.text)[1:-1]
+        name = " ".join(val.label.split())
         if val.read is None:
             when = "read by the caller"
         elif val.state is not None and any(r.cls in self.locks for r in val.state.must):
