@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from lockcheck.rules.act_requires_locks import ActRequiresLocks
 from lockcheck.rules.check_under_lock import CheckUnderLock
 from lockcheck.rules.claim import ClaimMismatch
 from lockcheck.rules.forbidden_while_held import ForbiddenWhileHeld
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
 
 
 def register(registry: Registry) -> None:
+    registry.add_kind(ActRequiresLocks)
     registry.add_kind(CheckUnderLock)
     registry.add_kind(ClaimMismatch)
     registry.add_kind(ForbiddenWhileHeld)
