@@ -353,10 +353,14 @@ def path_hold_sites(fn: FunctionFacts) -> dict[tuple[int, int], frozenset[Site]]
 
 
 def marked_since_taken(
-    fn: FunctionFacts, key: str, is_mark: Callable[[int, object, LockState], bool]
+    fn: FunctionFacts,
+    key: str,
+    is_mark: Callable[[int, object, LockState], bool],
+    node_mark: Callable[[int], bool] | None = None,
 ) -> dict[tuple[int, int], bool]:
     """Before each event: has a mark happened on every path since the lock `key`
-    was last taken (and not released since)?
+    was last taken (and not released since)? `node_mark` marks whole nodes
+    (a branch, once its condition is evaluated).
 
     A forward must-analysis: taking or releasing the lock clears the mark,
     an event `is_mark` accepts (a re-validation under the lock) sets it. It
@@ -391,6 +395,8 @@ def marked_since_taken(
                     cur = isinstance(ev, Acquire) and st is not None and is_mark(nid, ev, st)
                 elif st is not None and is_mark(nid, ev, st):
                     cur = True
+            if node_mark is not None and node_mark(nid):
+                cur = True  # a branch whose condition has no event of its own
             if out.get(nid) != cur:
                 out[nid] = cur
                 changed = True

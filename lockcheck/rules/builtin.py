@@ -13,6 +13,7 @@ from lockcheck.rules.lock_order import LockOrder
 from lockcheck.rules.lock_pairing import LockPairing
 from lockcheck.rules.nesting import NestedSameClass
 from lockcheck.rules.recheck_after_lock import RecheckAfterLock
+from lockcheck.rules.recheck_after_relock import RecheckAfterRelock
 from lockcheck.rules.sleep_in_atomic import SleepInAtomic
 from lockcheck.rules.stale_value import StaleValue
 from lockcheck.rules.suppression import SuppressionWithoutReason
@@ -31,6 +32,7 @@ def register(registry: Registry) -> None:
     registry.add_kind(LockPairing)
     registry.add_kind(NestedSameClass)
     registry.add_kind(RecheckAfterLock)
+    registry.add_kind(RecheckAfterRelock)
     registry.add_kind(SleepInAtomic)
     registry.add_kind(StaleValue)
     registry.add_kind(SuppressionWithoutReason)
