@@ -376,6 +376,7 @@ def marked_since_taken(
     )
     out: dict[int, bool] = {}
     result: dict[tuple[int, int], bool] = {}
+    caller_held = any(_key(r.inst) == key for r in fn.entry_locks)
     changed = True
     rounds = 0
     while changed and rounds < 30:
@@ -383,7 +384,9 @@ def marked_since_taken(
         rounds += 1
         for nid in order:
             if nid == fn.fn.cfg.entry:
-                cur = False
+                # a lock the caller holds on entry was taken where this
+                # function cannot see: its paths are the caller's to judge
+                cur = caller_held
             else:
                 seen = [out[p] for p in preds[nid] if p in out]
                 cur = all(seen) if seen else True

@@ -115,14 +115,20 @@ class StaleValue(Rule):
                 values = entry_values(fn, self.reads, self.snapshots)
             ref, held = holds[-1]  # the lock taken last is the one the act relies on
             key = lock_key(ref.inst)
-            candidates = [*values, *self._carried(fn, act, values)]
+            candidates = [
+                *values,
+                *self._carried(fn, act, values),
+                *self._param_snapshots(fn, values),
+            ]
             # a value that flows into the act explains it best
             candidates.sort(key=lambda v: not uses(fn, v, an))
             for val in candidates:
                 if self._fresh(fn, val, key, an, ai) or not self._decides(fn, val, an, act):
                     continue
-                if self._revalidated(fn, key, an, ai, val) or self._detached(ctx, fn):
+                if self._detached(ctx, fn):
                     break
+                if self._revalidated(fn, key, an, ai, val):
+                    continue  # this value is checked; another may not be
                 site = (act.site.line, act.site.column)
                 if site not in reported:
                     reported.add(site)
@@ -146,6 +152,21 @@ class StaleValue(Rule):
         snap = self.carried.get(fld) if sep else None
         return {f"{base}->{snap}"} if snap is not None else set()
 
+    def _param_snapshots(self, fn: FunctionFacts, values: list[EntryValue]) -> list[EntryValue]:
+        """`pud_t orig_pud` as a parameter: the caller's read of the entry the
+        function is about, whether the function compares it or not."""
+        named = {n for v in values for n in v.names}
+        out = []
+        for param in fn.fn.params:
+            if param in self.snapshots and param not in named:
+                site = Site(fn.fn.start_line, 1, f"{param} (passed by the caller)")
+                out.append(
+                    EntryValue(
+                        self.snapshots[param], fn.fn.cfg.entry, site, None, None, {param}, param
+                    )
+                )
+        return out
+
     def _carried(self, fn: FunctionFacts, act: Act, values: list[EntryValue]) -> list[EntryValue]:
         """The snapshot a structure carries with the entry pointer the act uses.
 
@@ -165,11 +186,8 @@ class StaleValue(Rule):
 
     def _decides(self, fn: FunctionFacts, val: EntryValue, an: int, act: Act) -> bool:
         """The value flows into the act, or a branch on it gates an act on its own entry."""
-        if (
-            val.node == fn.fn.cfg.entry
-            and val.read is None
-            and val.names & self._carried_names(act)
-        ):
+        snapshot = val.node == fn.fn.cfg.entry and val.read is None
+        if snapshot and val.names & (self._carried_names(act) | set(fn.fn.params)):
             return True  # the snapshot of the very entry acted on
         if uses(fn, val, an):
             return True
