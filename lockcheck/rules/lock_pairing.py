@@ -16,10 +16,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from lockcheck.analysis.function import FunctionFacts
+from lockcheck.analysis.state import base_var
 from lockcheck.analysis.values import Hold, downgraders, path_hold_sites, reaching_holds
 from lockcheck.errors import PackError
 from lockcheck.model.finding import Related
-from lockcheck.model.ir import Call, Release, Site
+from lockcheck.model.ir import Assign, Call, Release, Site
 from lockcheck.packs import RuleSpec
 from lockcheck.rules.base import Rule, RuleContext
 from lockcheck.rules.queries import base_inst
@@ -136,9 +137,17 @@ class LockPairing(Rule):
 
 def _call_follows(fn: FunctionFacts, nid: int, callee: str) -> bool:
     """Is there a call to `callee` after the acquisition at node `nid`
-    (before the release, as in `pte_unmap(start_pte); out: spin_unlock(ptl);`, or after it)?"""
+    (before the release, as in `pte_unmap(start_pte); out: spin_unlock(ptl);`, or after it)?
+
+    When the acquisition's result is assigned (`old_pte = pte_offset_map_lock(...)`),
+    the call must be given that variable: `pte_unmap(new_pte)` does not
+    complete the release of `old_ptl`.
+    """
+    mapped = {ev.var for ev in fn.events[nid] if isinstance(ev, Assign)} if nid >= 0 else set()
     return any(
-        isinstance(ev, Call) and ev.callee == callee
+        isinstance(ev, Call)
+        and ev.callee == callee
+        and (not mapped or any(base_var(a) in mapped for a in ev.args))
         for n in fn.reachable_from(nid)
         for ev in fn.events[n]
     )
