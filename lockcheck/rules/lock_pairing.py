@@ -20,7 +20,7 @@ from lockcheck.analysis.state import base_var
 from lockcheck.analysis.values import Hold, downgraders, path_hold_sites, reaching_holds
 from lockcheck.errors import PackError
 from lockcheck.model.finding import Related
-from lockcheck.model.ir import Assign, Call, Release, Site
+from lockcheck.model.ir import Acquire, Assign, Call, Release, Site
 from lockcheck.packs import RuleSpec
 from lockcheck.rules.base import Rule, RuleContext
 from lockcheck.rules.queries import base_inst
@@ -77,6 +77,7 @@ class LockPairing(Rule):
                 continue
             holds = reaching_holds(fn, lowering)
             paths: dict[tuple[int, int], frozenset[Site]] | None = None
+            taken: set[Site] = set()
             for (nid, i), reaching in sorted(holds.items()):
                 rel = fn.events[nid][i]
                 assert isinstance(rel, Release)
@@ -87,10 +88,19 @@ class LockPairing(Rule):
                     if problem is None:
                         continue
                     if not hold.lowered:
-                        # the mismatch must be on a path the analysis can take
+                        # the mismatch must be on a path the analysis can take:
+                        # refuted when the paths reaching the release show only
+                        # other acquisitions (a claim merged in proves nothing)
                         if paths is None:
                             paths = path_hold_sites(fn)
-                        if hold.site not in paths.get((nid, i), frozenset()):
+                            taken = {
+                                ev.site
+                                for evs in fn.events
+                                for ev in evs
+                                if isinstance(ev, Acquire)
+                            }
+                        seen = paths.get((nid, i), frozenset())
+                        if hold.site not in seen and seen and seen <= taken:
                             continue
                     self._report(ctx, fn, rel, hold, problem)
                     break
