@@ -31,6 +31,7 @@ EFFECTS = frozenset(
         "check",
         "act",
         "sleeps",
+        "read",
     }
 )
 MODES = frozenset({"excl", "read", "write"})
@@ -149,6 +150,8 @@ class Pack:
     names: dict[str, tuple[str, ...]] = field(default_factory=dict)
     # iterator macros whose cursor is not the first argument (`[iterators]`)
     iterators: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    # pointer names whose dereference reads a page-table entry -> covering lock class
+    entries: dict[str, str] = field(default_factory=dict)
     rules: list[RuleSpec] = field(default_factory=list)
     uses: list[str] = field(default_factory=list)  # packs whose vocabulary this one borrows
 
@@ -165,6 +168,7 @@ class Vocabulary:
     orders: dict[str, list[str]] = field(default_factory=dict)  # each pack's own, by name
     names: dict[str, tuple[str, ...]] = field(default_factory=dict)  # comment spelling -> classes
     iterators: dict[str, tuple[int, ...]] = field(default_factory=dict)  # macro -> cursor args
+    entries: dict[str, str] = field(default_factory=dict)  # entry pointer name -> lock class
 
     @classmethod
     def merge(cls, packs: list[Pack]) -> Vocabulary:
@@ -175,6 +179,7 @@ class Vocabulary:
             voc.identifiers.update(p.identifiers)
             voc.guards.update(p.guards)
             voc.iterators.update(p.iterators)
+            voc.entries.update(p.entries)
             for spelling, classes in p.names.items():
                 voc.names.setdefault(spelling, classes)
             if p.order and not voc.order:
@@ -190,6 +195,20 @@ class Vocabulary:
             return guard.atomic if guard is not None else None
         entry = self.api.get(primitive)
         return entry.atomic if entry is not None else None
+
+    def entry_class(self, pointer: str) -> str | None:
+        """The lock class covering the entry `*pointer` reads, by the pointer's last name.
+
+        `pte`, `vmf->pte` and `src_pte` all name a pte pointer when the
+        `[entries]` table lists `pte`; None for pointers it does not name.
+        """
+        if not self.entries:
+            return None
+        last = re.split(r"->|\.", pointer)[-1]
+        for name, cls in self.entries.items():
+            if last == name or last.endswith("_" + name):
+                return cls
+        return None
 
     def is_try(self, primitive: str) -> bool:
         entry = self.api.get(primitive)
@@ -249,6 +268,8 @@ def _api_entry(path: str, name: str, row: Any) -> ApiEntry:
         raise _fail(path, f"{key}.flag", "a check needs a flag")
     if effect == "act" and not row.get("act"):
         raise _fail(path, f"{key}.act", "an act needs an act kind")
+    if effect == "read" and not row.get("class"):
+        raise _fail(path, f"{key}.class", "an entry read needs the class of the lock covering it")
     return ApiEntry(
         name=name,
         effect=effect,
@@ -330,7 +351,18 @@ _GUARD_KEYS: dict[str, type] = {
     "atomic": bool,
 }
 _TOP_KEYS = frozenset(
-    {"pack", "api", "fields", "identifiers", "guards", "order", "names", "iterators", "rule"}
+    {
+        "pack",
+        "api",
+        "fields",
+        "identifiers",
+        "guards",
+        "order",
+        "names",
+        "iterators",
+        "entries",
+        "rule",
+    }
 )
 _PACK_KEYS = frozenset({"name", "description", "uses"})
 
@@ -378,6 +410,7 @@ def load_pack_file(path: Path) -> Pack:
     pack.api = {n: _api_entry(label, n, row) for n, row in api.items()}
     pack.fields = _str_table(label, "fields", data.get("fields", {}))
     pack.identifiers = _str_table(label, "identifiers", data.get("identifiers", {}))
+    pack.entries = _str_table(label, "entries", data.get("entries", {}))
     guards = data.get("guards", {})
     if not isinstance(guards, dict):
         raise _fail(label, "guards", "must be a table")
@@ -474,6 +507,7 @@ def _borrow(pack: Pack) -> None:
         identifiers.update(base.identifiers)
         guards.update(base.guards)
         pack.iterators = {**base.iterators, **pack.iterators}
+        pack.entries = {**base.entries, **pack.entries}
         if not pack.order:
             pack.order = list(base.order)
         pack.names = {**base.names, **pack.names}

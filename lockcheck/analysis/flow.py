@@ -205,4 +205,3 @@ def analyse(
         entry_locks,
         tuple(exits),
     )
-

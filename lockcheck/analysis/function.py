@@ -162,4 +162,3 @@ def return_value(text: str) -> str:
     if t.startswith("return"):
         return t[len("return") :].strip().rstrip(";").strip()
     return ""
-

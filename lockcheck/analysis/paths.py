@@ -193,4 +193,3 @@ def take_edge(tr: Transfer, path: Path, atom: Atom | None, label: bool | None) -
             return None  # `if (!pml)` while pml is a held lock: not this path
         facts = facts.learn(atom, label)
     return tr.edge(st, atom, label), facts
-

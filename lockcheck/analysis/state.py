@@ -132,4 +132,3 @@ def initial_state(fn: Function, inferred: Mapping[LockRef, Mode] | None = None) 
             ref, Held(rmode, Site(fn.start_line, 1, "(held by the caller)"), assumed=True)
         )
     return LockState(must, dict(must))
-

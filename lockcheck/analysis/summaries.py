@@ -240,9 +240,7 @@ def summarise(facts: FunctionFacts) -> Summary:
     if exit_st is not None:
         # only what the function itself releases: a lock it merely asserts
         # (lockdep_assert_held() on one branch) is not dropped by calling it
-        released_here = {
-            ev.lock for evs in facts.events for ev in evs if isinstance(ev, Release)
-        }
+        released_here = {ev.lock for evs in facts.events for ev in evs if isinstance(ev, Release)}
         for ref in facts.entry_locks:
             if ref not in released_here:
                 continue
@@ -275,4 +273,3 @@ def summarise(facts: FunctionFacts) -> Summary:
         tuple(may_release),
         assigned,
     )
-

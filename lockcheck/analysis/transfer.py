@@ -199,4 +199,3 @@ class Transfer:
                 if ref.inst == src:
                     may.setdefault(self._ref_for(dst, ref), h)
         return LockState(must, may, st.eqs | {frozenset((a, b))})
-

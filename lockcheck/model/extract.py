@@ -37,6 +37,7 @@ from lockcheck.model.ir import (
     Function,
     LockRef,
     Mode,
+    Read,
     Release,
     Site,
     Sleep,
@@ -50,6 +51,9 @@ from lockcheck.packs import ApiEntry, GuardEntry, Vocabulary
 _WS_RE = re.compile(r"\s+")
 _CAST_RE = re.compile(r"^\((?:const\s+)?(?:struct\s+)?\w+\s*\*?\s*\)")
 _LOCK_RETURNING = frozenset({"returns-lock", "lockptr"})
+# right-hand sides whose value the model follows: calls (lock-returning, or
+# entry reads such as ptep_get()) and dereferences (`*pte`)
+_VALUE_SOURCES = frozenset({"call_expression", "pointer_expression"})
 _NO_EVAL = frozenset({"sizeof_expression", "alignof_expression", "string_literal", "comment"})
 
 
@@ -248,7 +252,7 @@ class _Extractor:
             if right is not None:
                 self._walk(
                     right,
-                    target if _unwrap(right).type == "call_expression" else None,
+                    target if _unwrap(right).type in _VALUE_SOURCES else None,
                 )
             if left is not None:
                 if left.type == "field_expression":
@@ -266,7 +270,7 @@ class _Extractor:
                 alias = _alias_of(init) if const is None else None
                 self.events.append(Assign(var, _site(node), const, alias))
             if init is not None:
-                self._walk(init, var if _unwrap(init).type == "call_expression" else None)
+                self._walk(init, var if _unwrap(init).type in _VALUE_SOURCES else None)
             return
         if t == "update_expression":
             arg = node.child_by_field_name("argument")
@@ -278,6 +282,15 @@ class _Extractor:
         if t in ("parenthesized_expression", "cast_expression"):
             for c in node.named_children:
                 self._walk(c, assign_to)
+            return
+        if t == "pointer_expression" and text(node).lstrip().startswith("*"):
+            arg = node.child_by_field_name("argument")
+            if arg is not None:
+                self._walk(arg, None)
+                ptr = norm(text(arg))
+                cls = self.ctx.vocab.entry_class(ptr)
+                if cls is not None:
+                    self.events.append(Read(ptr, cls, _site(node), assign_to))
             return
         for c in node.named_children:
             self._walk(c, None)
@@ -336,10 +349,13 @@ class _Extractor:
         mode: Mode = e.mode  # type: ignore[assignment]
         if e.sleeps:
             self.events.append(Sleep(site, e.name))
+        argv = tuple(norm(text(a)) for a in args)
         if e.effect == "acquire":
-            self.events.append(Acquire(ctx.template(e, args), mode, site, e.name, e.nested))
+            self.events.append(
+                Acquire(ctx.template(e, args), mode, site, e.name, e.nested, args=argv)
+            )
         elif e.effect == "release":
-            self.events.append(Release(ctx.template(e, args), site, e.name))
+            self.events.append(Release(ctx.template(e, args), site, e.name, args=argv))
         elif e.effect == "may-release":
             self.events.append(Release(ctx.template(e, args), site, e.name, maybe=True))
         elif e.effect == "try":
@@ -348,7 +364,7 @@ class _Extractor:
             if cv == "#ret" and self.ret_negated:
                 fail = "nonzero" if fail == "zero" else "zero"
             self.events.append(
-                Acquire(ctx.template(e, args), mode, site, e.name, e.nested, cv, fail)  # type: ignore[arg-type]
+                Acquire(ctx.template(e, args), mode, site, e.name, e.nested, cv, fail, args=argv)  # type: ignore[arg-type]
             )
         elif e.effect == "returns-lock":
             var = assign_to or norm(text(node))
@@ -374,6 +390,9 @@ class _Extractor:
         elif e.effect == "act":
             target = norm(text(args[e.target])) if e.target < len(args) else ""
             self.events.append(Act(e.act, target, site))
+        elif e.effect == "read":
+            ptr = norm(text(args[e.target])) if e.target < len(args) else ""
+            self.events.append(Read(ptr, e.cls or "", site, assign_to))
         # lockptr / out-lockptr / sleeps: nothing more to record
 
 

@@ -62,6 +62,7 @@ class Acquire:
     cond_var: str | None = None
     fail_when: Literal["zero", "nonzero"] = "zero"
     guard: bool = False
+    args: tuple[str, ...] = ()  # the call's arguments, normalised (irqsave flags)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +72,7 @@ class Release:
     primitive: str
     guard: bool = False
     maybe: bool = False  # released on some outcomes only (e.g. expand_stack() on failure)
+    args: tuple[str, ...] = ()  # the call's arguments, normalised (irqsave flags)
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +142,22 @@ class Assign:
     alias: str | None = None  # `var = other;`: both name one object from here on
 
 
-Event = Acquire | Release | Downgrade | Check | Act | Call | Claim | Sleep | Assign
+@dataclass(frozen=True, slots=True)
+class Read:
+    """A page-table entry read (`*pte`, `ptep_get(pte)`, `pmdp_get_lockless(pmd)`).
+
+    `cls` is the lock class that keeps the entry stable; `into` the variable
+    or field the value is stored in when the read is the whole right-hand
+    side. Value provenance (analysis/values.py) follows it from there.
+    """
+
+    ptr: str
+    cls: str
+    site: Site
+    into: str | None = None
+
+
+Event = Acquire | Release | Downgrade | Check | Act | Call | Claim | Sleep | Assign | Read
 
 
 @dataclass(frozen=True, slots=True)

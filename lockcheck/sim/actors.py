@@ -192,6 +192,12 @@ class _ActorCompiler:
         args = list(node.args.exprs) if node.args is not None else []
         line, text = _line(node), self.c(node)
         entry = ctx.vocab.api.get(name)
+        # pack acts the simulator has no operation for (a pte written, a page
+        # referenced) and entry reads fall through to the scenario's own tables
+        if entry is not None and (
+            entry.effect == "read" or entry.effect == "act" and entry.act not in ACT_OPS
+        ):
+            entry = None
         if entry is not None:
             if entry.effect in ("acquire", "release", "downgrade", "try"):
                 inst = entry.lock

@@ -1,0 +1,163 @@
+"""Kind `lock-pairing`: a lock released with a primitive that does not undo its acquisition.
+
+`pairs` rows read `ACQUIRE... -> RELEASE...`: a lock taken by one of the
+acquiring primitives may only be released by one of the releasing ones. A
+release token `spin_unlock+pte_unmap` allows `spin_unlock()` when a call to
+`pte_unmap()` can follow it (the two halves of `pte_unmap_unlock()`).
+`flags` names releases whose last argument must be the acquisition's last
+argument (the saved interrupt state of `spin_unlock_irqrestore()`).
+
+Releases the rows do not name (same-file helpers, unknown callees) are not
+judged; neither are locks the function did not take.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lockcheck.analysis.function import FunctionFacts
+from lockcheck.analysis.state import base_var
+from lockcheck.analysis.values import Hold, downgraders, path_hold_sites, reaching_holds
+from lockcheck.errors import PackError
+from lockcheck.model.finding import Related
+from lockcheck.model.ir import Acquire, Assign, Call, Release, Site
+from lockcheck.packs import RuleSpec
+from lockcheck.rules.base import Rule, RuleContext
+from lockcheck.rules.queries import base_inst
+
+
+@dataclass(frozen=True, slots=True)
+class _Pair:
+    acquires: frozenset[str]
+    releases: frozenset[str]
+    completed: dict[str, str]  # release -> the call that must follow it
+
+    def wanted(self) -> str:
+        names = [f"`{r}()`" for r in sorted(self.releases)]
+        names += [f"`{r}()` then `{c}()`" for r, c in sorted(self.completed.items())]
+        return " or ".join(names)
+
+
+def _parse(spec: RuleSpec, rows: list[str]) -> list[_Pair]:
+    out = []
+    for i, row in enumerate(rows):
+        left, arrow, right = row.partition("->")
+        if not arrow or not left.split() or not right.split():
+            raise PackError(f"{spec.where('pairs')}[{i}]: must read 'ACQUIRE... -> RELEASE...'")
+        releases: set[str] = set()
+        completed: dict[str, str] = {}
+        for tok in right.split():
+            rel, plus, after = tok.partition("+")
+            if plus:
+                completed[rel] = after
+            else:
+                releases.add(rel)
+        out.append(_Pair(frozenset(left.split()), frozenset(releases), completed))
+    return out
+
+
+class LockPairing(Rule):
+    kind = "lock-pairing"
+    params = {"pairs": list}
+    optional = {"flags": list}
+
+    def __init__(self, spec: RuleSpec) -> None:
+        super().__init__(spec)
+        self.pairs = _parse(spec, spec.params["pairs"])
+        self.flags = frozenset(spec.params.get("flags", ()))
+        self.by_acquire = {a: p for p in self.pairs for a in p.acquires}
+        self.known = (
+            frozenset(r for p in self.pairs for r in (*p.releases, *p.completed)) | self.flags
+        )
+
+    def run(self, ctx: RuleContext) -> None:
+        lowering = downgraders(ctx.facts.functions)
+        for fn in ctx.facts.functions:
+            if not any(isinstance(ev, Release) for evs in fn.events for ev in evs):
+                continue
+            holds = reaching_holds(fn, lowering)
+            paths: dict[tuple[int, int], frozenset[Site]] | None = None
+            taken: set[Site] = set()
+            for (nid, i), reaching in sorted(holds.items()):
+                rel = fn.events[nid][i]
+                assert isinstance(rel, Release)
+                if rel.primitive not in self.known or fn.state_in[nid] is None:
+                    continue
+                for hold in reaching:
+                    problem = self._problem(fn, rel, hold)
+                    if problem is None:
+                        continue
+                    if not hold.lowered:
+                        # the mismatch must be on a path the analysis can take:
+                        # refuted when the paths reaching the release show only
+                        # other acquisitions (a claim merged in proves nothing)
+                        if paths is None:
+                            paths = path_hold_sites(fn)
+                            taken = {
+                                ev.site
+                                for evs in fn.events
+                                for ev in evs
+                                if isinstance(ev, Acquire)
+                            }
+                        seen = paths.get((nid, i), frozenset())
+                        if hold.site not in seen and seen and seen <= taken:
+                            continue
+                    self._report(ctx, fn, rel, hold, problem)
+                    break
+
+    def _problem(self, fn: FunctionFacts, rel: Release, hold: Hold) -> str | None:
+        pair = self.by_acquire.get(hold.primitive)
+        if pair is None:
+            return None
+        if hold.downgraded:
+            lowered = self.by_acquire.get(hold.downgraded)
+            if lowered is not None and rel.primitive in lowered.releases:
+                return None
+        if rel.primitive in pair.releases:
+            if (
+                rel.primitive in self.flags
+                and hold.args
+                and rel.args
+                and hold.args[-1] != rel.args[-1]
+            ):
+                return (
+                    f"restores the interrupt state from `{rel.args[-1]}`, but "
+                    f"`{hold.primitive}()` saved it in `{hold.args[-1]}`"
+                )
+            return None
+        follow = pair.completed.get(rel.primitive)
+        if follow is not None and _call_follows(fn, hold.node, follow):
+            return None
+        return f"it was taken with `{hold.primitive}()`, which is undone by {pair.wanted()}"
+
+    def _report(
+        self, ctx: RuleContext, fn: FunctionFacts, rel: Release, hold: Hold, problem: str
+    ) -> None:
+        lock = base_inst(rel.lock.inst)
+        message = self.spec.message.format(release=rel.primitive, lock=lock, problem=problem)
+        taken = f"`{lock}` taken with `{hold.primitive}()` here"
+        ctx.report(
+            fn,
+            rel.site,
+            message,
+            expected=(hold.primitive,),
+            related=(Related(hold.site.line, hold.site.column, taken),),
+        )
+
+
+def _call_follows(fn: FunctionFacts, nid: int, callee: str) -> bool:
+    """Is there a call to `callee` after the acquisition at node `nid`
+    (before the release, as in `pte_unmap(start_pte); out: spin_unlock(ptl);`, or after it)?
+
+    When the acquisition's result is assigned (`old_pte = pte_offset_map_lock(...)`),
+    the call must be given that variable: `pte_unmap(new_pte)` does not
+    complete the release of `old_ptl`.
+    """
+    mapped = {ev.var for ev in fn.events[nid] if isinstance(ev, Assign)} if nid >= 0 else set()
+    return any(
+        isinstance(ev, Call)
+        and ev.callee == callee
+        and (not mapped or any(base_var(a) in mapped for a in ev.args))
+        for n in fn.reachable_from(nid)
+        for ev in fn.events[n]
+    )
