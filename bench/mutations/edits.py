@@ -875,16 +875,18 @@ CLASSES: tuple[EditClass, ...] = (
     EditClass(
         "hoist-check-keep-unlock",
         "issue-14",
-        ("recheck-after-lock", "lock-balance"),
+        ("recheck-after-relock", "lock-balance"),
         hoist_check_keep_unlock,
     ),
     EditClass(
         "hoist-check-drop-unlock",
         "issue-14",
-        ("recheck-after-lock", "pte-revalidate", "pmd-revalidate"),
+        ("recheck-after-relock", "pte-revalidate", "pmd-revalidate"),
         hoist_check_drop_unlock,
     ),
-    EditClass("act-out-of-lock", "issue-14", ("act-requires-locks",), act_out_of_lock),
+    EditClass(
+        "act-out-of-lock", "issue-14", ("pt-act-unlocked", "pt-detach-locks"), act_out_of_lock
+    ),
     EditClass("sleep-under-spinlock", "issue-14", ("sleep-in-atomic",), sleep_under_spinlock),
     EditClass(
         "reorder-nested-locks", "issue-14", ("lock-order", "nested-same-class"), reorder_nested
