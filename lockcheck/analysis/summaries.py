@@ -66,6 +66,8 @@ class Summary:
     returns: str | None = None  # the constant every way out returns, if one
     may_release: tuple[LockRef, ...] = ()  # the caller's locks dropped on some ways out
     locals: frozenset[str] = frozenset()  # names assigned inside: not the caller's
+    # acquired locks held until a lock of a class is released (vma_start_write())
+    bound: tuple[tuple[LockRef, str], ...] = ()
 
     def has_effects(self) -> bool:
         return bool(
@@ -125,7 +127,7 @@ def _is_zeroish(value: str) -> bool:
 def is_failure_value(value: str) -> bool:
     """A return value that reads as "did not happen": NULL, false, -Exxx, ERR_PTR()."""
     v = value.strip("() ")
-    return v in ("NULL", "false") or v.startswith(("-", "ERR_PTR"))
+    return v in ("NULL", "false") or v.startswith(("-", "ERR_PTR")) or v.endswith(":err")
 
 
 def signals_holding(held_vals: set[str], free_vals: set[str]) -> bool:
@@ -151,6 +153,11 @@ def signals_holding(held_vals: set[str], free_vals: set[str]) -> bool:
         if free_zero and held_nonzero:
             return True
         # 0 with the lock, a known non-zero (error) value without it
+        # the object with the lock, an ERR_PTR() (tested or assigned) without it
+        if all(is_failure_value(v) for v in free_vals) and not any(
+            is_failure_value(v) or _is_zeroish(v) for v in held_vals
+        ):
+            return True
         held_zero = all(_is_zeroish(v) for v in held_vals)
         free_nonzero = all(
             v == f"{var}:nonzero" or (is_constant(v) and not _is_zeroish(v)) for v in free_vals
@@ -198,6 +205,8 @@ def effective_events(
                 evs.append(
                     Release(LockRef(inst or "*", cls=ref.cls), ev.site, ev.callee, maybe=True)
                 )
+            until = dict(summ.bound)
+            taken = 0
             for ref, mode, success in summ.acquires:
                 inst = substitute(ref.inst, callee_params, ev.args, summ.locals)
                 if inst is None:
@@ -205,8 +214,20 @@ def effective_events(
                 cond = ev.result if success is not None else None
                 fail = "zero" if success == "nonzero" else "nonzero"
                 evs.append(
-                    Acquire(LockRef(inst, cls=ref.cls), mode, ev.site, ev.callee, False, cond, fail)  # type: ignore[arg-type]
+                    Acquire(
+                        LockRef(inst, cls=ref.cls),
+                        mode,
+                        ev.site,
+                        ev.callee,
+                        # a helper taking two locks (double_pt_lock()) orders and
+                        # annotates them itself, where it is checked
+                        taken > 0,
+                        cond,
+                        fail,  # type: ignore[arg-type]
+                        until=until.get(ref),
+                    )
                 )
+                taken += 1
             for act in summ.acts:
                 evs.append(Act(act.kind, act.target, ev.site, ev.callee, act.inner_checks))
             if summ.returns is not None and ev.result and not ev.result.startswith("#"):
@@ -236,6 +257,7 @@ def summarise(facts: FunctionFacts) -> Summary:
     acquires: list[tuple[LockRef, Mode, str | None]] = []
     releases: list[LockRef] = list(fn.exit_releases)
     may_release: list[LockRef] = []
+    bound: list[tuple[LockRef, str]] = []
     exit_st = facts.state_in[fn.cfg.exit]
     if exit_st is not None:
         # only what the function itself releases: a lock it merely asserts
@@ -253,9 +275,15 @@ def summarise(facts: FunctionFacts) -> Summary:
         for ref, held in exit_st.may.items():
             if held.assumed or ref in facts.entry_locks:
                 continue
+            if held.escaped:
+                # handed to a callee that may release it (unlock_cluster_or_
+                # swap_info() on one arm): the caller is not promised it
+                continue
             success = _acquire_outcome(facts, ref)
             if success != "never":
                 acquires.append((ref, held.mode, None if success == "always" else success))
+                if held.until is not None:
+                    bound.append((ref, held.until))
     for ref in fn.exit_acquires:
         if all(r != ref for r, _, _ in acquires):
             acquires.append((ref, "excl", _annotated_success(facts)))
@@ -274,5 +302,6 @@ def summarise(facts: FunctionFacts) -> Summary:
         returns,
         tuple(may_release),
         assigned,
+        tuple(bound),
     )
 

@@ -50,6 +50,7 @@ from lockcheck.packs import ApiEntry, GuardEntry, Vocabulary
 _WS_RE = re.compile(r"\s+")
 _CAST_RE = re.compile(r"^\((?:const\s+)?(?:struct\s+)?\w+\s*\*?\s*\)")
 _LOCK_RETURNING = frozenset({"returns-lock", "lockptr"})
+_PURE_TESTS = frozenset({"IS_ERR", "IS_ERR_OR_NULL"})
 _NO_EVAL = frozenset({"sizeof_expression", "alignof_expression", "string_literal", "comment"})
 
 
@@ -142,6 +143,10 @@ class _FnContext:
     def template(self, entry: ApiEntry | GuardEntry, args: list[Node]) -> LockRef:
         tpl = entry.lock
         texts = [text(a) for a in args]
+        if "{last}" in tpl and texts:
+            # the lock is the last argument whatever the arity (rows that
+            # keep their meaning across kernel versions whose signatures differ)
+            tpl = tpl.replace("{last}", f"{{{len(texts) - 1}}}")
         for i, t in enumerate(texts):
             key = f"{{{i}}}"
             if key in tpl:
@@ -150,7 +155,7 @@ class _FnContext:
                     tpl = tpl.replace(key + "->", n + ".")
                 tpl = tpl.replace(key, n)
         if "{" in tpl:  # the call has fewer arguments than the row expects
-            tpl = re.sub(r"\{\d+\}", "?", tpl)
+            tpl = re.sub(r"\{(?:\d+|last)\}", "?", tpl)
         return self.resolve(tpl, entry.cls)
 
 
@@ -232,13 +237,19 @@ class _Extractor:
                 target = norm(text(left))
             op = node.child_by_field_name("operator")
             plain = op is None or text(op) == "="
-            if var is not None:
+            chained = _chained_target(right) if plain else None
+            if var is not None and chained is None:
                 # the new value is bound before its lock effects are recorded,
                 # so `pml = pmd_lock(...)` holds the new `pml`, not a stale one
                 const = _const_value(right) if plain else None
                 alias = _alias_of(right) if plain and const is None else None
                 self.events.append(Assign(var, _site(node), const, alias))
-            if right is not None:
+            if right is not None and var is not None and chained is not None:
+                # `start = pte = pte_offset_map_lock(..)`: the inner assignment
+                # happens first, and `start` is then a copy of `pte`
+                self._walk(right, None)
+                self.events.append(Assign(var, _site(node), None, chained))
+            elif right is not None:
                 self._walk(
                     right,
                     target if _unwrap(right).type == "call_expression" else None,
@@ -325,7 +336,9 @@ class _Extractor:
         if e.sleeps:
             self.events.append(Sleep(site, e.name))
         if e.effect == "acquire":
-            self.events.append(Acquire(ctx.template(e, args), mode, site, e.name, e.nested))
+            self.events.append(
+                Acquire(ctx.template(e, args), mode, site, e.name, e.nested, until=e.until)
+            )
         elif e.effect == "release":
             self.events.append(Release(ctx.template(e, args), site, e.name))
         elif e.effect == "may-release":
@@ -414,6 +427,12 @@ def _atom(cond: Node | None, ctx: _FnContext) -> tuple[Atom | None, int | None]:
                 "value", var, "", var, (var,), True
             ), inner.id if inner is not None else None
     if node.type == "call_expression":
+        # `IS_ERR(vma)` reads its argument only: the answer can be remembered
+        if call_name(node) in _PURE_TESTS:
+            reads = [_reads(a) for a in _args(node)]
+            arg_names = tuple(sorted({n for r in reads for n in r[0]}))
+            pure_test = all(r[1] for r in reads)
+            return Atom("value", "#atom", "", txt, arg_names, pure_test), node.id
         return Atom("value", "#atom", "", txt, names, False), node.id
     return Atom("opaque", "", "", txt, names, pure), None
 
@@ -424,6 +443,20 @@ def _const_value(node: Node | None) -> str | None:
         return None
     val = norm(text(_unwrap(node)))
     return val if is_constant(val) else None
+
+
+def _chained_target(node: Node | None) -> str | None:
+    """`a = b = x`: the variable `b` whose new value `a` copies."""
+    if node is None:
+        return None
+    inner = _unwrap(node)
+    if inner.type != "assignment_expression":
+        return None
+    op = inner.child_by_field_name("operator")
+    left = inner.child_by_field_name("left")
+    if (op is None or text(op) == "=") and left is not None and left.type == "identifier":
+        return text(left)
+    return None
 
 
 def _alias_of(node: Node | None) -> str | None:

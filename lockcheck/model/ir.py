@@ -17,7 +17,8 @@ Mode = Literal["excl", "read", "write"]
 # Values a path can remember for a variable: literals, NULL/true/false,
 # ALL_CAPS constants and their negations (`-EAGAIN`).
 _CONSTANT_RE = re.compile(
-    r"^(?:-?\d+[UuLl]*|0x[0-9a-fA-F]+[UuLl]*|true|false|NULL|-?[A-Z][A-Z0-9_]*)$"
+    r"^(?:-?\d+[UuLl]*|0x[0-9a-fA-F]+[UuLl]*|true|false|NULL|-?[A-Z][A-Z0-9_]*"
+    r"|ERR_PTR\(-[A-Z][A-Z0-9_]*\))$"
 )
 
 
@@ -62,6 +63,7 @@ class Acquire:
     cond_var: str | None = None
     fail_when: Literal["zero", "nonzero"] = "zero"
     guard: bool = False
+    until: str | None = None  # held until a lock of this class is released
 
 
 @dataclass(frozen=True, slots=True)
