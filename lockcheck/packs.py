@@ -31,6 +31,7 @@ EFFECTS = frozenset(
         "check",
         "act",
         "sleeps",
+        "callback",
     }
 )
 MODES = frozenset({"excl", "read", "write"})

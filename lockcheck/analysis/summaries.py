@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
 from lockcheck.analysis.function import FunctionFacts, return_value
 from lockcheck.analysis.paths import ZERO_VALUES
-from lockcheck.analysis.state import mentions
+from lockcheck.analysis.state import base_var, mentions
 from lockcheck.model.ir import (
     Acquire,
     Act,
@@ -20,6 +20,7 @@ from lockcheck.model.ir import (
     LockRef,
     Mode,
     Release,
+    Site,
     is_constant,
 )
 
@@ -68,6 +69,12 @@ class Summary:
     locals: frozenset[str] = frozenset()  # names assigned inside: not the caller's
     # acquired locks held until a lock of a class is released (vma_start_write())
     bound: tuple[tuple[LockRef, str], ...] = ()
+    # a release callback (`obj = container_of(ref, ...)`): locks of the object
+    # around its parameter it releases on some path, as (`->field` suffix, class)
+    container_drops: tuple[tuple[str, str], ...] = ()
+    # may_release locks the function keeps on every way out when a parameter
+    # is zero (`do_vmi_munmap(.., unlock)`): (lock, parameter index)
+    kept_unless: tuple[tuple[LockRef, int], ...] = ()
 
     def has_effects(self) -> bool:
         return bool(
@@ -76,6 +83,7 @@ class Summary:
             or self.releases
             or self.may_release
             or self.returns is not None
+            or self.container_drops
         )
 
     def effect_key(self) -> tuple[object, ...]:
@@ -86,6 +94,7 @@ class Summary:
             self.may_release,
             self.returns,
             tuple(sorted(a.kind for a in self.acts)),
+            self.container_drops,
         )
 
 
@@ -179,8 +188,15 @@ def signals_holding(held_vals: set[str], free_vals: set[str]) -> bool:
 
 
 def effective_events(
-    fn: Function, summaries: Mapping[str, Summary], defined: frozenset[str] = frozenset()
+    fn: Function,
+    summaries: Mapping[str, Summary],
+    defined: frozenset[str] = frozenset(),
+    consts: Mapping[str, str] | None = None,
 ) -> list[list[Event]]:
+    """The events of `fn` with each call's summary applied after it.
+
+    `consts`: parameters pinned to a value (see param_keyed)."""
+    consts = consts or {}
     out: list[list[Event]] = []
     for node in fn.cfg.nodes:
         evs: list[Event] = []
@@ -190,6 +206,11 @@ def effective_events(
             evs.append(ev)
             if not isinstance(ev, Call):
                 continue
+            cb = summaries.get(ev.callback) if ev.callback else None
+            if cb is not None and ev.callback_obj:
+                for suffix, cls in cb.container_drops:
+                    lock = LockRef(ev.callback_obj + suffix, cls=cls)
+                    evs.append(Release(lock, ev.site, ev.callback or "", maybe=True))
             summ = summaries.get(ev.callee)
             if summ is None:
                 continue
@@ -200,7 +221,12 @@ def effective_events(
                     evs.append(Release(LockRef(inst, cls=ref.cls), ev.site, ev.callee))
                 else:  # a lock we cannot name here: any lock of its class may be gone
                     evs.append(Release(LockRef("*", cls=ref.cls), ev.site, ev.callee, maybe=True))
+            kept = dict(summ.kept_unless)
             for ref in summ.may_release:
+                k = kept.get(ref)
+                arg = ev.args[k] if k is not None and k < len(ev.args) else None
+                if arg is not None and consts.get(arg, arg) in ZERO_VALUES:
+                    continue  # `do_vmi_munmap(.., false)`: the lock stays held
                 inst = substitute(ref.inst, callee_params, ev.args, summ.locals)
                 evs.append(
                     Release(LockRef(inst or "*", cls=ref.cls), ev.site, ev.callee, maybe=True)
@@ -234,6 +260,49 @@ def effective_events(
                 evs.append(Assign(ev.result, ev.site, summ.returns))
         out.append(evs)
     return out
+
+
+def param_keyed(
+    facts: FunctionFacts,
+    summ: Summary,
+    events_with: Callable[[Mapping[str, str]], list[list[Event]]],
+) -> Summary:
+    """Which locks the function may drop only when a parameter is non-zero.
+
+    The function is analysed again with each parameter zero from the start:
+    a may-released lock still surely held at every way out is kept whenever
+    the caller passes 0/false/NULL there.
+    """
+    if not summ.may_release or not summ.params:
+        return summ
+    from lockcheck.analysis.flow import analyse  # the dataflow, run again
+
+    fn = facts.fn
+    kept: list[tuple[LockRef, int]] = []
+    entry = fn.cfg.entry
+    site = fn.cfg.nodes[entry].events[0].site if fn.cfg.nodes[entry].events else None
+    for i, param in enumerate(summ.params):
+        pinned = events_with({param: "0"})
+        pinned[entry] = [
+            Assign(param, site or _entry_site(fn), "0"),
+            *pinned[entry],
+        ]
+        again = analyse(fn, pinned)
+        if not again.exits:
+            continue
+        for ref in summ.may_release:
+            reached = any(
+                st is not None and isinstance(ev, Release) and ev.lock == ref
+                for evs, sts in zip(again.events, again.before, strict=True)
+                for ev, st in zip(evs, sts, strict=True)
+            )
+            if not reached:
+                kept.append((ref, i))
+    return replace(summ, kept_unless=tuple(kept)) if kept else summ
+
+
+def _entry_site(fn: Function) -> Site:
+    return Site(fn.start_line, 1, "(entry)")
 
 
 def summarise(facts: FunctionFacts) -> Summary:
@@ -284,6 +353,26 @@ def summarise(facts: FunctionFacts) -> Summary:
                 acquires.append((ref, held.mode, None if success == "always" else success))
                 if held.until is not None:
                     bound.append((ref, held.until))
+    # locks of the caller's objects handed to code that may release them
+    # (a `kref_put()` whose release callback unlocks): the caller may lose them
+    for evs in facts.events:
+        for ev in evs:
+            if (
+                isinstance(ev, Release)
+                and ev.maybe
+                and ev.lock.inst != "*"
+                and base_var(ev.lock.inst) in fn.params
+                and ev.lock not in releases
+                and ev.lock not in may_release
+            ):
+                may_release.append(ev.lock)
+    drops: list[tuple[str, str]] = []
+    for evs in facts.events:
+        for ev in evs:
+            if isinstance(ev, Release) and base_var(ev.lock.inst) in fn.containers:
+                suffix = ev.lock.inst.split("@")[0][len(base_var(ev.lock.inst)) :]
+                if suffix and (suffix, ev.lock.cls) not in drops:
+                    drops.append((suffix, ev.lock.cls))
     for ref in fn.exit_acquires:
         if all(r != ref for r, _, _ in acquires):
             acquires.append((ref, "excl", _annotated_success(facts)))
@@ -303,5 +392,6 @@ def summarise(facts: FunctionFacts) -> Summary:
         tuple(may_release),
         assigned,
         tuple(bound),
+        tuple(drops),
     )
 

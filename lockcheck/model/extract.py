@@ -375,6 +375,21 @@ class _Extractor:
         elif e.effect == "act":
             target = norm(text(args[e.target])) if e.target < len(args) else ""
             self.events.append(Act(e.act, target, site))
+        elif e.effect == "callback":
+            # `kref_put(&obj->ref, release)`: still an unknown call of its own,
+            # which may run `release` on the object that holds the counter
+            cb = args[e.target] if e.target < len(args) else None
+            obj = norm(text(args[0])) if args else ""
+            self.events.append(
+                Call(
+                    e.name,
+                    site,
+                    tuple(norm(text(a)) for a in args),
+                    result=self._cond_var(node, assign_to),
+                    callback=text(cb) if cb is not None and cb.type == "identifier" else None,
+                    callback_obj=_container_of_field(obj),
+                )
+            )
         # lockptr / out-lockptr / sleeps: nothing more to record
 
 
@@ -443,6 +458,40 @@ def _const_value(node: Node | None) -> str | None:
         return None
     val = norm(text(_unwrap(node)))
     return val if is_constant(val) else None
+
+
+def _container_of_field(expr: str) -> str:
+    """`obj->refcount` -> `obj`: the object a member pointer points into."""
+    for sep in ("->", "."):
+        if sep in expr:
+            return expr.rsplit(sep, 1)[0]
+    return ""
+
+
+def _containers(body: Node, params: tuple[str, ...]) -> dict[str, str]:
+    """`zhdr = container_of(ref, ...)`: locals that name the object around a parameter."""
+    out: dict[str, str] = {}
+    stack = [body]
+    while stack:
+        node = stack.pop()
+        stack.extend(node.named_children)
+        var: str | None = None
+        value: Node | None = None
+        if node.type == "init_declarator":
+            var = _declared_name(node.child_by_field_name("declarator"))
+            value = node.child_by_field_name("value")
+        elif node.type == "assignment_expression":
+            left = node.child_by_field_name("left")
+            if left is not None and left.type == "identifier":
+                var, value = text(left), node.child_by_field_name("right")
+        if var is None or value is None:
+            continue
+        value = _unwrap(value)
+        if value.type == "call_expression" and call_name(value) == "container_of":
+            args = _args(value)
+            if args and norm(text(args[0])) in params:
+                out.setdefault(var, norm(text(args[0])))
+    return out
 
 
 def _chained_target(node: Node | None) -> str | None:
@@ -517,6 +566,7 @@ def lower_function(
         params,
         lockvars=dict(ctx.lockvars),
         parse_errors=count_errors(fn),
+        containers=_containers(body, params),
     )
 
 

@@ -111,6 +111,10 @@ class Call:
     # where the result goes: an assigned variable, "#atom" (tested by the
     # branch), "#ret" (returned), or None
     result: str | None = None
+    # `kref_put(&obj->ref, release)`: the function the call may run on the
+    # object that contains its first argument (`obj`)
+    callback: str | None = None
+    callback_obj: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,3 +209,5 @@ class Function:
     lockvars: dict[str, LockRef] = field(default_factory=dict)  # local lock pointers
     parse_errors: int = 0
     budget_exceeded: bool = False
+    # `obj = container_of(param, T, member)`: local -> the parameter it contains
+    containers: dict[str, str] = field(default_factory=dict)
