@@ -201,7 +201,12 @@ def effective_events(
     for node in fn.cfg.nodes:
         evs: list[Event] = []
         for ev in node.events:
-            if isinstance(ev, Call) and ev.callee not in defined:
+            # `kref_put(.., release)` with `release` in view: known, not a guess
+            if (
+                isinstance(ev, Call)
+                and ev.callee not in defined
+                and not (ev.callback and ev.callback in defined)
+            ):
                 ev = replace(ev, external=True)
             evs.append(ev)
             if not isinstance(ev, Call):

@@ -16,11 +16,13 @@ from tree_sitter import Node
 
 from lockcheck.frontend.cfg import BudgetExceeded, SynCfg, build_cfg, call_name
 from lockcheck.frontend.parse import (
+    ITERATOR_RE,
+    NORETURN,
     ParsedFile,
     count_errors,
     function_params,
-    is_macro_head,
     iter_functions,
+    noreturn_names,
     text,
 )
 from lockcheck.model.ir import (
@@ -50,6 +52,7 @@ from lockcheck.packs import ApiEntry, GuardEntry, Vocabulary
 _WS_RE = re.compile(r"\s+")
 _CAST_RE = re.compile(r"^\((?:const\s+)?(?:struct\s+)?\w+\s*\*?\s*\)")
 _LOCK_RETURNING = frozenset({"returns-lock", "lockptr"})
+_CALL_HEAD_RE = re.compile(r"^(\w+)\(.*\)$")
 _PURE_TESTS = frozenset({"IS_ERR", "IS_ERR_OR_NULL"})
 _NO_EVAL = frozenset({"sizeof_expression", "alignof_expression", "string_literal", "comment"})
 
@@ -138,6 +141,11 @@ class _FnContext:
             return LockRef(target, cls=cls or class_of(target))
         if s in self.origins:
             return self.lockvars[self.origins[s]]
+        m = _CALL_HEAD_RE.match(s)
+        entry = self.vocab.api.get(m.group(1)) if m is not None else None
+        if entry is not None and entry.effect in _LOCK_RETURNING and entry.cls:
+            # `scoped_guard(spinlock, pte_lockptr(mm, pmd))`: the lock the call returns
+            return LockRef(s, cls=cls or entry.cls)
         return LockRef(s, cls=cls or class_of(s))
 
     def template(self, entry: ApiEntry | GuardEntry, args: list[Node]) -> LockRef:
@@ -534,7 +542,12 @@ def _guard_events(
 
 
 def lower_function(
-    name: str, path: str, fn: Node, vocab: Vocabulary, max_nodes: int = 20000
+    name: str,
+    path: str,
+    fn: Node,
+    vocab: Vocabulary,
+    max_nodes: int = 20000,
+    noreturn: frozenset[str] = NORETURN,
 ) -> Function:
     body = fn.child_by_field_name("body")
     assert body is not None
@@ -543,7 +556,7 @@ def lower_function(
     params = function_params(fn.child_by_field_name("declarator"))
     start, end = fn.start_point[0] + 1, fn.end_point[0] + 1
     try:
-        syn = build_cfg(body, max_nodes)
+        syn = build_cfg(body, max_nodes, noreturn)
     except (BudgetExceeded, RecursionError):  # too large, or nested too deep to walk
         empty = Cfg([IrNode(0, start, "entry"), IrNode(1, end, "exit")], 0, 1)
         return Function(
@@ -580,20 +593,21 @@ def _lower_cfg(syn: SynCfg, ctx: _FnContext) -> Cfg:
         events: list[Event] = []
         for item in sn.items:
             events.extend(ex.run(item, atom_call))
-            if sn.kind == "branch" and sn.cond is None and is_macro_head(item):
-                # `list_for_each_entry(pos, ...)` gives `pos` a new value each
-                # time round; the pack names macros whose cursor is elsewhere
-                # (`for_each_thread(p, t)`)
-                args = _args(item)
-                for i in ctx.vocab.iterators.get(call_name(item) or "", (0,)):
-                    if i < len(args) and args[i].type == "identifier":
-                        events.append(Assign(text(args[i]), _site(args[i])))
+        if sn.macro is not None:
+            # `list_for_each_entry(pos, ...)` gives `pos` a new value each
+            # time round; the pack names macros whose cursor is elsewhere
+            # (`for_each_thread(p, t)`)
+            args = _args(sn.macro)
+            for i in ctx.vocab.iterators.get(call_name(sn.macro) or "", (0,)):
+                if i < len(args) and args[i].type == "identifier":
+                    events.append(Assign(text(args[i]), _site(args[i])))
         if sn.guard is not None:
             g = sn.guard
             events.extend(_guard_events(ctx, g.op, g.gtype, g.args, g.line, g.column))
         if sn.kind == "branch" and atom is None:
             atom = Atom("opaque")
-        node_text = text(sn.items[0]).split("\n")[0] if sn.items else ""
+        first = sn.items[0] if sn.items else sn.macro
+        node_text = text(first).split("\n")[0] if first is not None else ""
         nodes.append(IrNode(sn.id, sn.line, sn.kind, events, atom, list(sn.succ), node_text))
     _link_check_vars(nodes)
     return Cfg(nodes, syn.entry, syn.exit)
@@ -623,9 +637,10 @@ class FileModel:
 
 
 _ITER_DEFINE_RE = re.compile(
-    rb"^[ \t]*#[ \t]*define[ \t]+(\w*(?:for_each|foreach)\w*)\(([^)]*)\)((?:[^\n]*\\\n)*[^\n]*)",
-    re.M | re.I,
+    rb"^[ \t]*#[ \t]*define[ \t]+(\w+)\(([^)]*)\)((?:[^\n]*\\\n)*[^\n]*)",
+    re.M,
 )
+_LOOP_BODY_RE = re.compile(r"^\s*for\s*\(")
 _INNER_ITER_RE = re.compile(r"(\w*(?:for_each|foreach)\w*)\s*\(([^()]*)\)", re.I)
 
 
@@ -641,6 +656,8 @@ def local_iterators(source: bytes, known: dict[str, tuple[int, ...]]) -> dict[st
         name = m.group(1).decode("ascii", "replace")
         params = [p.strip() for p in m.group(2).decode("ascii", "replace").split(",")]
         body = m.group(3).decode("utf-8", "replace").replace("\\\n", " ")
+        if not ITERATOR_RE.search(name) and not _LOOP_BODY_RE.match(body):
+            continue  # a loop macro by its name or by its `for (...)` body
         cursors: list[int] = []
         for i, param in enumerate(params):
             if not re.fullmatch(r"\w+", param):
@@ -666,8 +683,10 @@ def build_file_model(pf: ParsedFile, vocab: Vocabulary, max_nodes: int = 20000) 
     local = local_iterators(pf.source, vocab.iterators)
     if local:
         vocab = replace(vocab, iterators={**vocab.iterators, **local})
+    noreturn = noreturn_names(pf.source)
     functions = [
-        lower_function(name, pf.path, node, vocab, max_nodes) for name, node in iter_functions(pf)
+        lower_function(name, pf.path, node, vocab, max_nodes, noreturn)
+        for name, node in iter_functions(pf)
     ]
     _attach_annotations(pf, functions, vocab)
     return FileModel(pf.path, functions, count_errors(pf.root))
