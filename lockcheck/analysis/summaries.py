@@ -15,6 +15,7 @@ from lockcheck.model.ir import (
     Assign,
     Call,
     Check,
+    Claim,
     Event,
     Function,
     LockRef,
@@ -75,6 +76,9 @@ class Summary:
     # may_release locks the function keeps on every way out when a parameter
     # is zero (`do_vmi_munmap(.., unlock)`): (lock, parameter index)
     kept_unless: tuple[tuple[LockRef, int], ...] = ()
+    # the caller's locks the function asserts held for write (`mmap_assert_write_locked(mm)`):
+    # (lock, the assertion as written)
+    asserts_write: tuple[tuple[LockRef, str], ...] = ()
 
     def has_effects(self) -> bool:
         return bool(
@@ -84,6 +88,7 @@ class Summary:
             or self.may_release
             or self.returns is not None
             or self.container_drops
+            or self.asserts_write
         )
 
     def effect_key(self) -> tuple[object, ...]:
@@ -371,6 +376,18 @@ def summarise(facts: FunctionFacts) -> Summary:
                 and ev.lock not in may_release
             ):
                 may_release.append(ev.lock)
+    asserts: list[tuple[LockRef, str]] = []
+    for evs in facts.events:
+        for ev in evs:
+            if (
+                isinstance(ev, Claim)
+                and ev.kind == "held"
+                and ev.mode == "write"
+                and ev.lock in facts.entry_locks
+                and base_var(ev.lock.inst) in fn.params
+                and all(r != ev.lock for r, _ in asserts)
+            ):
+                asserts.append((ev.lock, ev.source))
     drops: list[tuple[str, str]] = []
     for evs in facts.events:
         for ev in evs:
@@ -398,5 +415,6 @@ def summarise(facts: FunctionFacts) -> Summary:
         assigned,
         tuple(bound),
         tuple(drops),
+        asserts_write=tuple(asserts),
     )
 
