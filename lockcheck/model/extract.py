@@ -598,6 +598,9 @@ def _lower_cfg(syn: SynCfg, ctx: _FnContext) -> Cfg:
             # time round; the pack names macros whose cursor is elsewhere
             # (`for_each_thread(p, t)`)
             args = _args(sn.macro)
+            # the macro itself, named but with its arguments already evaluated
+            # before the loop (the simulator walks VMA loops by this name)
+            events.append(Call(call_name(sn.macro) or "?", _site(sn.macro)))
             for i in ctx.vocab.iterators.get(call_name(sn.macro) or "", (0,)):
                 if i < len(args) and args[i].type == "identifier":
                     events.append(Assign(text(args[i]), _site(args[i])))
