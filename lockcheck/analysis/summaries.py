@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 from lockcheck.analysis.function import FunctionFacts, return_value
 from lockcheck.analysis.paths import ZERO_VALUES
 from lockcheck.analysis.state import base_var, mentions
+from lockcheck.model.extract import canonical, class_of
 from lockcheck.model.ir import (
     Acquire,
     Act,
@@ -46,13 +47,30 @@ def substitute(
     name = head.group(0)
     if any(mentions(inst, local) for local in local_names):
         return None  # `table[idx].lock` with the callee's own idx
+    rest = _inner_params(inst[head.end() :], mapping)
     if name not in mapping:
-        return inst
+        # `AFFS_I(inode)->i_hash_lock`, `table[idx]`: parameters inside the
+        # expression are the caller's arguments too
+        return name + rest
     arg = mapping[name]
-    rest = inst[head.end() :]
     if arg.startswith("&") and rest.startswith("->"):
         return arg[1:] + "." + rest[2:]
     return arg + rest
+
+
+_INNER_NAME_RE = re.compile(r"(?<!->)(?<![\w.])([A-Za-z_]\w*)(?!\w)(?!\s*\()")
+
+
+def _inner_params(rest: str, mapping: Mapping[str, str]) -> str:
+    """Parameters named inside a lock expression (not as fields or callees)."""
+
+    def repl(m: re.Match[str]) -> str:
+        arg = mapping.get(m.group(1))
+        if arg is None:
+            return m.group(0)
+        return arg if re.fullmatch(r"[\w.>\-]+", arg) else f"({arg})"
+
+    return _INNER_NAME_RE.sub(repl, rest) if mapping else rest
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +210,17 @@ def signals_holding(held_vals: set[str], free_vals: set[str]) -> bool:
     )
 
 
+def _cls(ref: LockRef, inst: str) -> str:
+    """A class read off the callee's spelling (`m` for a `struct mutex *m`
+    parameter) is read again off the caller's (`SB_JOURNAL(sb)->j_mutex`)."""
+    return class_of(inst) if ref.cls == class_of(ref.inst.split("@")[0]) else ref.cls
+
+
+def _canon(inst: str | None, fn: Function) -> str | None:
+    """A callee's lock in the caller's own spelling (`sbi->s_fc_lock`)."""
+    return canonical(inst, fn.canon) if inst is not None else None
+
+
 def effective_events(
     fn: Function,
     summaries: Mapping[str, Summary],
@@ -226,9 +255,9 @@ def effective_events(
                 continue
             callee_params = summ.params
             for ref in summ.releases:
-                inst = substitute(ref.inst, callee_params, ev.args, summ.locals)
+                inst = _canon(substitute(ref.inst, callee_params, ev.args, summ.locals), fn)
                 if inst is not None:
-                    evs.append(Release(LockRef(inst, cls=ref.cls), ev.site, ev.callee))
+                    evs.append(Release(LockRef(inst, cls=_cls(ref, inst)), ev.site, ev.callee))
                 else:  # a lock we cannot name here: any lock of its class may be gone
                     evs.append(Release(LockRef("*", cls=ref.cls), ev.site, ev.callee, maybe=True))
             kept = dict(summ.kept_unless)
@@ -237,21 +266,20 @@ def effective_events(
                 arg = ev.args[k] if k is not None and k < len(ev.args) else None
                 if arg is not None and consts.get(arg, arg) in ZERO_VALUES:
                     continue  # `do_vmi_munmap(.., false)`: the lock stays held
-                inst = substitute(ref.inst, callee_params, ev.args, summ.locals)
-                evs.append(
-                    Release(LockRef(inst or "*", cls=ref.cls), ev.site, ev.callee, maybe=True)
-                )
+                inst = _canon(substitute(ref.inst, callee_params, ev.args, summ.locals), fn)
+                cls = _cls(ref, inst) if inst is not None else ref.cls
+                evs.append(Release(LockRef(inst or "*", cls=cls), ev.site, ev.callee, maybe=True))
             until = dict(summ.bound)
             taken = 0
             for ref, mode, success in summ.acquires:
-                inst = substitute(ref.inst, callee_params, ev.args, summ.locals)
+                inst = _canon(substitute(ref.inst, callee_params, ev.args, summ.locals), fn)
                 if inst is None:
                     continue
                 cond = ev.result if success is not None else None
                 fail = "zero" if success == "nonzero" else "nonzero"
                 evs.append(
                     Acquire(
-                        LockRef(inst, cls=ref.cls),
+                        LockRef(inst, cls=_cls(ref, inst)),
                         mode,
                         ev.site,
                         ev.callee,

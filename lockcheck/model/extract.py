@@ -130,9 +130,12 @@ class _FnContext:
     lockvars: dict[str, LockRef] = field(default_factory=dict)
     aliases: dict[str, str] = field(default_factory=dict)  # var -> lock expression
     origins: dict[str, str] = field(default_factory=dict)  # call text -> lock var
+    # `sbi = EXT4_SB(inode->i_sb)` set once from a stable expression: that
+    # expression -> the variable, so both spellings name one lock
+    canon: dict[str, str] = field(default_factory=dict)
 
     def resolve(self, expr: str, cls: str | None = None) -> LockRef:
-        s = norm(expr)
+        s = canonical(norm(expr), self.canon)
         if s in self.lockvars:
             ref = self.lockvars[s]
             return LockRef(ref.inst, cls=cls or ref.cls)
@@ -165,6 +168,75 @@ class _FnContext:
         if "{" in tpl:  # the call has fewer arguments than the row expects
             tpl = re.sub(r"\{(?:\d+|last)\}", "?", tpl)
         return self.resolve(tpl, entry.cls)
+
+
+def canonical(inst: str, canon: dict[str, str]) -> str:
+    """`EXT4_SB(inode->i_sb)->s_fc_lock` -> `sbi->s_fc_lock` when `sbi` is set
+    once to that expression (and nothing it reads is reassigned)."""
+    if not canon:
+        return inst
+    for expr, var in canon.items():
+        for sep in ("->", "."):
+            if inst.startswith(expr + sep):
+                return var + inst[len(expr) :]
+    return inst
+
+
+def _stable_copies(body: Node, params: tuple[str, ...]) -> dict[str, str]:
+    """Locals initialised once from an expression whose inputs never change.
+
+    Flow-insensitive and conservative: the variable has exactly one
+    assignment (its initialiser), and no identifier the expression reads is
+    assigned anywhere in the function.
+    """
+    assigned: dict[str, int] = {}
+    inits: dict[str, Node] = {}
+    stack = [body]
+    while stack:
+        node = stack.pop()
+        stack.extend(node.named_children)
+        if node.type == "init_declarator":
+            var = _declared_name(node.child_by_field_name("declarator"))
+            value = node.child_by_field_name("value")
+            if var is not None:
+                assigned[var] = assigned.get(var, 0) + 1
+                if value is not None:
+                    inits[var] = value
+        elif node.type in ("assignment_expression", "update_expression"):
+            left = node.child_by_field_name("left") or node.child_by_field_name("argument")
+            if left is not None and left.type == "identifier":
+                assigned[text(left)] = assigned.get(text(left), 0) + 1
+            elif left is not None and left.type == "pointer_expression":
+                pass
+        elif node.type == "pointer_expression" and text(node).startswith("&"):
+            arg = node.child_by_field_name("argument")
+            if arg is not None and arg.type == "identifier":
+                assigned[text(arg)] = assigned.get(text(arg), 0) + 2  # address taken
+    out: dict[str, str] = {}
+    for var, value in sorted(inits.items()):
+        if assigned.get(var) != 1:
+            continue
+        inner = _unwrap(value)
+        if inner.type not in ("call_expression", "field_expression"):
+            continue
+        names, _pure = _reads(inner)
+        if inner.type == "call_expression":
+            fn = inner.child_by_field_name("function")
+            callee = text(fn) if fn is not None else ""
+            # accessors are spelt in capitals (EXT4_SB) or are one-line inlines
+            # such as d_inode(); a call that allocates or looks up is not a copy
+            if not (callee.isupper() or callee in _ACCESSORS):
+                continue
+            names = tuple(n for n in names if n != callee)
+        if not names or any(assigned.get(n, 0) for n in names if n not in params):
+            continue
+        if any(assigned.get(n, 0) for n in names if n in params):
+            continue
+        out.setdefault(norm(text(inner)), var)
+    return out
+
+
+_ACCESSORS = frozenset({"d_inode", "file_inode", "page_folio", "folio_mapping"})
 
 
 def _prepass(body: Node, ctx: _FnContext) -> None:
@@ -552,8 +624,9 @@ def lower_function(
     body = fn.child_by_field_name("body")
     assert body is not None
     ctx = _FnContext(vocab)
-    _prepass(body, ctx)
     params = function_params(fn.child_by_field_name("declarator"))
+    ctx.canon = _stable_copies(body, tuple(params))
+    _prepass(body, ctx)
     start, end = fn.start_point[0] + 1, fn.end_point[0] + 1
     try:
         syn = build_cfg(body, max_nodes, noreturn)
@@ -579,6 +652,7 @@ def lower_function(
         params,
         lockvars=dict(ctx.lockvars),
         parse_errors=count_errors(fn),
+        canon=dict(ctx.canon),
         containers=_containers(body, params),
     )
 
@@ -708,7 +782,7 @@ def _attach_annotations(pf: ParsedFile, functions: list[Function], vocab: Vocabu
                 break
         if fn is None:
             continue
-        ctx = _FnContext(vocab, dict(fn.lockvars))
+        ctx = _FnContext(vocab, dict(fn.lockvars), canon=dict(fn.canon))
         ref = ctx.resolve(note.arg)
         site = Site(note.line, 1, f"{note.kind}({note.arg})")
         if note.kind in ("__must_hold", "__releases"):

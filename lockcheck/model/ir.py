@@ -211,3 +211,5 @@ class Function:
     budget_exceeded: bool = False
     # `obj = container_of(param, T, member)`: local -> the parameter it contains
     containers: dict[str, str] = field(default_factory=dict)
+    # stable copies: expression -> the local set once to it (model/extract.py)
+    canon: dict[str, str] = field(default_factory=dict)
