@@ -104,6 +104,9 @@ class Facts:
         return expr
 
     def learn(self, atom: Atom, truth: bool) -> Facts:
+        if atom.sign and truth and atom.kind == "value" and atom.text:
+            # `if (ret < 0)` taken: ret is non-zero (an error code)
+            return Facts(self.atoms | {(atom.text, True, atom.vars)}, self.consts, self.released)
         if not atom.factable or not atom.text:
             return self
         return Facts(self.atoms | {(atom.text, truth, atom.vars)}, self.consts, self.released)

@@ -138,8 +138,15 @@ def _acquire_outcome(facts: FunctionFacts, ref: LockRef) -> str:
     held_vals = {ret for _, ret in holding}
     free_vals = set(free)
     if signals_holding(held_vals, free_vals):
+        if all(_is_err(v) for v in free_vals) and not any(_is_zeroish(v) for v in held_vals):
+            return "noerr"  # the object with the lock, an ERR_PTR() without: IS_ERR() tells
         return "zero" if all(_is_zeroish(v) for v in held_vals) else "nonzero"
     return "never"
+
+
+def _is_err(value: str) -> bool:
+    v = value.strip("() ")
+    return v.startswith("ERR_PTR") or v.endswith(":err")
 
 
 def _annotated_success(facts: FunctionFacts) -> str | None:
@@ -276,7 +283,7 @@ def effective_events(
                 if inst is None:
                     continue
                 cond = ev.result if success is not None else None
-                fail = "zero" if success == "nonzero" else "nonzero"
+                fail = {"nonzero": "zero", "noerr": "err"}.get(success or "", "nonzero")
                 evs.append(
                     Acquire(
                         LockRef(inst, cls=_cls(ref, inst)),

@@ -27,6 +27,7 @@ from lockcheck.model.ir import (
     Release,
 )
 
+_ERR_TESTS = ("IS_ERR(", "IS_ERR_OR_NULL(")
 _RELEASING_NAME_RE = re.compile(r"unlock|release|put|drop")
 
 
@@ -149,6 +150,9 @@ class Transfer:
 
     def edge(self, st: LockState, atom: Atom | None, label: bool | None) -> LockState:
         if atom is not None and label is not None:
+            if atom.kind == "value" and label and atom.text.startswith(_ERR_TESTS):
+                # `if (IS_ERR(mp))` after `mp = lock_mount(..)`: nothing was taken
+                st = self._resolve_err(st, atom.text[atom.text.index("(") + 1 : -1])
             if atom.kind == "value":
                 st = self._resolve_cond(st, atom.a, label)
                 if not label and atom.a != "#atom":
@@ -170,6 +174,23 @@ class Transfer:
 
         def keep(h: Held) -> bool:
             return not (tests(h.cond_var) and h.fail_when == failed_when)
+
+        if all(keep(h) for h in st.may.values()):
+            return st
+        return LockState(
+            {r: h for r, h in st.must.items() if keep(h)},
+            {r: h for r, h in st.may.items() if keep(h)},
+            st.eqs,
+        )
+
+    @staticmethod
+    def _resolve_err(st: LockState, var: str) -> LockState:
+        def keep(h: Held) -> bool:
+            return not (
+                h.fail_when == "err"
+                and h.cond_var is not None
+                and (h.cond_var == var or frozenset((h.cond_var, var)) in st.eqs)
+            )
 
         if all(keep(h) for h in st.may.values()):
             return st

@@ -533,10 +533,14 @@ def _atom(cond: Node | None, ctx: _FnContext) -> tuple[Atom | None, int | None]:
 
 
 def _const_value(node: Node | None) -> str | None:
-    """The assigned value when it is a literal or an ALL_CAPS constant."""
+    """The assigned value when it is a literal or an ALL_CAPS constant, or
+    an address (`m1 = &sb->mutex`: not NULL, whatever it is)."""
     if node is None:
         return None
-    val = norm(text(_unwrap(node)))
+    inner = _unwrap(node)
+    if inner.type == "pointer_expression" and text(inner).lstrip().startswith("&"):
+        return "&" + norm(text(inner))
+    val = norm(text(inner))
     return val if is_constant(val) else None
 
 
@@ -663,7 +667,7 @@ def _lower_cfg(syn: SynCfg, ctx: _FnContext) -> Cfg:
     for sn in syn.nodes:
         atom, atom_call = _atom(sn.cond, ctx) if sn.kind == "branch" else (None, None)
         if atom is not None and sn.inexact:
-            atom = replace(atom, factable=False)
+            atom = replace(atom, factable=False, sign=atom.factable)
         events: list[Event] = []
         for item in sn.items:
             events.extend(ex.run(item, atom_call))

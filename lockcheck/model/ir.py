@@ -61,7 +61,8 @@ class Acquire:
     # The lock is held only while `cond_var` is non-NULL/true: undone on the
     # edge where that variable (or the branch atom, "#atom") is known to fail.
     cond_var: str | None = None
-    fail_when: Literal["zero", "nonzero"] = "zero"
+    # "err": not held when the result is an ERR_PTR() (`if (IS_ERR(mp))`)
+    fail_when: Literal["zero", "nonzero", "err"] = "zero"
     guard: bool = False
     until: str | None = None  # held until a lock of this class is released
 
@@ -167,6 +168,9 @@ class Atom:
     text: str = ""
     vars: tuple[str, ...] = ()
     factable: bool = False
+    # a sign test lowered to non-zero (`ret < 0`): its true edge still tells
+    # that the (pure) value is non-zero, its false edge tells nothing
+    sign: bool = False
 
 
 @dataclass(slots=True)
