@@ -88,7 +88,14 @@ class Facts:
             b = self.const(atom.b) or (atom.b if is_constant(atom.b) else None)
             if a is not None and b is not None:
                 return a == b or (a in ZERO_VALUES and b in ZERO_VALUES)
+            # `ret == -ENOSPC` on a path that knows `ret` is zero
+            for var, const in ((atom.a, b), (atom.b, a)):
+                if const is not None and const not in ZERO_VALUES and self._known_zero(var):
+                    return False
         return None
+
+    def _known_zero(self, var: str) -> bool:
+        return any(text == var and not truth for text, truth, _ in self.atoms)
 
     def describe_value(self, expr: str) -> str:
         """A returned expression, refined by what the path knows about it:

@@ -176,6 +176,10 @@ def canonical(inst: str, canon: dict[str, str]) -> str:
     if not canon:
         return inst
     for expr, var in canon.items():
+        if expr.endswith("."):  # an object whose address the variable holds
+            if inst.startswith(expr):
+                return var + inst[len(expr) :]
+            continue
         for sep in ("->", "."):
             if inst.startswith(expr + sep):
                 return var + inst[len(expr) :]
@@ -210,13 +214,19 @@ def _stable_copies(body: Node, params: tuple[str, ...]) -> dict[str, str]:
                 pass
         elif node.type == "pointer_expression" and text(node).startswith("&"):
             arg = node.child_by_field_name("argument")
-            if arg is not None and arg.type == "identifier":
+            if arg is not None and arg.type == "identifier" and not _is_init_value(node):
                 assigned[text(arg)] = assigned.get(text(arg), 0) + 2  # address taken
     out: dict[str, str] = {}
     for var, value in sorted(inits.items()):
         if assigned.get(var) != 1:
             continue
         inner = _unwrap(value)
+        if inner.type == "pointer_expression" and text(inner).lstrip().startswith("&"):
+            # `cxt = &pstore_zone_cxt`: `pstore_zone_cxt.lock` is `cxt->lock`
+            obj = inner.child_by_field_name("argument")
+            if obj is not None and obj.type == "identifier" and not assigned.get(text(obj)):
+                out.setdefault(text(obj) + ".", var + "->")
+            continue
         if inner.type not in ("call_expression", "field_expression"):
             continue
         names, _pure = _reads(inner)
@@ -234,6 +244,12 @@ def _stable_copies(body: Node, params: tuple[str, ...]) -> dict[str, str]:
             continue
         out.setdefault(norm(text(inner)), var)
     return out
+
+
+def _is_init_value(node: Node) -> bool:
+    """`p = &obj` / `T *p = &obj`: the address is copied, not handed out."""
+    parent = node.parent
+    return parent is not None and parent.type in ("init_declarator", "assignment_expression")
 
 
 _ACCESSORS = frozenset({"d_inode", "file_inode", "page_folio", "folio_mapping"})
