@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from lockcheck.analysis.file import FileFacts, analyse_file, library_summaries
+from lockcheck.analysis.file import FileFacts, analyse_file
 from lockcheck.analysis.summaries import Summary
 from lockcheck.analysis.tree import TreeSummaries, file_summaries
 from lockcheck.errors import LockcheckError, RuleError
@@ -141,6 +141,7 @@ class Engine:
         cached = self._headers.get(header)
         if cached is not None:
             return cached
+        self._headers[header] = {}  # in progress: a header reached again sees none
         try:
             data = read_c_source(header)
         except LockcheckError:
@@ -152,7 +153,10 @@ class Engine:
             for fn in model.functions
             if "inline" in " ".join(lines[fn.start_line - 1 : fn.start_line + 1])
         ]
-        summaries = library_summaries(inline) if inline else {}
+        # an inline wrapping a function of a .c file beside the header
+        # (xfs_trans_ail_update() -> xfs_trans_ail_update_bulk())
+        elsewhere = self._tree.library_for(header, inline, {}) if inline else {}
+        summaries = analyse_file(inline, elsewhere).summaries if inline else {}
         self._headers[header] = summaries
         return summaries
 
