@@ -323,10 +323,20 @@ def param_keyed(
     from lockcheck.analysis.flow import analyse  # the dataflow, run again
 
     fn = facts.fn
+    # only a parameter a branch tests can decide whether the lock goes
+    tested = {
+        n.atom.a
+        for n in fn.cfg.nodes
+        if n.atom is not None and n.atom.kind == "value" and n.atom.factable
+    }
+    if not tested & set(summ.params):
+        return summ
     kept: list[tuple[LockRef, int]] = []
     entry = fn.cfg.entry
     site = fn.cfg.nodes[entry].events[0].site if fn.cfg.nodes[entry].events else None
     for i, param in enumerate(summ.params):
+        if param not in tested:
+            continue
         pinned = events_with({param: "0"})
         pinned[entry] = [
             Assign(param, site or _entry_site(fn), "0"),
