@@ -22,6 +22,7 @@ from lockcheck.model.ir import (
     Claim,
     Downgrade,
     Event,
+    Handover,
     LockRef,
     Mode,
     Release,
@@ -85,6 +86,9 @@ class Transfer:
             mode: Mode = ev.mode or ("read" if RW_CLASS_RE.search(ev.lock.cls) else "excl")
             h = Held(mode, ev.site, assumed=True)
             return LockState({**st.must, ev.lock: h}, {**st.may, ev.lock: h}, st.eqs)
+        if isinstance(ev, Handover):
+            # the caller can reach the object now: it may release its locks
+            return self._escape(st, lambda ref: base_var(ref.inst) == ev.var)
         if isinstance(ev, Assign):
             st = self._kill_var(st, ev.var, ev.site.line)
             if ev.alias is not None and ev.alias != ev.var:

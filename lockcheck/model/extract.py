@@ -37,6 +37,7 @@ from lockcheck.model.ir import (
     Downgrade,
     Event,
     Function,
+    Handover,
     LockRef,
     Mode,
     Release,
@@ -53,6 +54,7 @@ _WS_RE = re.compile(r"\s+")
 _CAST_RE = re.compile(r"^\((?:const\s+)?(?:struct\s+)?\w+\s*\*?\s*\)")
 _LOCK_RETURNING = frozenset({"returns-lock", "lockptr"})
 _CALL_HEAD_RE = re.compile(r"^(\w+)\(.*\)$")
+_STORE_TARGETS = ("field_expression", "pointer_expression")
 _PURE_TESTS = frozenset({"IS_ERR", "IS_ERR_OR_NULL"})
 _NO_EVAL = frozenset({"sizeof_expression", "alignof_expression", "string_literal", "comment"})
 
@@ -127,6 +129,7 @@ def _declared_name(decl: Node | None) -> str | None:
 @dataclass(slots=True)
 class _FnContext:
     vocab: Vocabulary
+    params: tuple[str, ...] = ()
     lockvars: dict[str, LockRef] = field(default_factory=dict)
     aliases: dict[str, str] = field(default_factory=dict)  # var -> lock expression
     origins: dict[str, str] = field(default_factory=dict)  # call text -> lock var
@@ -350,6 +353,8 @@ class _Extractor:
                     right,
                     target if _unwrap(right).type == "call_expression" else None,
                 )
+            if plain and left is not None and right is not None:
+                self._handover(left, right, node)
             if left is not None:
                 if left.type == "field_expression":
                     arg = left.child_by_field_name("argument")
@@ -390,6 +395,20 @@ class _Extractor:
             flag = self.ctx.vocab.identifiers.get(text(node))
             if flag is not None:
                 self.events.append(Check(flag, text(node), _site(node)))
+
+    def _handover(self, left: Node, right: Node, node: Node) -> None:
+        """An object stored through a parameter (`ac->inode = x`, `*out = x`)."""
+        value = _unwrap(right)
+        if value.type != "identifier" or left.type not in _STORE_TARGETS:
+            return
+        root = left
+        while root.type in ("field_expression", "pointer_expression", "subscript_expression"):
+            nxt = root.child_by_field_name("argument")
+            if nxt is None:
+                return
+            root = _unwrap(nxt)
+        if root.type == "identifier" and text(root) in self.ctx.params:
+            self.events.append(Handover(text(value), _site(node)))
 
     def _call(self, node: Node, assign_to: str | None) -> None:
         args = _args(node)
@@ -643,8 +662,8 @@ def lower_function(
 ) -> Function:
     body = fn.child_by_field_name("body")
     assert body is not None
-    ctx = _FnContext(vocab)
     params = function_params(fn.child_by_field_name("declarator"))
+    ctx = _FnContext(vocab, tuple(params))
     ctx.canon = _stable_copies(body, tuple(params))
     _prepass(body, ctx)
     start, end = fn.start_point[0] + 1, fn.end_point[0] + 1
@@ -802,7 +821,7 @@ def _attach_annotations(pf: ParsedFile, functions: list[Function], vocab: Vocabu
                 break
         if fn is None:
             continue
-        ctx = _FnContext(vocab, dict(fn.lockvars), canon=dict(fn.canon))
+        ctx = _FnContext(vocab, fn.params, dict(fn.lockvars), canon=dict(fn.canon))
         ref = ctx.resolve(note.arg)
         site = Site(note.line, 1, f"{note.kind}({note.arg})")
         if note.kind in ("__must_hold", "__releases"):

@@ -147,7 +147,16 @@ class Assign:
     alias: str | None = None  # `var = other;`: both name one object from here on
 
 
-Event = Acquire | Release | Downgrade | Check | Act | Call | Claim | Sleep | Assign
+@dataclass(frozen=True, slots=True)
+class Handover:
+    """`ac->ac_inode = inode`, `*out = inode` with `ac`/`out` a parameter:
+    the object (and the locks held in it) is handed to the caller."""
+
+    var: str
+    site: Site
+
+
+Event = Acquire | Release | Downgrade | Check | Act | Call | Claim | Sleep | Assign | Handover
 
 
 @dataclass(frozen=True, slots=True)
