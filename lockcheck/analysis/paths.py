@@ -103,17 +103,25 @@ class Facts:
         value = self.const(expr)
         if value is not None:
             return value
+        sign = {truth for text, truth, _vars in self.atoms if text == f"{expr}<0"}
+        if sign == {True}:
+            return f"{expr}:neg"  # an error code
         for text, truth, _vars in self.atoms:
             if text == expr:
                 return f"{expr}:{'nonzero' if truth else 'zero'}"
             if truth and text == f"IS_ERR({expr})":
                 return f"{expr}:err"  # an ERR_PTR() the caller tests with IS_ERR()
+        if sign == {False}:
+            return f"{expr}:nonneg"
         return expr
 
     def learn(self, atom: Atom, truth: bool) -> Facts:
-        if atom.sign and truth and atom.kind == "value" and atom.text:
-            # `if (ret < 0)` taken: ret is non-zero (an error code)
-            return Facts(self.atoms | {(atom.text, True, atom.vars)}, self.consts, self.released)
+        if atom.sign and atom.kind == "value" and atom.text:
+            # `if (ret < 0)` taken: ret is non-zero (an error code); not
+            # taken: ret is not an error (0 or a count), which is all it says
+            sign = (f"{atom.text}<0", truth, atom.vars)
+            known = {sign, (atom.text, True, atom.vars)} if truth else {sign}
+            return Facts(self.atoms | known, self.consts, self.released)
         if not atom.factable or not atom.text:
             return self
         return Facts(self.atoms | {(atom.text, truth, atom.vars)}, self.consts, self.released)

@@ -166,7 +166,11 @@ def _is_zeroish(value: str) -> bool:
 def is_failure_value(value: str) -> bool:
     """A return value that reads as "did not happen": NULL, false, -Exxx, ERR_PTR()."""
     v = value.strip("() ")
-    return v in ("NULL", "false") or v.startswith(("-", "ERR_PTR")) or v.endswith(":err")
+    return (
+        v in ("NULL", "false")
+        or v.startswith(("-", "ERR_PTR"))
+        or v.endswith((":err", ":neg"))
+    )
 
 
 def signals_holding(held_vals: set[str], free_vals: set[str]) -> bool:
@@ -192,8 +196,13 @@ def signals_holding(held_vals: set[str], free_vals: set[str]) -> bool:
         if free_zero and held_nonzero:
             return True
         # 0 with the lock, a known non-zero (error) value without it
+        # 0 or a count (`ret >= 0`) with the lock, a negative error without it
+        if all(is_failure_value(v) for v in free_vals) and all(
+            _is_zeroish(v) or v.endswith(":nonneg") for v in held_vals
+        ):
+            return True
         # the object with the lock, an ERR_PTR() (tested or assigned) without it
-        if all(is_failure_value(v) for v in free_vals) and not any(
+        if all(_is_err(v) for v in free_vals) and not any(
             is_failure_value(v) or _is_zeroish(v) for v in held_vals
         ):
             return True

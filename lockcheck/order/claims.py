@@ -70,7 +70,7 @@ _HEDGE_RE = re.compile(
     r"may|might|can|could|would|will|likely|usually|normally|typically|generally|mostly|"
     r"otherwise|either|except|instead|no longer|cannot|can't|"
     # what a checker is told, not the state (`__acquire()` "for sparse")
-    r"pretend|pretends|sparse|"
+    r"pretend|pretends|sparse|why|unclear|not clear|"
     # advice and statements about other code, not the state here
     r"avoid|avoids|don't|do not|never|no one|nobody|"
     r"that's done|is done|are done)\b",
