@@ -48,6 +48,12 @@ class Facts:
 
     def _truths(self) -> frozenset[tuple[str, bool, tuple[str, ...]]]:
         implied = {(var, value not in ZERO_VALUES, (var,)) for var, value in self.consts}
+        # `v = ERR_PTR(-E)` and a taken `if (IS_ERR(v))` agree that v is an error
+        implied |= {
+            (f"IS_ERR({var})", True, (var,))
+            for var, value in self.consts
+            if value.startswith("ERR_PTR(")
+        }
         return self.atoms | implied if implied else self.atoms
 
     def assign(self, var: str, value: str | None) -> Facts:
@@ -82,7 +88,14 @@ class Facts:
             b = self.const(atom.b) or (atom.b if is_constant(atom.b) else None)
             if a is not None and b is not None:
                 return a == b or (a in ZERO_VALUES and b in ZERO_VALUES)
+            # `ret == -ENOSPC` on a path that knows `ret` is zero
+            for var, const in ((atom.a, b), (atom.b, a)):
+                if const is not None and const not in ZERO_VALUES and self._known_zero(var):
+                    return False
         return None
+
+    def _known_zero(self, var: str) -> bool:
+        return any(text == var and not truth for text, truth, _ in self.atoms)
 
     def describe_value(self, expr: str) -> str:
         """A returned expression, refined by what the path knows about it:
@@ -90,12 +103,25 @@ class Facts:
         value = self.const(expr)
         if value is not None:
             return value
+        sign = {truth for text, truth, _vars in self.atoms if text == f"{expr}<0"}
+        if sign == {True}:
+            return f"{expr}:neg"  # an error code
         for text, truth, _vars in self.atoms:
             if text == expr:
                 return f"{expr}:{'nonzero' if truth else 'zero'}"
+            if truth and text == f"IS_ERR({expr})":
+                return f"{expr}:err"  # an ERR_PTR() the caller tests with IS_ERR()
+        if sign == {False}:
+            return f"{expr}:nonneg"
         return expr
 
     def learn(self, atom: Atom, truth: bool) -> Facts:
+        if atom.sign and atom.kind == "value" and atom.text:
+            # `if (ret < 0)` taken: ret is non-zero (an error code); not
+            # taken: ret is not an error (0 or a count), which is all it says
+            sign = (f"{atom.text}<0", truth, atom.vars)
+            known = {sign, (atom.text, True, atom.vars)} if truth else {sign}
+            return Facts(self.atoms | known, self.consts, self.released)
         if not atom.factable or not atom.text:
             return self
         return Facts(self.atoms | {(atom.text, truth, atom.vars)}, self.consts, self.released)

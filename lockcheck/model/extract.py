@@ -16,11 +16,13 @@ from tree_sitter import Node
 
 from lockcheck.frontend.cfg import BudgetExceeded, SynCfg, build_cfg, call_name
 from lockcheck.frontend.parse import (
+    ITERATOR_RE,
+    NORETURN,
     ParsedFile,
     count_errors,
     function_params,
-    is_macro_head,
     iter_functions,
+    noreturn_names,
     text,
 )
 from lockcheck.model.ir import (
@@ -35,6 +37,7 @@ from lockcheck.model.ir import (
     Downgrade,
     Event,
     Function,
+    Handover,
     LockRef,
     Mode,
     Read,
@@ -54,6 +57,9 @@ _LOCK_RETURNING = frozenset({"returns-lock", "lockptr"})
 # right-hand sides whose value the model follows: calls (lock-returning, or
 # entry reads such as ptep_get()) and dereferences (`*pte`)
 _VALUE_SOURCES = frozenset({"call_expression", "pointer_expression"})
+_CALL_HEAD_RE = re.compile(r"^(\w+)\(.*\)$")
+_STORE_TARGETS = ("field_expression", "pointer_expression")
+_PURE_TESTS = frozenset({"IS_ERR", "IS_ERR_OR_NULL"})
 _NO_EVAL = frozenset({"sizeof_expression", "alignof_expression", "string_literal", "comment"})
 
 
@@ -127,12 +133,16 @@ def _declared_name(decl: Node | None) -> str | None:
 @dataclass(slots=True)
 class _FnContext:
     vocab: Vocabulary
+    params: tuple[str, ...] = ()
     lockvars: dict[str, LockRef] = field(default_factory=dict)
     aliases: dict[str, str] = field(default_factory=dict)  # var -> lock expression
     origins: dict[str, str] = field(default_factory=dict)  # call text -> lock var
+    # `sbi = EXT4_SB(inode->i_sb)` set once from a stable expression: that
+    # expression -> the variable, so both spellings name one lock
+    canon: dict[str, str] = field(default_factory=dict)
 
     def resolve(self, expr: str, cls: str | None = None) -> LockRef:
-        s = norm(expr)
+        s = canonical(norm(expr), self.canon)
         if s in self.lockvars:
             ref = self.lockvars[s]
             return LockRef(ref.inst, cls=cls or ref.cls)
@@ -141,11 +151,20 @@ class _FnContext:
             return LockRef(target, cls=cls or class_of(target))
         if s in self.origins:
             return self.lockvars[self.origins[s]]
+        m = _CALL_HEAD_RE.match(s)
+        entry = self.vocab.api.get(m.group(1)) if m is not None else None
+        if entry is not None and entry.effect in _LOCK_RETURNING and entry.cls:
+            # `scoped_guard(spinlock, pte_lockptr(mm, pmd))`: the lock the call returns
+            return LockRef(s, cls=cls or entry.cls)
         return LockRef(s, cls=cls or class_of(s))
 
     def template(self, entry: ApiEntry | GuardEntry, args: list[Node]) -> LockRef:
         tpl = entry.lock
         texts = [text(a) for a in args]
+        if "{last}" in tpl and texts:
+            # the lock is the last argument whatever the arity (rows that
+            # keep their meaning across kernel versions whose signatures differ)
+            tpl = tpl.replace("{last}", f"{{{len(texts) - 1}}}")
         for i, t in enumerate(texts):
             key = f"{{{i}}}"
             if key in tpl:
@@ -154,8 +173,93 @@ class _FnContext:
                     tpl = tpl.replace(key + "->", n + ".")
                 tpl = tpl.replace(key, n)
         if "{" in tpl:  # the call has fewer arguments than the row expects
-            tpl = re.sub(r"\{\d+\}", "?", tpl)
+            tpl = re.sub(r"\{(?:\d+|last)\}", "?", tpl)
         return self.resolve(tpl, entry.cls)
+
+
+def canonical(inst: str, canon: dict[str, str]) -> str:
+    """`EXT4_SB(inode->i_sb)->s_fc_lock` -> `sbi->s_fc_lock` when `sbi` is set
+    once to that expression (and nothing it reads is reassigned)."""
+    if not canon:
+        return inst
+    for expr, var in canon.items():
+        if expr.endswith("."):  # an object whose address the variable holds
+            if inst.startswith(expr):
+                return var + inst[len(expr) :]
+            continue
+        for sep in ("->", "."):
+            if inst.startswith(expr + sep):
+                return var + inst[len(expr) :]
+    return inst
+
+
+def _stable_copies(body: Node, params: tuple[str, ...]) -> dict[str, str]:
+    """Locals initialised once from an expression whose inputs never change.
+
+    Flow-insensitive and conservative: the variable has exactly one
+    assignment (its initialiser), and no identifier the expression reads is
+    assigned anywhere in the function.
+    """
+    assigned: dict[str, int] = {}
+    inits: dict[str, Node] = {}
+    stack = [body]
+    while stack:
+        node = stack.pop()
+        stack.extend(node.named_children)
+        if node.type == "init_declarator":
+            var = _declared_name(node.child_by_field_name("declarator"))
+            value = node.child_by_field_name("value")
+            if var is not None:
+                assigned[var] = assigned.get(var, 0) + 1
+                if value is not None:
+                    inits[var] = value
+        elif node.type in ("assignment_expression", "update_expression"):
+            left = node.child_by_field_name("left") or node.child_by_field_name("argument")
+            if left is not None and left.type == "identifier":
+                assigned[text(left)] = assigned.get(text(left), 0) + 1
+            elif left is not None and left.type == "pointer_expression":
+                pass
+        elif node.type == "pointer_expression" and text(node).startswith("&"):
+            arg = node.child_by_field_name("argument")
+            if arg is not None and arg.type == "identifier" and not _is_init_value(node):
+                assigned[text(arg)] = assigned.get(text(arg), 0) + 2  # address taken
+    out: dict[str, str] = {}
+    for var, value in sorted(inits.items()):
+        if assigned.get(var) != 1:
+            continue
+        inner = _unwrap(value)
+        if inner.type == "pointer_expression" and text(inner).lstrip().startswith("&"):
+            # `cxt = &pstore_zone_cxt`: `pstore_zone_cxt.lock` is `cxt->lock`
+            obj = inner.child_by_field_name("argument")
+            if obj is not None and obj.type == "identifier" and not assigned.get(text(obj)):
+                out.setdefault(text(obj) + ".", var + "->")
+            continue
+        if inner.type not in ("call_expression", "field_expression"):
+            continue
+        names, _pure = _reads(inner)
+        if inner.type == "call_expression":
+            fn = inner.child_by_field_name("function")
+            callee = text(fn) if fn is not None else ""
+            # accessors are spelt in capitals (EXT4_SB) or are one-line inlines
+            # such as d_inode(); a call that allocates or looks up is not a copy
+            if not (callee.isupper() or callee in _ACCESSORS):
+                continue
+            names = tuple(n for n in names if n != callee)
+        if not names or any(assigned.get(n, 0) for n in names if n not in params):
+            continue
+        if any(assigned.get(n, 0) for n in names if n in params):
+            continue
+        out.setdefault(norm(text(inner)), var)
+    return out
+
+
+def _is_init_value(node: Node) -> bool:
+    """`p = &obj` / `T *p = &obj`: the address is copied, not handed out."""
+    parent = node.parent
+    return parent is not None and parent.type in ("init_declarator", "assignment_expression")
+
+
+_ACCESSORS = frozenset({"d_inode", "file_inode", "page_folio", "folio_mapping"})
 
 
 def _prepass(body: Node, ctx: _FnContext) -> None:
@@ -243,17 +347,25 @@ class _Extractor:
                 target = norm(text(left))
             op = node.child_by_field_name("operator")
             plain = op is None or text(op) == "="
-            if var is not None:
+            chained = _chained_target(right) if plain else None
+            if var is not None and chained is None:
                 # the new value is bound before its lock effects are recorded,
                 # so `pml = pmd_lock(...)` holds the new `pml`, not a stale one
                 const = _const_value(right) if plain else None
                 alias = _alias_of(right) if plain and const is None else None
                 self.events.append(Assign(var, _site(node), const, alias))
-            if right is not None:
+            if right is not None and var is not None and chained is not None:
+                # `start = pte = pte_offset_map_lock(..)`: the inner assignment
+                # happens first, and `start` is then a copy of `pte`
+                self._walk(right, None)
+                self.events.append(Assign(var, _site(node), None, chained))
+            elif right is not None:
                 self._walk(
                     right,
                     target if _unwrap(right).type in _VALUE_SOURCES else None,
                 )
+            if plain and left is not None and right is not None:
+                self._handover(left, right, node)
             if left is not None:
                 if left.type == "field_expression":
                     arg = left.child_by_field_name("argument")
@@ -306,6 +418,20 @@ class _Extractor:
             if flag is not None:
                 self.events.append(Check(flag, text(node), _site(node)))
 
+    def _handover(self, left: Node, right: Node, node: Node) -> None:
+        """An object stored through a parameter (`ac->inode = x`, `*out = x`)."""
+        value = _unwrap(right)
+        if value.type != "identifier" or left.type not in _STORE_TARGETS:
+            return
+        root = left
+        while root.type in ("field_expression", "pointer_expression", "subscript_expression"):
+            nxt = root.child_by_field_name("argument")
+            if nxt is None:
+                return
+            root = _unwrap(nxt)
+        if root.type == "identifier" and text(root) in self.ctx.params:
+            self.events.append(Handover(text(value), _site(node)))
+
     def _call(self, node: Node, assign_to: str | None) -> None:
         args = _args(node)
         name = call_name(node)
@@ -352,7 +478,9 @@ class _Extractor:
         argv = tuple(norm(text(a)) for a in args)
         if e.effect == "acquire":
             self.events.append(
-                Acquire(ctx.template(e, args), mode, site, e.name, e.nested, args=argv)
+                Acquire(
+                    ctx.template(e, args), mode, site, e.name, e.nested, args=argv, until=e.until
+                )
             )
         elif e.effect == "release":
             self.events.append(Release(ctx.template(e, args), site, e.name, args=argv))
@@ -393,6 +521,21 @@ class _Extractor:
         elif e.effect == "read":
             ptr = norm(text(args[e.target])) if e.target < len(args) else ""
             self.events.append(Read(ptr, e.cls or "", site, assign_to))
+        elif e.effect == "callback":
+            # `kref_put(&obj->ref, release)`: still an unknown call of its own,
+            # which may run `release` on the object that holds the counter
+            cb = args[e.target] if e.target < len(args) else None
+            obj = norm(text(args[0])) if args else ""
+            self.events.append(
+                Call(
+                    e.name,
+                    site,
+                    tuple(norm(text(a)) for a in args),
+                    result=self._cond_var(node, assign_to),
+                    callback=text(cb) if cb is not None and cb.type == "identifier" else None,
+                    callback_obj=_container_of_field(obj),
+                )
+            )
         # lockptr / out-lockptr / sleeps: nothing more to record
 
 
@@ -445,16 +588,74 @@ def _atom(cond: Node | None, ctx: _FnContext) -> tuple[Atom | None, int | None]:
                 "value", var, "", var, (var,), True
             ), inner.id if inner is not None else None
     if node.type == "call_expression":
+        # `IS_ERR(vma)` reads its argument only: the answer can be remembered
+        if call_name(node) in _PURE_TESTS:
+            reads = [_reads(a) for a in _args(node)]
+            arg_names = tuple(sorted({n for r in reads for n in r[0]}))
+            pure_test = all(r[1] for r in reads)
+            return Atom("value", "#atom", "", txt, arg_names, pure_test), node.id
         return Atom("value", "#atom", "", txt, names, False), node.id
     return Atom("opaque", "", "", txt, names, pure), None
 
 
 def _const_value(node: Node | None) -> str | None:
-    """The assigned value when it is a literal or an ALL_CAPS constant."""
+    """The assigned value when it is a literal or an ALL_CAPS constant, or
+    an address (`m1 = &sb->mutex`: not NULL, whatever it is)."""
     if node is None:
         return None
-    val = norm(text(_unwrap(node)))
+    inner = _unwrap(node)
+    if inner.type == "pointer_expression" and text(inner).lstrip().startswith("&"):
+        return "&" + norm(text(inner))
+    val = norm(text(inner))
     return val if is_constant(val) else None
+
+
+def _container_of_field(expr: str) -> str:
+    """`obj->refcount` -> `obj`: the object a member pointer points into."""
+    for sep in ("->", "."):
+        if sep in expr:
+            return expr.rsplit(sep, 1)[0]
+    return ""
+
+
+def _containers(body: Node, params: tuple[str, ...]) -> dict[str, str]:
+    """`zhdr = container_of(ref, ...)`: locals that name the object around a parameter."""
+    out: dict[str, str] = {}
+    stack = [body]
+    while stack:
+        node = stack.pop()
+        stack.extend(node.named_children)
+        var: str | None = None
+        value: Node | None = None
+        if node.type == "init_declarator":
+            var = _declared_name(node.child_by_field_name("declarator"))
+            value = node.child_by_field_name("value")
+        elif node.type == "assignment_expression":
+            left = node.child_by_field_name("left")
+            if left is not None and left.type == "identifier":
+                var, value = text(left), node.child_by_field_name("right")
+        if var is None or value is None:
+            continue
+        value = _unwrap(value)
+        if value.type == "call_expression" and call_name(value) == "container_of":
+            args = _args(value)
+            if args and norm(text(args[0])) in params:
+                out.setdefault(var, norm(text(args[0])))
+    return out
+
+
+def _chained_target(node: Node | None) -> str | None:
+    """`a = b = x`: the variable `b` whose new value `a` copies."""
+    if node is None:
+        return None
+    inner = _unwrap(node)
+    if inner.type != "assignment_expression":
+        return None
+    op = inner.child_by_field_name("operator")
+    left = inner.child_by_field_name("left")
+    if (op is None or text(op) == "=") and left is not None and left.type == "identifier":
+        return text(left)
+    return None
 
 
 def _alias_of(node: Node | None) -> str | None:
@@ -483,16 +684,22 @@ def _guard_events(
 
 
 def lower_function(
-    name: str, path: str, fn: Node, vocab: Vocabulary, max_nodes: int = 20000
+    name: str,
+    path: str,
+    fn: Node,
+    vocab: Vocabulary,
+    max_nodes: int = 20000,
+    noreturn: frozenset[str] = NORETURN,
 ) -> Function:
     body = fn.child_by_field_name("body")
     assert body is not None
-    ctx = _FnContext(vocab)
-    _prepass(body, ctx)
     params = function_params(fn.child_by_field_name("declarator"))
+    ctx = _FnContext(vocab, tuple(params))
+    ctx.canon = _stable_copies(body, tuple(params))
+    _prepass(body, ctx)
     start, end = fn.start_point[0] + 1, fn.end_point[0] + 1
     try:
-        syn = build_cfg(body, max_nodes)
+        syn = build_cfg(body, max_nodes, noreturn)
     except (BudgetExceeded, RecursionError):  # too large, or nested too deep to walk
         empty = Cfg([IrNode(0, start, "entry"), IrNode(1, end, "exit")], 0, 1)
         return Function(
@@ -515,6 +722,8 @@ def lower_function(
         params,
         lockvars=dict(ctx.lockvars),
         parse_errors=count_errors(fn),
+        canon=dict(ctx.canon),
+        containers=_containers(body, params),
     )
 
 
@@ -524,24 +733,28 @@ def _lower_cfg(syn: SynCfg, ctx: _FnContext) -> Cfg:
     for sn in syn.nodes:
         atom, atom_call = _atom(sn.cond, ctx) if sn.kind == "branch" else (None, None)
         if atom is not None and sn.inexact:
-            atom = replace(atom, factable=False)
+            atom = replace(atom, factable=False, sign=atom.factable)
         events: list[Event] = []
         for item in sn.items:
             events.extend(ex.run(item, atom_call))
-            if sn.kind == "branch" and sn.cond is None and is_macro_head(item):
-                # `list_for_each_entry(pos, ...)` gives `pos` a new value each
-                # time round; the pack names macros whose cursor is elsewhere
-                # (`for_each_thread(p, t)`)
-                args = _args(item)
-                for i in ctx.vocab.iterators.get(call_name(item) or "", (0,)):
-                    if i < len(args) and args[i].type == "identifier":
-                        events.append(Assign(text(args[i]), _site(args[i])))
+        if sn.macro is not None:
+            # `list_for_each_entry(pos, ...)` gives `pos` a new value each
+            # time round; the pack names macros whose cursor is elsewhere
+            # (`for_each_thread(p, t)`)
+            args = _args(sn.macro)
+            # the macro itself, named but with its arguments already evaluated
+            # before the loop (the simulator walks VMA loops by this name)
+            events.append(Call(call_name(sn.macro) or "?", _site(sn.macro)))
+            for i in ctx.vocab.iterators.get(call_name(sn.macro) or "", (0,)):
+                if i < len(args) and args[i].type == "identifier":
+                    events.append(Assign(text(args[i]), _site(args[i])))
         if sn.guard is not None:
             g = sn.guard
             events.extend(_guard_events(ctx, g.op, g.gtype, g.args, g.line, g.column))
         if sn.kind == "branch" and atom is None:
             atom = Atom("opaque")
-        node_text = text(sn.items[0]).split("\n")[0] if sn.items else ""
+        first = sn.items[0] if sn.items else sn.macro
+        node_text = text(first).split("\n")[0] if first is not None else ""
         nodes.append(IrNode(sn.id, sn.line, sn.kind, events, atom, list(sn.succ), node_text))
     _link_check_vars(nodes)
     return Cfg(nodes, syn.entry, syn.exit)
@@ -571,9 +784,10 @@ class FileModel:
 
 
 _ITER_DEFINE_RE = re.compile(
-    rb"^[ \t]*#[ \t]*define[ \t]+(\w*(?:for_each|foreach)\w*)\(([^)]*)\)((?:[^\n]*\\\n)*[^\n]*)",
-    re.M | re.I,
+    rb"^[ \t]*#[ \t]*define[ \t]+(\w+)\(([^)]*)\)((?:[^\n]*\\\n)*[^\n]*)",
+    re.M,
 )
+_LOOP_BODY_RE = re.compile(r"^\s*for\s*\(")
 _INNER_ITER_RE = re.compile(r"(\w*(?:for_each|foreach)\w*)\s*\(([^()]*)\)", re.I)
 
 
@@ -589,6 +803,8 @@ def local_iterators(source: bytes, known: dict[str, tuple[int, ...]]) -> dict[st
         name = m.group(1).decode("ascii", "replace")
         params = [p.strip() for p in m.group(2).decode("ascii", "replace").split(",")]
         body = m.group(3).decode("utf-8", "replace").replace("\\\n", " ")
+        if not ITERATOR_RE.search(name) and not _LOOP_BODY_RE.match(body):
+            continue  # a loop macro by its name or by its `for (...)` body
         cursors: list[int] = []
         for i, param in enumerate(params):
             if not re.fullmatch(r"\w+", param):
@@ -614,8 +830,10 @@ def build_file_model(pf: ParsedFile, vocab: Vocabulary, max_nodes: int = 20000) 
     local = local_iterators(pf.source, vocab.iterators)
     if local:
         vocab = replace(vocab, iterators={**vocab.iterators, **local})
+    noreturn = noreturn_names(pf.source)
     functions = [
-        lower_function(name, pf.path, node, vocab, max_nodes) for name, node in iter_functions(pf)
+        lower_function(name, pf.path, node, vocab, max_nodes, noreturn)
+        for name, node in iter_functions(pf)
     ]
     _attach_annotations(pf, functions, vocab)
     return FileModel(pf.path, functions, count_errors(pf.root))
@@ -634,7 +852,7 @@ def _attach_annotations(pf: ParsedFile, functions: list[Function], vocab: Vocabu
                 break
         if fn is None:
             continue
-        ctx = _FnContext(vocab, dict(fn.lockvars))
+        ctx = _FnContext(vocab, fn.params, dict(fn.lockvars), canon=dict(fn.canon))
         ref = ctx.resolve(note.arg)
         site = Site(note.line, 1, f"{note.kind}({note.arg})")
         if note.kind in ("__must_hold", "__releases"):

@@ -17,7 +17,8 @@ Mode = Literal["excl", "read", "write"]
 # Values a path can remember for a variable: literals, NULL/true/false,
 # ALL_CAPS constants and their negations (`-EAGAIN`).
 _CONSTANT_RE = re.compile(
-    r"^(?:-?\d+[UuLl]*|0x[0-9a-fA-F]+[UuLl]*|true|false|NULL|-?[A-Z][A-Z0-9_]*)$"
+    r"^(?:-?\d+[UuLl]*|0x[0-9a-fA-F]+[UuLl]*|true|false|NULL|-?[A-Z][A-Z0-9_]*"
+    r"|ERR_PTR\(-[A-Z][A-Z0-9_]*\))$"
 )
 
 
@@ -60,9 +61,11 @@ class Acquire:
     # The lock is held only while `cond_var` is non-NULL/true: undone on the
     # edge where that variable (or the branch atom, "#atom") is known to fail.
     cond_var: str | None = None
-    fail_when: Literal["zero", "nonzero"] = "zero"
+    # "err": not held when the result is an ERR_PTR() (`if (IS_ERR(mp))`)
+    fail_when: Literal["zero", "nonzero", "err"] = "zero"
     guard: bool = False
     args: tuple[str, ...] = ()  # the call's arguments, normalised (irqsave flags)
+    until: str | None = None  # held until a lock of this class is released
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +114,10 @@ class Call:
     # where the result goes: an assigned variable, "#atom" (tested by the
     # branch), "#ret" (returned), or None
     result: str | None = None
+    # `kref_put(&obj->ref, release)`: the function the call may run on the
+    # object that contains its first argument (`obj`)
+    callback: str | None = None
+    callback_obj: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +164,18 @@ class Read:
     into: str | None = None
 
 
-Event = Acquire | Release | Downgrade | Check | Act | Call | Claim | Sleep | Assign | Read
+@dataclass(frozen=True, slots=True)
+class Handover:
+    """`ac->ac_inode = inode`, `*out = inode` with `ac`/`out` a parameter:
+    the object (and the locks held in it) is handed to the caller."""
+
+    var: str
+    site: Site
+
+
+Event = (
+    Acquire | Release | Downgrade | Check | Act | Call | Claim | Sleep | Assign | Read | Handover
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +196,9 @@ class Atom:
     text: str = ""
     vars: tuple[str, ...] = ()
     factable: bool = False
+    # a sign test lowered to non-zero (`ret < 0`): its true edge still tells
+    # that the (pure) value is non-zero, its false edge tells nothing
+    sign: bool = False
 
 
 @dataclass(slots=True)
@@ -220,3 +241,7 @@ class Function:
     lockvars: dict[str, LockRef] = field(default_factory=dict)  # local lock pointers
     parse_errors: int = 0
     budget_exceeded: bool = False
+    # `obj = container_of(param, T, member)`: local -> the parameter it contains
+    containers: dict[str, str] = field(default_factory=dict)
+    # stable copies: expression -> the local set once to it (model/extract.py)
+    canon: dict[str, str] = field(default_factory=dict)

@@ -99,8 +99,10 @@ class LockBalance(Rule):
         for _nid, ev, st in fn.iter_events():
             if not isinstance(ev, Acquire) or ev.cond_var is not None or ev.guard:
                 continue
-            if ev.nested:
-                continue  # `_nested`: another lock of the class, by declaration
+            if ev.nested or ev.until is not None:
+                # `_nested`: another lock of the class, by declaration; a lock
+                # held until an outer one goes (vma_start_write()) may be re-taken
+                continue
             if ev.lock.cls in self.skip:
                 continue
             prev = st.may.get(ev.lock)
