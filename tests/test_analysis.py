@@ -8,7 +8,7 @@ import pytest
 
 from lockcheck.engine import Engine
 from lockcheck.report.explain import timeline
-from tests.conftest import FIXTURES
+from tests.helpers import FIXTURES
 
 
 def held_at(path: Path, function: str, needle: str) -> list[list[str]]:

@@ -16,168 +16,20 @@ from pathlib import Path
 import pytest
 
 from lockcheck.hook import MARKER
-from tests.conftest import run_cli
-
-PRE_SERIES = """\
-// SPDX-License-Identifier: GPL-2.0
-/* hook test: page tables are only dropped under the exclusive mmap lock */
-
-static void drop_table(struct mm_struct *mm, struct vm_area_struct *vma,
-\t\t       unsigned long addr, pmd_t *pmd)
-{
-\tpmd_t old;
-
-\tmmap_assert_write_locked(mm);
-\told = pmdp_collapse_flush(vma, addr, pmd);
-\tmm_dec_nr_ptes(mm);
-\tpte_free(mm, pmd_pgtable(old));
-}
-
-static void collapse_file_tables(struct address_space *mapping, pgoff_t pgoff)
-{
-\tstruct vm_area_struct *vma;
-
-\ti_mmap_lock_write(mapping);
-\tvma_interval_tree_foreach(vma, &mapping->i_mmap, pgoff, pgoff) {
-\t\tstruct mm_struct *mm = vma->vm_mm;
-\t\tunsigned long addr = vma->vm_start;
-\t\tpmd_t *pmd;
-
-\t\tif (find_pmd_or_thp_or_none(mm, addr, &pmd) != SCAN_SUCCEED)
-\t\t\tcontinue;
-\t\tif (!mmap_write_trylock(mm))
-\t\t\tcontinue;
-\t\tif (!vma->anon_vma && !userfaultfd_wp(vma))
-\t\t\tdrop_table(mm, vma, addr, pmd);
-\t\tmmap_write_unlock(mm);
-\t}
-\ti_mmap_unlock_write(mapping);
-}
-"""
-
-_HEAD = """\
-// SPDX-License-Identifier: GPL-2.0
-/* hook test: page tables dropped under the pmd and pte locks */
-
-static void collapse_file_tables(struct address_space *mapping, pgoff_t pgoff)
-{
-\tstruct vm_area_struct *vma;
-
-\ti_mmap_lock_read(mapping);
-\tvma_interval_tree_foreach(vma, &mapping->i_mmap, pgoff, pgoff) {
-\t\tstruct mm_struct *mm = vma->vm_mm;
-\t\tunsigned long addr = vma->vm_start;
-\t\tspinlock_t *pml, *ptl;
-"""
-_EARLY_TESTS = """\
-\t\tif (READ_ONCE(vma->anon_vma))
-\t\t\tcontinue;
-\t\tif (find_pmd_or_thp_or_none(mm, addr, &pmd) != SCAN_SUCCEED)
-\t\t\tcontinue;
-\t\tif (userfaultfd_wp(vma))
-\t\t\tcontinue;
-\t\tpml = pmd_lock(mm, pmd);
-\t\tptl = pte_lockptr(mm, pmd);
-\t\tif (ptl != pml)
-\t\t\tspin_lock_nested(ptl, SINGLE_DEPTH_NESTING);
-"""
-
-# the posted v1: the tests above decide the removal, made before pml and ptl
-V1 = (
-    _HEAD
-    + "\t\tpmd_t *pmd, old;\n\n"
-    + _EARLY_TESTS
-    + """\
-\t\told = pmdp_collapse_flush(vma, addr, pmd);
-\t\tif (ptl != pml)
-\t\t\tspin_unlock(ptl);
-\t\tspin_unlock(pml);
-\t\tmm_dec_nr_ptes(mm);
-\t\tpte_free_defer(mm, pmd_pgtable(old));
-\t}
-\ti_mmap_unlock_read(mapping);
-}
-"""
+from tests.helpers import (
+    FIXED,
+    PRE_SERIES,
+    SOURCE,
+    V1,
+    V1_RULES,
+    git,
+    git_env,
+    head,
+    new_repo,
+    run_cli,
+    stage,
+    write,
 )
-
-# the fix: both flags tested again once pml and ptl are held
-FIXED = (
-    _HEAD
-    + "\t\tbool dropped = false;\n\t\tpmd_t *pmd, old;\n\n"
-    + _EARLY_TESTS
-    + """\
-\t\t/* both tests again, now that a fault or uffd-wp must wait for us */
-\t\tif (!vma->anon_vma && !userfaultfd_wp(vma)) {
-\t\t\told = pmdp_collapse_flush(vma, addr, pmd);
-\t\t\tdropped = true;
-\t\t}
-\t\tif (ptl != pml)
-\t\t\tspin_unlock(ptl);
-\t\tspin_unlock(pml);
-\t\tif (dropped) {
-\t\t\tmm_dec_nr_ptes(mm);
-\t\t\tpte_free_defer(mm, pmd_pgtable(old));
-\t\t}
-\t}
-\ti_mmap_unlock_read(mapping);
-}
-"""
-)
-
-V1_RULES = ("[anon-vma-under-ptl]", "[uffd-wp-under-ptl]")
-SOURCE = "mm/collapse.c"
-
-
-def git_env() -> dict[str, str]:
-    """The environment minus anything that would point git at another repository."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GIT_", "PRE_COMMIT"))}
-    env["NO_COLOR"] = "1"
-    env["GIT_CONFIG_NOSYSTEM"] = "1"
-    return env
-
-
-def git(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(
-        ["git", "-C", str(repo), *args],
-        capture_output=True,
-        text=True,
-        env=git_env(),
-        timeout=600,
-    )
-    if check and proc.returncode != 0:
-        raise AssertionError(f"git {' '.join(args)}: {proc.stdout}{proc.stderr}")
-    return proc
-
-
-def head(repo: Path) -> str:
-    return git(repo, "rev-parse", "HEAD").stdout.strip()
-
-
-def new_repo(path: Path, files: dict[str, str] | None = None) -> Path:
-    """A repository with `files` committed (the pre-series shape by default)."""
-    path.mkdir(parents=True, exist_ok=True)
-    git(path, "init", "-q", "-b", "main")
-    git(path, "config", "user.name", "Hook Test")
-    git(path, "config", "user.email", "hook@example.org")
-    git(path, "config", "commit.gpgsign", "false")
-    if files is None:
-        files = {SOURCE: PRE_SERIES}
-    if files:
-        write(path, files)
-        git(path, "add", "-A")
-        git(path, "commit", "-q", "-m", "base")
-    return path
-
-
-def write(repo: Path, files: dict[str, str]) -> None:
-    for rel, text in files.items():
-        (repo / rel).parent.mkdir(parents=True, exist_ok=True)
-        (repo / rel).write_text(text)
-
-
-def stage(repo: Path, files: dict[str, str]) -> None:
-    write(repo, files)
-    git(repo, "add", *files)
 
 
 @pytest.fixture

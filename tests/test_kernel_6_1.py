@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.conftest import run_cli
+from tests.helpers import run_cli
 
 
 def test_khugepaged_6_1_runs_and_retract_page_tables_is_clean(kernel_tree: Path) -> None:

@@ -12,7 +12,7 @@ from lockcheck.order.claims import ClaimStats, check_comment_claims, comments, p
 from lockcheck.order.doc import Names, parse_order_comments
 from lockcheck.order.edges import Closure
 from lockcheck.packs import load_pack
-from tests.conftest import FIXTURES, run_cli
+from tests.helpers import FIXTURES, run_cli
 
 ORDER = FIXTURES / "order"
 NAMES = Names(load_pack("mm").names)

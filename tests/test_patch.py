@@ -19,14 +19,13 @@ from lockcheck.inputs.patch import (
     split_subject,
 )
 from lockcheck.review import fragment_image
-from tests.conftest import FIXTURES, ROOT
+from tests.helpers import FIXTURES, seed_email
 
 SERIES = FIXTURES / "series"
 TREE = SERIES / "tree"
 MBOX = SERIES / "series.mbox"
 REPLY = SERIES / "reply.eml"
 PATCH_FILES = sorted(SERIES.glob("000*.patch"))
-SEED = ROOT.parent / "shared" / "seed" / "000_fd0419e3beafc014.txt"
 # Pieces of patches and replies, shuffled by the property test.
 SAMPLE_LINES = [
     "From 1234 Mon Sep 17 00:00:00 2001",
@@ -140,16 +139,15 @@ def test_reply_email_quotes_map_to_email_lines() -> None:
 
 
 def test_seed_reply_with_nested_quotes_and_lost_indentation() -> None:
-    if not SEED.is_file():
-        pytest.skip(f"seed email absent: {SEED} (the shared project directory is not mounted)")
-    [p] = read_patches(SEED)
+    seed = seed_email()
+    [p] = read_patches(seed)
     assert p.quoted and (p.number, p.total) == (9, 12)
     assert p.subject == "mm/khugepaged: retract_page_tables() without mmap or vma lock"
     [fp] = p.files
     assert fp.path == "mm/khugepaged.c" and fp.path_guessed
     [h] = fp.hunks
     assert (h.old_start, h.new_start) == (1748, 1747)
-    lines = SEED.read_text().splitlines()
+    lines = seed.read_text().splitlines()
     uffd = next(ln for ln in h.lines if "userfaultfd_wp(vma)" in ln.text)
     assert uffd.kind == "+" and uffd.gap_before is False
     assert lines[uffd.source_line - 1].startswith("> > +")
@@ -157,7 +155,7 @@ def test_seed_reply_with_nested_quotes_and_lost_indentation() -> None:
     assert not any("IIUC" in ln.text for ln in h.lines)
     first_gap = next(ln for ln in h.lines if ln.gap_before)
     assert first_gap.new_line is None
-    assert assert_lines_map_back(p, SEED.read_text()) == len(h.lines)
+    assert assert_lines_map_back(p, seed.read_text()) == len(h.lines)
 
 
 def test_plain_unified_diff() -> None:

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -16,14 +13,13 @@ from lockcheck.engine import Config, Engine
 from lockcheck.frontend.parse import count_errors, parse_source
 from lockcheck.inputs.patch import read_patches
 from lockcheck.review import fragment_image
-from tests.conftest import FIXTURES, ROOT, run_cli
+from tests.helpers import FIXTURES, git, run_cli, seed_email, tree_hash
 
 SERIES = FIXTURES / "series"
 TREE = SERIES / "tree"
 MBOX = SERIES / "series.mbox"
 REPLY = SERIES / "reply.eml"
 PATCH_FILES = sorted(SERIES.glob("000*.patch"))
-SEED = ROOT.parent / "shared" / "seed" / "000_fd0419e3beafc014.txt"
 RULES = {"uffd-wp-under-ptl", "anon-vma-under-ptl"}
 P2 = "mm/khugepaged: retract_file_tables() without mmap lock"
 P3 = "mm/khugepaged: recheck anon_vma and uffd-wp under the pte lock"
@@ -45,15 +41,6 @@ def context(doc: dict[str, Any], site: str, patch: str | None = None) -> list[di
         for c in doc["lock_context"]
         if c["site"] == site and (patch is None or c["patch"] == patch)
     ]
-
-
-def tree_hash(root: Path) -> str:
-    h = hashlib.sha256()
-    for p in sorted(root.rglob("*")):
-        h.update(str(p.relative_to(root)).encode())
-        if p.is_file():
-            h.update(p.read_bytes())
-    return h.hexdigest()
 
 
 def assert_series_blame(doc: dict[str, Any]) -> None:
@@ -211,44 +198,28 @@ def test_fragment_wrapping_parses_cleanly() -> None:
 
 
 def test_seed_email_in_fragment_mode_shows_the_check_sites_and_their_locks() -> None:
-    if not SEED.is_file():
-        pytest.skip(f"seed email absent: {SEED} (the shared project directory is not mounted)")
-    proc = run_cli("review", "--format", "json", str(SEED))
+    seed = seed_email()
+    proc = run_cli("review", "--format", "json", str(seed))
     assert proc.returncode in (0, 1), proc.stderr
     doc = json.loads(proc.stdout)
     assert doc["review"]["mode"] == "fragment"
-    lines = SEED.read_text().splitlines()
+    lines = seed.read_text().splitlines()
     [anon] = context(doc, "vma->anon_vma")
     [uffd] = context(doc, "userfaultfd_wp(vma)")
     for c in (anon, uffd):
         assert c["function"] == "retract_page_tables" and c["file"] == "mm/khugepaged.c"
-        assert c["path"] == str(SEED) and lines[c["line"] - 1].startswith("> > ")
+        assert c["path"] == str(seed) and lines[c["line"] - 1].startswith("> > ")
     assert "anon_vma" in lines[anon["line"] - 1] and "userfaultfd_wp" in lines[uffd["line"] - 1]
     # the rmap lock went from write to read; uffd-wp is tested under it alone
     assert anon["before"] == ["mapping->i_mmap_rwsem:write"]
     assert anon["after"] == ["mapping->i_mmap_rwsem:read"]
     assert uffd["before"] is None and uffd["after"] == ["mapping->i_mmap_rwsem:read"]
-    text = run_cli("review", str(SEED)).stdout
+    text = run_cli("review", str(seed)).stdout
     assert "`userfaultfd_wp(vma)` in `retract_page_tables()`" in text
     assert "after {mapping->i_mmap_rwsem:read}" in text
 
 
 # --- git: --base, --git A..B and --staged on a real repository
-
-
-def git(repo: Path, *args: str) -> str:
-    env = dict(os.environ)
-    env.update(
-        GIT_AUTHOR_NAME="T",
-        GIT_AUTHOR_EMAIL="t@example.org",
-        GIT_COMMITTER_NAME="T",
-        GIT_COMMITTER_EMAIL="t@example.org",
-        GIT_CONFIG_GLOBAL="/dev/null",
-        GIT_CONFIG_NOSYSTEM="1",
-    )
-    return subprocess.run(
-        ["git", "-C", str(repo), *args], check=True, capture_output=True, text=True, env=env
-    ).stdout
 
 
 @pytest.fixture
@@ -267,15 +238,15 @@ def repo(tmp_path: Path) -> Path:
 
 
 def test_git_range(repo: Path) -> None:
-    head = git(repo, "rev-parse", "HEAD")
+    head = git(repo, "rev-parse", "HEAD").stdout
     _, doc = review_json("--git", "HEAD~3..HEAD", "--tree", str(repo))
     found = ours(doc)
     assert sorted(f["rule"] for f in found) == sorted(RULES)
     for f in found:
         assert f["introduced_by"] == "mm/khugepaged: without mmap lock"
         assert f["fixed_by"] == "mm/khugepaged: recheck under the pte lock"
-    assert git(repo, "rev-parse", "HEAD") == head
-    assert git(repo, "status", "--porcelain") == ""
+    assert git(repo, "rev-parse", "HEAD").stdout == head
+    assert git(repo, "status", "--porcelain").stdout == ""
     # the range as a reader gives it, from inside the repository (a subdirectory:
     # git paths stay relative to the top)
     _, doc2 = review_json("--git", "HEAD~3..", cwd=repo / "mm")
@@ -301,7 +272,7 @@ def test_staged_changes(repo: Path) -> None:
 def test_base_revision_of_a_repository(repo: Path) -> None:
     code, doc = review_json(str(PATCH_FILES[1]), "--tree", str(repo), "--base", "HEAD~2")
     assert code == 1 and sorted(f["rule"] for f in ours(doc)) == sorted(RULES)
-    assert doc["review"]["tree"].endswith(git(repo, "rev-parse", "HEAD~2")[:12])
+    assert doc["review"]["tree"].endswith(git(repo, "rev-parse", "HEAD~2").stdout[:12])
     proc = run_cli("review", str(PATCH_FILES[1]), "--tree", str(repo), "--base", "nosuchrev")
     assert proc.returncode == 2 and "unknown revision 'nosuchrev'" in proc.stderr
 
@@ -318,7 +289,7 @@ def test_new_deleted_and_non_c_files_from_stdin(tmp_path: Path) -> None:
     (r / "README.rst").write_text("if (userfaultfd_wp(vma)) { not C at all\n")
     git(r, "rm", "-q", "mm/old.c")
     git(r, "add", "-A")
-    diff = git(r, "diff", "--cached", "--no-renames")
+    diff = git(r, "diff", "--cached", "--no-renames").stdout
     git(r, "reset", "-q", "--hard")
     before = tree_hash(r)
     proc = run_cli("review", "--format", "json", "-", "--tree", str(r), stdin=diff.encode())

@@ -8,31 +8,12 @@ The reported set for each annotated rule must equal the annotations.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
 
 from lockcheck.engine import Config, Engine
-from tests.conftest import FIXTURES
-
-ANNOT_RE = re.compile(r"/\*\s*(ruleid|ok|todoruleid|todook):\s*([\w-]+)\s*\*/")
-
-
-def annotations(path: Path) -> dict[str, dict[str, set[int]]]:
-    """rule -> kind -> set of target lines (the next line that is not a comment)."""
-    lines = path.read_text().splitlines()
-    out: dict[str, dict[str, set[int]]] = {}
-    for i, line in enumerate(lines):
-        for m in ANNOT_RE.finditer(line):
-            j = i + 1
-            while j < len(lines) and lines[j].strip().startswith(("/*", "*", "//")):
-                j += 1
-            out.setdefault(m.group(2), {}).setdefault(m.group(1), set()).add(j + 1)
-    return out
-
-
-ANNOTATED = sorted(p for p in FIXTURES.rglob("*.c") if ANNOT_RE.search(p.read_text()))
+from tests.helpers import ANNOTATED, FIXTURES, annotations
 
 
 @pytest.mark.parametrize("path", ANNOTATED, ids=lambda p: str(p.relative_to(FIXTURES)))

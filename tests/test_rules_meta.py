@@ -12,8 +12,7 @@ from lockcheck.engine import Config, Engine
 from lockcheck.packs import DOC_SECTIONS, builtin_pack_names, packs_dir
 from lockcheck.rules.base import Rule
 from lockcheck.rules.docs import doc_pages
-from tests.conftest import FIXTURES, ROOT
-from tests.test_rule_fixtures import ANNOTATED, annotations
+from tests.helpers import ANNOTATED, FIXTURES, ROOT, annotations
 
 DOCS = ROOT / "docs" / "rules"
 PACK_FIXTURES = sorted(FIXTURES.rglob("pack.toml"))
