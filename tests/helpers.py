@@ -219,21 +219,21 @@ ANNOTATED = sorted(p for p in FIXTURES.rglob("*.c") if ANNOT_RE.search(p.read_te
 HELD_MARKED = sorted(p for p in FIXTURES.rglob("*.c") if HELD_RE.search(p.read_text()))
 
 
-def held_at_line(path: Path, line: int) -> list[list[str]]:
-    """The must-held set entering each reachable statement or branch that starts
-    at `line`, as `explain` spells locks; one entry per distinct set."""
+def held_by_line(path: Path) -> dict[int, list[list[str]]]:
+    """line -> the must-held set entering each reachable statement or branch
+    that starts there, as `explain` spells locks; one entry per distinct set."""
     from lockcheck.engine import Engine
 
     analysis = Engine().analyse_source(str(path), path.read_bytes())
-    seen: list[list[str]] = []
+    out: dict[int, list[list[str]]] = {}
     for ff in analysis.facts.functions:
         for node, st in zip(ff.fn.cfg.nodes, ff.state_in, strict=True):
-            if node.line != line or node.kind not in ("stmt", "branch") or st is None:
+            if node.kind not in ("stmt", "branch") or st is None:
                 continue
-            held = st.describe()
-            if held not in seen:
-                seen.append(held)
-    return seen
+            seen = out.setdefault(node.line, [])
+            if st.describe() not in seen:
+                seen.append(st.describe())
+    return out
 
 
 # --- the C shapes of the hook tests: the retract_page_tables() story in our own words
