@@ -40,3 +40,15 @@ def test_every_fixture_rule_has_both_polarities() -> None:
             seen.setdefault(rule, set()).update(kinds)
     for rule, kinds in seen.items():
         assert "ruleid" in kinds and "ok" in kinds, rule
+
+
+def test_lock_balance_names_the_first_leaking_return() -> None:
+    """The finding points at the first way out that keeps the lock, in its
+    message and as its related location (`/* leak */` marks every such way)."""
+    path = FIXTURES / "locking" / "first_leak.c"
+    leaks = [i for i, line in enumerate(path.read_text().splitlines(), 1) if "/* leak */" in line]
+    assert len(leaks) == 2
+    result = Engine(Config(select={"lock-balance"})).check_paths([path])
+    [finding] = result.findings
+    assert f"returns at line {leaks[0]}," in finding.message
+    assert [r.line for r in finding.related] == [leaks[0]]
