@@ -262,3 +262,68 @@ def test_any_text_is_patches_or_an_input_error(lines: list[str]) -> None:
         for fp in p.files:
             for side in ("old", "new"):
                 fragment_image(fp, side, p.source_lines)  # type: ignore[arg-type]
+
+
+def quoted_reply(patch_text: str, prefix: str = "> ") -> str:
+    """A reply quoting a patch's whole diff, every line, no elision, the
+    reviewer's words between the hunks at depth 0."""
+    headers, _, body = patch_text.partition("\n\n")
+    subject = next(h for h in headers.splitlines() if h.startswith("Subject: "))
+    diff = body[body.index("diff --git ") :].split("\n-- \n")[0]
+    quoted = [prefix + line if line else prefix.rstrip() for line in diff.splitlines()]
+    # a comment inside the first hunk: neither a gap nor part of the patch
+    first = next(i for i, line in enumerate(quoted) if line.startswith(prefix + "@@"))
+    quoted.insert(first + 2, "A remark between the quoted lines.")
+    return (
+        "From: Rob Reviewer <rob@example.org>\n"
+        + subject.replace("Subject: ", "Subject: Re: ")
+        + "\nMessage-ID: <q@example.org>\n\nOn Monday Ann wrote:\n"
+        + "\n".join(quoted)
+        + "\n\nThanks.\n"
+    )
+
+
+@pytest.mark.parametrize("path", PATCH_FILES, ids=lambda p: p.name[:4])
+def test_gap_free_quoted_hunks_count_lines_as_the_patch_does(tmp_path: Path, path: Path) -> None:
+    """Old and new line numbers of a wholly quoted diff equal the patch's own."""
+    [plain] = read_patches(path)
+    reply = tmp_path / "reply.eml"
+    reply.write_text(quoted_reply(path.read_text()))
+    [quoted] = read_patches(reply)
+    assert quoted.quoted
+
+    def numbered(p: Patch) -> list[tuple[str, str, int | None, int | None]]:
+        return [
+            (ln.kind, ln.text, ln.old_line, ln.new_line)
+            for fp in p.files
+            for h in fp.hunks
+            for ln in h.lines
+        ]
+
+    want = numbered(plain)
+    assert numbered(quoted) == want
+    assert any(k == "+" for k, *_ in want) and any(k == "-" for k, *_ in want)
+    assert not any(ln.gap_before for fp in quoted.files for h in fp.hunks for ln in h.lines)
+
+
+def test_gap_free_quoted_hunk_line_numbers() -> None:
+    """The counters by hand: context and `-` lines count on the old side,
+    context and `+` lines on the new side."""
+    text = (
+        "From: R <r@example.org>\nSubject: Re: [PATCH] mm: x\n\nOn Monday A wrote:\n"
+        "> diff --git a/mm/x.c b/mm/x.c\n> --- a/mm/x.c\n> +++ b/mm/x.c\n"
+        "> @@ -10,4 +20,4 @@ static void f(void)\n"
+        ">  a();\n> -b();\n> +c();\n> +d();\n>  e();\n> -g();\n"
+    )
+    [p] = parse_patch_text(text, "reply.eml")
+    [fp] = p.files
+    [h] = fp.hunks
+    got = [(ln.kind, ln.text, ln.old_line, ln.new_line, ln.source_line) for ln in h.lines]
+    assert got == [
+        (" ", "a();", 10, 20, 9),
+        ("-", "b();", 11, None, 10),
+        ("+", "c();", None, 21, 11),
+        ("+", "d();", None, 22, 12),
+        (" ", "e();", 12, 23, 13),
+        ("-", "g();", 13, None, 14),
+    ]
