@@ -101,6 +101,27 @@ def test_commit_of_unrelated_lines_next_to_an_old_finding_passes(repo: Path) -> 
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+UFFD_TEST = "\t\tif (userfaultfd_wp(vma))\n\t\t\tcontinue;\n"
+
+
+def test_a_second_identical_unlocked_check_is_a_new_finding(repo: Path) -> None:
+    """Two identical sites have one fingerprint; the copy is still new, and blocked."""
+    stage(repo, {SOURCE: V1})
+    git(repo, "commit", "-q", "--no-verify", "-m", "v1 (committed before the hook)")
+    assert run_cli("hook", "install", "--repo", str(repo)).returncode == 0
+    assert V1.count(UFFD_TEST) == 1
+    twice = V1.replace(UFFD_TEST, UFFD_TEST + UFFD_TEST)
+    stage(repo, {SOURCE: twice})
+    before = head(repo)
+    proc = git(repo, "commit", "-m", "mm: test uffd-wp twice", check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0, out
+    second = twice.splitlines().index(UFFD_TEST.splitlines()[0], 19) + 1  # the copy
+    assert "staged changes introduce 1 finding" in out, out
+    assert f"{SOURCE}:{second}:" in out and "[uffd-wp-under-ptl]" in out, out
+    assert head(repo) == before
+
+
 def test_foreign_hook_needs_force_and_is_never_uninstalled(repo: Path) -> None:
     hook = repo / ".git" / "hooks" / "pre-commit"
     foreign = "#!/bin/sh\n# someone else's checks\nexit 0\n"
