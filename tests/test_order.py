@@ -212,6 +212,21 @@ def test_comment_claims_in_real_mm_are_quiet(kernel_tree: Path) -> None:
     assert stats.checked >= 20 and stats.unresolved <= stats.checked // 4
 
 
+def test_comment_claims_fire_on_a_real_claim_the_code_breaks(kernel_tree: Path) -> None:
+    """finish_fault()'s "Re-check under ptl": drop the lock just before it."""
+    engine = Engine()
+    path = kernel_tree / "mm" / "memory.c"
+    text = path.read_text()
+    comment = "\t/* Re-check under ptl */\n"
+    assert text.count(comment) == 1
+    broken = text.replace(comment, "\tspin_unlock(vmf->ptl);\n" + comment).encode()
+    analysis = engine.analyse_source(str(path), broken, kernel_tree)
+    [m] = check_comment_claims(analysis.facts, broken, engine.vocab, ClaimStats())
+    assert m.fn.fn.name == "finish_fault" and m.lock == "vmf->ptl"
+    assert m.site.line == text[: text.index(comment)].count("\n") + 2
+    assert m.state == "was released on every path here"
+
+
 def test_inversions_against_the_trees_comments(kernel_tree: Path) -> None:
     rc, data = order_json("--tree", str(kernel_tree), str(ORDER / "inversions.c"))
     assert rc == 1
