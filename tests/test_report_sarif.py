@@ -12,7 +12,7 @@ from typing import Any
 
 from lockcheck.model.finding import Finding, Related
 from lockcheck.packs import RuleSpec
-from lockcheck.report import RunInfo, render_report
+from lockcheck.report import REVIEW_FORMATS, RunInfo, make_reporter, render_report
 from lockcheck.report.sarif import artifact, artifact_location
 from tests.helpers import V1, run_cli
 
@@ -196,3 +196,28 @@ def test_run_carries_version_schema_and_stats_and_is_sorted() -> None:
     driver = run["tool"]["driver"]
     assert driver["name"] == "lockcheck" and driver["version"] == driver["semanticVersion"]
     assert out == json.dumps(doc, indent=2, sort_keys=True) + "\n"
+
+
+def test_levels_follow_severities_with_warning_by_default() -> None:
+    warn = RuleSpec("w", "lock-balance", "warning", "m", "s", "mm")
+    odd = RuleSpec("x", "lock-balance", "fatal", "m", "s", "mm")
+    fs = [finding(rule="w", severity="warning"), finding(rule="x", severity="fatal", line=3)]
+    run = sarif(fs, {}, rules=(warn, odd))["runs"][0]
+    levels = {r["id"]: r["defaultConfiguration"]["level"] for r in run["tool"]["driver"]["rules"]}
+    assert levels == {"w": "warning", "x": "warning"}
+    assert [(r["ruleId"], r["level"]) for r in run["results"]] == [
+        ("w", "warning"),
+        ("x", "warning"),
+    ]
+
+
+def test_line_zero_has_no_region_and_no_code_flow_location() -> None:
+    trace = ({"thread": "t", "line": 0}, {"thread": "t", "line": "7"})
+    [res] = sarif([finding(line=0, column=3, trace=trace)], {"mm/a.c": ["x"]})["runs"][0]["results"]
+    assert "region" not in res["locations"][0]["physicalLocation"]
+    steps = res["codeFlows"][0]["threadFlows"][0]["locations"]
+    assert [s["location"] for s in steps] == [{"message": {"text": "step"}}] * 2
+
+
+def test_every_reporter_is_named_by_its_format() -> None:
+    assert [make_reporter(fmt).name for fmt in REVIEW_FORMATS] == list(REVIEW_FORMATS)
