@@ -121,3 +121,18 @@ def test_rule_ids_are_unique_and_sorted_in_the_registry() -> None:
         "claim-mismatch",
         "suppression-without-reason",
     } <= set(ids)
+
+
+def test_every_mutated_module_has_a_runner_of_existing_tests() -> None:
+    """`make mutate` covers the analysis, the rules, review, the patch reader
+    and the reporters, each with test files that exist."""
+    from tests.mutate import runners
+
+    table = runners()
+    for package in ("analysis", "rules", "report"):
+        for path in (ROOT / "lockcheck" / package).glob("*.py"):
+            if path.name != "__init__.py":
+                assert str(path.relative_to(ROOT)) in table, path
+    assert {"lockcheck/review.py", "lockcheck/inputs/patch.py"} <= set(table)
+    for tests in table.values():
+        assert tests and all((ROOT / t).is_file() for t in tests), tests
