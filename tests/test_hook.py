@@ -46,34 +46,57 @@ def test_shapes_are_what_the_hook_tests_rely_on(tmp_path: Path) -> None:
         assert all((r in proc.stdout) == bool(code) for r in V1_RULES)
 
 
-def test_installed_hook_blocks_v1_and_allows_the_fix(repo: Path) -> None:
+@pytest.fixture
+def hooked(repo: Path) -> Path:
+    """The pre-series repository with lockcheck's hook installed."""
+    assert run_cli("hook", "install", "--repo", str(repo)).returncode == 0
+    return repo
+
+
+def line_of(text: str, needle: str) -> int:
+    """The 1-based line of the first line of `text` containing `needle`."""
+    return next(i for i, line in enumerate(text.splitlines(), 1) if needle in line)
+
+
+def test_install_writes_an_executable_hook_of_ours(repo: Path) -> None:
     proc = run_cli("hook", "install", "--repo", str(repo))
     assert proc.returncode == 0, proc.stderr
     hook = repo / ".git" / "hooks" / "pre-commit"
     assert proc.stdout == f"installed {hook}\n"
     assert os.access(hook, os.X_OK) and MARKER in hook.read_text()
 
-    base = head(repo)
-    stage(repo, {SOURCE: V1})
-    blocked = git(repo, "commit", "-m", "mm: drop tables under the pte lock", check=False)
+
+def test_installed_hook_blocks_v1(hooked: Path) -> None:
+    base = head(hooked)
+    stage(hooked, {SOURCE: V1})
+    blocked = git(hooked, "commit", "-m", "mm: drop tables under the pte lock", check=False)
     out = blocked.stdout + blocked.stderr
     assert blocked.returncode != 0, out
     assert all(r in out for r in V1_RULES), out
-    assert f"{SOURCE}:15:" in out and "staged changes introduce 2 findings" in out
-    assert head(repo) == base
+    first = line_of(V1, "READ_ONCE(vma->anon_vma)")
+    assert f"{SOURCE}:{first}:" in out and "staged changes introduce 2 findings" in out
+    assert head(hooked) == base
 
-    # `commit -a` reviews git's temporary index: the change is still seen
-    git(repo, "reset", "-q")
-    blocked = git(repo, "commit", "-a", "-m", "mm: drop tables under the pte lock", check=False)
+
+def test_installed_hook_blocks_v1_committed_with_all(hooked: Path) -> None:
+    """`commit -a` reviews git's temporary index: the change is still seen."""
+    base = head(hooked)
+    write(hooked, {SOURCE: V1})
+    blocked = git(hooked, "commit", "-a", "-m", "mm: drop tables under the pte lock", check=False)
     assert blocked.returncode != 0 and "[uffd-wp-under-ptl]" in blocked.stderr + blocked.stdout
-    assert head(repo) == base
+    assert head(hooked) == base
 
-    stage(repo, {SOURCE: FIXED})
-    allowed = git(repo, "commit", "-m", "mm: recheck under the pte lock", check=False)
+
+def test_installed_hook_allows_the_fix(hooked: Path) -> None:
+    base = head(hooked)
+    stage(hooked, {SOURCE: FIXED})
+    allowed = git(hooked, "commit", "-m", "mm: recheck under the pte lock", check=False)
     assert allowed.returncode == 0, allowed.stdout + allowed.stderr
     assert "lockcheck" not in allowed.stdout + allowed.stderr  # silent when clean
-    assert head(repo) != base
-    assert git(repo, "log", "-1", "--format=%s").stdout.strip() == "mm: recheck under the pte lock"
+    assert head(hooked) != base
+    assert (
+        git(hooked, "log", "-1", "--format=%s").stdout.strip() == "mm: recheck under the pte lock"
+    )
 
 
 def test_commit_of_unrelated_lines_next_to_an_old_finding_passes(repo: Path) -> None:
@@ -116,7 +139,7 @@ def test_a_second_identical_unlocked_check_is_a_new_finding(repo: Path) -> None:
     proc = git(repo, "commit", "-m", "mm: test uffd-wp twice", check=False)
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0, out
-    second = twice.splitlines().index(UFFD_TEST.splitlines()[0], 19) + 1  # the copy
+    second = line_of(V1, "userfaultfd_wp(vma)") + 2  # the copy, right after the original
     assert "staged changes introduce 1 finding" in out, out
     assert f"{SOURCE}:{second}:" in out and "[uffd-wp-under-ptl]" in out, out
     assert head(repo) == before
@@ -160,7 +183,8 @@ def test_run_narrows_to_the_files_passed(repo: Path) -> None:
     assert proc.returncode == 1 and all(r in proc.stdout for r in V1_RULES)
     # paths are relative to the cwd, as the framework passes them
     proc = run_cli("hook", "run", "collapse.c", cwd=repo / "mm")
-    assert proc.returncode == 1 and f"{SOURCE}:19:" in proc.stdout
+    uffd = line_of(V1, "userfaultfd_wp(vma)")
+    assert proc.returncode == 1 and f"{SOURCE}:{uffd}:" in proc.stdout
     # only the index counts: a fix left unstaged does not pass the commit
     write(repo, {SOURCE: FIXED})
     assert run_cli("hook", "run", SOURCE, cwd=repo).returncode == 1
