@@ -51,15 +51,26 @@ def assert_series_blame(doc: dict[str, Any]) -> None:
         assert f["function"] == "retract_file_tables"
 
 
-def test_series_mbox_blames_patch_2_and_credits_patch_3() -> None:
+@pytest.fixture(scope="module")
+def series_doc() -> dict[str, Any]:
+    """The JSON review of the 3-patch mbox against its tree, made once; the
+    tree must come out of it untouched."""
     before = tree_hash(TREE)
     code, doc = review_json(str(MBOX), "--tree", str(TREE))
     assert code == 1
-    assert_series_blame(doc)
-    assert doc["review"]["mode"] == "tree"
-    assert [p["number"] for p in doc["review"]["patches"]] == [1, 2, 3]
-    # "with the new code we only hold ... i_mmap_lock read"
-    [uffd] = context(doc, "userfaultfd_wp(vma)", P2)
+    assert tree_hash(TREE) == before
+    return doc
+
+
+def test_series_mbox_blames_patch_2_and_credits_patch_3(series_doc: dict[str, Any]) -> None:
+    assert_series_blame(series_doc)
+    assert series_doc["review"]["mode"] == "tree"
+    assert [p["number"] for p in series_doc["review"]["patches"]] == [1, 2, 3]
+
+
+def test_series_lock_context_of_the_uffd_test_in_patch_2(series_doc: dict[str, Any]) -> None:
+    """The reviewer's "with the new code we only hold ... i_mmap_lock read"."""
+    [uffd] = context(series_doc, "userfaultfd_wp(vma)", P2)
     assert uffd["before"] == ["mapping->i_mmap_rwsem:write", "mm->mmap_lock:write"]
     assert uffd["after"] == ["mapping->i_mmap_rwsem:read"]
     assert uffd["change"] == "changed" and "mm->mmap_lock:write" in uffd["difference"]
@@ -67,11 +78,15 @@ def test_series_mbox_blames_patch_2_and_credits_patch_3() -> None:
     assert (SERIES / "stages/2.c").read_text().splitlines()[uffd["line"] - 1].strip() == (
         "if (userfaultfd_wp(vma))"
     )
-    # patch 3 adds the re-checks, made under both page-table locks
-    rechecks = context(doc, "vma->anon_vma", P3) + context(doc, "userfaultfd_wp(vma)", P3)
+
+
+def test_series_lock_context_of_the_rechecks_in_patch_3(series_doc: dict[str, Any]) -> None:
+    """Patch 3 adds the re-checks, made under both page-table locks."""
+    rechecks = context(series_doc, "vma->anon_vma", P3) + context(
+        series_doc, "userfaultfd_wp(vma)", P3
+    )
     added = [c for c in rechecks if c["change"] == "added"]
     assert len(added) == 2 and all({"pml", "ptl"} <= set(c["after"]) for c in added)
-    assert tree_hash(TREE) == before
 
 
 def test_series_text_output_spells_out_the_lock_context() -> None:
