@@ -18,7 +18,7 @@ from lockcheck.packs import RuleSpec
 from lockcheck.report import FORMATS, REVIEW_FORMATS, RunInfo, render_report
 from lockcheck.report.github import escape_data, escape_property, workflow_command
 from lockcheck.report.text import want_color
-from tests.helpers import ROOT, assert_golden, assert_valid_sarif, run_cli
+from tests.helpers import ROOT, annotations, assert_golden, assert_valid_sarif, run_cli
 
 # The two rules of the story, so that new rules elsewhere do not churn the goldens;
 # the simulator's evidence is tested on its own (test_sarif_code_flow_from_the_simulator).
@@ -96,12 +96,14 @@ def source_at(path: str, line: int) -> str:
 
 
 def test_text_marks_the_line_and_puts_the_caret_under_the_check(outputs: dict[str, str]) -> None:
+    [line] = annotations(ROOT / KH_REL / "v1.c")["uffd-wp-under-ptl"]["ruleid"]
     lines = outputs["text"].splitlines()
-    header = next(i for i, s in enumerate(lines) if s.startswith(f"{KH_REL}/v1.c:32:7: error:"))
+    head = f"{KH_REL}/v1.c:{line}:7: error:"
+    header = next(i for i, s in enumerate(lines) if s.startswith(head))
     marked = next(s for s in lines[header:] if s.startswith("  >"))
     assert marked.endswith("| \t\tif (userfaultfd_wp(vma))")
     caret = lines[lines.index(marked) + 1]
-    src = source_at(f"{KH_REL}/v1.c", 32)
+    src = source_at(f"{KH_REL}/v1.c", line)
     # the caret line repeats the source line's indentation, then marks the check
     _, _, under = caret.partition("| ")
     assert under == "\t\t    " + "^" + "~" * (len("userfaultfd_wp(vma)") - 1)
