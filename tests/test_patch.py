@@ -265,15 +265,16 @@ def test_any_text_is_patches_or_an_input_error(lines: list[str]) -> None:
 
 
 def quoted_reply(patch_text: str, prefix: str = "> ") -> str:
-    """A reply quoting a patch's whole diff, every line, no elision, the
-    reviewer's words between the hunks at depth 0."""
+    """A reply quoting a patch's whole diff, every line, no elision, with a
+    remark inside the first hunk one quote level up (the reviewer's own words,
+    or an earlier reply's when the diff is quoted twice)."""
     headers, _, body = patch_text.partition("\n\n")
     subject = next(h for h in headers.splitlines() if h.startswith("Subject: "))
     diff = body[body.index("diff --git ") :].split("\n-- \n")[0]
     quoted = [prefix + line if line else prefix.rstrip() for line in diff.splitlines()]
     # a comment inside the first hunk: neither a gap nor part of the patch
     first = next(i for i, line in enumerate(quoted) if line.startswith(prefix + "@@"))
-    quoted.insert(first + 2, "A remark between the quoted lines.")
+    quoted.insert(first + 2, prefix[2:] + "A remark between the quoted lines.")
     return (
         "From: Rob Reviewer <rob@example.org>\n"
         + subject.replace("Subject: ", "Subject: Re: ")
@@ -283,12 +284,15 @@ def quoted_reply(patch_text: str, prefix: str = "> ") -> str:
     )
 
 
+@pytest.mark.parametrize("prefix", ["> ", "> > "], ids=["quoted", "quoted-twice"])
 @pytest.mark.parametrize("path", PATCH_FILES, ids=lambda p: p.name[:4])
-def test_gap_free_quoted_hunks_count_lines_as_the_patch_does(tmp_path: Path, path: Path) -> None:
+def test_gap_free_quoted_hunks_count_lines_as_the_patch_does(
+    tmp_path: Path, path: Path, prefix: str
+) -> None:
     """Old and new line numbers of a wholly quoted diff equal the patch's own."""
     [plain] = read_patches(path)
     reply = tmp_path / "reply.eml"
-    reply.write_text(quoted_reply(path.read_text()))
+    reply.write_text(quoted_reply(path.read_text(), prefix))
     [quoted] = read_patches(reply)
     assert quoted.quoted
 
