@@ -79,13 +79,16 @@ def main(argv: list[str]) -> int:
         )
         start = time.monotonic()
         print(f"mutate: {module} ({' '.join(table[module])})", flush=True)
-        subprocess.run(
-            [*mutmut, "run", "--paths-to-mutate", module, "--runner", runner],
-            cwd=src,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            check=False,
-        )
+        log = work / (module.replace("/", "_") + ".log")  # mutmut's progress line
+        with log.open("w") as out:
+            subprocess.run(
+                [*mutmut, "run", "--paths-to-mutate", module, "--runner", runner],
+                cwd=src,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                check=False,
+            )
         print(f"mutate: {module} done in {time.monotonic() - start:.0f}s", flush=True)
     results = subprocess.run(
         [*mutmut, "results"], cwd=src, capture_output=True, text=True, check=False
