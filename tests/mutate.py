@@ -3,8 +3,11 @@
 `make mutate` (or `python -m tests.mutate [MODULE ...]`) copies the checkout
 to .cache/mutate/src, so mutants never touch the working tree, and runs
 `mutmut run` there once per module with that module's runner: its own test
-files, stopping at the first failure (`-x`). The survivors are printed and
-kept in .cache/mutate/results.txt; docs/testing.md says what to do with them.
+files, stopping at the first failure (`-x`). Progress goes to
+.cache/mutate/<module>.log; the survivors are printed and kept in
+.cache/mutate/results.txt (`mutmut show ID` in .cache/mutate/src shows one,
+but not while a run is going on: it rereads the mutated file).
+docs/testing.md says what to do with them.
 Not part of `make test` or CI: a module takes minutes to half an hour.
 """
 
