@@ -12,6 +12,9 @@ from hypothesis import strategies as st
 from lockcheck.errors import InputError
 from lockcheck.inputs.apply import DirTree, Series
 from lockcheck.inputs.patch import (
+    ELISION_RE,
+    FilePatch,
+    Hunk,
     Patch,
     order_series,
     parse_patch_text,
@@ -80,10 +83,44 @@ def assert_lines_map_back(p: Patch, text: str) -> int:
         ("RE: Re: [RFC PATCH mm-unstable 1/1] x: y", "x: y", 1, 1),
         ("[PATCH] mm: single", "mm: single", None, None),
         ("plain words", "plain words", None, None),
+        ("Fwd:  [PATCH 1/2] [PATCH 2/9]  a:   b", "a: b", 1, 2),  # the first n/m wins
+        ("AW: SV: [v3 3 / 4] c: d", "c: d", 3, 4),
     ],
 )
 def test_split_subject(raw: str, subject: str, number: int | None, total: int | None) -> None:
     assert split_subject(raw) == (subject, number, total)
+
+
+def test_model_names_hunks_files_and_patches() -> None:
+    h = Hunk(10, 4, 12, 5, "f()", ())
+    assert h.header == "@@ -10,4 +12,5 @@"
+    assert FilePatch("a.c", "b.c", ()).path == "b.c"  # renamed: the new name
+    assert FilePatch("gone.c", None, ()).path == "gone.c"  # deleted: the old one
+    assert FilePatch(None, None, ()).path == "unknown.c"
+    assert Patch("mm: x", (), "s.mbox#2", number=2, total=3).label == "[PATCH 2/3] mm: x"
+    assert Patch("mm: x", (), "s.mbox#2", number=2).label == "s.mbox#2 (mm: x)"
+    assert Patch("", (), "a.diff").label == "a.diff"
+    assert Patch("a.diff", (), "dir/a.diff").label == "dir/a.diff"
+
+
+@pytest.mark.parametrize(
+    ("text", "elided"),
+    [
+        ("...", True),
+        ("  .... ", True),
+        ("[...]", True),
+        ("[ ... ]", True),
+        ("<snip>", True),
+        ("< snip >", True),
+        ("[snip]", True),
+        ("[... snip ...]", True),
+        ("..", False),
+        ("x ...", False),
+        ("foo(...);", False),
+    ],
+)
+def test_elision_markers(text: str, elided: bool) -> None:
+    assert bool(ELISION_RE.match(text)) is elided
 
 
 def test_format_patch_file() -> None:
