@@ -22,7 +22,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-_ANALYSIS = ("tests/test_analysis.py", "tests/test_rule_fixtures.py")
+_ANALYSIS = (
+    "tests/test_analysis_state.py",
+    "tests/test_analysis.py",
+    "tests/test_rule_fixtures.py",
+)
 _RULES = (
     "tests/test_rule_fixtures.py",
     "tests/test_rules_decide.py",
