@@ -16,6 +16,9 @@ from lockcheck.inputs.patch import (
     FilePatch,
     Hunk,
     Patch,
+    _is_mail,
+    guess_path,
+    mbox_split,
     order_series,
     parse_patch_text,
     read_patches,
@@ -368,3 +371,128 @@ def test_gap_free_quoted_hunk_line_numbers() -> None:
         (" ", "e();", 12, 23, 13),
         ("-", "g();", 13, None, 14),
     ]
+
+
+@pytest.mark.parametrize(
+    ("subject", "path"),
+    [
+        ("mm/khugepaged: foo", "mm/khugepaged.c"),
+        ("fs/ext4/inode.c: bar", "fs/ext4/inode.c"),
+        ("include/linux/mm.h: baz", "include/linux/mm.h"),
+        ("mm: no file", "unknown.c"),
+        ("", "unknown.c"),
+    ],
+)
+def test_guess_path_from_a_kernel_subject(subject: str, path: str) -> None:
+    assert guess_path(subject) == path
+
+
+HEADERS = "From: Ann <ann@example.org>\nSubject: [PATCH 1/2] mm: x\nDate: Mon, 5 Jan 2026\n"
+DIFF = "--- a/mm/x.c\n+++ b/mm/x.c\n@@ -1,2 +1,2 @@\n a\n-b\n+c\n"
+
+
+def test_a_mail_needs_a_from_or_subject_and_a_date_id_or_subject() -> None:
+    assert [p.subject for p in parse_patch_text(HEADERS + "\nwhy\n---\n" + DIFF, "m")] == ["mm: x"]
+    assert not _is_mail(["From: a", "X-Other: b", ""])  # no date, id or subject
+    assert not _is_mail(["Date: x", "Message-ID: <a@b>", ""])  # no from or subject
+    assert _is_mail(["Subject: s", ""]) and _is_mail(["From: a", "Message-ID: <a@b>", ""])
+    assert _is_mail(["From: a", "Subject: folded", " continued", "Date: d", ""])
+    assert not _is_mail(["not a header", "Subject: s"])
+
+
+def test_mail_fields_message_and_threading() -> None:
+    text = (
+        HEADERS
+        + "Message-ID: <1@example.org>\nIn-Reply-To: <0@example.org>\n"
+        + "References: <a@example.org> <0@example.org>\n\n"
+        + "The why of it.\n\nSigned-off-by: Ann\n---\n mm/x.c | 2 +-\n\n"
+        + "diff --git a/mm/x.c b/mm/x.c\n"
+        + DIFF
+    )
+    [p] = parse_patch_text(text, "one.eml", "one.eml")
+    assert (p.number, p.total, p.raw_subject) == (1, 2, "[PATCH 1/2] mm: x")
+    assert p.message_id == "<1@example.org>" and p.in_reply_to == "<0@example.org>"
+    assert p.references == ("<a@example.org>", "<0@example.org>")
+    assert p.author == "Ann <ann@example.org>" and p.date == "Mon, 5 Jan 2026"
+    assert p.message == "The why of it.\n\nSigned-off-by: Ann"
+    assert p.path == "one.eml" and not p.quoted and p.origin == "one.eml"
+    [fp] = p.files
+    assert fp.path == "mm/x.c" and not fp.path_guessed
+    lines = text.splitlines()
+    for ln in fp.hunks[0].lines:  # body lines are the file's lines
+        assert ln.source_line is not None and lines[ln.source_line - 1] == ln.kind + ln.text
+
+
+def test_archived_reply_without_headers_reads_subject_and_author() -> None:
+    text = (
+        "Re: [PATCH 2/3] mm/khugepaged: foo\n\nFrom: Rob <rob@example.org>\nDate: today\n\n"
+        "On Monday Ann wrote:\n> @@ -5,2 +5,2 @@ f()\n>  a\n> -b\n> +c\n\nWhy?\n"
+    )
+    [p] = parse_patch_text(text, "archive.txt", "archive.txt")
+    assert (p.subject, p.number, p.total) == ("mm/khugepaged: foo", 2, 3)
+    assert p.author == "Rob <rob@example.org>" and p.quoted
+    [fp] = p.files
+    assert fp.path == "mm/khugepaged.c" and fp.path_guessed
+    assert [ln.source_line for ln in fp.hunks[0].lines] == [8, 9, 10]
+    assert p.source_lines == tuple(text.splitlines())
+
+
+def test_plain_diff_is_named_by_its_file() -> None:
+    [p] = parse_patch_text(DIFF, "<stdin>")
+    assert p.subject == "<stdin>" and p.label == "<stdin>" and p.message == ""
+    [p] = parse_patch_text(DIFF, "x", "dir/fix.diff")
+    assert p.subject == "fix.diff" and p.path == "dir/fix.diff"
+
+
+def test_mbox_split_keeps_messages_whole() -> None:
+    raw = b"From a\nSubject: 1\n\nbody 1\n\nFrom b\nSubject: 2\n\nbody 2\n"
+    assert mbox_split(raw) == [b"Subject: 1\n\nbody 1\n", b"Subject: 2\n\nbody 2\n"]
+    assert mbox_split(b"no from line\n") == []
+    assert mbox_split(b"From a\n") == [b""]
+
+
+def test_mbox_messages_are_numbered_and_map_to_file_lines() -> None:
+    one = "From x Mon Jan  5 2026\n" + HEADERS + "\n" + DIFF
+    two = one.replace("[PATCH 1/2]", "[PATCH 2/2]")
+    text = one + "\n" + two
+    patches = parse_patch_text(text, "s.mbox", "s.mbox")
+    assert [(p.origin, p.number, p.path) for p in patches] == [
+        ("s.mbox#1", 1, "s.mbox"),
+        ("s.mbox#2", 2, "s.mbox"),
+    ]
+    lines = text.splitlines()
+    for p in patches:
+        for ln in p.files[0].hunks[0].lines:
+            assert ln.source_line is not None and lines[ln.source_line - 1] == ln.kind + ln.text
+    [single] = parse_patch_text(one, "one.mbox")
+    assert single.origin == "one.mbox"
+
+
+def test_order_series_drops_replies_to_present_patches_and_rejects_twins() -> None:
+    def patch(n: int | None, files: bool = True, quoted: bool = False, s: str = "x") -> Patch:
+        fp = (FilePatch("a.c", "a.c", ()),) if files else ()
+        return Patch(s, fp, f"o{n}", number=n, total=2, quoted=quoted)
+
+    p1, p2, reply2 = patch(1), patch(2), patch(2, quoted=True)
+    assert order_series([p2, reply2, p1]) == [p1, p2]
+    assert order_series([reply2, p1]) == [p1, reply2]  # the quoted patch is all there is
+    cover = patch(0, files=False)
+    assert order_series([p2, cover, p1]) == [cover, p1, p2]
+    assert order_series([p2, patch(None)]) == [p2, patch(None)]  # not all numbered: as given
+    assert order_series([]) == []
+    with pytest.raises(InputError, match="two patches numbered 2: 'x' and 'y'"):
+        order_series([p2, patch(2, s="y")])
+    assert order_series([p2, patch(2, files=False, s="y")]) == [p2, patch(2, files=False, s="y")]
+
+
+def test_read_input_refuses_what_is_not_a_patch(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="no such file or directory"):
+        read_patches(tmp_path / "nope.patch")
+    with pytest.raises(InputError, match="is a directory"):
+        read_patches(tmp_path)
+    binary = tmp_path / "b.patch"
+    binary.write_bytes(b"--- a\n\0\0")
+    with pytest.raises(InputError, match="binary file, not a patch"):
+        read_patches(binary)
+    with pytest.raises(InputError, match="no patch found"):
+        parse_patch_text("just words\n", "w.txt")
