@@ -21,6 +21,7 @@ from lockcheck.inputs.patch import (
     mbox_split,
     order_series,
     parse_patch_text,
+    quoted_depth,
     read_patches,
     split_subject,
 )
@@ -496,3 +497,104 @@ def test_read_input_refuses_what_is_not_a_patch(tmp_path: Path) -> None:
         read_patches(binary)
     with pytest.raises(InputError, match="no patch found"):
         parse_patch_text("just words\n", "w.txt")
+
+
+def quoted(*lines: str, depth: int = 1) -> str:
+    """A reply quoting `lines` at `depth`, after mail headers (4 lines)."""
+    q = "> " * depth
+    body = "\n".join(q + line if line else q.rstrip() for line in lines)
+    return "From: R <r@example.org>\nSubject: Re: [PATCH] mm/x: y\n\nOn Monday A wrote:\n" + body
+
+
+def test_quoted_reply_with_git_headers_names_each_file() -> None:
+    text = quoted(
+        "diff --git a/mm/a.c b/mm/a.c",
+        "index 111..222 100644",
+        "--- a/mm/a.c\t2026-01-05 10:00:00",
+        "+++ b/mm/a.c\t2026-01-05 10:00:01",
+        "@@ -5 +5 @@ f()",
+        "-x",
+        "+y",
+        "\\ No newline at end of file",
+        "diff --git a/mm/gone.c b/mm/gone.c",
+        "--- a/mm/gone.c",
+        "+++ /dev/null",
+        "@@ -1,2 +0,0 @@",
+        "-p",
+        "-q",
+        "--- a/mm/c.c",
+        "+++ b/mm/c.c",
+        "@@ -3,1 +3,2 @@   g()  ",
+        " r",
+        "+s",
+    )
+    [p] = parse_patch_text(text, "reply.eml")
+    assert p.quoted
+    a, gone, c = p.files
+    assert (a.old_path, a.new_path, a.path_guessed) == ("mm/a.c", "mm/a.c", False)
+    [h] = a.hunks
+    assert (h.old_start, h.old_len, h.new_start, h.new_len, h.section) == (5, 1, 5, 1, "f()")
+    assert h.source_line == 9
+    assert [(ln.kind, ln.text, ln.old_line, ln.new_line) for ln in h.lines] == [
+        ("-", "x", 5, None),
+        ("+", "y", None, 5),
+    ]
+    assert (gone.old_path, gone.new_path, gone.path) == ("mm/gone.c", None, "mm/gone.c")
+    assert [ln.text for ln in gone.hunks[0].lines] == ["p", "q"]
+    assert (c.old_path, c.new_path) == ("mm/c.c", "mm/c.c")
+    assert c.hunks[0].section == "g()"
+    assert [(ln.kind, ln.old_line, ln.new_line) for ln in c.hunks[0].lines] == [
+        (" ", 3, 3),
+        ("+", None, 4),
+    ]
+
+
+def test_quoted_signature_ends_the_hunk_and_elisions_reset_at_a_header() -> None:
+    text = quoted(
+        "@@ -1,3 +1,3 @@",
+        " a",
+        "...",
+        " c",
+        "@@ -10,2 +10,2 @@",
+        " d",
+        "-e",
+        "--",
+        "2.43.0",
+    )
+    [p] = parse_patch_text(text, "reply.eml")
+    [fp] = p.files
+    assert fp.path == "mm/x.c" and fp.path_guessed
+    first, second = fp.hunks
+    assert [(ln.text, ln.gap_before, ln.old_line) for ln in first.lines] == [
+        ("a", False, 1),
+        ("c", True, None),  # after an elision the numbers are unknown
+    ]
+    assert [(ln.text, ln.gap_before, ln.old_line) for ln in second.lines] == [
+        ("d", False, 10),
+        ("e", False, 11),
+    ]
+
+
+def test_quote_depth_is_the_one_quoting_most_hunks() -> None:
+    lines = ["> @@ -1 +1 @@", "> > @@ -2 +2 @@", "> > @@ -3 +3 @@", "> > diff --git a/x b/x"]
+    assert quoted_depth(lines) == 2
+    assert quoted_depth(["> @@ -1 +1 @@", "> > @@ -2 +2 @@"]) == 1  # a tie: the outer
+    assert quoted_depth(["> text", "@@ -1 +1 @@"]) is None
+    assert quoted_depth([">> @@ -1 +1 @@", ">>> diff --git a/x b/x"]) == 2
+
+
+def test_plain_diff_hunk_positions_and_no_newline_markers() -> None:
+    text = (
+        "--- a/mm/x.c\t(old)\n+++ b/mm/x.c\n@@ -1,2 +1,2 @@  f()  \n a\n-b\n+c\n"
+        "\\ No newline at end of file\n"
+    )
+    [p] = parse_patch_text(text, "x.diff")
+    [fp] = p.files
+    assert (fp.old_path, fp.new_path) == ("mm/x.c", "mm/x.c")
+    [h] = fp.hunks
+    assert h.section == "f()" and h.source_line == 3
+    assert [ln.text for ln in h.lines] == ["a", "b", "c"]
+    assert [ln.source_line for ln in h.lines] == [4, 5, 6]
+    created = "--- /dev/null\n+++ b/mm/new.c\n@@ -0,0 +1 @@\n+n\n"
+    [p] = parse_patch_text(created, "n.diff")
+    assert (p.files[0].old_path, p.files[0].new_path) == (None, "mm/new.c")
