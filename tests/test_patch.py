@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -598,3 +599,117 @@ def test_plain_diff_hunk_positions_and_no_newline_markers() -> None:
     created = "--- /dev/null\n+++ b/mm/new.c\n@@ -0,0 +1 @@\n+n\n"
     [p] = parse_patch_text(created, "n.diff")
     assert (p.files[0].old_path, p.files[0].new_path) == (None, "mm/new.c")
+
+
+@pytest.mark.parametrize(
+    ("subtype", "filename"),
+    [("x-diff", None), ("x-patch-file", None), ("octet-stream", "fix.diff")],
+)
+def test_patch_attachments_by_type_or_name(subtype: str, filename: str | None) -> None:
+    msg = EmailMessage()
+    msg["From"] = "Ann <ann@example.org>"
+    msg["Subject"] = "[PATCH] mm/x: y"
+    msg.set_content("See the attachment.\n")
+    main = "application" if subtype == "octet-stream" else "text"
+    msg.add_attachment(DIFF.encode(), maintype=main, subtype=subtype, filename=filename)
+    msg.add_attachment(b"not a diff", maintype="text", subtype="plain", filename="notes.txt")
+    [p] = parse_patch_text(msg.as_string(), "a.eml")
+    assert [fp.path for fp in p.files] == ["mm/x.c"]
+
+
+def test_single_part_encodings_decide_whether_lines_map_back() -> None:
+    for cte, maps in (("8bit", True), ("base64", False), ("quoted-printable", False)):
+        msg = EmailMessage()
+        msg["From"], msg["Subject"] = "A <a@example.org>", "[PATCH] mm/x: y"
+        msg.set_content("why\n\n" + DIFF, cte=cte)
+        [p] = parse_patch_text(msg.as_string(), "m.eml")
+        lines = [ln for h in p.files[0].hunks for ln in h.lines]
+        assert all((ln.source_line is not None) is maps for ln in lines), cte
+
+
+def test_unidiff_details_crlf_sections_binary_and_no_newline_markers() -> None:
+    crlf = DIFF.replace("\n", "\r\n")
+    [p] = parse_patch_text(crlf, "crlf.diff")
+    assert [ln.text for ln in p.files[0].hunks[0].lines] == ["a", "b", "c"]
+    assert p.files[0].hunks[0].section == ""
+    mid = "--- a/x.c\n+++ b/x.c\n@@ -1 +1 @@\n-b\n\\ No newline at end of file\n+c\n"
+    [p] = parse_patch_text(mid, "m.diff")
+    assert [(ln.kind, ln.text) for ln in p.files[0].hunks[0].lines] == [("-", "b"), ("+", "c")]
+    binary = (
+        "diff --git a/img.png b/img.png\nindex 1..2 100644\n"
+        "Binary files a/img.png and b/img.png differ\n"
+        "diff --git a/x.c b/x.c\n" + DIFF.replace("mm/x.c", "x.c")
+    )
+    [p] = parse_patch_text(binary, "b.diff")
+    assert [fp.path for fp in p.files] == ["x.c"]
+
+
+def test_quoted_or_plain_diff_which_one_counts() -> None:
+    both = "> @@ -7 +7 @@\n> -q\n> +r\n\n" + DIFF
+    reply = "From: R <r@example.org>\nSubject: Re: [PATCH] mm/x: y\n\n" + both
+    [p] = parse_patch_text(reply, "r.eml")
+    assert p.quoted and p.files[0].hunks[0].old_start == 7
+    mail = reply.replace("Subject: Re: ", "Subject: ")
+    [p] = parse_patch_text(mail, "m.eml")
+    assert not p.quoted and p.files[0].hunks[0].old_start == 1
+    assert p.message == "> @@ -7 +7 @@\n> -q\n> +r"  # the text before its own diff
+    none = "From: R <r@example.org>\nSubject: [PATCH 0/2] cover\nDate: d\n\nJust words.\n"
+    [cover] = parse_patch_text(none, "c.eml")
+    assert cover.files == () and not cover.quoted and cover.message == "Just words."
+
+
+def test_message_is_the_text_before_the_diff_and_a_subject_may_be_missing() -> None:
+    mail = "From: A <a@example.org>\nDate: d\n\nWhy it is done.\n\n" + DIFF
+    [p] = parse_patch_text(mail, "m.eml")
+    assert p.subject == "" and p.raw_subject == "" and p.message == "Why it is done."
+    assert p.label == "m.eml"
+
+
+def test_mail_header_recognition_details() -> None:
+    assert _is_mail(["From: a", "\tfolded on", "Subject: s", ""])
+    assert _is_mail(["From: a", "Date: d", ""])
+    assert _is_mail(["From: a", "Message-Id: <x@y>", ""])
+
+
+def test_archived_reply_details() -> None:
+    body = "> @@ -1 +1 @@\n> -a\n> +b\n"
+    [p] = parse_patch_text("From: Rob\nFrom: Other\n\n" + body, "a.txt")
+    assert p.raw_subject == "" and p.author == "Rob"
+    [p] = parse_patch_text("Re: x\nFrom:Bob\n\n" + body, "a.txt")
+    assert p.raw_subject == "Re: x" and p.author == "Bob"
+    [p] = parse_patch_text("Some words\n\n" + body + "\n" + DIFF, "a.txt")
+    assert p.author is None and p.quoted and p.files[0].hunks[0].lines[0].text == "a"
+
+
+def test_errors_say_exactly_what_is_wrong(tmp_path: Path) -> None:
+    with pytest.raises(InputError) as exc:
+        parse_patch_text("just words\n", "w.txt")
+    assert str(exc.value) == (
+        "w.txt: no patch found (expected a unified diff, a git format-patch mail, "
+        "an mbox, or a reply quoting a patch)"
+    )
+    with pytest.raises(InputError) as exc:
+        read_patches(tmp_path / "nope")
+    assert str(exc.value) == f"{tmp_path / 'nope'}: no such file or directory"
+    with pytest.raises(InputError) as exc:
+        read_patches(tmp_path)
+    assert str(exc.value) == f"{tmp_path}: is a directory"
+    binary = tmp_path / "b.patch"
+    binary.write_bytes(b"x\0")
+    with pytest.raises(InputError) as exc:
+        read_patches(binary)
+    assert str(exc.value) == f"{binary}: binary file, not a patch"
+    with pytest.raises(InputError) as exc:
+        parse_patch_text("--- a/x.c\n+++ b/x.c\n@@ -1,3 +1,3 @@\n a\n", "bad.diff")
+    assert str(exc.value).startswith("bad.diff: corrupt patch: ")
+
+
+def test_invalid_utf8_and_standard_input(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    latin = tmp_path / "l.diff"
+    latin.write_bytes(DIFF.replace("+c", "+caf\xe9").encode("latin-1"))
+    [p] = read_patches(latin)
+    assert p.files[0].hunks[0].lines[-1].text == "caf\ufffd"
+    assert p.path == str(latin) and p.origin == str(latin)
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(DIFF.encode())))
+    [p] = read_patches(Path("-"))
+    assert (p.origin, p.path, p.subject) == ("<stdin>", "", "<stdin>")
