@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench clean mutate
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,13 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run_bench.py
+
+# Mutation testing (not in `make test` nor CI): `make mutate`, or one module with
+# `make mutate MODULES=lockcheck/report/sarif.py`. See docs/testing.md.
+MODULES ?=
+mutate: $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[test,mutate]'
+	$(BIN)/python -m tests.mutate $(MODULES)
 
 clean:
 	rm -rf $(VENV) build dist .cache

@@ -1,17 +1,15 @@
-"""Shared test helpers: the CLI as a subprocess, fixtures, the kernel corpus."""
+"""pytest fixtures: the kernel corpus (helpers live in tests/helpers.py)."""
 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import tarfile
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-FIXTURES = ROOT / "fixtures"
+from tests.helpers import ROOT
+
 KERNEL_TARBALL = Path(
     os.environ.get("LOCKCHECK_KERNEL_TARBALL", "/usr/src/linux-source-6.1.tar.xz")
 )
@@ -23,24 +21,6 @@ KERNEL_612_TARBALL = Path(
     os.environ.get("LOCKCHECK_KERNEL_612_TARBALL", "/usr/src/linux-source-6.12.tar.xz")
 )
 KERNEL_612_CACHE = ROOT / ".cache" / "linux-source-6.12"
-
-
-def run_cli(
-    *args: str, cwd: Path | None = None, stdin: bytes | None = None
-) -> subprocess.CompletedProcess[str]:
-    """Run `python -m lockcheck ARGS` the way a user would."""
-    env = dict(os.environ)
-    env.pop("LOCKCHECK_DEBUG", None)
-    env["NO_COLOR"] = "1"
-    return subprocess.run(
-        [sys.executable, "-m", "lockcheck", *args],
-        cwd=cwd or ROOT,
-        capture_output=True,
-        text=True,
-        input=stdin.decode() if stdin is not None else None,
-        env=env,
-        timeout=600,
-    )
 
 
 def _extract_kernel(

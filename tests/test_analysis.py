@@ -8,7 +8,7 @@ import pytest
 
 from lockcheck.engine import Engine
 from lockcheck.report.explain import timeline
-from tests.conftest import FIXTURES
+from tests.helpers import FIXTURES, HELD_MARKED, held_by_line, held_markers
 
 
 def held_at(path: Path, function: str, needle: str) -> list[list[str]]:
@@ -19,6 +19,28 @@ def held_at(path: Path, function: str, needle: str) -> list[list[str]]:
 
 
 KH = FIXTURES / "khugepaged"
+
+
+@pytest.mark.parametrize("path", HELD_MARKED, ids=lambda p: str(p.relative_to(FIXTURES)))
+def test_held_markers(path: Path) -> None:
+    """`/* held: {...} */`: the locks surely held where the next line starts.
+
+    An `ok:` marker only says "no finding", which a lost lock also gives;
+    these pin the lock state itself (a helper's `return !trylock()` must
+    leave its caller holding the lock).
+    """
+    analysed = held_by_line(path)
+    wrong = {
+        line: (want, analysed.get(line, []))
+        for line, want in held_markers(path).items()
+        if analysed.get(line) != [want]
+    }
+    assert not wrong, f"line: (marked, analysed): {wrong}"
+
+
+def test_held_markers_are_read_from_the_fixtures() -> None:
+    marks = held_markers(FIXTURES / "locking" / "mm_idioms.c")
+    assert ["mm->mmap_lock:read"] in marks.values() and [] in marks.values()
 
 
 def test_pre_series_rechecks_under_exclusive_mmap_lock() -> None:

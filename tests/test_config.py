@@ -9,8 +9,7 @@ import pytest
 
 from lockcheck.config import CONFIG_NAME, ProjectConfig, find_config
 from lockcheck.errors import InputError
-from tests.conftest import run_cli
-from tests.test_hook import FIXED, PRE_SERIES, SOURCE, V1, V1_RULES, new_repo, stage
+from tests.helpers import FIXED, PRE_SERIES, SOURCE, V1, V1_RULES, new_repo, run_cli, stage
 
 ANON, UFFD = "anon-vma-under-ptl", "uffd-wp-under-ptl"
 

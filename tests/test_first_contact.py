@@ -14,7 +14,7 @@ from lockcheck.engine import Engine
 from lockcheck.model.ir import Check
 from lockcheck.report import FORMATS, REVIEW_FORMATS
 from lockcheck.report.explain import render_explain
-from tests.conftest import FIXTURES, ROOT, run_cli
+from tests.helpers import FIXTURES, ROOT, new_repo, run_cli, stage
 
 KH = FIXTURES / "khugepaged"
 
@@ -389,7 +389,6 @@ LEAK = LEAK_BASE.replace("\tw->count++;\n", "\tif (err)\n\t\treturn -EINVAL;\n\t
 
 
 def test_hook_blocks_a_commit_that_leaks_a_lock(tmp_path: Path) -> None:
-    from tests.test_hook import new_repo, stage
 
     repo = new_repo(tmp_path / "linux", {"drivers/x.c": LEAK_BASE})
     stage(repo, {"drivers/x.c": LEAK})

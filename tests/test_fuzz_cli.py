@@ -7,18 +7,14 @@ line is the CLI's last-resort guard, so it counts as a crash here.
 
 from __future__ import annotations
 
-import io
-import os
 from collections.abc import Iterator
-from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lockcheck.cli import main
-from tests.conftest import FIXTURES, ROOT, run_cli
+from tests.helpers import FIXTURES, ROOT, assert_contract, run_cli, run_main
 from tests.strategies import C_FIXTURES, PATCH_FIXTURES, examples, mutated_fixture, mutated_lines
 
 TREE = FIXTURES / "series" / "tree"
@@ -28,34 +24,6 @@ FUZZ = settings(
     derandomize=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
-
-
-def run_main(*argv: str) -> tuple[int, str, str]:
-    """(exit status, stdout, stderr) of `lockcheck ARGV`, in this process."""
-    out = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")  # has .buffer, like sys.stdout
-    err = io.StringIO()
-    code: int | str | None = 0
-    os.environ.pop("LOCKCHECK_DEBUG", None)
-    with redirect_stdout(out), redirect_stderr(err):
-        try:
-            main(list(argv))
-        except SystemExit as exc:
-            code = exc.code
-    out.flush()
-    assert isinstance(code, int), code
-    return code, out.buffer.getvalue().decode("utf-8", "replace"), err.getvalue()  # type: ignore[attr-defined]
-
-
-def assert_contract(code: int, err: str) -> None:
-    """Exit 0/1/2; stderr holds only `lockcheck: error:` lines (and `annotate`'s
-    `lockcheck: note:` lines on how it read the email), one error at least on 2."""
-    assert code in (0, 1, 2), (code, err)
-    assert "Traceback" not in err
-    assert "internal error" not in err, err
-    lines = err.splitlines()
-    assert all(ln.startswith(("lockcheck: error: ", "lockcheck: note: ")) for ln in lines), err
-    if code == 2:
-        assert any(ln.startswith("lockcheck: error: ") for ln in lines), "exit 2 without why"
 
 
 @pytest.fixture(scope="module")

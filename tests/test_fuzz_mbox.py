@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lockcheck.inputs.patch import mbox_split, parse_patch_text
-from tests.conftest import FIXTURES
+from tests.helpers import FIXTURES
 from tests.strategies import examples
 
 LINES = st.sampled_from(

@@ -16,168 +16,20 @@ from pathlib import Path
 import pytest
 
 from lockcheck.hook import MARKER
-from tests.conftest import run_cli
-
-PRE_SERIES = """\
-// SPDX-License-Identifier: GPL-2.0
-/* hook test: page tables are only dropped under the exclusive mmap lock */
-
-static void drop_table(struct mm_struct *mm, struct vm_area_struct *vma,
-\t\t       unsigned long addr, pmd_t *pmd)
-{
-\tpmd_t old;
-
-\tmmap_assert_write_locked(mm);
-\told = pmdp_collapse_flush(vma, addr, pmd);
-\tmm_dec_nr_ptes(mm);
-\tpte_free(mm, pmd_pgtable(old));
-}
-
-static void collapse_file_tables(struct address_space *mapping, pgoff_t pgoff)
-{
-\tstruct vm_area_struct *vma;
-
-\ti_mmap_lock_write(mapping);
-\tvma_interval_tree_foreach(vma, &mapping->i_mmap, pgoff, pgoff) {
-\t\tstruct mm_struct *mm = vma->vm_mm;
-\t\tunsigned long addr = vma->vm_start;
-\t\tpmd_t *pmd;
-
-\t\tif (find_pmd_or_thp_or_none(mm, addr, &pmd) != SCAN_SUCCEED)
-\t\t\tcontinue;
-\t\tif (!mmap_write_trylock(mm))
-\t\t\tcontinue;
-\t\tif (!vma->anon_vma && !userfaultfd_wp(vma))
-\t\t\tdrop_table(mm, vma, addr, pmd);
-\t\tmmap_write_unlock(mm);
-\t}
-\ti_mmap_unlock_write(mapping);
-}
-"""
-
-_HEAD = """\
-// SPDX-License-Identifier: GPL-2.0
-/* hook test: page tables dropped under the pmd and pte locks */
-
-static void collapse_file_tables(struct address_space *mapping, pgoff_t pgoff)
-{
-\tstruct vm_area_struct *vma;
-
-\ti_mmap_lock_read(mapping);
-\tvma_interval_tree_foreach(vma, &mapping->i_mmap, pgoff, pgoff) {
-\t\tstruct mm_struct *mm = vma->vm_mm;
-\t\tunsigned long addr = vma->vm_start;
-\t\tspinlock_t *pml, *ptl;
-"""
-_EARLY_TESTS = """\
-\t\tif (READ_ONCE(vma->anon_vma))
-\t\t\tcontinue;
-\t\tif (find_pmd_or_thp_or_none(mm, addr, &pmd) != SCAN_SUCCEED)
-\t\t\tcontinue;
-\t\tif (userfaultfd_wp(vma))
-\t\t\tcontinue;
-\t\tpml = pmd_lock(mm, pmd);
-\t\tptl = pte_lockptr(mm, pmd);
-\t\tif (ptl != pml)
-\t\t\tspin_lock_nested(ptl, SINGLE_DEPTH_NESTING);
-"""
-
-# the posted v1: the tests above decide the removal, made before pml and ptl
-V1 = (
-    _HEAD
-    + "\t\tpmd_t *pmd, old;\n\n"
-    + _EARLY_TESTS
-    + """\
-\t\told = pmdp_collapse_flush(vma, addr, pmd);
-\t\tif (ptl != pml)
-\t\t\tspin_unlock(ptl);
-\t\tspin_unlock(pml);
-\t\tmm_dec_nr_ptes(mm);
-\t\tpte_free_defer(mm, pmd_pgtable(old));
-\t}
-\ti_mmap_unlock_read(mapping);
-}
-"""
+from tests.helpers import (
+    FIXED,
+    PRE_SERIES,
+    SOURCE,
+    V1,
+    V1_RULES,
+    git,
+    git_env,
+    head,
+    new_repo,
+    run_cli,
+    stage,
+    write,
 )
-
-# the fix: both flags tested again once pml and ptl are held
-FIXED = (
-    _HEAD
-    + "\t\tbool dropped = false;\n\t\tpmd_t *pmd, old;\n\n"
-    + _EARLY_TESTS
-    + """\
-\t\t/* both tests again, now that a fault or uffd-wp must wait for us */
-\t\tif (!vma->anon_vma && !userfaultfd_wp(vma)) {
-\t\t\told = pmdp_collapse_flush(vma, addr, pmd);
-\t\t\tdropped = true;
-\t\t}
-\t\tif (ptl != pml)
-\t\t\tspin_unlock(ptl);
-\t\tspin_unlock(pml);
-\t\tif (dropped) {
-\t\t\tmm_dec_nr_ptes(mm);
-\t\t\tpte_free_defer(mm, pmd_pgtable(old));
-\t\t}
-\t}
-\ti_mmap_unlock_read(mapping);
-}
-"""
-)
-
-V1_RULES = ("[anon-vma-under-ptl]", "[uffd-wp-under-ptl]")
-SOURCE = "mm/collapse.c"
-
-
-def git_env() -> dict[str, str]:
-    """The environment minus anything that would point git at another repository."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GIT_", "PRE_COMMIT"))}
-    env["NO_COLOR"] = "1"
-    env["GIT_CONFIG_NOSYSTEM"] = "1"
-    return env
-
-
-def git(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(
-        ["git", "-C", str(repo), *args],
-        capture_output=True,
-        text=True,
-        env=git_env(),
-        timeout=600,
-    )
-    if check and proc.returncode != 0:
-        raise AssertionError(f"git {' '.join(args)}: {proc.stdout}{proc.stderr}")
-    return proc
-
-
-def head(repo: Path) -> str:
-    return git(repo, "rev-parse", "HEAD").stdout.strip()
-
-
-def new_repo(path: Path, files: dict[str, str] | None = None) -> Path:
-    """A repository with `files` committed (the pre-series shape by default)."""
-    path.mkdir(parents=True, exist_ok=True)
-    git(path, "init", "-q", "-b", "main")
-    git(path, "config", "user.name", "Hook Test")
-    git(path, "config", "user.email", "hook@example.org")
-    git(path, "config", "commit.gpgsign", "false")
-    if files is None:
-        files = {SOURCE: PRE_SERIES}
-    if files:
-        write(path, files)
-        git(path, "add", "-A")
-        git(path, "commit", "-q", "-m", "base")
-    return path
-
-
-def write(repo: Path, files: dict[str, str]) -> None:
-    for rel, text in files.items():
-        (repo / rel).parent.mkdir(parents=True, exist_ok=True)
-        (repo / rel).write_text(text)
-
-
-def stage(repo: Path, files: dict[str, str]) -> None:
-    write(repo, files)
-    git(repo, "add", *files)
 
 
 @pytest.fixture
@@ -194,34 +46,57 @@ def test_shapes_are_what_the_hook_tests_rely_on(tmp_path: Path) -> None:
         assert all((r in proc.stdout) == bool(code) for r in V1_RULES)
 
 
-def test_installed_hook_blocks_v1_and_allows_the_fix(repo: Path) -> None:
+@pytest.fixture
+def hooked(repo: Path) -> Path:
+    """The pre-series repository with lockcheck's hook installed."""
+    assert run_cli("hook", "install", "--repo", str(repo)).returncode == 0
+    return repo
+
+
+def line_of(text: str, needle: str) -> int:
+    """The 1-based line of the first line of `text` containing `needle`."""
+    return next(i for i, line in enumerate(text.splitlines(), 1) if needle in line)
+
+
+def test_install_writes_an_executable_hook_of_ours(repo: Path) -> None:
     proc = run_cli("hook", "install", "--repo", str(repo))
     assert proc.returncode == 0, proc.stderr
     hook = repo / ".git" / "hooks" / "pre-commit"
     assert proc.stdout == f"installed {hook}\n"
     assert os.access(hook, os.X_OK) and MARKER in hook.read_text()
 
-    base = head(repo)
-    stage(repo, {SOURCE: V1})
-    blocked = git(repo, "commit", "-m", "mm: drop tables under the pte lock", check=False)
+
+def test_installed_hook_blocks_v1(hooked: Path) -> None:
+    base = head(hooked)
+    stage(hooked, {SOURCE: V1})
+    blocked = git(hooked, "commit", "-m", "mm: drop tables under the pte lock", check=False)
     out = blocked.stdout + blocked.stderr
     assert blocked.returncode != 0, out
     assert all(r in out for r in V1_RULES), out
-    assert f"{SOURCE}:15:" in out and "staged changes introduce 2 findings" in out
-    assert head(repo) == base
+    first = line_of(V1, "READ_ONCE(vma->anon_vma)")
+    assert f"{SOURCE}:{first}:" in out and "staged changes introduce 2 findings" in out
+    assert head(hooked) == base
 
-    # `commit -a` reviews git's temporary index: the change is still seen
-    git(repo, "reset", "-q")
-    blocked = git(repo, "commit", "-a", "-m", "mm: drop tables under the pte lock", check=False)
+
+def test_installed_hook_blocks_v1_committed_with_all(hooked: Path) -> None:
+    """`commit -a` reviews git's temporary index: the change is still seen."""
+    base = head(hooked)
+    write(hooked, {SOURCE: V1})
+    blocked = git(hooked, "commit", "-a", "-m", "mm: drop tables under the pte lock", check=False)
     assert blocked.returncode != 0 and "[uffd-wp-under-ptl]" in blocked.stderr + blocked.stdout
-    assert head(repo) == base
+    assert head(hooked) == base
 
-    stage(repo, {SOURCE: FIXED})
-    allowed = git(repo, "commit", "-m", "mm: recheck under the pte lock", check=False)
+
+def test_installed_hook_allows_the_fix(hooked: Path) -> None:
+    base = head(hooked)
+    stage(hooked, {SOURCE: FIXED})
+    allowed = git(hooked, "commit", "-m", "mm: recheck under the pte lock", check=False)
     assert allowed.returncode == 0, allowed.stdout + allowed.stderr
     assert "lockcheck" not in allowed.stdout + allowed.stderr  # silent when clean
-    assert head(repo) != base
-    assert git(repo, "log", "-1", "--format=%s").stdout.strip() == "mm: recheck under the pte lock"
+    assert head(hooked) != base
+    assert (
+        git(hooked, "log", "-1", "--format=%s").stdout.strip() == "mm: recheck under the pte lock"
+    )
 
 
 def test_commit_of_unrelated_lines_next_to_an_old_finding_passes(repo: Path) -> None:
@@ -247,6 +122,27 @@ def test_commit_of_unrelated_lines_next_to_an_old_finding_passes(repo: Path) -> 
     stage(repo, {SOURCE: moved})
     proc = git(repo, "commit", "-m", "mm: whitespace", check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+UFFD_TEST = "\t\tif (userfaultfd_wp(vma))\n\t\t\tcontinue;\n"
+
+
+def test_a_second_identical_unlocked_check_is_a_new_finding(repo: Path) -> None:
+    """Two identical sites have one fingerprint; the copy is still new, and blocked."""
+    stage(repo, {SOURCE: V1})
+    git(repo, "commit", "-q", "--no-verify", "-m", "v1 (committed before the hook)")
+    assert run_cli("hook", "install", "--repo", str(repo)).returncode == 0
+    assert V1.count(UFFD_TEST) == 1
+    twice = V1.replace(UFFD_TEST, UFFD_TEST + UFFD_TEST)
+    stage(repo, {SOURCE: twice})
+    before = head(repo)
+    proc = git(repo, "commit", "-m", "mm: test uffd-wp twice", check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0, out
+    second = line_of(V1, "userfaultfd_wp(vma)") + 2  # the copy, right after the original
+    assert "staged changes introduce 1 finding" in out, out
+    assert f"{SOURCE}:{second}:" in out and "[uffd-wp-under-ptl]" in out, out
+    assert head(repo) == before
 
 
 def test_foreign_hook_needs_force_and_is_never_uninstalled(repo: Path) -> None:
@@ -287,7 +183,8 @@ def test_run_narrows_to_the_files_passed(repo: Path) -> None:
     assert proc.returncode == 1 and all(r in proc.stdout for r in V1_RULES)
     # paths are relative to the cwd, as the framework passes them
     proc = run_cli("hook", "run", "collapse.c", cwd=repo / "mm")
-    assert proc.returncode == 1 and f"{SOURCE}:19:" in proc.stdout
+    uffd = line_of(V1, "userfaultfd_wp(vma)")
+    assert proc.returncode == 1 and f"{SOURCE}:{uffd}:" in proc.stdout
     # only the index counts: a fix left unstaged does not pass the commit
     write(repo, {SOURCE: FIXED})
     assert run_cli("hook", "run", SOURCE, cwd=repo).returncode == 1

@@ -18,19 +18,33 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
-from tests.test_hook import FIXED, SOURCE, V1, V1_RULES, git, git_env, head, new_repo, stage
+from tests.helpers import FIXED, ROOT, SOURCE, V1, V1_RULES, git, git_env, head, new_repo, stage
 
 pytest.importorskip("pre_commit", reason="pre-commit is not installed (pip install -e '.[test]')")
 
-# pip's words when an index cannot be reached: the only reason to skip
-OFFLINE = (
+# pip's words when an index cannot be reached: the only reason to skip. "No
+# matching distribution found" is not among them: a broken pin says it too.
+NETWORK_ERRORS = (
     "Failed to establish a new connection",
     "Temporary failure in name resolution",
+    "Name or service not known",
     "Network is unreachable",
-    "No matching distribution found",
-    "Could not find a version that satisfies",
+    "Connection refused",
+    "Read timed out",
 )
+
+
+def network_error(log: str) -> str | None:
+    """The network error that stopped pip, or None when it failed for another reason."""
+    return next((w for w in NETWORK_ERRORS if w in log), None)
+
+
+def test_only_a_network_error_is_a_reason_to_skip() -> None:
+    pin = "ERROR: No matching distribution found for typer>=99\n"
+    assert network_error(pin) is None
+    assert network_error("ERROR: Could not find a version that satisfies typer>=99") is None
+    offline = "WARNING: Retrying ... NewConnectionError: Failed to establish a new connection"
+    assert network_error(offline + "\n" + pin) == "Failed to establish a new connection"
 
 
 def hook_repository(dest: Path) -> str:
@@ -85,7 +99,7 @@ def test_pre_commit_framework_blocks_v1_and_allows_the_fix(tmp_path: Path) -> No
     if built.returncode != 0:
         log = home / "pre-commit.log"
         text = built.stdout + built.stderr + (log.read_text() if log.exists() else "")
-        reason = next((w for w in OFFLINE if w in text), None)
+        reason = network_error(text)
         if reason is not None:
             pytest.skip(f"pre-commit could not build the hook's environment offline: {reason}")
         raise AssertionError(f"pre-commit install-hooks failed:\n{text}")

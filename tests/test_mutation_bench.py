@@ -20,7 +20,7 @@ import pytest
 from lockcheck.engine import Engine
 from lockcheck.inputs.apply import DirTree, Series
 from lockcheck.inputs.patch import parse_patch_text
-from tests.conftest import FIXTURES, ROOT
+from tests.helpers import FIXTURES, ROOT
 
 TREE = FIXTURES / "mutation"
 PATH = "mm/tables.c"

@@ -12,7 +12,7 @@ from lockcheck.order.claims import ClaimStats, check_comment_claims, comments, p
 from lockcheck.order.doc import Names, parse_order_comments
 from lockcheck.order.edges import Closure
 from lockcheck.packs import load_pack
-from tests.conftest import FIXTURES, run_cli
+from tests.helpers import FIXTURES, run_cli
 
 ORDER = FIXTURES / "order"
 NAMES = Names(load_pack("mm").names)
@@ -210,6 +210,21 @@ def test_comment_claims_in_real_mm_are_quiet(kernel_tree: Path) -> None:
         analysis = engine.analyse_source(str(path), source, kernel_tree)
         assert check_comment_claims(analysis.facts, source, engine.vocab, stats) == []
     assert stats.checked >= 20 and stats.unresolved <= stats.checked // 4
+
+
+def test_comment_claims_fire_on_a_real_claim_the_code_breaks(kernel_tree: Path) -> None:
+    """finish_fault()'s "Re-check under ptl": drop the lock just before it."""
+    engine = Engine()
+    path = kernel_tree / "mm" / "memory.c"
+    text = path.read_text()
+    comment = "\t/* Re-check under ptl */\n"
+    assert text.count(comment) == 1
+    broken = text.replace(comment, "\tspin_unlock(vmf->ptl);\n" + comment).encode()
+    analysis = engine.analyse_source(str(path), broken, kernel_tree)
+    [m] = check_comment_claims(analysis.facts, broken, engine.vocab, ClaimStats())
+    assert m.fn.fn.name == "finish_fault" and m.lock == "vmf->ptl"
+    assert m.site.line == text[: text.index(comment)].count("\n") + 2
+    assert m.state == "was released on every path here"
 
 
 def test_inversions_against_the_trees_comments(kernel_tree: Path) -> None:

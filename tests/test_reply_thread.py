@@ -29,18 +29,12 @@ from lockcheck.inputs.mailtext import decoded_mail
 from lockcheck.inputs.patch import parse_patch_text, read_patches
 from lockcheck.inputs.quote import align, headerless_quote, tokens
 from lockcheck.inputs.thread import find_answered
-from tests.conftest import ROOT, run_cli
-from tests.test_fuzz_cli import assert_contract, run_main
+from tests.helpers import ROOT, assert_contract, run_cli, run_main, seed_email
 
 THREAD_DIR = ROOT / "fixtures" / "thread"
 THREAD = THREAD_DIR / "thread.mbox"
 TREE = THREAD_DIR / "tree"
 PATCH = next(THREAD_DIR.glob("0009-*.patch"))
-SEED = Path(
-    os.environ.get(
-        "LOCKCHECK_SEED", str(ROOT.parent / "shared" / "seed" / "000_fd0419e3beafc014.txt")
-    )
-)
 NOTE = "[lockcheck]"
 UFFD = "userfaultfd_wp(vma)"
 ANON = "READ_ONCE(vma->anon_vma)"
@@ -473,14 +467,11 @@ def test_align_maps_a_wrapped_quoted_line_to_its_last_piece() -> None:
 
 
 def test_the_seed_email_annotated_with_a_thread_and_a_tree() -> None:
-    if not SEED.is_file():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"the seed email is missing in CI: {SEED}")
-        pytest.skip(f"the seed email is absent (it is in CI): {SEED}")
-    code, out, err = annotate(SEED, "--thread", str(THREAD), "--tree", str(TREE))
+    seed = seed_email()  # skips with a reason, fails when CI=true
+    code, out, err = annotate(seed, "--thread", str(THREAD), "--tree", str(TREE))
     assert code == 1, err
     assert "found by subject" in err
-    text = SEED.read_text()
+    text = seed.read_text()
     under = notes_under(text, out)
     lines = text.splitlines()
     uffd = next(n for n, ln in enumerate(lines, 1) if ln.startswith("> >") and f"if ({UFFD})" in ln)

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -16,14 +13,13 @@ from lockcheck.engine import Config, Engine
 from lockcheck.frontend.parse import count_errors, parse_source
 from lockcheck.inputs.patch import read_patches
 from lockcheck.review import fragment_image
-from tests.conftest import FIXTURES, ROOT, run_cli
+from tests.helpers import FIXTURES, git, run_cli, seed_email, tree_hash
 
 SERIES = FIXTURES / "series"
 TREE = SERIES / "tree"
 MBOX = SERIES / "series.mbox"
 REPLY = SERIES / "reply.eml"
 PATCH_FILES = sorted(SERIES.glob("000*.patch"))
-SEED = ROOT.parent / "shared" / "seed" / "000_fd0419e3beafc014.txt"
 RULES = {"uffd-wp-under-ptl", "anon-vma-under-ptl"}
 P2 = "mm/khugepaged: retract_file_tables() without mmap lock"
 P3 = "mm/khugepaged: recheck anon_vma and uffd-wp under the pte lock"
@@ -47,15 +43,6 @@ def context(doc: dict[str, Any], site: str, patch: str | None = None) -> list[di
     ]
 
 
-def tree_hash(root: Path) -> str:
-    h = hashlib.sha256()
-    for p in sorted(root.rglob("*")):
-        h.update(str(p.relative_to(root)).encode())
-        if p.is_file():
-            h.update(p.read_bytes())
-    return h.hexdigest()
-
-
 def assert_series_blame(doc: dict[str, Any]) -> None:
     found = ours(doc)
     assert sorted(f["rule"] for f in found) == sorted(RULES)
@@ -64,15 +51,26 @@ def assert_series_blame(doc: dict[str, Any]) -> None:
         assert f["function"] == "retract_file_tables"
 
 
-def test_series_mbox_blames_patch_2_and_credits_patch_3() -> None:
+@pytest.fixture(scope="module")
+def series_doc() -> dict[str, Any]:
+    """The JSON review of the 3-patch mbox against its tree, made once; the
+    tree must come out of it untouched."""
     before = tree_hash(TREE)
     code, doc = review_json(str(MBOX), "--tree", str(TREE))
     assert code == 1
-    assert_series_blame(doc)
-    assert doc["review"]["mode"] == "tree"
-    assert [p["number"] for p in doc["review"]["patches"]] == [1, 2, 3]
-    # "with the new code we only hold ... i_mmap_lock read"
-    [uffd] = context(doc, "userfaultfd_wp(vma)", P2)
+    assert tree_hash(TREE) == before
+    return doc
+
+
+def test_series_mbox_blames_patch_2_and_credits_patch_3(series_doc: dict[str, Any]) -> None:
+    assert_series_blame(series_doc)
+    assert series_doc["review"]["mode"] == "tree"
+    assert [p["number"] for p in series_doc["review"]["patches"]] == [1, 2, 3]
+
+
+def test_series_lock_context_of_the_uffd_test_in_patch_2(series_doc: dict[str, Any]) -> None:
+    """The reviewer's "with the new code we only hold ... i_mmap_lock read"."""
+    [uffd] = context(series_doc, "userfaultfd_wp(vma)", P2)
     assert uffd["before"] == ["mapping->i_mmap_rwsem:write", "mm->mmap_lock:write"]
     assert uffd["after"] == ["mapping->i_mmap_rwsem:read"]
     assert uffd["change"] == "changed" and "mm->mmap_lock:write" in uffd["difference"]
@@ -80,11 +78,15 @@ def test_series_mbox_blames_patch_2_and_credits_patch_3() -> None:
     assert (SERIES / "stages/2.c").read_text().splitlines()[uffd["line"] - 1].strip() == (
         "if (userfaultfd_wp(vma))"
     )
-    # patch 3 adds the re-checks, made under both page-table locks
-    rechecks = context(doc, "vma->anon_vma", P3) + context(doc, "userfaultfd_wp(vma)", P3)
+
+
+def test_series_lock_context_of_the_rechecks_in_patch_3(series_doc: dict[str, Any]) -> None:
+    """Patch 3 adds the re-checks, made under both page-table locks."""
+    rechecks = context(series_doc, "vma->anon_vma", P3) + context(
+        series_doc, "userfaultfd_wp(vma)", P3
+    )
     added = [c for c in rechecks if c["change"] == "added"]
     assert len(added) == 2 and all({"pml", "ptl"} <= set(c["after"]) for c in added)
-    assert tree_hash(TREE) == before
 
 
 def test_series_text_output_spells_out_the_lock_context() -> None:
@@ -211,44 +213,28 @@ def test_fragment_wrapping_parses_cleanly() -> None:
 
 
 def test_seed_email_in_fragment_mode_shows_the_check_sites_and_their_locks() -> None:
-    if not SEED.is_file():
-        pytest.skip(f"seed email absent: {SEED} (the shared project directory is not mounted)")
-    proc = run_cli("review", "--format", "json", str(SEED))
+    seed = seed_email()
+    proc = run_cli("review", "--format", "json", str(seed))
     assert proc.returncode in (0, 1), proc.stderr
     doc = json.loads(proc.stdout)
     assert doc["review"]["mode"] == "fragment"
-    lines = SEED.read_text().splitlines()
+    lines = seed.read_text().splitlines()
     [anon] = context(doc, "vma->anon_vma")
     [uffd] = context(doc, "userfaultfd_wp(vma)")
     for c in (anon, uffd):
         assert c["function"] == "retract_page_tables" and c["file"] == "mm/khugepaged.c"
-        assert c["path"] == str(SEED) and lines[c["line"] - 1].startswith("> > ")
+        assert c["path"] == str(seed) and lines[c["line"] - 1].startswith("> > ")
     assert "anon_vma" in lines[anon["line"] - 1] and "userfaultfd_wp" in lines[uffd["line"] - 1]
     # the rmap lock went from write to read; uffd-wp is tested under it alone
     assert anon["before"] == ["mapping->i_mmap_rwsem:write"]
     assert anon["after"] == ["mapping->i_mmap_rwsem:read"]
     assert uffd["before"] is None and uffd["after"] == ["mapping->i_mmap_rwsem:read"]
-    text = run_cli("review", str(SEED)).stdout
+    text = run_cli("review", str(seed)).stdout
     assert "`userfaultfd_wp(vma)` in `retract_page_tables()`" in text
     assert "after {mapping->i_mmap_rwsem:read}" in text
 
 
 # --- git: --base, --git A..B and --staged on a real repository
-
-
-def git(repo: Path, *args: str) -> str:
-    env = dict(os.environ)
-    env.update(
-        GIT_AUTHOR_NAME="T",
-        GIT_AUTHOR_EMAIL="t@example.org",
-        GIT_COMMITTER_NAME="T",
-        GIT_COMMITTER_EMAIL="t@example.org",
-        GIT_CONFIG_GLOBAL="/dev/null",
-        GIT_CONFIG_NOSYSTEM="1",
-    )
-    return subprocess.run(
-        ["git", "-C", str(repo), *args], check=True, capture_output=True, text=True, env=env
-    ).stdout
 
 
 @pytest.fixture
@@ -267,15 +253,15 @@ def repo(tmp_path: Path) -> Path:
 
 
 def test_git_range(repo: Path) -> None:
-    head = git(repo, "rev-parse", "HEAD")
+    head = git(repo, "rev-parse", "HEAD").stdout
     _, doc = review_json("--git", "HEAD~3..HEAD", "--tree", str(repo))
     found = ours(doc)
     assert sorted(f["rule"] for f in found) == sorted(RULES)
     for f in found:
         assert f["introduced_by"] == "mm/khugepaged: without mmap lock"
         assert f["fixed_by"] == "mm/khugepaged: recheck under the pte lock"
-    assert git(repo, "rev-parse", "HEAD") == head
-    assert git(repo, "status", "--porcelain") == ""
+    assert git(repo, "rev-parse", "HEAD").stdout == head
+    assert git(repo, "status", "--porcelain").stdout == ""
     # the range as a reader gives it, from inside the repository (a subdirectory:
     # git paths stay relative to the top)
     _, doc2 = review_json("--git", "HEAD~3..", cwd=repo / "mm")
@@ -301,7 +287,7 @@ def test_staged_changes(repo: Path) -> None:
 def test_base_revision_of_a_repository(repo: Path) -> None:
     code, doc = review_json(str(PATCH_FILES[1]), "--tree", str(repo), "--base", "HEAD~2")
     assert code == 1 and sorted(f["rule"] for f in ours(doc)) == sorted(RULES)
-    assert doc["review"]["tree"].endswith(git(repo, "rev-parse", "HEAD~2")[:12])
+    assert doc["review"]["tree"].endswith(git(repo, "rev-parse", "HEAD~2").stdout[:12])
     proc = run_cli("review", str(PATCH_FILES[1]), "--tree", str(repo), "--base", "nosuchrev")
     assert proc.returncode == 2 and "unknown revision 'nosuchrev'" in proc.stderr
 
@@ -318,7 +304,7 @@ def test_new_deleted_and_non_c_files_from_stdin(tmp_path: Path) -> None:
     (r / "README.rst").write_text("if (userfaultfd_wp(vma)) { not C at all\n")
     git(r, "rm", "-q", "mm/old.c")
     git(r, "add", "-A")
-    diff = git(r, "diff", "--cached", "--no-renames")
+    diff = git(r, "diff", "--cached", "--no-renames").stdout
     git(r, "reset", "-q", "--hard")
     before = tree_hash(r)
     proc = run_cli("review", "--format", "json", "-", "--tree", str(r), stdin=diff.encode())

@@ -21,8 +21,7 @@ import pytest
 from lockcheck.engine import Config, Engine
 from lockcheck.errors import InputError
 from lockcheck.inputs.files import MAX_INPUT_BYTES, read_bounded
-from tests.conftest import FIXTURES, ROOT, run_cli
-from tests.test_fuzz_cli import run_main
+from tests.helpers import FIXTURES, ROOT, run_cli, run_main
 
 SERIES = FIXTURES / "series"
 TREE = SERIES / "tree"

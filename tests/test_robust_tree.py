@@ -7,7 +7,6 @@ rule code that runs is an installed entry point.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import signal
@@ -18,17 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import FIXTURES, ROOT
+from tests.helpers import FIXTURES, ROOT, git, tree_hash
 
 SERIES = FIXTURES / "series"
 PATCHES = sorted(SERIES.glob("0*.patch"))
-GIT_ENV = {
-    "GIT_AUTHOR_NAME": "T",
-    "GIT_AUTHOR_EMAIL": "t@example.org",
-    "GIT_COMMITTER_NAME": "T",
-    "GIT_COMMITTER_EMAIL": "t@example.org",
-    "GIT_CONFIG_NOSYSTEM": "1",
-}
 
 
 def lockcheck(
@@ -49,32 +41,15 @@ def lockcheck(
     )
 
 
-def snapshot(root: Path) -> dict[str, tuple[int, bytes]]:
-    """Every file and directory below `root`: mode and content hash (mtime may not move)."""
-    out: dict[str, tuple[int, bytes]] = {}
-    for p in sorted(root.rglob("*")):
-        st = p.lstat()
-        digest = hashlib.sha256(p.read_bytes()).digest() if p.is_file() else b""
-        out[str(p.relative_to(root))] = (st.st_mode, digest + str(st.st_mtime_ns).encode())
-    return out
-
-
-def git(repo: Path, *args: str) -> str:
-    env = {**os.environ, **GIT_ENV}
-    proc = subprocess.run(
-        ["git", "-C", str(repo), *args], capture_output=True, text=True, env=env, check=True
-    )
-    return proc.stdout
-
-
 def repo_state(repo: Path) -> tuple[object, ...]:
     """What a user would notice changing: status, stashes, refs, HEAD, and every byte."""
-    files = snapshot(repo)  # first: the queries below must not disturb what they check
+    # first: the queries below must not disturb what they check
+    files = tree_hash(repo, stat=True)
     return (
-        git(repo, "--no-optional-locks", "status", "--porcelain", "--untracked-files=all"),
-        git(repo, "stash", "list"),
-        git(repo, "for-each-ref"),
-        git(repo, "rev-parse", "HEAD"),
+        git(repo, "--no-optional-locks", "status", "--porcelain", "--untracked-files=all").stdout,
+        git(repo, "stash", "list").stdout,
+        git(repo, "for-each-ref").stdout,
+        git(repo, "rev-parse", "HEAD").stdout,
         files,
     )
 
@@ -95,10 +70,10 @@ def repo(tmp_path: Path) -> Path:
 def test_review_tree_leaves_the_directory_alone(tmp_path: Path) -> None:
     tree = tmp_path / "tree"
     shutil.copytree(SERIES / "tree", tree)
-    before = snapshot(tree)
+    before = tree_hash(tree, stat=True)
     proc = lockcheck("review", "--tree", tree, SERIES / "series.mbox", cwd=tmp_path)
     assert proc.returncode == 1, proc.stderr  # the series has findings
-    assert snapshot(tree) == before
+    assert tree_hash(tree, stat=True) == before
 
 
 def test_review_git_and_base_leave_the_repository_alone(repo: Path) -> None:

@@ -8,31 +8,12 @@ The reported set for each annotated rule must equal the annotations.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
 
 from lockcheck.engine import Config, Engine
-from tests.conftest import FIXTURES
-
-ANNOT_RE = re.compile(r"/\*\s*(ruleid|ok|todoruleid|todook):\s*([\w-]+)\s*\*/")
-
-
-def annotations(path: Path) -> dict[str, dict[str, set[int]]]:
-    """rule -> kind -> set of target lines (the next line that is not a comment)."""
-    lines = path.read_text().splitlines()
-    out: dict[str, dict[str, set[int]]] = {}
-    for i, line in enumerate(lines):
-        for m in ANNOT_RE.finditer(line):
-            j = i + 1
-            while j < len(lines) and lines[j].strip().startswith(("/*", "*", "//")):
-                j += 1
-            out.setdefault(m.group(2), {}).setdefault(m.group(1), set()).add(j + 1)
-    return out
-
-
-ANNOTATED = sorted(p for p in FIXTURES.rglob("*.c") if ANNOT_RE.search(p.read_text()))
+from tests.helpers import ANNOTATED, FIXTURES, annotations
 
 
 @pytest.mark.parametrize("path", ANNOTATED, ids=lambda p: str(p.relative_to(FIXTURES)))
@@ -59,3 +40,15 @@ def test_every_fixture_rule_has_both_polarities() -> None:
             seen.setdefault(rule, set()).update(kinds)
     for rule, kinds in seen.items():
         assert "ruleid" in kinds and "ok" in kinds, rule
+
+
+def test_lock_balance_names_the_first_leaking_return() -> None:
+    """The finding points at the first way out that keeps the lock, in its
+    message and as its related location (`/* leak */` marks every such way)."""
+    path = FIXTURES / "locking" / "first_leak.c"
+    leaks = [i for i, line in enumerate(path.read_text().splitlines(), 1) if "/* leak */" in line]
+    assert len(leaks) == 2
+    result = Engine(Config(select={"lock-balance"})).check_paths([path])
+    [finding] = result.findings
+    assert f"returns at line {leaks[0]}," in finding.message
+    assert [r.line for r in finding.related] == [leaks[0]]

@@ -8,7 +8,7 @@ import pytest
 
 from lockcheck.model.finding import Finding
 from lockcheck.rules.decide import decide, suppressions
-from tests.conftest import run_cli
+from tests.helpers import run_cli
 
 
 def finding(rule: str = "r", line: int = 10, anchor: str = "x();") -> Finding:

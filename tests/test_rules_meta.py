@@ -12,8 +12,7 @@ from lockcheck.engine import Config, Engine
 from lockcheck.packs import DOC_SECTIONS, builtin_pack_names, packs_dir
 from lockcheck.rules.base import Rule
 from lockcheck.rules.docs import doc_pages
-from tests.conftest import FIXTURES, ROOT
-from tests.test_rule_fixtures import ANNOTATED, annotations
+from tests.helpers import ANNOTATED, FIXTURES, ROOT, annotations
 
 DOCS = ROOT / "docs" / "rules"
 PACK_FIXTURES = sorted(FIXTURES.rglob("pack.toml"))
@@ -122,3 +121,18 @@ def test_rule_ids_are_unique_and_sorted_in_the_registry() -> None:
         "claim-mismatch",
         "suppression-without-reason",
     } <= set(ids)
+
+
+def test_every_mutated_module_has_a_runner_of_existing_tests() -> None:
+    """`make mutate` covers the analysis, the rules, review, the patch reader
+    and the reporters, each with test files that exist."""
+    from tests.mutate import runners
+
+    table = runners()
+    for package in ("analysis", "rules", "report"):
+        for path in (ROOT / "lockcheck" / package).glob("*.py"):
+            if path.name != "__init__.py":
+                assert str(path.relative_to(ROOT)) in table, path
+    assert {"lockcheck/review.py", "lockcheck/inputs/patch.py"} <= set(table)
+    for tests in table.values():
+        assert tests and all((ROOT / t).is_file() for t in tests), tests

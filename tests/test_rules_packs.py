@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import FIXTURES, run_cli
-from tests.test_rule_fixtures import annotations
+from tests.helpers import FIXTURES, annotations, run_cli
 
 KH = FIXTURES / "khugepaged"
 RULES = FIXTURES / "rules"

@@ -16,7 +16,7 @@ from lockcheck.sim.program import LockTable
 from lockcheck.sim.render import render_json, render_svg, render_text
 from lockcheck.sim.run import Request, SimResult, simulate
 from lockcheck.sim.scenarios import load_settings
-from tests.conftest import FIXTURES
+from tests.helpers import FIXTURES
 
 KH = FIXTURES / "khugepaged"
 SIM = FIXTURES / "sim"

@@ -7,7 +7,7 @@ from pathlib import Path
 from lockcheck.engine import Engine
 from lockcheck.sim.evidence import attach_evidence, unresolved_in_trace
 from lockcheck.sim.run import Request, simulate
-from tests.conftest import FIXTURES
+from tests.helpers import FIXTURES
 
 UNRESOLVED = FIXTURES / "sim" / "unresolved_lock.c"
 V1 = FIXTURES / "khugepaged" / "v1.c"

@@ -7,7 +7,7 @@ from pathlib import Path
 from lockcheck.analysis.summaries import Summary
 from lockcheck.analysis.tree import TreeSummaries, defined_functions
 from lockcheck.engine import Engine
-from tests.conftest import FIXTURES
+from tests.helpers import FIXTURES
 
 C_TEXT = b"""
 static int hidden(int a)

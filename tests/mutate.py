@@ -1,0 +1,108 @@
+"""Mutation testing with mutmut: each module against its own fast tests.
+
+`make mutate` (or `python -m tests.mutate [MODULE ...]`) copies the checkout
+to .cache/mutate/src, so mutants never touch the working tree, and runs
+`mutmut run` there once per module with that module's runner: its own test
+files, stopping at the first failure (`-x`). Progress goes to
+.cache/mutate/<module>.log; the survivors are printed and kept in
+.cache/mutate/results.txt (`mutmut show ID` in .cache/mutate/src shows one,
+but not while a run is going on: it rereads the mutated file).
+docs/testing.md says what to do with them.
+Not part of `make test` or CI: a module takes minutes to half an hour.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+_ANALYSIS = (
+    "tests/test_analysis_state.py",
+    "tests/test_analysis.py",
+    "tests/test_rule_fixtures.py",
+)
+_RULES = (  # not test_rules_packs.py: its CLI runs take half a minute
+    "tests/test_rule_fixtures.py",
+    "tests/test_rules_decide.py",
+    "tests/test_rules_meta.py",
+)
+_REPORT = ("tests/test_report_sarif.py", "tests/test_report.py", "tests/test_report_review.py")
+
+
+def runners() -> dict[str, tuple[str, ...]]:
+    """module -> the tests that exercise it (the fastest set that does); a new
+    module of a mutated package gets its package's runner."""
+    out: dict[str, tuple[str, ...]] = {
+        "lockcheck/review.py": ("tests/test_review.py", "tests/test_hook.py"),
+        "lockcheck/inputs/patch.py": ("tests/test_patch.py", "tests/test_fuzz_mbox.py"),
+    }
+    for package, tests in (("analysis", _ANALYSIS), ("rules", _RULES), ("report", _REPORT)):
+        for path in sorted((ROOT / "lockcheck" / package).glob("*.py")):
+            if path.name != "__init__.py":
+                out[str(path.relative_to(ROOT))] = tests
+    out["lockcheck/report/sarif.py"] = ("tests/test_report_sarif.py",)
+    return out
+
+
+def copy_checkout(dest: Path) -> None:
+    """The tracked and new (not ignored) files of the checkout, as they are now."""
+    listed = subprocess.run(
+        ["git", "-C", str(ROOT), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    if dest.exists():
+        shutil.rmtree(dest)
+    for rel in sorted(set(listed.split("\0")) - {""}):
+        src = ROOT / rel
+        if src.is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+
+
+def main(argv: list[str]) -> int:
+    table = runners()
+    modules = argv or list(table)
+    unknown = [m for m in modules if m not in table]
+    if unknown:
+        print(f"mutate: no runner for {', '.join(unknown)}", file=sys.stderr)
+        return 2
+    work = ROOT / ".cache" / "mutate"
+    src = work / "src"
+    copy_checkout(src)
+    mutmut = [sys.executable, "-m", "mutmut"]
+    env = {k: v for k, v in os.environ.items() if k != "LOCKCHECK_DEBUG"}
+    for module in modules:
+        runner = " ".join(
+            [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *table[module]]
+        )
+        start = time.monotonic()
+        print(f"mutate: {module} ({' '.join(table[module])})", flush=True)
+        log = work / (module.replace("/", "_") + ".log")  # mutmut's progress line
+        with log.open("w") as out:
+            subprocess.run(
+                [*mutmut, "run", "--paths-to-mutate", module, "--runner", runner],
+                cwd=src,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                check=False,
+            )
+        print(f"mutate: {module} done in {time.monotonic() - start:.0f}s", flush=True)
+    results = subprocess.run(
+        [*mutmut, "results"], cwd=src, capture_output=True, text=True, check=False
+    ).stdout
+    (work / "results.txt").write_text(results)
+    print(results)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
