@@ -10,13 +10,14 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from lockcheck.analysis.locks import FileFacts, Summary, analyse_file, library_summaries
-from lockcheck.errors import LockcheckError, RuleError
+from lockcheck.errors import InputError, LockcheckError, RuleError
 from lockcheck.frontend.parse import parse_source
 from lockcheck.inputs.files import collect_sources, read_c_source
 from lockcheck.inputs.tree import included_headers, kernel_root
 from lockcheck.model.extract import FileModel, build_file_model
 from lockcheck.model.finding import Finding
 from lockcheck.order.claims import ClaimStats, check_comment_claims
+from lockcheck.order.graph import OrderEdge, file_order_edges
 from lockcheck.packs import Pack, Vocabulary
 from lockcheck.rules.base import Rule, RuleContext
 from lockcheck.rules.decide import decide
@@ -48,6 +49,15 @@ class Stats:
             else:
                 self.functions_analysed += 1
 
+    def merge(self, other: Stats) -> None:
+        """Add another part's counts: a file's, a worker's, a shard's."""
+        for name in self.__dataclass_fields__:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, int]) -> Stats:
+        return cls(**{k: int(v) for k, v in data.items() if k in cls.__dataclass_fields__})
+
     def as_dict(self) -> dict[str, int]:
         out = asdict(self)
         if not out["unresolved_claims"]:
@@ -68,6 +78,20 @@ class CheckResult:
     findings: list[Finding]
     stats: Stats
     errors: list[LockcheckError] = field(default_factory=list)
+    parts: list[FileResult] = field(default_factory=list)  # per file, sorted by path
+    bad: list[str] = field(default_factory=list)  # operands that were not files to check
+
+
+@dataclass(slots=True)
+class FileResult:
+    """Everything one file contributes to a run: the unit a worker, the cache
+    and a shard hand back, so a run's report is the same however it was split."""
+
+    path: str
+    findings: list[Finding] = field(default_factory=list)
+    stats: Stats = field(default_factory=Stats)
+    errors: list[str] = field(default_factory=list)  # input errors, as their messages
+    edges: list[OrderEdge] = field(default_factory=list)  # lock-order edges of its functions
 
 
 @dataclass(slots=True)
@@ -113,17 +137,32 @@ class Engine:
         library = self._header_summaries(path, source, tree) if self.config.headers else {}
         return Analysis(path, source, model, analyse_file(model.functions, library))
 
-    def _header_summaries(self, path: str, source: bytes, tree: Path | None) -> dict[str, Summary]:
+    def headers_for(self, path: str, source: bytes, tree: Path | None = None) -> list[Path]:
+        """The headers whose inline helpers the analysis of `path` reads."""
+        if not self.config.headers:
+            return []
         where = Path(path)
         if tree is not None and not where.is_absolute():
             where = tree / where
         root = tree or kernel_root(where)
         directory = where.parent if where.parent.is_dir() else None
+        return included_headers(source, root, directory)
+
+    def _header_summaries(self, path: str, source: bytes, tree: Path | None) -> dict[str, Summary]:
         out: dict[str, Summary] = {}
-        for header in included_headers(source, root, directory):
+        for header in self.headers_for(path, source, tree):
             for name, summ in self._header(header).items():
                 out.setdefault(name, summ)
         return out
+
+    def header_summaries(self, header: Path) -> dict[str, Summary]:
+        """A header's inline summaries, for a pool's first phase to share."""
+        return self._header(header)
+
+    def add_header_summaries(self, known: dict[Path, dict[str, Summary]]) -> None:
+        """Summaries another process computed: they are the same wherever computed."""
+        for header, summaries in known.items():
+            self._headers.setdefault(header, summaries)
 
     def _header(self, header: Path) -> dict[str, Summary]:
         """Summaries of a header's `static inline` functions, computed once."""
@@ -158,23 +197,40 @@ class Engine:
         lines = analysis.source.decode("utf-8", "replace").splitlines()
         return decide(raw, lines, self.config.select, self.config.baseline)
 
+    def check_file(self, path: Path) -> FileResult:
+        """One file's part of a check: the unit of work of every backend."""
+        out = FileResult(str(path))
+        try:
+            source = read_c_source(path)
+        except LockcheckError as exc:
+            out.errors.append(str(exc))
+            return out
+        analysis = self.analyse_source(str(path), source)
+        out.stats.add(analysis.model, analysis.facts)
+        claims = ClaimStats()
+        check_comment_claims(analysis.facts, source, self.vocab, claims)
+        out.stats.unresolved_claims += claims.unresolved
+        out.findings = self.findings_for(analysis)
+        out.edges = file_order_edges(str(path), analysis.facts, self.vocab, source)
+        return out
+
     def check_paths(self, paths: list[Path]) -> CheckResult:
         files, bad = collect_sources(paths)
-        errors: list[LockcheckError] = list(bad)
-        stats = Stats()
-        findings: list[Finding] = []
-        for path in files:
-            try:
-                source = read_c_source(path)
-            except LockcheckError as exc:
-                errors.append(exc)
-                continue
-            analysis = self.analyse_source(str(path), source)
-            stats.add(analysis.model, analysis.facts)
-            claims = ClaimStats()
-            check_comment_claims(analysis.facts, source, self.vocab, claims)
-            stats.unresolved_claims += claims.unresolved
-            findings.extend(self.findings_for(analysis))
-        stats.input_errors = len(errors)
-        findings.sort(key=Finding.sort_key)
-        return CheckResult(findings, stats, errors)
+        return combine([self.check_file(path) for path in files], [str(e) for e in bad])
+
+
+def combine(parts: list[FileResult], bad: list[str] | None = None) -> CheckResult:
+    """One run's result from its files' parts, in any order: sorted, so the same
+    whatever the job count, the shards or the backend."""
+    errors: list[LockcheckError] = [InputError(m) for m in bad or []]
+    stats = Stats()
+    findings: list[Finding] = []
+    parts = sorted(parts, key=lambda p: p.path)
+    for part in parts:
+        errors.extend(InputError(m) for m in part.errors)
+        if not part.errors:
+            stats.merge(part.stats)
+        findings.extend(part.findings)
+    stats.input_errors = len(errors)
+    findings.sort(key=Finding.sort_key)
+    return CheckResult(findings, stats, errors, parts, list(bad or []))

@@ -27,6 +27,7 @@ def run_cli(
     env = dict(os.environ)
     env.pop("LOCKCHECK_DEBUG", None)
     env["NO_COLOR"] = "1"
+    env.setdefault("LOCKCHECK_CACHE_DIR", str(ROOT / ".cache" / "results"))  # not the user's
     return subprocess.run(
         [sys.executable, "-m", "lockcheck", *args],
         cwd=cwd or ROOT,

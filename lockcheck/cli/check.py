@@ -28,12 +28,27 @@ from lockcheck.cli import (
     rule_options,
 )
 from lockcheck.config import config_for
+from lockcheck.engine import CheckResult, Engine
 from lockcheck.errors import InputError
 from lockcheck.inputs.files import read_c_source
+from lockcheck.parallel import Shard, default_jobs, progress_bar, run_check
 from lockcheck.report import RunInfo, render_report
 from lockcheck.report.explain import render_explain
 from lockcheck.report.text import render_text, want_color
+from lockcheck.results import shard_payload
 from lockcheck.rules.baseline import baseline_json, load_baseline
+
+JobsOpt = Annotated[
+    int | None,
+    typer.Option("--jobs", "-j", help="Worker processes (default: all cores).", min=1),
+]
+CacheDirOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--cache-dir", help="Result cache (default: $LOCKCHECK_CACHE_DIR or ~/.cache/lockcheck)."
+    ),
+]
+NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the cache.")]
 
 
 @app.command()
@@ -56,15 +71,36 @@ def check(
         Path | None,
         typer.Option("--write-baseline", help="Record this run's findings in FILE; exit 0."),
     ] = None,
+    jobs: JobsOpt = None,
+    cache_dir: CacheDirOpt = None,
+    no_cache: NoCacheOpt = False,
+    shard: Annotated[
+        str | None,
+        typer.Option(
+            "--shard",
+            help="Check only part K of N of the files; `lockcheck merge` joins the parts'"
+            " --format json outputs.",
+        ),
+    ] = None,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            "--scheduler",
+            help="Run on the Dask cluster at tcp://HOST:PORT (lockcheck[distributed]).",
+        ),
+    ] = None,
 ) -> int:
     """Check C files or directories for lock findings."""
     if format is Format.email:
         raise InputError("--format email replies to a patch: use `lockcheck review PATCH`")
+    part = Shard.parse(shard) if shard is not None else None
     project = config_for(paths)  # the checked repository's .lockcheck.toml
     engine = project.engine(rules, select, baseline=baseline is None and write_baseline is None)
     if baseline is not None:
         engine.config.baseline = load_baseline(baseline)
-    result = engine.check_paths(project.select_paths(paths))
+    result = run_files(
+        engine, project.select_paths(paths), jobs, cache_dir, no_cache, part, scheduler
+    )
     if write_baseline is not None:
         try:
             write_baseline.write_text(baseline_json(result.findings), "utf-8")
@@ -76,21 +112,66 @@ def check(
         from lockcheck.sim.evidence import attach_evidence
 
         result.findings = attach_evidence(result.findings, engine)
-    stats = result.stats.as_dict()
-    if result.errors and not result.stats.files:
-        pass  # nothing was analysed: the error lines say it all
-    else:
+    command = command_line("check", *rule_options(rules, select), *["--no-sim"] * no_sim, *paths)
+    extra: dict[str, object] = {}
+    if part is not None:
+        extra["shard"] = shard_payload(part, engine, command, result)
+    return emit(engine, select, result, format, fail_on, quiet, color, command, extra) or (
+        0 if write_baseline is not None else exit_code(result.findings, fail_on)
+    )
+
+
+def run_files(
+    engine: Engine,
+    paths: list[Path],
+    jobs: int | None,
+    cache_dir: Path | None,
+    no_cache: bool,
+    shard: Shard | None = None,
+    scheduler: str | None = None,
+) -> CheckResult:
+    """The files' results through the pool, the cache or the cluster asked for."""
+    cache = None
+    if not no_cache:
+        from lockcheck.cache import ResultCache, default_cache_dir
+
+        cache = ResultCache(cache_dir or default_cache_dir(), engine)
+    with progress_bar(sys.stderr.isatty()) as (advance, total):
+        return run_check(
+            engine,
+            paths,
+            jobs=jobs or default_jobs(),
+            shard=shard,
+            cache=cache,
+            scheduler=scheduler,
+            progress=advance,
+            on_total=total,
+        )
+
+
+def emit(
+    engine: Engine,
+    select: list[str] | None,
+    result: CheckResult,
+    format: Format,
+    fail_on: Level,
+    quiet: bool,
+    color: Color,
+    command: str,
+    extra: dict[str, object],
+) -> int | None:
+    """Print the report and the error lines; 2 on errors, else None (exit by findings)."""
+    if not result.errors or result.stats.files:  # else the error lines say it all
         run = RunInfo(
             rules=tuple(r.spec for r in engine.rules if not select or r.spec.id in select),
-            command=command_line(
-                "check", *rule_options(rules, select), *["--no-sim"] * no_sim, *paths
-            ),
+            command=command,
+            extra=extra,
         )
         use_color = want_color(color.value, sys.stdout.isatty(), os.environ)
         out = render_report(
             format.value,
             result.findings,
-            stats,
+            result.stats.as_dict(),
             read_sources(result.findings),
             run,
             color=use_color,
@@ -99,11 +180,7 @@ def check(
         sys.stdout.write(out)
     for err in result.errors:
         error_line(str(err))
-    if result.errors:
-        return 2
-    if write_baseline is not None:
-        return 0
-    return exit_code(result.findings, fail_on)
+    return 2 if result.errors else None
 
 
 @app.command()

@@ -82,8 +82,9 @@ class CodeEdge:
 
 
 def waits(vocab: Vocabulary, ev: Acquire) -> bool:
-    """Can this acquisition block? Trylocks and helpers that lock only on success cannot."""
-    if vocab.is_try(ev.primitive):
+    """Can this acquisition block? Trylocks and helpers that lock only on success cannot;
+    nor does a helper its own name calls a trylock (`z3fold_page_trylock()`)."""
+    if vocab.is_try(ev.primitive) or "trylock" in ev.primitive:
         return False
     known = ev.primitive in vocab.api or ev.primitive.startswith("guard(")
     return known or ev.cond_var is None
