@@ -67,7 +67,8 @@ def test_kernel_files_same_with_a_pool(kernel_tree: Path, tmp_path: Path) -> Non
 
 def test_dask_local_cluster_gives_the_same_report(tmp_path: Path) -> None:
     distributed = pytest.importorskip(
-        "distributed", reason="dask.distributed not installed (pip install 'lockcheck[distributed]')"
+        "distributed",
+        reason="dask.distributed not installed (pip install 'lockcheck[distributed]')",
     )
     target = str(FIXTURES)
     _, one, _ = _check("--no-cache", "--jobs", "1", "--format", "json", target)
@@ -178,7 +179,10 @@ def test_order_graph_reports_a_cycle_across_files_with_witnesses() -> None:
         ("demo_pool->lock", "demo_entry->elock"),
     }
     sites = {(Path(e["path"]).name, e["function"], e["outer_line"], e["inner_line"]) for e in cycle}
-    assert sites == {("queue.c", "demo_queue_add", 15, 16), ("reclaim.c", "demo_reclaim_one", 15, 17)}
+    assert sites == {
+        ("queue.c", "demo_queue_add", 15, 16),
+        ("reclaim.c", "demo_reclaim_one", 15, 17),
+    }
     edges = {(e["outer"], e["inner"]) for e in graph["edges"]}
     # the same field names in other structures are other classes: no false cycle
     assert ("other_entry->elock", "other_dev->lock") in edges
