@@ -6,6 +6,8 @@ the stages themselves.
 
 from __future__ import annotations
 
+import hashlib
+import os
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -112,6 +114,8 @@ class Engine:
         self.packs: list[Pack] = [self.registry.load(p) for p in self.config.packs]
         self.vocab = Vocabulary.merge(self.packs)
         self._headers: dict[Path, dict[str, Summary]] = {}
+        self._includes: dict[tuple[str, str, Path | None, bytes], list[Path]] = {}
+        self._roots: dict[tuple[str, Path], tuple[Path | None, bool]] = {}
         sev = self.config.severity
         self.rules: list[Rule] = [
             self.registry.instantiate(replace(spec, severity=sev.get(spec.id, spec.severity)))
@@ -138,15 +142,30 @@ class Engine:
         return Analysis(path, source, model, analyse_file(model.functions, library))
 
     def headers_for(self, path: str, source: bytes, tree: Path | None = None) -> list[Path]:
-        """The headers whose inline helpers the analysis of `path` reads."""
+        """The headers whose inline helpers the analysis of `path` reads.
+
+        Remembered per file text: a whole-tree run asks for the cache key,
+        the pool's header phase and the analysis.
+        """
         if not self.config.headers:
             return []
-        where = Path(path)
-        if tree is not None and not where.is_absolute():
-            where = tree / where
-        root = tree or kernel_root(where)
-        directory = where.parent if where.parent.is_dir() else None
-        return included_headers(source, root, directory)
+        # a relative path means what the working directory makes it mean
+        here = os.getcwd()
+        memo = (here, path, tree, hashlib.blake2b(source, digest_size=16).digest())
+        known = self._includes.get(memo)
+        if known is None:
+            where = Path(path)
+            if tree is not None and not where.is_absolute():
+                where = tree / where
+            parent = where.parent
+            found_dir = self._roots.get((here, parent))
+            if found_dir is None:
+                found_dir = self._roots[(here, parent)] = (kernel_root(where), parent.is_dir())
+            found, is_dir = found_dir
+            root = tree or found
+            known = included_headers(source, root, parent if is_dir else None)
+            self._includes[memo] = known
+        return list(known)
 
     def _header_summaries(self, path: str, source: bytes, tree: Path | None) -> dict[str, Summary]:
         out: dict[str, Summary] = {}
