@@ -11,7 +11,8 @@ import os
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from lockcheck.analysis.locks import FileFacts, Summary, analyse_file, library_summaries
+from lockcheck.analysis.file import FileFacts, analyse_file, library_summaries
+from lockcheck.analysis.summaries import Summary
 from lockcheck.errors import InputError, LockcheckError, RuleError
 from lockcheck.frontend.parse import parse_source
 from lockcheck.inputs.files import collect_sources, read_c_source

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lockcheck.analysis.locks import Summary
+from lockcheck.analysis.summaries import Summary
 from lockcheck.engine import CheckResult, Config, Engine, FileResult, combine
 from lockcheck.errors import InputError, LockcheckError
 from lockcheck.inputs.files import collect_sources, read_c_source

@@ -33,7 +33,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from lockcheck.analysis.locks import FunctionFacts, LockState
+from lockcheck.analysis.function import FunctionFacts
+from lockcheck.analysis.state import LockState
 from lockcheck.engine import Analysis, Engine, Stats
 from lockcheck.errors import InputError
 from lockcheck.frontend.parse import count_errors, parse_source

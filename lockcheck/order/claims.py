@@ -20,7 +20,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
-from lockcheck.analysis.locks import FileFacts, FunctionFacts, LockState
+from lockcheck.analysis.file import FileFacts
+from lockcheck.analysis.function import FunctionFacts
+from lockcheck.analysis.state import LockState
 from lockcheck.model.ir import Acquire, LockRef, Release, Site
 from lockcheck.order.doc import Names
 from lockcheck.order.edges import declared_types, lock_keys

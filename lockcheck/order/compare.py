@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lockcheck.analysis.locks import FileFacts
+from lockcheck.analysis.file import FileFacts
 from lockcheck.errors import LockcheckError
 from lockcheck.inputs.files import read_c_source
 from lockcheck.order.doc import DocEdge, Names, OrderDoc, pack_order_doc, parse_order_comments

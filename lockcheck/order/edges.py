@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from lockcheck.analysis.locks import FunctionFacts
+from lockcheck.analysis.function import FunctionFacts
 from lockcheck.model.ir import Acquire, LockRef, Site
 from lockcheck.order.doc import Names, OrderDoc
 from lockcheck.packs import Vocabulary

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from lockcheck.analysis.locks import FileFacts
+from lockcheck.analysis.file import FileFacts
 from lockcheck.model.ir import LockRef
 from lockcheck.order.doc import Names
 from lockcheck.order.edges import code_edges, declared_types

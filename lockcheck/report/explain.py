@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lockcheck.analysis.locks import FunctionFacts
+from lockcheck.analysis.function import FunctionFacts
 from lockcheck.model.ir import Acquire, Act, Check, Claim, Downgrade, Event, Release
 
 

@@ -10,7 +10,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from lockcheck.analysis.locks import FileFacts, FunctionFacts
+from lockcheck.analysis.file import FileFacts
+from lockcheck.analysis.function import FunctionFacts
 from lockcheck.errors import PackError
 from lockcheck.model.finding import Finding, Related
 from lockcheck.model.ir import Site

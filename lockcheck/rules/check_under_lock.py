@@ -14,7 +14,8 @@ act inside a callee of the same file counts at the call site.
 
 from __future__ import annotations
 
-from lockcheck.analysis.locks import FunctionFacts, LockState
+from lockcheck.analysis.function import FunctionFacts
+from lockcheck.analysis.state import LockState
 from lockcheck.errors import PackError
 from lockcheck.model.finding import Related
 from lockcheck.model.ir import Acquire, Act, Check

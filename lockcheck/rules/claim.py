@@ -13,7 +13,8 @@ under the same rule quoting the comment.
 
 from __future__ import annotations
 
-from lockcheck.analysis.locks import FunctionFacts, LockState
+from lockcheck.analysis.function import FunctionFacts
+from lockcheck.analysis.state import LockState
 from lockcheck.model.finding import Related
 from lockcheck.model.ir import Claim, Release
 from lockcheck.order.claims import Mismatch, check_comment_claims

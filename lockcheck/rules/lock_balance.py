@@ -15,11 +15,9 @@ lock-returning helper idiom: `return ptl;` versus `return NULL;`).
 
 from __future__ import annotations
 
-from lockcheck.analysis.locks import (
-    FunctionFacts,
-    Held,
-    signals_holding,
-)
+from lockcheck.analysis.function import FunctionFacts
+from lockcheck.analysis.state import Held
+from lockcheck.analysis.summaries import signals_holding
 from lockcheck.model.finding import Related
 from lockcheck.model.ir import Acquire, LockRef, Release
 from lockcheck.rules.base import Rule, RuleContext

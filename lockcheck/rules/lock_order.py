@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from lockcheck.analysis.locks import FunctionFacts, Held
+from lockcheck.analysis.function import FunctionFacts
+from lockcheck.analysis.state import Held
 from lockcheck.model.finding import Related
 from lockcheck.model.ir import Acquire, LockRef
 from lockcheck.order.doc import Names, OrderDoc, parse_order_comments

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from lockcheck.analysis.locks import FunctionFacts, Held, LockState
+from lockcheck.analysis.function import FunctionFacts
+from lockcheck.analysis.state import Held, LockState
 from lockcheck.model.finding import Related
 from lockcheck.model.ir import Acquire, LockRef, Release
 from lockcheck.packs import Vocabulary

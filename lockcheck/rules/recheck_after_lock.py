@@ -9,7 +9,8 @@ the lock and then left behind by an unlock/relock protects nothing.
 
 from __future__ import annotations
 
-from lockcheck.analysis.locks import FunctionFacts, LockState
+from lockcheck.analysis.function import FunctionFacts
+from lockcheck.analysis.state import LockState
 from lockcheck.model.finding import Related
 from lockcheck.model.ir import Act, Check, Release
 from lockcheck.rules.base import Rule, RuleContext

@@ -1,0 +1,98 @@
+"""A file's functions analysed callees first, so callers see their summaries."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from lockcheck.analysis.flow import analyse
+from lockcheck.analysis.function import FunctionFacts
+from lockcheck.analysis.summaries import Summary, effective_events, summarise
+from lockcheck.model.ir import (
+    Call,
+    Function,
+)
+
+
+@dataclass(slots=True)
+class FileFacts:
+    functions: list[FunctionFacts] = field(default_factory=list)
+    summaries: dict[str, Summary] = field(default_factory=dict)
+
+
+def _call_graph_order(functions: list[Function]) -> list[int]:
+    """Indices of `functions`, callees before callers.
+
+    A name defined twice (#ifdef variants) counts as both definitions; cycles
+    are broken deterministically, in source order.
+    """
+    by_name: dict[str, list[int]] = {}
+    for i, f in enumerate(functions):
+        by_name.setdefault(f.name, []).append(i)
+    calls: list[list[int]] = []
+    for f in functions:
+        seen: list[int] = []
+        for n in f.cfg.nodes:
+            for ev in n.events:
+                if isinstance(ev, Call):
+                    for j in by_name.get(ev.callee, ()):
+                        if j not in seen:
+                            seen.append(j)
+        calls.append(seen)
+    order: list[int] = []
+    state = [0] * len(functions)
+    for root in range(len(functions)):
+        if state[root]:
+            continue
+        stack = [(root, 0)]
+        state[root] = 1
+        while stack:
+            cur, i = stack[-1]
+            if i < len(calls[cur]):
+                stack[-1] = (cur, i + 1)
+                c = calls[cur][i]
+                if not state[c]:
+                    state[c] = 1
+                    stack.append((c, 0))
+            else:
+                stack.pop()
+                state[cur] = 2
+                order.append(cur)
+    return order
+
+
+def library_summaries(functions: list[Function]) -> dict[str, Summary]:
+    """Summaries of helpers defined elsewhere (header inlines), for callers here."""
+    return analyse_file(functions).summaries
+
+
+def analyse_file(
+    functions: list[Function], library: Mapping[str, Summary] | None = None
+) -> FileFacts:
+    """Analyse callees first so that callers see their summaries.
+
+    `library` holds summaries of functions defined outside the file (the
+    tree's header inlines); the file's own definitions take precedence.
+    """
+    out = FileFacts()
+    out.summaries.update(library or {})
+    facts_by_index: dict[int, FunctionFacts] = {}
+    defined = frozenset(f.name for f in functions) | frozenset(library or {})
+    effects: dict[str, tuple[object, ...]] = {}
+    ambiguous: set[str] = set()  # #ifdef variants that disagree: effects unknown
+    for i in _call_graph_order(functions):
+        fn = functions[i]
+        facts = analyse(fn, effective_events(fn, out.summaries, defined - ambiguous))
+        facts_by_index[i] = facts
+        summ = summarise(facts)
+        key = summ.effect_key()
+        if effects.setdefault(fn.name, key) != key:
+            ambiguous.add(fn.name)
+        if fn.name in ambiguous:
+            out.summaries.pop(fn.name, None)
+        elif summ.has_effects():
+            out.summaries[fn.name] = summ
+        else:
+            out.summaries.pop(fn.name, None)  # a local definition hides a header's
+    out.functions = [facts_by_index[i] for i in range(len(functions))]
+    return out

@@ -1,0 +1,208 @@
+"""One function's dataflow to a fixed point.
+
+Conditional holds (a trylock or `pte_offset_map_lock()` result tested
+later) and pointer equalities from `if (ptl != pml)` are carried per path;
+a second round starts from the locks the caller must have held.
+"""
+
+from __future__ import annotations
+
+from lockcheck.analysis.function import FunctionFacts, dominators, return_value, reverse_postorder
+from lockcheck.analysis.paths import Facts, NodePaths, Path, apply_event, merge_paths, take_edge
+from lockcheck.analysis.state import LockState, initial_state, mode_of_release
+from lockcheck.analysis.transfer import Transfer
+from lockcheck.model.ir import (
+    Acquire,
+    Claim,
+    Downgrade,
+    Event,
+    Function,
+    LockRef,
+    Mode,
+    Release,
+)
+
+
+def _fixpoint(
+    fn: Function,
+    events: list[list[Event]],
+    tr: Transfer,
+    rpo: list[int],
+    init: LockState,
+    max_visits: int,
+) -> tuple[list[NodePaths], bool]:
+    nodes = fn.cfg.nodes
+    states = [NodePaths() for _ in nodes]
+    states[fn.cfg.entry].add((init, Facts()))
+    pending = {fn.cfg.entry}
+    visits = 0
+    while pending:
+        for nid in rpo:
+            if nid not in pending:
+                continue
+            pending.discard(nid)
+            visits += 1
+            if visits > max_visits:
+                return states, True
+            node = nodes[nid]
+            for path in states[nid].ordered():
+                for ev in events[nid]:
+                    path = apply_event(tr, path, ev)
+                for succ, label in node.succ:
+                    edge = take_edge(tr, path, node.atom, label)
+                    if edge is not None and states[succ].add(edge):
+                        pending.add(succ)
+    return states, False
+
+
+def _before_states(
+    events: list[list[Event]], states: list[NodePaths], tr: Transfer
+) -> tuple[list[list[LockState | None]], list[LockState | None], list[LockState | None]]:
+    """Merged states: before each event, into each node, out of each node."""
+    before: list[list[LockState | None]] = []
+    state_in: list[LockState | None] = []
+    state_out: list[LockState | None] = []
+    for nid, node_events in enumerate(events):
+        paths = states[nid].ordered()
+        state_in.append(states[nid].merged())
+        rows: list[list[LockState]] = [[] for _ in node_events]
+        outs: list[Path] = []
+        for path in paths:
+            for i, ev in enumerate(node_events):
+                rows[i].append(path[0])
+                path = apply_event(tr, path, ev)
+            outs.append(path)
+        merged_rows: list[LockState | None] = []
+        for row in rows:
+            m = merge_paths((st, Facts()) for st in row)
+            merged_rows.append(m[0] if m is not None else None)
+        before.append(merged_rows)
+        m_out = merge_paths(outs)
+        state_out.append(m_out[0] if m_out is not None else None)
+    return before, state_in, state_out
+
+
+def _callers_locks(
+    events: list[list[Event]], before: list[list[LockState | None]]
+) -> dict[LockRef, Mode]:
+    """Locks released where they are not surely held: the caller took them.
+
+    (A release in a retry loop that re-takes the lock later is reached both
+    with and without it; the first time round it is the caller's.)
+    """
+    out: dict[LockRef, Mode] = {}
+    for evs, states in zip(events, before, strict=True):
+        for ev, st in zip(evs, states, strict=True):
+            if (
+                isinstance(ev, Release)
+                and st is not None
+                and not ev.guard
+                and not ev.maybe
+                and not any(st.same_lock(r.inst, ev.lock.inst) for r in st.must)
+            ):
+                out.setdefault(ev.lock, mode_of_release(ev.primitive, ev.lock.cls))
+    return out
+
+
+def _lockless(
+    fn: Function,
+    events: list[list[Event]],
+    rpo: list[int],
+    idom: list[int],
+    rpo_index: list[int],
+) -> FunctionFacts:
+    """A function that touches no lock: every reachable point holds nothing.
+
+    Most kernel functions are like this; they skip the fixed point.
+    """
+    empty = LockState({}, {})
+    reach = set(rpo)
+    state_in = [empty if n in reach else None for n in range(len(events))]
+    before = [[st] * len(evs) for st, evs in zip(state_in, events, strict=True)]
+    exits = tuple(
+        (nid, empty, frozenset[str](), return_value(fn.cfg.nodes[nid].text))
+        for nid in rpo
+        for succ, _ in fn.cfg.nodes[nid].succ
+        if succ == fn.cfg.exit
+    )
+    return FunctionFacts(
+        fn,
+        events,
+        before,
+        state_in,
+        list(state_in),
+        idom,
+        rpo_index,
+        fn.budget_exceeded,
+        frozenset(),
+        exits,
+    )
+
+
+def analyse(
+    fn: Function,
+    effective: list[list[Event]] | None = None,
+    max_visits: int = 200_000,
+) -> FunctionFacts:
+    """Run the dataflow to a fixed point; `effective` overrides node events.
+
+    A second round starts from the locks the first round saw released
+    without being taken (the caller's), so that code after such a release
+    and re-acquisition is judged with the right entry state.
+    """
+    nodes = fn.cfg.nodes
+    events = effective if effective is not None else [n.events for n in nodes]
+    tr = Transfer(fn.lockvars)
+    rpo = reverse_postorder(fn)
+    rpo_index = [-1] * len(nodes)
+    for i, n in enumerate(rpo):
+        rpo_index[n] = i
+    preds = fn.cfg.preds()
+    idom = dominators(fn, rpo, preds)
+    init = initial_state(fn)
+    if not fn.entry_claims and not any(
+        isinstance(ev, (Acquire, Release, Claim, Downgrade)) for evs in events for ev in evs
+    ):
+        return _lockless(fn, events, rpo, idom, rpo_index)
+    states, budget = _fixpoint(fn, events, tr, rpo, init, max_visits)
+    before, state_in, state_out = _before_states(events, states, tr)
+    inferred = _callers_locks(events, before) if not budget else {}
+    if inferred:
+        init = initial_state(fn, inferred)
+        states, budget = _fixpoint(fn, events, tr, rpo, init, max_visits)
+        before, state_in, state_out = _before_states(events, states, tr)
+    budget = budget or fn.budget_exceeded
+    # a lock the function asserts it holds is the caller's too
+    claimed = {
+        ev.lock for evs in events for ev in evs if isinstance(ev, Claim) and ev.kind == "held"
+    }
+    entry_locks = frozenset(init.must) | claimed
+    exits: list[tuple[int, LockState, frozenset[str], str]] = []
+    for nid in rpo:
+        node = nodes[nid]
+        for succ, label in node.succ:
+            if succ != fn.cfg.exit:
+                continue
+            arriving: list[Path] = []
+            for path in states[nid].ordered():
+                for ev in events[nid]:
+                    path = apply_event(tr, path, ev)
+                edge = take_edge(tr, path, node.atom, label)
+                if edge is not None:
+                    arriving.append(edge)
+            ret = return_value(node.text)
+            for st, facts in arriving:
+                exits.append((nid, st, facts.released, facts.describe_value(ret)))
+    return FunctionFacts(
+        fn,
+        events,
+        before,
+        state_in,
+        state_out,
+        idom,
+        rpo_index,
+        budget,
+        entry_locks,
+        tuple(exits),
+    )
+

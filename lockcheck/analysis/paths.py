@@ -1,0 +1,196 @@
+"""Per-path facts: branch outcomes, constants and releases a path has seen.
+
+They let the fixed point skip edges a path cannot take, so that
+`if (!nolock) spin_lock(l); ... if (!nolock) spin_unlock(l);` stays balanced.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from lockcheck.analysis.state import Held, LockState, join
+from lockcheck.analysis.transfer import Transfer
+from lockcheck.model.ir import (
+    Assign,
+    Atom,
+    Event,
+    LockRef,
+    Release,
+    is_constant,
+)
+
+ZERO_VALUES = frozenset({"0", "0UL", "0L", "0U", "NULL", "false"})
+MAX_PATHS = 8  # distinct lock states kept apart per node before they are merged
+
+
+@dataclass(frozen=True, slots=True)
+class Facts:
+    """What a path has learnt: branch outcomes and constant assignments.
+
+    They let the analysis skip edges a path cannot take, which is how
+    `if (!nolock) spin_lock(l); ... if (!nolock) spin_unlock(l);` and
+    `locked = true; ... if (locked) unlock` stay balanced.
+    """
+
+    atoms: frozenset[tuple[str, bool, tuple[str, ...]]] = frozenset()
+    consts: frozenset[tuple[str, str]] = frozenset()
+    released: frozenset[str] = frozenset()  # locks this path has surely released
+
+    def meet(self, other: Facts) -> Facts:
+        # `ret = 0` on one path and `if (ret)` false on the other agree that
+        # ret is zero: compare constants as the truth facts they imply too
+        return Facts(
+            self._truths() & other._truths(),
+            self.consts & other.consts,
+            self.released & other.released,
+        )
+
+    def _truths(self) -> frozenset[tuple[str, bool, tuple[str, ...]]]:
+        implied = {(var, value not in ZERO_VALUES, (var,)) for var, value in self.consts}
+        return self.atoms | implied if implied else self.atoms
+
+    def assign(self, var: str, value: str | None) -> Facts:
+        atoms = frozenset(a for a in self.atoms if var not in a[2])
+        consts = frozenset(c for c in self.consts if c[0] != var)
+        if value is not None:
+            consts = consts | {(var, value)}
+        if atoms == self.atoms and consts == self.consts:
+            return self
+        return Facts(atoms, consts, self.released)
+
+    def const(self, name: str) -> str | None:
+        for var, value in self.consts:
+            if var == name:
+                return value
+        return None
+
+    def decide(self, atom: Atom) -> bool | None:
+        """The atom's outcome if this path already knows it."""
+        if atom.factable:
+            for text, truth, _vars in self.atoms:
+                if text == atom.text:
+                    return truth
+        if atom.kind == "value" and atom.a != "#atom":
+            value = self.const(atom.a)
+            if value is not None:
+                if not atom.factable and not (value in ZERO_VALUES or value.startswith("-")):
+                    return None  # a sign test (`ret < 0`) of a positive value
+                return value not in ZERO_VALUES
+        if atom.kind == "eq":
+            a = self.const(atom.a) or (atom.a if is_constant(atom.a) else None)
+            b = self.const(atom.b) or (atom.b if is_constant(atom.b) else None)
+            if a is not None and b is not None:
+                return a == b or (a in ZERO_VALUES and b in ZERO_VALUES)
+        return None
+
+    def describe_value(self, expr: str) -> str:
+        """A returned expression, refined by what the path knows about it:
+        `vma` becomes `vma:zero` after `if (!vma)`, `NULL` after `vma = NULL`."""
+        value = self.const(expr)
+        if value is not None:
+            return value
+        for text, truth, _vars in self.atoms:
+            if text == expr:
+                return f"{expr}:{'nonzero' if truth else 'zero'}"
+        return expr
+
+    def learn(self, atom: Atom, truth: bool) -> Facts:
+        if not atom.factable or not atom.text:
+            return self
+        return Facts(self.atoms | {(atom.text, truth, atom.vars)}, self.consts, self.released)
+
+
+Path = tuple[LockState, Facts]
+
+
+def _path_key(st: LockState) -> tuple[frozenset[tuple[str, str, str | None]], ...]:
+    def keys(d: Mapping[LockRef, Held]) -> frozenset[tuple[str, str, str | None]]:
+        return frozenset((r.inst, h.mode, h.cond_var) for r, h in d.items())
+
+    return (keys(st.must), keys(st.may))
+
+
+def merge_paths(paths: Iterable[Path]) -> Path | None:
+    out: Path | None = None
+    for st, facts in paths:
+        if out is None:
+            out = (st, facts)
+        else:
+            merged = join(out[0], st)
+            assert merged is not None
+            out = (merged, out[1].meet(facts))
+    return out
+
+
+class NodePaths:
+    """The paths reaching one node, kept apart while their lock states differ."""
+
+    __slots__ = ("paths", "collapsed")
+
+    def __init__(self) -> None:
+        self.paths: dict[object, Path] = {}
+        self.collapsed = False
+
+    def add(self, path: Path) -> bool:
+        if self.collapsed:
+            old = next(iter(self.paths.values()))
+            merged = merge_paths((old, path))
+            assert merged is not None
+            if merged == old:
+                return False
+            self.paths = {"*": merged}
+            return True
+        key = _path_key(path[0])
+        prev = self.paths.get(key)
+        if prev is None:
+            self.paths[key] = path
+            if len(self.paths) > MAX_PATHS:
+                merged = merge_paths(self.paths.values())
+                assert merged is not None
+                self.paths = {"*": merged}
+                self.collapsed = True
+            return True
+        merged = merge_paths((prev, path))
+        assert merged is not None
+        if merged == prev:
+            return False
+        self.paths[key] = merged
+        return True
+
+    def ordered(self) -> list[Path]:
+        return [self.paths[k] for k in sorted(self.paths, key=repr)]
+
+    def merged(self) -> LockState | None:
+        m = merge_paths(self.ordered())
+        return m[0] if m is not None else None
+
+
+def apply_event(tr: Transfer, path: Path, ev: Event) -> Path:
+    st, facts = path
+    if isinstance(ev, Assign):
+        facts = facts.assign(ev.var, ev.value)
+    elif isinstance(ev, Release) and not ev.maybe and ev.lock.inst not in facts.released:
+        facts = Facts(facts.atoms, facts.consts, facts.released | {ev.lock.inst})
+    return tr.event(st, ev), facts
+
+
+def take_edge(tr: Transfer, path: Path, atom: Atom | None, label: bool | None) -> Path | None:
+    """The path along one edge, or None when its facts rule the edge out."""
+    st, facts = path
+    if atom is not None and label is not None:
+        known = facts.decide(atom)
+        if known is not None and known != label:
+            return None
+        if (
+            not label
+            and atom.kind == "value"
+            and any(
+                r.inst == atom.a and h.cond_var is None and not h.escaped
+                for r, h in st.must.items()
+            )
+        ):
+            return None  # `if (!pml)` while pml is a held lock: not this path
+        facts = facts.learn(atom, label)
+    return tr.edge(st, atom, label), facts
+

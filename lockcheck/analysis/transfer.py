@@ -1,0 +1,202 @@
+"""What one event or one branch edge does to a lock state."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+
+from lockcheck.analysis.state import (
+    RW_CLASS_RE,
+    Held,
+    LockState,
+    base_var,
+    h_assumed,
+    mentions,
+)
+from lockcheck.model.ir import (
+    Acquire,
+    Assign,
+    Atom,
+    Call,
+    Claim,
+    Downgrade,
+    Event,
+    LockRef,
+    Mode,
+    Release,
+)
+
+_RELEASING_NAME_RE = re.compile(r"unlock|release|put|drop")
+
+
+def _escapes_into(call: Call, ref: LockRef) -> bool:
+    """May an unknown callee release this lock? Only if it is given the lock
+    itself, or is named like a releaser and given the lock's owner."""
+    inst = ref.inst.split("@")[0]
+    if inst in call.args:
+        return True
+    if _RELEASING_NAME_RE.search(call.callee):
+        owner = base_var(inst)
+        return any(base_var(a) == owner for a in call.args)
+    return False
+
+
+@dataclass(slots=True)
+class Transfer:
+    """Applies events and edges; knows the function's local lock pointers."""
+
+    lockvars: Mapping[str, LockRef]
+
+    def _ref_for(self, name: str, like: LockRef) -> LockRef:
+        return self.lockvars.get(name, LockRef(name, cls=like.cls))
+
+    def event(self, st: LockState, ev: Event) -> LockState:
+        if isinstance(ev, Acquire):
+            h = Held(ev.mode, ev.site, ev.cond_var, ev.fail_when)
+            return LockState({**st.must, ev.lock: h}, {**st.may, ev.lock: h}, st.eqs)
+        if isinstance(ev, Release):
+            if ev.maybe:
+                if ev.lock.inst == "*":
+                    return self._escape(st, lambda ref: ref.cls == ev.lock.cls)
+                return self._escape(st, lambda ref: st.same_lock(ref.inst, ev.lock.inst))
+            return self._drop(st, ev.lock)
+        if isinstance(ev, Call):
+            if ev.external and ev.args:
+                return self._escape(st, lambda ref: _escapes_into(ev, ref))
+            return st
+        if isinstance(ev, Downgrade):
+            must = dict(st.must)
+            may = dict(st.may)
+            for d in (must, may):
+                if ev.lock in d:
+                    d[ev.lock] = replace(d[ev.lock], mode="read")
+            return LockState(must, may, st.eqs)
+        if isinstance(ev, Claim):
+            if ev.kind == "not_held":
+                return self._drop(st, ev.lock)
+            cur = st.must.get(ev.lock)
+            if cur is not None and (ev.mode is None or cur.mode == ev.mode):
+                return st
+            mode: Mode = ev.mode or ("read" if RW_CLASS_RE.search(ev.lock.cls) else "excl")
+            h = Held(mode, ev.site, assumed=True)
+            return LockState({**st.must, ev.lock: h}, {**st.may, ev.lock: h}, st.eqs)
+        if isinstance(ev, Assign):
+            st = self._kill_var(st, ev.var, ev.site.line)
+            if ev.alias is not None and ev.alias != ev.var:
+                st = LockState(st.must, st.may, st.eqs | {frozenset((ev.var, ev.alias))})
+            return st
+        return st
+
+    @staticmethod
+    def _escape(st: LockState, hit: Callable[[LockRef], bool]) -> LockState:
+        if not any(hit(r) and not h.escaped for r, h in st.may.items()):
+            return st
+
+        def fix(d: Mapping[LockRef, Held]) -> dict[LockRef, Held]:
+            return {r: (replace(h, escaped=True) if hit(r) else h) for r, h in d.items()}
+
+        return LockState(fix(st.must), fix(st.may), st.eqs)
+
+    def _drop(self, st: LockState, lock: LockRef) -> LockState:
+        def gone(ref: LockRef) -> bool:
+            return st.same_lock(ref.inst, lock.inst)
+
+        return LockState(
+            {r: h for r, h in st.must.items() if not gone(r)},
+            {r: h for r, h in st.may.items() if not gone(r)},
+            st.eqs,
+        )
+
+    @staticmethod
+    def _kill_var(st: LockState, var: str, line: int) -> LockState:
+        """`var = ...`: facts about the old value die, locks named by it are renamed.
+
+        A lock reached through the old value (`cursor` after `cursor = next`)
+        is still held, but is no longer the lock the name `cursor` means.
+        """
+        eqs = frozenset(e for e in st.eqs if var not in e)
+
+        def renamed(ref: LockRef) -> LockRef:
+            if mentions(ref.inst, var):
+                return LockRef(f"{ref.inst.split('@')[0]}@{line}", cls=ref.cls)
+            return ref
+
+        def fix(d: Mapping[LockRef, Held]) -> dict[LockRef, Held]:
+            return {
+                renamed(r): (replace(h, cond_var=None) if h.cond_var == var else h)
+                for r, h in d.items()
+            }
+
+        touched = any(h.cond_var == var or mentions(r.inst, var) for r, h in st.may.items())
+        if eqs == st.eqs and not touched:
+            return st
+        return LockState(fix(st.must), fix(st.may), eqs)
+
+    def edge(self, st: LockState, atom: Atom | None, label: bool | None) -> LockState:
+        if atom is not None and label is not None:
+            if atom.kind == "value":
+                st = self._resolve_cond(st, atom.a, label)
+                if not label and atom.a != "#atom":
+                    st = self._drop_null_owner(st, atom.a)
+            elif atom.kind == "eq" and label:
+                st = self._add_eq(st, atom.a, atom.b)
+        return self._clear_atom(st)
+
+    @staticmethod
+    def _resolve_cond(st: LockState, var: str, nonzero: bool) -> LockState:
+        failed_when = "nonzero" if nonzero else "zero"
+
+        def keep(h: Held) -> bool:
+            return not (h.cond_var == var and h.fail_when == failed_when)
+
+        if all(keep(h) for h in st.may.values()):
+            return st
+        return LockState(
+            {r: h for r, h in st.must.items() if keep(h)},
+            {r: h for r, h in st.may.items() if keep(h)},
+            st.eqs,
+        )
+
+    @staticmethod
+    def _drop_null_owner(st: LockState, var: str) -> LockState:
+        """`if (!n)`: no lock inside `*n` can be held on this edge."""
+
+        def inside(ref: LockRef) -> bool:
+            inst = ref.inst.split("@")[0]
+            return inst.startswith((var + "->", var + ".")) and not h_assumed(st, ref)
+
+        if not any(inside(r) for r in st.may):
+            return st
+        return LockState(
+            {r: h for r, h in st.must.items() if not inside(r)},
+            {r: h for r, h in st.may.items() if not inside(r)},
+            st.eqs,
+        )
+
+    @staticmethod
+    def _clear_atom(st: LockState) -> LockState:
+        if not any(h.cond_var == "#atom" for h in st.may.values()):
+            return st
+
+        def fix(d: Mapping[LockRef, Held]) -> dict[LockRef, Held]:
+            return {
+                r: (replace(h, cond_var=None) if h.cond_var == "#atom" else h) for r, h in d.items()
+            }
+
+        return LockState(fix(st.must), fix(st.may), st.eqs)
+
+    def _add_eq(self, st: LockState, a: str, b: str) -> LockState:
+        if a == b:
+            return st
+        must = dict(st.must)
+        may = dict(st.may)
+        for src, dst in ((a, b), (b, a)):
+            for ref, h in list(st.must.items()):
+                if ref.inst == src:
+                    must.setdefault(self._ref_for(dst, ref), h)
+            for ref, h in list(st.may.items()):
+                if ref.inst == src:
+                    may.setdefault(self._ref_for(dst, ref), h)
+        return LockState(must, may, st.eqs | {frozenset((a, b))})
+
