@@ -12,6 +12,7 @@ handed out, and new ones stored as they come back.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import multiprocessing
 import os
@@ -187,8 +188,14 @@ def _pool(engine: Engine, files: list[Path], jobs: int) -> Iterator[FileResult]:
     # the biggest files first, so no worker is left with a long one at the end
     order = sorted(files, key=_size, reverse=True)
     shipped = {} if ctx.get_start_method() == "fork" else known
-    with ctx.Pool(jobs, _init_worker, (engine.config, shipped)) as pool:
-        yield from pool.imap_unordered(_file_job, order)
+    # what the workers inherit is moved out of the collector's sight, so that
+    # its passes do not copy every inherited page into each worker
+    gc.freeze()
+    try:
+        with ctx.Pool(jobs, _init_worker, (engine.config, shipped)) as pool:
+            yield from pool.imap_unordered(_file_job, order)
+    finally:
+        gc.unfreeze()
 
 
 def _size(path: Path) -> int:
