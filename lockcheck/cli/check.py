@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -31,12 +31,13 @@ from lockcheck.config import config_for
 from lockcheck.engine import CheckResult, Engine
 from lockcheck.errors import InputError
 from lockcheck.inputs.files import read_c_source
-from lockcheck.parallel import Shard, default_jobs, progress_bar, run_check
 from lockcheck.report import RunInfo, render_report
 from lockcheck.report.explain import render_explain
 from lockcheck.report.text import render_text, want_color
-from lockcheck.results import shard_payload
 from lockcheck.rules.baseline import baseline_json, load_baseline
+
+if TYPE_CHECKING:  # the pool, cache and shard code load only when a check runs
+    from lockcheck.parallel import Shard
 
 JobsOpt = Annotated[
     int | None,
@@ -93,6 +94,9 @@ def check(
     """Check C files or directories for lock findings."""
     if format is Format.email:
         raise InputError("--format email replies to a patch: use `lockcheck review PATCH`")
+    from lockcheck.parallel import Shard
+    from lockcheck.results import shard_payload
+
     part = Shard.parse(shard) if shard is not None else None
     project = config_for(paths)  # the checked repository's .lockcheck.toml
     engine = project.engine(rules, select, baseline=baseline is None and write_baseline is None)
@@ -131,6 +135,8 @@ def run_files(
     scheduler: str | None = None,
 ) -> CheckResult:
     """The files' results through the pool, the cache or the cluster asked for."""
+    from lockcheck.parallel import default_jobs, progress_bar, run_check
+
     cache = None
     if not no_cache:
         from lockcheck.cache import ResultCache, default_cache_dir
