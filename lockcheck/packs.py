@@ -51,6 +51,7 @@ _API_KEYS: dict[str, type | tuple[type, ...]] = {
     "act": str,
     "target": int,
     "atomic": bool,
+    "waits": bool,
 }
 # The fixed sections of a rule's documentation (docs/rules/*.md, `rules show`).
 DOC_SECTIONS = ("what", "why", "bad", "good", "limits", "references")
@@ -82,6 +83,7 @@ class ApiEntry:
     act: str = ""
     target: int = 0
     atomic: bool = False  # the lock spins (or is rcu_read_lock): holding it is atomic context
+    waits: bool = True  # taking it can wait for a holder (not the RCU read side): lock order
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +94,7 @@ class GuardEntry:
     mode: str = "excl"
     sleeps: bool = False
     atomic: bool = False
+    waits: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +194,15 @@ class Vocabulary:
         entry = self.api.get(primitive)
         return entry.atomic if entry is not None else None
 
+    def never_waits(self, primitive: str) -> bool:
+        """Is taking what `primitive` acquires never a wait for another holder
+        (`waits = false`: the RCU read side), so it orders no lock after another?"""
+        if primitive.startswith("guard(") and primitive.endswith(")"):
+            guard = self.guards.get(primitive[6:-1])
+            return guard is not None and not guard.waits
+        entry = self.api.get(primitive)
+        return entry is not None and not entry.waits
+
     def is_try(self, primitive: str) -> bool:
         entry = self.api.get(primitive)
         return entry is not None and entry.effect == "try"
@@ -265,6 +277,7 @@ def _api_entry(path: str, name: str, row: Any) -> ApiEntry:
         act=row.get("act", ""),
         target=row.get("target", 0),
         atomic=row.get("atomic", False),
+        waits=row.get("waits", True),
     )
 
 
@@ -328,6 +341,7 @@ _GUARD_KEYS: dict[str, type] = {
     "mode": str,
     "sleeps": bool,
     "atomic": bool,
+    "waits": bool,
 }
 _TOP_KEYS = frozenset(
     {"pack", "api", "fields", "identifiers", "guards", "order", "names", "iterators", "rule"}
@@ -400,6 +414,7 @@ def load_pack_file(path: Path) -> Pack:
             mode,
             bool(row.get("sleeps")),
             bool(row.get("atomic")),
+            bool(row.get("waits", True)),
         )
     order = data.get("order", [])
     if not isinstance(order, list) or not all(isinstance(o, str) and o.strip() for o in order):

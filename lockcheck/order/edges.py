@@ -86,6 +86,8 @@ def waits(vocab: Vocabulary, ev: Acquire) -> bool:
     nor does a helper its own name calls a trylock (`z3fold_page_trylock()`)."""
     if vocab.is_try(ev.primitive) or "trylock" in ev.primitive:
         return False
+    if vocab.never_waits(ev.primitive):  # the RCU read side waits for nobody
+        return False
     known = ev.primitive in vocab.api or ev.primitive.startswith("guard(")
     return known or ev.cond_var is None
 
