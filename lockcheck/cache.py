@@ -15,10 +15,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pickle
+import stat
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import lockcheck
+from lockcheck.analysis.summaries import Summary
 from lockcheck.engine import Engine, FileResult
 from lockcheck.results import result_from_dict, result_to_dict
 
@@ -112,12 +116,73 @@ class ResultCache:
 
     def put(self, key: str, result: FileResult) -> None:
         """Store one result; a cache that cannot be written is only slower."""
-        target = self._file(key)
+        data = json.dumps(result_to_dict(result), sort_keys=True).encode()
+        _write(self._file(key), data)
+
+
+def _write(target: Path, data: bytes) -> None:
+    """Write under a temporary name and rename: readers see all or nothing."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(result_to_dict(result), f, sort_keys=True)
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
             os.replace(tmp, target)
         except OSError:
-            return
+            os.unlink(tmp)
+            raise
+    except OSError:
+        return
+
+
+def _private(directory: Path) -> bool:
+    """Only a directory of ours that nobody else may write holds entries we unpickle."""
+    try:
+        st = directory.stat()
+    except OSError:
+        return False
+    mine = not hasattr(os, "getuid") or st.st_uid == os.getuid()
+    return mine and not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+
+
+class HeaderStore:
+    """Header summaries by header path and bytes, under the same salt as results.
+
+    Summaries are the analysis's own objects, kept with pickle (the salt
+    names lockcheck's code, so a changed class never meets an old entry);
+    they are read only from a directory this user owns that nobody else may
+    write.
+    """
+
+    def __init__(self, directory: Path, engine: Engine) -> None:
+        self.directory = directory / "headers"
+        self._engine = engine
+        self._salt: str | None = None
+        self._readable: bool | None = None
+
+    def _key(self, header: Path, data: bytes) -> Path:
+        if self._salt is None:
+            self._salt = engine_salt(self._engine)
+        h = hashlib.sha256(self._salt.encode())
+        h.update(f"\0{header}\0".encode())
+        h.update(hashlib.sha256(data).digest())
+        key = h.hexdigest()
+        return self.directory / key[:2] / f"{key[2:]}.pickle"
+
+    def get(self, header: Path, data: bytes) -> dict[str, Summary] | None:
+        if self._readable is None:
+            self._readable = all(_private(d) for d in (self.directory.parent, self.directory))
+        if not self._readable:
+            return None
+        try:
+            loaded: Any = pickle.loads(self._key(header, data).read_bytes())
+        except Exception:  # missing, damaged or from an incompatible build: a miss
+            return None
+        if not isinstance(loaded, dict) or not all(isinstance(v, Summary) for v in loaded.values()):
+            return None
+        return loaded
+
+    def put(self, header: Path, data: bytes, summaries: dict[str, Summary]) -> None:
+        _write(self._key(header, data), pickle.dumps(summaries, pickle.HIGHEST_PROTOCOL))
+        self._readable = None  # the directory may have just been made

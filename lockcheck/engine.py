@@ -10,6 +10,7 @@ import hashlib
 import os
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lockcheck.analysis.file import FileFacts, analyse_file, library_summaries
 from lockcheck.analysis.summaries import Summary
@@ -25,6 +26,9 @@ from lockcheck.packs import Pack, Vocabulary
 from lockcheck.rules.base import Rule, RuleContext
 from lockcheck.rules.decide import decide
 from lockcheck.rules.registry import Registry, load_registry
+
+if TYPE_CHECKING:
+    from lockcheck.cache import HeaderStore
 
 
 @dataclass(slots=True)
@@ -117,6 +121,7 @@ class Engine:
         self._headers: dict[Path, dict[str, Summary]] = {}
         self._includes: dict[tuple[str, str, Path | None, bytes], list[Path]] = {}
         self._roots: dict[tuple[str, Path], tuple[Path | None, bool]] = {}
+        self._store: HeaderStore | None = None
         sev = self.config.severity
         self.rules: list[Rule] = [
             self.registry.instantiate(replace(spec, severity=sev.get(spec.id, spec.severity)))
@@ -193,6 +198,11 @@ class Engine:
             data = read_c_source(header)
         except LockcheckError:
             data = b""
+        if self._store is not None:
+            stored = self._store.get(header, data)
+            if stored is not None:
+                self._headers[header] = stored
+                return stored
         lines = data.decode("utf-8", "replace").splitlines()
         model = build_file_model(parse_source(str(header), data), self.vocab, self.config.max_nodes)
         inline = [
@@ -202,7 +212,22 @@ class Engine:
         ]
         summaries = library_summaries(inline) if inline else {}
         self._headers[header] = summaries
+        if self._store is not None:
+            self._store.put(header, data, summaries)
         return summaries
+
+    def use_cache(self, directory: Path | None) -> None:
+        """Keep header summaries in `directory` across runs (None: not at all).
+
+        Every review or hook run in a kernel tree would otherwise summarise
+        the same hundred headers again.
+        """
+        if directory is None:
+            self._store = None
+            return
+        from lockcheck.cache import HeaderStore
+
+        self._store = HeaderStore(directory, self)
 
     def findings_for(self, analysis: Analysis) -> list[Finding]:
         raw: list[Finding] = []

@@ -16,6 +16,8 @@ KERNEL_TARBALL = Path(
     os.environ.get("LOCKCHECK_KERNEL_TARBALL", "/usr/src/linux-source-6.1.tar.xz")
 )
 KERNEL_CACHE = ROOT / ".cache" / "linux-source-6.1"
+# lockcheck's result and header-summary cache: the tests', not the user's
+os.environ.setdefault("LOCKCHECK_CACHE_DIR", str(ROOT / ".cache" / "results"))
 # What the tests read from the corpus: mm/ and the headers it includes.
 KERNEL_MEMBERS = ("mm/", "include/linux/")
 
@@ -27,7 +29,6 @@ def run_cli(
     env = dict(os.environ)
     env.pop("LOCKCHECK_DEBUG", None)
     env["NO_COLOR"] = "1"
-    env.setdefault("LOCKCHECK_CACHE_DIR", str(ROOT / ".cache" / "results"))  # not the user's
     return subprocess.run(
         [sys.executable, "-m", "lockcheck", *args],
         cwd=cwd or ROOT,

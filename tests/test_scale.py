@@ -216,3 +216,43 @@ def test_merged_shards_carry_the_graph(tmp_path: Path) -> None:
     single = run_cli("order", "--graph", "--no-cache", "--format", "json", str(TREE))
     assert merged.returncode == single.returncode == 1
     assert merged.stdout == single.stdout
+
+
+def _header_tree(tmp_path: Path) -> tuple[Path, bytes]:
+    (tmp_path / "internal.h").write_text(
+        "static inline void take(struct s *s) { spin_lock(&s->lock); }\n"
+    )
+    src = b'#include "internal.h"\nvoid f(struct s *s) { take(s); }\n'
+    (tmp_path / "a.c").write_bytes(src)
+    return tmp_path / "a.c", src
+
+
+def test_header_summaries_are_kept_across_engines(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path, src = _header_tree(tmp_path)
+    first = Engine()
+    first.use_cache(tmp_path / "cache")
+    want = first.analyse_source(str(path), src)
+    import lockcheck.engine as engine_module
+
+    real = engine_module.build_file_model
+    built: list[str] = []
+
+    def counting(pf, *args):  # type: ignore[no-untyped-def]
+        built.append(pf.path)
+        return real(pf, *args)
+
+    monkeypatch.setattr(engine_module, "build_file_model", counting)
+    second = Engine()
+    second.use_cache(tmp_path / "cache")
+    got = second.analyse_source(str(path), src)
+    assert built == [str(path)]  # the header's summaries came from the store
+    assert got.facts.summaries == want.facts.summaries
+    assert got.facts.summaries["f"].acquires  # the header's lock reached the caller
+    # a directory others may write is never unpickled from
+    (tmp_path / "cache").chmod(0o777)
+    third = Engine()
+    third.use_cache(tmp_path / "cache")
+    third.analyse_source(str(path), src)
+    assert built.count(str(tmp_path / "internal.h")) == 1

@@ -138,10 +138,12 @@ def run_files(
     from lockcheck.parallel import default_jobs, progress_bar, run_check
 
     cache = None
+    engine.use_cache(None)
     if not no_cache:
         from lockcheck.cache import ResultCache, default_cache_dir
 
         cache = ResultCache(cache_dir or default_cache_dir(), engine)
+        engine.use_cache(cache.directory)
     with progress_bar(sys.stderr.isatty()) as (advance, total):
         return run_check(
             engine,
