@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from lockcheck.analysis.file import FileFacts
@@ -62,6 +62,7 @@ class OrderEdge:
         )
 
 
+_TYPED_RE = re.compile(r"^([A-Za-z_]\w*)->([A-Za-z_]\w*)$")
 _FIELD_RE = re.compile(r"^([A-Za-z_]\w*)(?:->|\.)(?:[A-Za-z_]\w*(?:->|\.))*([A-Za-z_]\w*)$")
 
 
@@ -124,9 +125,26 @@ class LockGraph:
 
     @classmethod
     def build(cls, edges: Iterable[OrderEdge]) -> LockGraph:
+        """The graph of `edges`, a bare field name read as the one structure's
+        field the edges know by that name (`d_lock` reached through
+        `target->d_parent` is `dentry->d_lock`); a name several structures use
+        (`lock`) stays apart. Nesting within one class is no edge."""
+        edges = list(edges)
+        owners: dict[str, set[str]] = {}
+        for e in edges:
+            for node in (e.outer, e.inner):
+                m = _TYPED_RE.match(node)
+                if m:
+                    owners.setdefault(m.group(2), set()).add(m.group(1))
+        alias = {f: f"{next(iter(ts))}->{f}" for f, ts in owners.items() if len(ts) == 1}
         witness: dict[tuple[str, str], OrderEdge] = {}
         count: dict[tuple[str, str], int] = {}
         for e in edges:
+            outer, inner = alias.get(e.outer, e.outer), alias.get(e.inner, e.inner)
+            if outer == inner:
+                continue
+            if (outer, inner) != (e.outer, e.inner):
+                e = replace(e, outer=outer, inner=inner)
             key = (e.outer, e.inner)
             count[key] = count.get(key, 0) + 1
             if key not in witness or e < witness[key]:
