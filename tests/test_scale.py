@@ -11,6 +11,7 @@ import pytest
 
 from lockcheck.cache import ResultCache
 from lockcheck.engine import Engine
+from lockcheck.order.graph import LockGraph, OrderEdge
 from lockcheck.parallel import Shard, plan, run_check
 from tests.conftest import FIXTURES, run_cli
 
@@ -256,3 +257,26 @@ def test_header_summaries_are_kept_across_engines(
     third.use_cache(tmp_path / "cache")
     third.analyse_source(str(path), src)
     assert built.count(str(tmp_path / "internal.h")) == 1
+
+
+def _edge(outer: str, inner: str, line: int) -> OrderEdge:
+    return OrderEdge(outer, inner, "x.c", "f", line, line + 1, outer, inner)
+
+
+def test_graph_reads_a_bare_field_as_its_only_structure() -> None:
+    # parent then child of one structure, once reached through a field whose
+    # type the function does not declare: one class nested in itself, no cycle
+    nested = LockGraph.build(
+        [_edge("d_lock", "dentry->d_lock", 1), _edge("dentry->d_lock", "d_lock", 5)]
+    )
+    assert nested.witness == {} and nested.cycles() == []
+    # a field name two structures use stays apart from both
+    apart = LockGraph.build(
+        [
+            _edge("lock", "a->lock", 1),
+            _edge("a->lock", "lock", 5),
+            _edge("b->lock", "a->lock", 9),
+        ]
+    )
+    assert ("lock", "a->lock") in apart.witness
+    assert [[e.outer for e in ring] for ring in apart.cycles()] == [["a->lock", "lock"]]
