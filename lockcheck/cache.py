@@ -29,12 +29,17 @@ from lockcheck.results import result_from_dict, result_to_dict
 CACHE_ENV = "LOCKCHECK_CACHE_DIR"
 
 
-def default_cache_dir() -> Path:
-    """`$LOCKCHECK_CACHE_DIR`, else `$XDG_CACHE_HOME/lockcheck`, else ~/.cache/lockcheck."""
+def default_cache_dir() -> Path | None:
+    """`$LOCKCHECK_CACHE_DIR`, else `$XDG_CACHE_HOME/lockcheck`, else
+    ~/.cache/lockcheck; None (no cache) when there is no home to put it in."""
     if os.environ.get(CACHE_ENV):
         return Path(os.environ[CACHE_ENV])
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "lockcheck"
+    if os.environ.get("XDG_CACHE_HOME"):
+        return Path(os.environ["XDG_CACHE_HOME"]) / "lockcheck"
+    try:
+        return Path.home() / ".cache" / "lockcheck"
+    except (RuntimeError, KeyError):
+        return None
 
 
 def code_fingerprint() -> str:

@@ -142,8 +142,10 @@ def run_files(
     if not no_cache:
         from lockcheck.cache import ResultCache, default_cache_dir
 
-        cache = ResultCache(cache_dir or default_cache_dir(), engine)
-        engine.use_cache(cache.directory)
+        directory = cache_dir or default_cache_dir()
+        if directory is not None:
+            cache = ResultCache(directory, engine)
+            engine.use_cache(directory)
     with progress_bar(sys.stderr.isatty()) as (advance, total):
         return run_check(
             engine,
