@@ -84,6 +84,9 @@ class ProjectConfig:
                 )
         if baseline and self.baseline is not None:
             engine.config.baseline = load_baseline(self.baseline)
+        from lockcheck.cache import default_cache_dir
+
+        engine.use_cache(default_cache_dir())  # header summaries; `check --no-cache` drops it
         return engine
 
     def wants(self, path: Path) -> bool:

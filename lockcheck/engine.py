@@ -6,23 +6,30 @@ the stages themselves.
 
 from __future__ import annotations
 
+import hashlib
+import os
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lockcheck.analysis.file import FileFacts, analyse_file
 from lockcheck.analysis.summaries import Summary
 from lockcheck.analysis.tree import TreeSummaries, file_summaries
-from lockcheck.errors import LockcheckError, RuleError
+from lockcheck.errors import InputError, LockcheckError, RuleError
 from lockcheck.frontend.parse import parse_source
 from lockcheck.inputs.files import collect_sources, read_c_source
 from lockcheck.inputs.tree import included_headers, kernel_root
 from lockcheck.model.extract import FileModel, build_file_model
 from lockcheck.model.finding import Finding
 from lockcheck.order.claims import ClaimStats, check_comment_claims
+from lockcheck.order.graph import OrderEdge, file_order_edges
 from lockcheck.packs import Pack, Vocabulary
 from lockcheck.rules.base import Rule, RuleContext
 from lockcheck.rules.decide import decide
 from lockcheck.rules.registry import Registry, load_registry
+
+if TYPE_CHECKING:
+    from lockcheck.cache import HeaderStore
 
 
 @dataclass(slots=True)
@@ -50,6 +57,15 @@ class Stats:
             else:
                 self.functions_analysed += 1
 
+    def merge(self, other: Stats) -> None:
+        """Add another part's counts: a file's, a worker's, a shard's."""
+        for name in self.__dataclass_fields__:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, int]) -> Stats:
+        return cls(**{k: int(v) for k, v in data.items() if k in cls.__dataclass_fields__})
+
     def as_dict(self) -> dict[str, int]:
         out = asdict(self)
         if not out["unresolved_claims"]:
@@ -70,6 +86,20 @@ class CheckResult:
     findings: list[Finding]
     stats: Stats
     errors: list[LockcheckError] = field(default_factory=list)
+    parts: list[FileResult] = field(default_factory=list)  # per file, sorted by path
+    bad: list[str] = field(default_factory=list)  # operands that were not files to check
+
+
+@dataclass(slots=True)
+class FileResult:
+    """Everything one file contributes to a run: the unit a worker, the cache
+    and a shard hand back, so a run's report is the same however it was split."""
+
+    path: str
+    findings: list[Finding] = field(default_factory=list)
+    stats: Stats = field(default_factory=Stats)
+    errors: list[str] = field(default_factory=list)  # input errors, as their messages
+    edges: list[OrderEdge] = field(default_factory=list)  # lock-order edges of its functions
 
 
 @dataclass(slots=True)
@@ -91,6 +121,9 @@ class Engine:
         self.vocab = Vocabulary.merge(self.packs)
         self._headers: dict[Path, dict[str, Summary]] = {}
         self._tree = TreeSummaries(self._summarise_elsewhere)
+        self._includes: dict[tuple[str, str, Path | None, bytes], list[Path]] = {}
+        self._roots: dict[tuple[str, Path], tuple[Path | None, bool]] = {}
+        self._store: HeaderStore | None = None
         sev = self.config.severity
         self.rules: list[Rule] = [
             self.registry.instantiate(replace(spec, severity=sev.get(spec.id, spec.severity)))
@@ -124,17 +157,47 @@ class Engine:
         model = build_file_model(parse_source(str(file), data), self.vocab, self.config.max_nodes)
         return file_summaries(model.functions, self._header_summaries(str(file), data, None))
 
+    def headers_for(self, path: str, source: bytes, tree: Path | None = None) -> list[Path]:
+        """The headers whose inline helpers the analysis of `path` reads.
+
+        Remembered per file text: a whole-tree run asks for the cache key,
+        the pool's header phase and the analysis.
+        """
+        if not self.config.headers:
+            return []
+        # a relative path means what the working directory makes it mean
+        here = os.getcwd()
+        memo = (here, path, tree, hashlib.blake2b(source, digest_size=16).digest())
+        known = self._includes.get(memo)
+        if known is None:
+            where = Path(path)
+            if tree is not None and not where.is_absolute():
+                where = tree / where
+            parent = where.parent
+            found_dir = self._roots.get((here, parent))
+            if found_dir is None:
+                found_dir = self._roots[(here, parent)] = (kernel_root(where), parent.is_dir())
+            found, is_dir = found_dir
+            root = tree or found
+            known = included_headers(source, root, parent if is_dir else None)
+            self._includes[memo] = known
+        return list(known)
+
     def _header_summaries(self, path: str, source: bytes, tree: Path | None) -> dict[str, Summary]:
-        where = Path(path)
-        if tree is not None and not where.is_absolute():
-            where = tree / where
-        root = tree or kernel_root(where)
-        directory = where.parent if where.parent.is_dir() else None
         out: dict[str, Summary] = {}
-        for header in included_headers(source, root, directory):
+        for header in self.headers_for(path, source, tree):
             for name, summ in self._header(header).items():
                 out.setdefault(name, summ)
         return out
+
+    def header_summaries(self, header: Path) -> dict[str, Summary]:
+        """A header's inline summaries, for a pool's first phase to share."""
+        return self._header(header)
+
+    def add_header_summaries(self, known: dict[Path, dict[str, Summary]]) -> None:
+        """Summaries another process computed: they are the same wherever computed."""
+        for header, summaries in known.items():
+            self._headers.setdefault(header, summaries)
 
     def _header(self, header: Path) -> dict[str, Summary]:
         """Summaries of a header's `static inline` functions, computed once."""
@@ -146,6 +209,11 @@ class Engine:
             data = read_c_source(header)
         except LockcheckError:
             data = b""
+        if self._store is not None:
+            stored = self._store.get(header, data)
+            if stored is not None:
+                self._headers[header] = stored
+                return stored
         lines = data.decode("utf-8", "replace").splitlines()
         model = build_file_model(parse_source(str(header), data), self.vocab, self.config.max_nodes)
         inline = [
@@ -158,7 +226,22 @@ class Engine:
         elsewhere = self._tree.library_for(header, inline, {}) if inline else {}
         summaries = analyse_file(inline, elsewhere).summaries if inline else {}
         self._headers[header] = summaries
+        if self._store is not None:
+            self._store.put(header, data, summaries)
         return summaries
+
+    def use_cache(self, directory: Path | None) -> None:
+        """Keep header summaries in `directory` across runs (None: not at all).
+
+        Every review or hook run in a kernel tree would otherwise summarise
+        the same hundred headers again.
+        """
+        if directory is None:
+            self._store = None
+            return
+        from lockcheck.cache import HeaderStore
+
+        self._store = HeaderStore(directory, self)
 
     def findings_for(self, analysis: Analysis) -> list[Finding]:
         raw: list[Finding] = []
@@ -173,23 +256,40 @@ class Engine:
         lines = analysis.source.decode("utf-8", "replace").splitlines()
         return decide(raw, lines, self.config.select, self.config.baseline)
 
+    def check_file(self, path: Path) -> FileResult:
+        """One file's part of a check: the unit of work of every backend."""
+        out = FileResult(str(path))
+        try:
+            source = read_c_source(path)
+        except LockcheckError as exc:
+            out.errors.append(str(exc))
+            return out
+        analysis = self.analyse_source(str(path), source)
+        out.stats.add(analysis.model, analysis.facts)
+        claims = ClaimStats()
+        check_comment_claims(analysis.facts, source, self.vocab, claims)
+        out.stats.unresolved_claims += claims.unresolved
+        out.findings = self.findings_for(analysis)
+        out.edges = file_order_edges(str(path), analysis.facts, self.vocab, source)
+        return out
+
     def check_paths(self, paths: list[Path]) -> CheckResult:
         files, bad = collect_sources(paths)
-        errors: list[LockcheckError] = list(bad)
-        stats = Stats()
-        findings: list[Finding] = []
-        for path in files:
-            try:
-                source = read_c_source(path)
-            except LockcheckError as exc:
-                errors.append(exc)
-                continue
-            analysis = self.analyse_source(str(path), source)
-            stats.add(analysis.model, analysis.facts)
-            claims = ClaimStats()
-            check_comment_claims(analysis.facts, source, self.vocab, claims)
-            stats.unresolved_claims += claims.unresolved
-            findings.extend(self.findings_for(analysis))
-        stats.input_errors = len(errors)
-        findings.sort(key=Finding.sort_key)
-        return CheckResult(findings, stats, errors)
+        return combine([self.check_file(path) for path in files], [str(e) for e in bad])
+
+
+def combine(parts: list[FileResult], bad: list[str] | None = None) -> CheckResult:
+    """One run's result from its files' parts, in any order: sorted, so the same
+    whatever the job count, the shards or the backend."""
+    errors: list[LockcheckError] = [InputError(m) for m in bad or []]
+    stats = Stats()
+    findings: list[Finding] = []
+    parts = sorted(parts, key=lambda p: p.path)
+    for part in parts:
+        errors.extend(InputError(m) for m in part.errors)
+        if not part.errors:
+            stats.merge(part.stats)
+        findings.extend(part.findings)
+    stats.input_errors = len(errors)
+    findings.sort(key=Finding.sort_key)
+    return CheckResult(findings, stats, errors, parts, list(bad or []))

@@ -54,6 +54,7 @@ _API_KEYS: dict[str, type | tuple[type, ...]] = {
     "target": int,
     "atomic": bool,
     "until": str,
+    "waits": bool,
 }
 # The fixed sections of a rule's documentation (docs/rules/*.md, `rules show`).
 DOC_SECTIONS = ("what", "why", "bad", "good", "limits", "references")
@@ -88,6 +89,7 @@ class ApiEntry:
     # held until a lock of this class is released (vma_start_write() until the
     # mmap write lock goes): not released by the taker, taking it again is a no-op
     until: str | None = None
+    waits: bool = True  # taking it can wait for a holder (not the RCU read side): lock order
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +100,7 @@ class GuardEntry:
     mode: str = "excl"
     sleeps: bool = False
     atomic: bool = False
+    waits: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,6 +218,15 @@ class Vocabulary:
                 return cls
         return None
 
+    def never_waits(self, primitive: str) -> bool:
+        """Is taking what `primitive` acquires never a wait for another holder
+        (`waits = false`: the RCU read side), so it orders no lock after another?"""
+        if primitive.startswith("guard(") and primitive.endswith(")"):
+            guard = self.guards.get(primitive[6:-1])
+            return guard is not None and not guard.waits
+        entry = self.api.get(primitive)
+        return entry is not None and not entry.waits
+
     def is_try(self, primitive: str) -> bool:
         entry = self.api.get(primitive)
         return entry is not None and entry.effect == "try"
@@ -292,6 +304,7 @@ def _api_entry(path: str, name: str, row: Any) -> ApiEntry:
         target=row.get("target", 0),
         atomic=row.get("atomic", False),
         until=row.get("until"),
+        waits=row.get("waits", True),
     )
 
 
@@ -355,6 +368,7 @@ _GUARD_KEYS: dict[str, type] = {
     "mode": str,
     "sleeps": bool,
     "atomic": bool,
+    "waits": bool,
 }
 _TOP_KEYS = frozenset(
     {
@@ -439,6 +453,7 @@ def load_pack_file(path: Path) -> Pack:
             mode,
             bool(row.get("sleeps")),
             bool(row.get("atomic")),
+            bool(row.get("waits", True)),
         )
     order = data.get("order", [])
     if not isinstance(order, list) or not all(isinstance(o, str) and o.strip() for o in order):

@@ -14,6 +14,8 @@ KERNEL_TARBALL = Path(
     os.environ.get("LOCKCHECK_KERNEL_TARBALL", "/usr/src/linux-source-6.1.tar.xz")
 )
 KERNEL_CACHE = ROOT / ".cache" / "linux-source-6.1"
+# lockcheck's result and header-summary cache: the tests', not the user's
+os.environ.setdefault("LOCKCHECK_CACHE_DIR", str(ROOT / ".cache" / "results"))
 # What the tests read from the corpus: mm/ and the headers it includes.
 KERNEL_MEMBERS = ("mm/", "include/linux/")
 # The current LTS (Debian's linux-source-6.12): the same members.

@@ -287,6 +287,7 @@ from lockcheck.cli import annotate as _annotate  # noqa: E402,F401,I001
 from lockcheck.cli import review as _review  # noqa: E402,F401,I001
 from lockcheck.cli import hook as _hook  # noqa: E402,F401,I001
 from lockcheck.cli import order as _order  # noqa: E402,F401,I001
+from lockcheck.cli import merge as _merge  # noqa: E402,F401,I001
 
 
 def _show_note(

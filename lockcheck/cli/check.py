@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -16,6 +16,8 @@ from lockcheck.cli import (
     Color,
     ColorOpt,
     FailOnOpt,
+    Format,
+    Level,
     QuietOpt,
     RulesOpt,
     SelectOpt,
@@ -32,13 +34,28 @@ from lockcheck.cli import (
     without_baseline,
 )
 from lockcheck.config import config_for
-from lockcheck.engine import Stats
+from lockcheck.engine import CheckResult, Engine, Stats
 from lockcheck.errors import InputError
 from lockcheck.inputs.files import read_c_source
 from lockcheck.report import RunInfo, render_report
 from lockcheck.report.explain import render_explain
 from lockcheck.report.text import render_text, want_color
 from lockcheck.rules.baseline import baseline_json, load_baseline
+
+if TYPE_CHECKING:  # the pool, cache and shard code load only when a check runs
+    from lockcheck.parallel import Shard
+
+JobsOpt = Annotated[
+    int | None,
+    typer.Option("--jobs", "-j", help="Worker processes (default: all cores).", min=1),
+]
+CacheDirOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--cache-dir", help="Result cache (default: $LOCKCHECK_CACHE_DIR or ~/.cache/lockcheck)."
+    ),
+]
+NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the cache.")]
 
 
 @app.command()
@@ -66,14 +83,38 @@ def check(
             "--write-baseline", metavar="FILE", help="Record this run's findings in FILE; exit 0."
         ),
     ] = None,
+    jobs: JobsOpt = None,
+    cache_dir: CacheDirOpt = None,
+    no_cache: NoCacheOpt = False,
+    shard: Annotated[
+        str | None,
+        typer.Option(
+            "--shard",
+            help="Check only part K of N of the files; `lockcheck merge` joins the parts'"
+            " --format json outputs.",
+        ),
+    ] = None,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            "--scheduler",
+            help="Run on the Dask cluster at tcp://HOST:PORT (lockcheck[distributed]).",
+        ),
+    ] = None,
 ) -> int:
     """Check C files or directories for lock findings."""
+    from lockcheck.parallel import Shard
+    from lockcheck.results import shard_payload
+
+    part = Shard.parse(shard) if shard is not None else None
     project = config_for(paths)  # the checked repository's .lockcheck.toml
     engine = project.engine(rules, select, baseline=baseline is None and write_baseline is None)
     if baseline is not None:
         engine.config.baseline = load_baseline(baseline)
     known = without_baseline(engine)  # applied below, so that the summary can count it
-    result = engine.check_paths(project.select_paths(paths))
+    result = run_files(
+        engine, project.select_paths(paths), jobs, cache_dir, no_cache, part, scheduler
+    )
     result.findings, hidden = apply_baseline(result.findings, known)
     if write_baseline is not None:
         try:
@@ -95,20 +136,80 @@ def check(
     stats: dict[str, int] = result.stats.as_dict()
     if known is not None:
         stats["baselined"] = hidden
-    if result.errors and not result.stats.files:
-        pass  # nothing was analysed: the error lines say it all
-    else:
+    command = command_line("check", *rule_options(rules, select), *["--no-sim"] * no_sim, *paths)
+    extra: dict[str, object] = {}
+    if part is not None:
+        extra["shard"] = shard_payload(part, engine, command, result)
+    code = emit(engine, select, result, format, fail_on, quiet, color, command, extra, stats)
+    if code is not None:
+        return code
+    strict_error = parse_error_line(result.stats) if strict else None
+    if strict_error:
+        error_line(strict_error)
+        return 2
+    if write_baseline is not None:
+        return 0
+    return exit_code(result.findings, fail_on)
+
+
+def run_files(
+    engine: Engine,
+    paths: list[Path],
+    jobs: int | None,
+    cache_dir: Path | None,
+    no_cache: bool,
+    shard: Shard | None = None,
+    scheduler: str | None = None,
+) -> CheckResult:
+    """The files' results through the pool, the cache or the cluster asked for."""
+    from lockcheck.parallel import default_jobs, progress_bar, run_check
+
+    cache = None
+    engine.use_cache(None)
+    if not no_cache:
+        from lockcheck.cache import ResultCache, default_cache_dir
+
+        directory = cache_dir or default_cache_dir()
+        if directory is not None:
+            cache = ResultCache(directory, engine)
+            engine.use_cache(directory)
+    with progress_bar(sys.stderr.isatty()) as (advance, total):
+        return run_check(
+            engine,
+            paths,
+            jobs=jobs or default_jobs(),
+            shard=shard,
+            cache=cache,
+            scheduler=scheduler,
+            progress=advance,
+            on_total=total,
+        )
+
+
+def emit(
+    engine: Engine,
+    select: list[str] | None,
+    result: CheckResult,
+    format: CheckFormat | Format,
+    fail_on: Level,
+    quiet: bool,
+    color: Color,
+    command: str,
+    extra: dict[str, object],
+    stats: dict[str, int] | None = None,
+) -> int | None:
+    """Print the report and the error lines; 2 on errors, else None (exit by findings)."""
+    if not result.errors or result.stats.files:  # else the error lines say it all
         run = RunInfo(
             rules=tuple(r.spec for r in engine.rules if not select or r.spec.id in select),
-            command=command_line(
-                "check", *rule_options(rules, select), *["--no-sim"] * no_sim, *paths
-            ),
+            command=command,
+            extra=extra,
         )
         use_color = want_color(color.value, sys.stdout.isatty(), os.environ)
         out = render_report(
             format.value,
             result.findings,
-            stats,
+            stats if stats is not None else result.stats.as_dict(),
             read_sources(result.findings),
             run,
             color=use_color,
@@ -117,15 +218,7 @@ def check(
         sys.stdout.write(out)
     for err in result.errors:
         error_line(str(err))
-    if result.errors:
-        return 2
-    strict_error = parse_error_line(result.stats) if strict else None
-    if strict_error:
-        error_line(strict_error)
-        return 2
-    if write_baseline is not None:
-        return 0
-    return exit_code(result.findings, fail_on)
+    return 2 if result.errors else None
 
 
 @app.command()

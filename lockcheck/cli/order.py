@@ -11,15 +11,18 @@ from typing import Annotated
 import typer
 
 from lockcheck.cli import RulesOpt, app, engine_for, error_line
+from lockcheck.cli.check import CacheDirOpt, JobsOpt, NoCacheOpt, run_files
 from lockcheck.errors import InputError, LockcheckError
 from lockcheck.inputs.files import collect_sources, read_c_source
 from lockcheck.inputs.tree import kernel_root
 from lockcheck.order.compare import OrderReport, render_text, tree_doc
+from lockcheck.order.graph import LockGraph
 
 
 class OrderFormat(StrEnum):
     text = "text"
     json = "json"
+    dot = "dot"
 
 
 @app.command()
@@ -37,16 +40,30 @@ def order(
             help="Kernel tree whose mm/rmap.c and mm/filemap.c document it.",
         ),
     ] = None,
+    graph: Annotated[
+        bool,
+        typer.Option(
+            "--graph", help="The code's lock-order graph over all files, with its cycles."
+        ),
+    ] = False,
     rules: RulesOpt = None,
-    format: Annotated[OrderFormat, typer.Option("--format", help="Output format.")] = (
-        OrderFormat.text
-    ),
+    format: Annotated[
+        OrderFormat, typer.Option("--format", help="Output format (dot: --graph only).")
+    ] = OrderFormat.text,
+    jobs: JobsOpt = None,
+    cache_dir: CacheDirOpt = None,
+    no_cache: NoCacheOpt = False,
 ) -> int:
-    """Which documented lock-order edges the code confirms, contradicts, never exercises.
+    """Which documented lock-order edges the code confirms, contradicts, never exercises;
+    or (--graph) the order the code takes locks in, tree-wide, and its cycles.
 
-    Exit 1 when the code contradicts the documented order.
+    Exit 1 when the code contradicts the documented order, or the graph has a cycle.
     """
-    del claims  # comparing is all `order` does; the flag stays for scripts that pass it
+    if graph:
+        return _graph(paths, rules, format, jobs, cache_dir, no_cache)
+    del claims  # comparing is what `order` does without --graph; the flag stays for scripts
+    if format is OrderFormat.dot:
+        raise InputError("--format dot draws the lock-order graph: add --graph")
     if tree is not None and not tree.is_dir():
         raise InputError(f"{tree}: --tree is not a directory")
     engine = engine_for(rules, None)
@@ -78,6 +95,32 @@ def order(
     if errors:
         return 2
     return 1 if data["contradicted"] else 0
+
+
+def _graph(
+    paths: list[Path],
+    rules: list[str] | None,
+    format: OrderFormat,
+    jobs: int | None,
+    cache_dir: Path | None,
+    no_cache: bool,
+) -> int:
+    """The lock-order edges of every file checked, merged by lock class."""
+    engine = engine_for(rules, None)
+    result = run_files(engine, paths, jobs, cache_dir, no_cache)
+    graph = LockGraph.build(e for part in result.parts for e in part.edges)
+    if result.stats.files:
+        if format is OrderFormat.json:
+            sys.stdout.write(json.dumps(graph.as_dict(), indent=2, sort_keys=True) + "\n")
+        elif format is OrderFormat.dot:
+            sys.stdout.write(graph.dot())
+        else:
+            sys.stdout.write(graph.text())
+    for err in result.errors:
+        error_line(str(err))
+    if result.errors:
+        return 2
+    return 1 if graph.cycles() else 0
 
 
 def _label(path: Path, root: Path | None) -> str:

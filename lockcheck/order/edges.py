@@ -81,9 +81,28 @@ class CodeEdge:
     inner_keys: frozenset[str]
 
 
+_QUIET: dict[int, tuple[Vocabulary, frozenset[str]]] = {}
+
+
+def _quiet_classes(vocab: Vocabulary) -> frozenset[str]:
+    """The classes of the rows and guards whose lock never waits, per vocabulary."""
+    known = _QUIET.get(id(vocab))
+    if known is None or known[0] is not vocab:
+        quiet = {r.cls for r in vocab.api.values() if r.cls and not r.waits}
+        quiet |= {g.cls for g in vocab.guards.values() if g.cls and not g.waits}
+        known = (vocab, frozenset(quiet))
+        _QUIET[id(vocab)] = known
+    return known[1]
+
+
 def waits(vocab: Vocabulary, ev: Acquire) -> bool:
-    """Can this acquisition block? Trylocks and helpers that lock only on success cannot."""
-    if vocab.is_try(ev.primitive):
+    """Can this acquisition block? Trylocks and helpers that lock only on success cannot;
+    nor does a helper its own name calls a trylock (`z3fold_page_trylock()`)."""
+    if vocab.is_try(ev.primitive) or "trylock" in ev.primitive:
+        return False
+    # the RCU read side waits for nobody, also when a helper takes it for the
+    # caller (its class is that of a `waits = false` row)
+    if vocab.never_waits(ev.primitive) or ev.lock.cls in _quiet_classes(vocab):
         return False
     known = ev.primitive in vocab.api or ev.primitive.startswith("guard(")
     return known or ev.cond_var is None

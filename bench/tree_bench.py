@@ -1,0 +1,212 @@
+"""Whole-tree speed: lockcheck against the raw tree-sitter parse of the same files.
+
+For the C files under TREE, in this one run:
+
+- the raw tree-sitter parse of every file (the floor), in this process;
+- `lockcheck check` cold with --jobs 1 (no cache), cold with --jobs N into an
+  empty cache, and warm (the same cache again): wall and CPU seconds, the
+  ratio of each to the parse, peak RSS of the largest process, files/s, MB/s;
+- one patch review of a khugepaged-sized file (about 2,800 lines, one
+  function changed), process start included, and of a one-line change to
+  the tree's own khugepaged.c when TREE has one (run from the tree's top, so
+  the review reads the tree's headers as a maintainer's would);
+- a `git commit` of that change through the installed pre-commit hook, and
+  without a hook.
+
+Every lockcheck run is a fresh process, timed from its start. CPU seconds
+(user + sys of the process and its workers) are less sensitive than wall
+time to other jobs on the machine; the figures printed are what they are,
+nothing is asserted. Installs nothing.
+Usage: python bench/tree_bench.py TREE [JOBS]
+(Debian's kernel: `apt-get install linux-source-6.1`, then
+`tar xf /usr/src/linux-source-6.1.tar.xz` and pass linux-source-6.1/mm.)
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from hook_bench import V1, generate, git, stage  # noqa: E402
+
+from lockcheck.frontend.parse import parser  # noqa: E402
+from lockcheck.hook import install  # noqa: E402
+from lockcheck.inputs.files import collect_sources  # noqa: E402
+from lockcheck.parallel import default_jobs  # noqa: E402
+
+KHUGEPAGED_LINES = 2800
+
+
+@dataclass
+class Run:
+    wall: float
+    cpu: float
+    rss_mb: float
+    rc: int
+    out: bytes
+
+
+def run(cmd: list[str], cwd: Path | None = None) -> Run:
+    """One process: wall time, its CPU (with waited-for workers) and peak RSS."""
+    with tempfile.TemporaryFile() as out:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.DEVNULL, cwd=cwd)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        data = out.read()
+    cpu = usage.ru_utime + usage.ru_stime
+    return Run(wall, cpu, usage.ru_maxrss / 1024, proc.returncode, data)
+
+
+def lockcheck(*args: str) -> list[str]:
+    return [sys.executable, "-m", "lockcheck", *args]
+
+
+def parse_all(sources: list[bytes]) -> tuple[float, float]:
+    """Best of three: wall and CPU seconds to parse every file once."""
+    best = (float("inf"), float("inf"))
+    for _ in range(3):
+        w0, c0 = time.perf_counter(), time.process_time()
+        for src in sources:
+            parser().parse(src)
+        best = min(best, (time.perf_counter() - w0, time.process_time() - c0))
+    return best
+
+
+def review_and_hook(repeats: int = 3) -> tuple[Run, float, float]:
+    """A khugepaged-sized file with one function changed into the v1 shape:
+    `lockcheck review` of the patch, and `git commit` with and without the hook."""
+    with tempfile.TemporaryDirectory() as tmp:
+        repo = Path(tmp) / "linux"
+        (repo / "mm").mkdir(parents=True)
+        git(repo, "init", "-q")
+        git(repo, "config", "user.name", "bench")
+        git(repo, "config", "user.email", "bench@example.org")
+        base = generate(KHUGEPAGED_LINES)
+        stage(repo, base)
+        git(repo, "commit", "-q", "-m", "base")
+        middle = base.count("static void") // 2
+        blocked = generate(KHUGEPAGED_LINES, middle, V1)
+        stage(repo, blocked)
+        patch = Path(tmp) / "change.patch"
+        patch.write_bytes(git(repo, "diff", "--cached").stdout)
+        git(repo, "reset", "-q", "--hard")
+        reviews = [
+            run(lockcheck("review", str(patch), "--tree", str(repo))) for _ in range(repeats)
+        ]
+        review = min(reviews, key=lambda r: r.wall)
+        stage(repo, blocked)
+
+        def commit() -> float:
+            t0 = time.perf_counter()
+            proc = git(repo, "commit", "-q", "-m", "bench", check=False)
+            took = time.perf_counter() - t0
+            if proc.returncode == 0:
+                git(repo, "reset", "-q", "--soft", "HEAD~1")
+            return took
+
+        plain = min(commit() for _ in range(repeats))
+        install(repo)
+        hooked = min(commit() for _ in range(repeats))
+    return review, plain, hooked
+
+
+def review_real(tree: Path, repeats: int = 3) -> tuple[Path, Run] | None:
+    """`lockcheck review` of a one-line change in the middle of the tree's own
+    khugepaged.c (a comment line added inside a function), if it has one."""
+    found = [p for p in (tree / "khugepaged.c", tree / "mm" / "khugepaged.c") if p.is_file()]
+    if not found:
+        return None
+    path = found[0]
+    lines = path.read_text("utf-8").splitlines(keepends=True)
+    at = next(
+        i
+        for i in range(len(lines) // 2, len(lines))
+        if lines[i].startswith("\t") and lines[i].rstrip().endswith(";")
+    )
+    changed = [*lines[: at + 1], "\t/* reviewed by the bench */\n", *lines[at + 1 :]]
+    name = path.relative_to(path.parent.parent).as_posix()
+    diff = difflib.unified_diff(lines, changed, f"a/{name}", f"b/{name}")
+    with tempfile.TemporaryDirectory() as tmp:
+        patch = Path(tmp) / "change.patch"
+        patch.write_text("".join(diff))
+        root = str(path.parent.parent)
+        runs = [
+            run(lockcheck("review", str(patch), "--tree", root), cwd=Path(root))
+            for _ in range(repeats)
+        ]
+    return path, min(runs, key=lambda r: r.wall)
+
+
+def main() -> None:
+    if len(sys.argv) < 2:
+        raise SystemExit("usage: python bench/tree_bench.py TREE [JOBS]")
+    tree = Path(sys.argv[1])
+    jobs = int(sys.argv[2]) if len(sys.argv) > 2 else default_jobs()
+    files, _ = collect_sources([tree])
+    if not files:
+        raise SystemExit(f"{tree}: no C files")
+    sources = [p.read_bytes() for p in files]
+    mb = sum(len(s) for s in sources) / 1e6
+    parse_wall, parse_cpu = parse_all(sources)
+
+    common = ["check", "--no-sim", "--format", "json", str(tree)]
+    with tempfile.TemporaryDirectory() as cache:
+        cold1 = run(lockcheck(*common, "--no-cache", "--jobs", "1"))
+        coldn = run(lockcheck(*common, "--cache-dir", cache, "--jobs", str(jobs)))
+        warm = run(lockcheck(*common, "--cache-dir", cache, "--jobs", str(jobs)))
+    same = cold1.out == coldn.out == warm.out
+    with tempfile.TemporaryDirectory() as cache:
+        # review and the hook keep header summaries in the cache: the first of
+        # each best-of-three fills it, as a maintainer's first review would
+        os.environ["LOCKCHECK_CACHE_DIR"] = cache
+        review, plain, hooked = review_and_hook()
+        real = review_real(tree)
+
+    print(f"tree: {tree} ({len(files)} files, {mb:.2f} MB); jobs N = {jobs}")
+    print(f"raw tree-sitter parse     {parse_wall:7.2f} s wall {parse_cpu:7.2f} s CPU")
+
+    def row(label: str, r: Run) -> None:
+        print(
+            f"{label:<25} {r.wall:7.2f} s wall {r.cpu:7.2f} s CPU"
+            f"  {r.wall / parse_wall:5.1f}x parse (CPU {r.cpu / parse_cpu:5.1f}x)"
+            f"  {len(files) / r.wall:6.0f} files/s {mb / r.wall:5.2f} MB/s"
+            f"  peak RSS {r.rss_mb:4.0f} MB  exit {r.rc}"
+        )
+
+    row("lockcheck cold, jobs 1", cold1)
+    row(f"lockcheck cold, jobs {jobs}", coldn)
+    row(f"lockcheck warm, jobs {jobs}", warm)
+    print(f"warm / cold (jobs {jobs}):    {warm.wall / coldn.wall:.2f}x wall")
+    print(f"cold jobs 1 / jobs {jobs}:    {cold1.wall / coldn.wall:.2f}x wall")
+    print(f"same report in all three: {'yes' if same else 'NO'}")
+    print(
+        f"review, {KHUGEPAGED_LINES}-line file, one function changed:"
+        f" {review.wall * 1e3:.0f} ms wall, {review.cpu * 1e3:.0f} ms CPU"
+        f" (process start included; best of 3)"
+    )
+    if real is not None:
+        print(
+            f"review, {real[0]} ({len(real[0].read_bytes().splitlines())} lines), one line"
+            f" added: {real[1].wall * 1e3:.0f} ms wall, {real[1].cpu * 1e3:.0f} ms CPU"
+            " (process start included; best of 3)"
+        )
+    print(
+        f"git commit through the hook: {hooked * 1e3:.0f} ms"
+        f" (without a hook {plain * 1e3:.0f} ms; best of 3)"
+    )
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,223 @@
+"""The on-disk result cache: a file's part of a check, by what decides it.
+
+An entry's key hashes the file's path and bytes, the bytes of every header
+whose inline helpers its analysis reads, the bytes of the other `.c` files
+of its directory (cross-file summaries read callees there), and a salt naming everything else
+that decides the answer: lockcheck's version and code, the rule packs'
+contents, the rule kinds and the engine's settings. Any change to one gives
+a new key, so an entry is never stale, only unused (`lockcheck` never
+deletes; removing the directory is always safe). Entries are JSON written
+to a temporary name and renamed, so concurrent runs and workers cannot see
+a half-written one, and a damaged entry is a miss.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import stat
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import lockcheck
+from lockcheck.analysis.summaries import Summary
+from lockcheck.engine import Engine, FileResult
+from lockcheck.results import result_from_dict, result_to_dict
+
+CACHE_ENV = "LOCKCHECK_CACHE_DIR"
+
+
+def default_cache_dir() -> Path | None:
+    """`$LOCKCHECK_CACHE_DIR`, else `$XDG_CACHE_HOME/lockcheck`, else
+    ~/.cache/lockcheck; None (no cache) when there is no home to put it in."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    if os.environ.get("XDG_CACHE_HOME"):
+        return Path(os.environ["XDG_CACHE_HOME"]) / "lockcheck"
+    try:
+        return Path.home() / ".cache" / "lockcheck"
+    except (RuntimeError, KeyError):
+        return None
+
+
+def code_fingerprint() -> str:
+    """lockcheck's version and its modules' sizes and times: a development
+    checkout changes its code without changing its version."""
+    root = Path(lockcheck.__file__).resolve().parent
+    h = hashlib.sha256(lockcheck.__version__.encode())
+    for p in sorted(root.rglob("*.py")):
+        st = p.stat()
+        h.update(f"{p.relative_to(root)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+def engine_salt(engine: Engine) -> str:
+    """Everything besides the files that decides a file's result."""
+    h = hashlib.sha256(code_fingerprint().encode())
+    for pack in engine.packs:
+        try:
+            h.update(Path(pack.path).read_bytes())
+        except OSError:
+            h.update(pack.path.encode())
+    for rule in engine.rules:
+        h.update(f"{type(rule).__module__}.{type(rule).__qualname__}\0{rule.spec!r}\n".encode())
+    c = engine.config
+    settings = [
+        sorted(c.packs),
+        sorted(c.select) if c.select is not None else None,
+        sorted(c.baseline) if c.baseline is not None else None,
+        c.max_nodes,
+        c.headers,
+        sorted(c.disable),
+        sorted(c.severity.items()),
+    ]
+    h.update(json.dumps(settings).encode())
+    return h.hexdigest()
+
+
+def sibling_digest(directory: Path, memo: dict[Path, str]) -> str:
+    """The `.c` files directly in `directory`, names and bytes: what the
+    tree-wide definition index (analysis/tree.py) may summarise callees from.
+
+    Conservative: a change to any of them gives every file beside it a new key.
+    """
+    key = directory.resolve()
+    known = memo.get(key)
+    if known is None:
+        h = hashlib.sha256()
+        try:
+            files = sorted(p for p in key.iterdir() if p.suffix == ".c" and p.is_file())
+        except OSError:
+            files = []
+        for f in files:
+            try:
+                h.update(f"{f.name}\0".encode() + hashlib.sha256(f.read_bytes()).digest())
+            except OSError:
+                h.update(f"{f.name}\0unreadable".encode())
+        known = memo[key] = h.hexdigest()
+    return known
+
+
+class ResultCache:
+    """Per-file results under `directory`, for one engine's settings."""
+
+    def __init__(self, directory: Path, engine: Engine) -> None:
+        self.directory = directory
+        self.salt = engine_salt(engine)
+        self._engine = engine
+        self._digests: dict[Path, str] = {}
+        self._siblings: dict[Path, str] = {}
+        self.hits = 0
+        self.misses = 0
+
+    def _digest(self, path: Path) -> str:
+        known = self._digests.get(path)
+        if known is None:
+            try:
+                known = hashlib.sha256(path.read_bytes()).hexdigest()
+            except OSError:
+                known = "unreadable"
+            self._digests[path] = known
+        return known
+
+    def key(self, path: Path, source: bytes) -> str:
+        h = hashlib.sha256(self.salt.encode())
+        h.update(f"\0{path}\0".encode())
+        h.update(hashlib.sha256(source).digest())
+        for header in self._engine.headers_for(str(path), source):
+            h.update(f"\0{header}\0{self._digest(header)}".encode())
+        if self._engine.config.headers:  # callees in the files beside it
+            h.update(sibling_digest(path.parent, self._siblings).encode())
+        return h.hexdigest()
+
+    def _file(self, key: str) -> Path:
+        return self.directory / key[:2] / f"{key[2:]}.json"
+
+    def get(self, key: str) -> FileResult | None:
+        try:
+            data = json.loads(self._file(key).read_bytes())
+            result = result_from_dict(data)
+        except (OSError, ValueError, KeyError, TypeError, IndexError):
+            self.misses += 1
+            return None
+        self.hits += 1
+        return result
+
+    def put(self, key: str, result: FileResult) -> None:
+        """Store one result; a cache that cannot be written is only slower."""
+        data = json.dumps(result_to_dict(result), sort_keys=True).encode()
+        _write(self._file(key), data)
+
+
+def _write(target: Path, data: bytes) -> None:
+    """Write under a temporary name and rename: readers see all or nothing."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, target)
+        except OSError:
+            os.unlink(tmp)
+            raise
+    except OSError:
+        return
+
+
+def _private(directory: Path) -> bool:
+    """Only a directory of ours that nobody else may write holds entries we unpickle."""
+    try:
+        st = directory.stat()
+    except OSError:
+        return False
+    mine = not hasattr(os, "getuid") or st.st_uid == os.getuid()
+    return mine and not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+
+
+class HeaderStore:
+    """Header summaries by header path and bytes, under the same salt as results.
+
+    Summaries are the analysis's own objects, kept with pickle (the salt
+    names lockcheck's code, so a changed class never meets an old entry);
+    they are read only from a directory this user owns that nobody else may
+    write.
+    """
+
+    def __init__(self, directory: Path, engine: Engine) -> None:
+        self.directory = directory / "headers"
+        self._engine = engine
+        self._salt: str | None = None
+        self._readable: bool | None = None
+        self._siblings: dict[Path, str] = {}
+
+    def _key(self, header: Path, data: bytes) -> Path:
+        if self._salt is None:
+            self._salt = engine_salt(self._engine)
+        h = hashlib.sha256(self._salt.encode())
+        h.update(f"\0{header}\0".encode())
+        h.update(hashlib.sha256(data).digest())
+        # an inline may wrap a function of a .c file beside the header
+        h.update(sibling_digest(header.parent, self._siblings).encode())
+        key = h.hexdigest()
+        return self.directory / key[:2] / f"{key[2:]}.pickle"
+
+    def get(self, header: Path, data: bytes) -> dict[str, Summary] | None:
+        if self._readable is None:
+            self._readable = all(_private(d) for d in (self.directory.parent, self.directory))
+        if not self._readable:
+            return None
+        try:
+            loaded: Any = pickle.loads(self._key(header, data).read_bytes())
+        except Exception:  # missing, damaged or from an incompatible build: a miss
+            return None
+        if not isinstance(loaded, dict) or not all(isinstance(v, Summary) for v in loaded.values()):
+            return None
+        return loaded
+
+    def put(self, header: Path, data: bytes, summaries: dict[str, Summary]) -> None:
+        _write(self._key(header, data), pickle.dumps(summaries, pickle.HIGHEST_PROTOCOL))
+        self._readable = None  # the directory may have just been made
