@@ -104,6 +104,76 @@ def _callers_locks(
     return out
 
 
+def _inconsistent(
+    fn: Function,
+    events: list[list[Event]],
+    before: list[list[LockState | None]],
+    inferred: dict[LockRef, Mode],
+) -> set[LockRef]:
+    """Inferred caller locks the function itself takes while still holding them.
+
+    A caller-held lock that the function takes again before releasing it
+    would deadlock: the release that suggested it was the caller's is an
+    unlock of a lock not held (a test moved above its lock, a second unlock
+    after the lock's own), not a function "called with L held". A lock
+    dropped and taken again (a release that can reach the acquisition, as
+    in a retry loop) stays the caller's.
+    """
+    out: set[LockRef] = set()
+    releases: dict[LockRef, list[int]] = {}
+    for nid, evs in enumerate(events):
+        for ev in evs:
+            if isinstance(ev, Release) and not ev.maybe and ev.lock in inferred:
+                releases.setdefault(ev.lock, []).append(nid)
+    for nid, (evs, states) in enumerate(zip(events, before, strict=True)):
+        for ev, st in zip(evs, states, strict=True):
+            if not isinstance(ev, Acquire) or st is None or ev.cond_var is not None or ev.guard:
+                continue
+            if ev.fresh:
+                continue  # `ptl = pmd_lock(...)`: a new lock value, maybe not the caller's
+            for ref, held in st.may.items():
+                if not (held.assumed and ref in inferred and st.same_lock(ref.inst, ev.lock.inst)):
+                    continue
+                if not any(_reaches(fn, r, nid) for r in releases.get(ref, ())):
+                    out.add(ref)
+    return out
+
+
+def _reaches(fn: Function, start: int, goal: int) -> bool:
+    seen = {start}
+    stack = [start]
+    nodes = fn.cfg.nodes
+    while stack:
+        cur = stack.pop()
+        for s, _ in nodes[cur].succ:
+            if s == goal:
+                return True
+            if s not in seen:
+                seen.add(s)
+                stack.append(s)
+    return False
+
+
+def _unheld_releases(
+    events: list[list[Event]], before: list[list[LockState | None]]
+) -> tuple[tuple[int, Release], ...]:
+    """Releases no path reaching them holds the lock for (double unlock, unlock before lock)."""
+    out: list[tuple[int, Release]] = []
+    for nid, (evs, states) in enumerate(zip(events, before, strict=True)):
+        for ev, st in zip(evs, states, strict=True):
+            if (
+                isinstance(ev, Release)
+                and st is not None
+                and not ev.guard
+                and not ev.maybe
+                and ev.lock.inst != "*"
+                # a lock renamed by a later assignment (`p->lock@12`) may be this one
+                and not any(st.same_lock(r.inst.split("@")[0], ev.lock.inst) for r in st.may)
+            ):
+                out.append((nid, ev))
+    return tuple(out)
+
+
 def _lockless(
     fn: Function,
     events: list[list[Event]],
@@ -168,10 +238,22 @@ def analyse(
     before, state_in, state_out = _before_states(events, states, tr)
     inferred = _callers_locks(events, before) if not budget else {}
     if inferred:
+        first = (states, budget, before, state_in, state_out)
         init = initial_state(fn, inferred)
         states, budget = _fixpoint(fn, events, tr, rpo, init, max_visits)
         before, state_in, state_out = _before_states(events, states, tr)
+        bad = _inconsistent(fn, events, before, inferred) if not budget else set()
+        if bad:
+            inferred = {r: m for r, m in inferred.items() if r not in bad}
+            if inferred:
+                init = initial_state(fn, inferred)
+                states, budget = _fixpoint(fn, events, tr, rpo, init, max_visits)
+                before, state_in, state_out = _before_states(events, states, tr)
+            else:
+                init = initial_state(fn)
+                states, budget, before, state_in, state_out = first
     budget = budget or fn.budget_exceeded
+    unheld = _unheld_releases(events, before) if not budget else ()
     # a lock the function asserts it holds is the caller's too
     claimed = {
         ev.lock for evs in events for ev in evs if isinstance(ev, Claim) and ev.kind == "held"
@@ -204,5 +286,6 @@ def analyse(
         budget,
         entry_locks,
         tuple(exits),
+        unheld,
     )
 

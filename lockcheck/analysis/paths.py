@@ -98,7 +98,16 @@ class Facts:
     def learn(self, atom: Atom, truth: bool) -> Facts:
         if not atom.factable or not atom.text:
             return self
-        return Facts(self.atoms | {(atom.text, truth, atom.vars)}, self.consts, self.released)
+        learnt = {(atom.text, truth, atom.vars)}
+        if atom.kind == "eq":
+            # `mode == 0` (a `case 0:`) is also `!mode`; `mode == 1` is `mode`
+            for var, other in ((atom.a, atom.b), (atom.b, atom.a)):
+                if is_constant(other) and not is_constant(var) and var in atom.vars:
+                    if other in ZERO_VALUES:
+                        learnt.add((var, not truth, (var,)))
+                    elif truth:
+                        learnt.add((var, True, (var,)))
+        return Facts(self.atoms | learnt, self.consts, self.released)
 
 
 Path = tuple[LockState, Facts]

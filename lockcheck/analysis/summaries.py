@@ -29,15 +29,26 @@ def substitute(
     params: tuple[str, ...],
     args: tuple[str, ...],
     local_names: frozenset[str] = frozenset(),
+    addressed: frozenset[str] = frozenset(),
 ) -> str | None:
     """A callee's lock expression in the caller's terms, or None if it is local.
 
     Expressions rooted at a parameter are rewritten with the argument;
     those rooted at a name the callee never assigns (a global such as
-    `hugetlb_fault_mutex_table[hash]`) are kept as they are.
+    `hugetlb_fault_mutex_table[hash]`) are kept as they are. `*ptlp` (a
+    lock handed back through an out-parameter) is `ptl` for an argument
+    written `&ptl` (one of `addressed`), `*p` for a pointer `p` passed on.
     """
     mapping = dict(zip(params, args, strict=False))
     inst = inst.split("@")[0]
+    if inst.startswith("*"):  # a lock handed back through an out-parameter
+        param = inst[1:]
+        if param not in params or param in local_names:
+            return None
+        arg = dict(zip(params, args, strict=False)).get(param)
+        if arg is None:
+            return None
+        return arg if arg in addressed else "*" + arg
     head = re.match(r"[A-Za-z_]\w*", inst)
     if head is None:
         return None
@@ -48,8 +59,8 @@ def substitute(
         return inst
     arg = mapping[name]
     rest = inst[head.end() :]
-    if arg.startswith("&") and rest.startswith("->"):
-        return arg[1:] + "." + rest[2:]
+    if (arg.startswith("&") or arg in addressed) and rest.startswith("->"):
+        return arg.lstrip("&") + "." + rest[2:]
     return arg + rest
 
 
@@ -187,19 +198,20 @@ def effective_events(
             if summ is None:
                 continue
             callee_params = summ.params
+            addressed = frozenset(ev.args[i] for i in ev.addressed if i < len(ev.args))
             for ref in summ.releases:
-                inst = substitute(ref.inst, callee_params, ev.args, summ.locals)
+                inst = substitute(ref.inst, callee_params, ev.args, summ.locals, addressed)
                 if inst is not None:
                     evs.append(Release(LockRef(inst, cls=ref.cls), ev.site, ev.callee))
                 else:  # a lock we cannot name here: any lock of its class may be gone
                     evs.append(Release(LockRef("*", cls=ref.cls), ev.site, ev.callee, maybe=True))
             for ref in summ.may_release:
-                inst = substitute(ref.inst, callee_params, ev.args, summ.locals)
+                inst = substitute(ref.inst, callee_params, ev.args, summ.locals, addressed)
                 evs.append(
                     Release(LockRef(inst or "*", cls=ref.cls), ev.site, ev.callee, maybe=True)
                 )
             for ref, mode, success in summ.acquires:
-                inst = substitute(ref.inst, callee_params, ev.args, summ.locals)
+                inst = substitute(ref.inst, callee_params, ev.args, summ.locals, addressed)
                 if inst is None:
                     continue
                 cond = ev.result if success is not None else None
@@ -252,6 +264,10 @@ def summarise(facts: FunctionFacts) -> Summary:
                 may_release.append(ref)
         for ref, held in exit_st.may.items():
             if held.assumed or ref in facts.entry_locks:
+                continue
+            if held.escaped:
+                # handed to a callee that may release it (unlock_cluster_or_
+                # swap_info() on one arm): the caller is not promised it
                 continue
             success = _acquire_outcome(facts, ref)
             if success != "never":

@@ -53,6 +53,16 @@ _LOCK_RETURNING = frozenset({"returns-lock", "lockptr"})
 _NO_EVAL = frozenset({"sizeof_expression", "alignof_expression", "string_literal", "comment"})
 
 
+def out_name(arg: str) -> str:
+    """The lock an out-argument receives: `&ptl` fills `ptl`; a pointer
+    passed on (`ptlp`, a helper's own out-parameter) fills `*ptlp`."""
+    n = norm(arg)
+    stripped = _WS_RE.sub("", arg)
+    if stripped.startswith("&") or not re.fullmatch(r"[A-Za-z_]\w*", n):
+        return n
+    return "*" + n
+
+
 def norm(expr: str) -> str:
     """Canonical spelling of a lock expression: no spaces, no `&`, no outer parens."""
     s = _WS_RE.sub("", expr)
@@ -176,7 +186,7 @@ def _prepass(body: Node, ctx: _FnContext) -> None:
             if entry is not None and entry.effect in ("out-lock", "out-lockptr"):
                 args = _args(node)
                 if entry.out_arg < len(args):
-                    out = norm(text(args[entry.out_arg]))
+                    out = out_name(text(args[entry.out_arg]))
                     ctx.lockvars[out] = LockRef(out, cls=entry.cls or class_of(out))
             continue
         if var is None or value is None:
@@ -303,6 +313,9 @@ class _Extractor:
                     site,
                     tuple(norm(text(a)) for a in args),
                     result=self._cond_var(node, assign_to),
+                    addressed=tuple(
+                        i for i, a in enumerate(args) if text(a).lstrip().startswith("&")
+                    ),
                 )
             )
             return
@@ -342,13 +355,15 @@ class _Extractor:
             var = assign_to or norm(text(node))
             ref = ctx.lockvars.get(var) or LockRef(var, cls=e.cls or class_of(var))
             cv = self._cond_var(node, assign_to) if e.null_on_fail else None
-            self.events.append(Acquire(ref, mode, site, e.name, e.nested, cv, "zero"))
+            self.events.append(Acquire(ref, mode, site, e.name, e.nested, cv, "zero", fresh=True))
         elif e.effect == "out-lock":
             if e.out_arg < len(args):
-                out = norm(text(args[e.out_arg]))
+                out = out_name(text(args[e.out_arg]))
                 ref = ctx.lockvars.get(out) or LockRef(out, cls=e.cls or class_of(out))
                 cv = self._cond_var(node, assign_to) if e.null_on_fail else None
-                self.events.append(Acquire(ref, mode, site, e.name, e.nested, cv, "zero"))
+                self.events.append(
+                    Acquire(ref, mode, site, e.name, e.nested, cv, "zero", fresh=True)
+                )
         elif e.effect == "downgrade":
             self.events.append(Downgrade(ctx.template(e, args), site, e.name))
         elif e.effect == "claim":
@@ -416,6 +431,18 @@ def _atom(cond: Node | None, ctx: _FnContext) -> tuple[Atom | None, int | None]:
     if node.type == "call_expression":
         return Atom("value", "#atom", "", txt, names, False), node.id
     return Atom("opaque", "", "", txt, names, pure), None
+
+
+def _case_atom(switch: Node | None, value: Node) -> Atom:
+    """`case V:` of `switch (E)`: the edge into the case knows `E == V`."""
+    if switch is None:
+        return Atom("opaque")
+    expr = _unwrap(switch)
+    names, pure = _reads(expr)
+    a, b = norm(text(expr)), norm(text(value))
+    exact = value.type in ("number_literal", "identifier", "char_literal")
+    lo, hi = sorted((a, b))
+    return Atom("eq", a, b, f"{lo}=={hi}", names, pure and exact)
 
 
 def _const_value(node: Node | None) -> str | None:
@@ -491,7 +518,12 @@ def _lower_cfg(syn: SynCfg, ctx: _FnContext) -> Cfg:
     ex = _Extractor(ctx)
     nodes: list[IrNode] = []
     for sn in syn.nodes:
-        atom, atom_call = _atom(sn.cond, ctx) if sn.kind == "branch" else (None, None)
+        atom: Atom | None
+        atom_call: int | None
+        if sn.switch is not None and sn.cond is not None:
+            atom, atom_call = _case_atom(sn.switch, sn.cond), None
+        else:
+            atom, atom_call = _atom(sn.cond, ctx) if sn.kind == "branch" else (None, None)
         if atom is not None and sn.inexact:
             atom = replace(atom, factable=False)
         events: list[Event] = []

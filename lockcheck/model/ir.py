@@ -62,6 +62,9 @@ class Acquire:
     cond_var: str | None = None
     fail_when: Literal["zero", "nonzero"] = "zero"
     guard: bool = False
+    # the lock is whatever the call hands back (`ptl = pmd_lock(...)`): a new
+    # value, never provably the lock an earlier name meant
+    fresh: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +112,7 @@ class Call:
     # where the result goes: an assigned variable, "#atom" (tested by the
     # branch), "#ret" (returned), or None
     result: str | None = None
+    addressed: tuple[int, ...] = ()  # arguments written `&x` (args drop the `&`)
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,20 +7,74 @@ round again), while other paths release it.
 Why it is a bug: the caller (or the next iteration) does not know the lock
 is held: it deadlocks on the next acquisition or runs with the lock held.
 
+It also finds a release on a path where the lock is not held: a double
+unlock, or an unlock placed before the lock is taken (a test moved above
+its lock). Locks the caller holds are inferred from releases of locks the
+function never took, but not when the function takes the same lock while
+that supposed caller's lock would still be held: that is inconsistent.
+
 Limits: a function that returns holding a lock on every path is a locking
-helper (its summary says so) and is not reported; neither is one whose
-holding and non-holding returns return different values (the trylock and
-lock-returning helper idiom: `return ptl;` versus `return NULL;`).
+helper (its summary says so) and is not reported. One that returns holding
+it on some paths only is quiet when there is evidence that this is its
+contract: a sparse annotation (`__acquires`, `__cond_acquires`), a pack row
+for its name, a name that says it locks (`*_lock`, `*trylock*`, `lock_*`),
+or a caller in the file that releases the lock after calling it; and its
+return value must tell the caller which (`return ptl;` versus `return NULL;`).
+Without such evidence the return value does not excuse the path.
 """
 
 from __future__ import annotations
 
+import re
+
 from lockcheck.analysis.function import FunctionFacts
-from lockcheck.analysis.state import Held
-from lockcheck.analysis.summaries import signals_holding
+from lockcheck.analysis.state import Held, base_var
+from lockcheck.analysis.summaries import is_failure_value, signals_holding, substitute
 from lockcheck.model.finding import Related
-from lockcheck.model.ir import Acquire, LockRef, Release
+from lockcheck.model.ir import Acquire, Call, LockRef, Release
 from lockcheck.rules.base import Rule, RuleContext
+
+_WORD_RE = re.compile(r"[a-z]+")
+
+
+# a function's name word -> the words that name its undo
+_UNDO = {
+    "get": ("put",),
+    "map": ("unmap",),
+    "lock": ("unlock",),
+    "trylock": ("unlock",),
+    "start": ("end", "finish", "stop"),
+    "begin": ("end",),
+    "enter": ("exit", "leave"),
+    "acquire": ("release",),
+    "grab": ("release", "drop"),
+    "hold": ("release", "drop"),
+    "pin": ("unpin",),
+}
+
+
+_LOCK_WORDS = frozenset({"lock", "locks", "trylock", "locked", "relock", "spinlock"})
+_MODE_WORDS = frozenset(
+    {"read", "write", "irq", "irqsave", "bh", "nested", "killable", "interruptible"}
+)
+
+
+def lock_named(name: str) -> bool:
+    """Does a function's name say that it takes a lock? Its first or last
+    word is a lock word (`pmd_lock`, `lock_vma_under_rcu`, `mm_take_all_locks`),
+    or one is followed by a lock mode at the end (`anon_vma_lock_read`,
+    `folio_lock_anon_vma_read`), or it says trylock (`folio_trylock_flag`,
+    `mlx5_esw_try_lock`). A lock word elsewhere (`uses_lock_helper`) is not
+    enough."""
+    words = _WORD_RE.findall(name.lower())
+    if not words:
+        return False
+    pairs = zip(words, words[1:], strict=False)
+    if "trylock" in words or any(a == "try" and b == "lock" for a, b in pairs):
+        return True
+    if words[0] in _LOCK_WORDS or words[-1] in _LOCK_WORDS:
+        return True
+    return words[-1] in _MODE_WORDS and any(w in _LOCK_WORDS for w in words[:-1])
 
 
 class LockBalance(Rule):
@@ -37,6 +91,7 @@ class LockBalance(Rule):
                 continue
             self._exits(ctx, fn)
             self._reacquire(ctx, fn)
+            self._unheld(ctx, fn)
 
     def _releases(self, fn: FunctionFacts) -> set[str]:
         """Instances (by their base spelling) the function itself releases."""
@@ -73,8 +128,13 @@ class LockBalance(Rule):
                 continue
             held_vals = {ret for _, ret in holding}
             free_vals = {ret for _, ret in releasing}
-            if signals_holding(held_vals, free_vals):
-                continue  # the return value tells the caller whether it is held
+            if self._helper_evidence(ctx, fn, ref) and (
+                signals_holding(held_vals, free_vals)
+                or not any(is_failure_value(v) for v in held_vals & free_vals)
+            ):
+                # a lock-returning helper, and no failure return is made both
+                # with and without the lock
+                continue
             leak = min(holding, key=lambda h: cfg.nodes[h[0]].line)[0]
             line = cfg.nodes[leak].line
             name = ref.inst.split("@")[0]
@@ -86,6 +146,130 @@ class LockBalance(Rule):
                 held=(name,),
                 related=(Related(line, 1, "returns here with the lock held"),),
             )
+
+    def _helper_evidence(self, ctx: RuleContext, fn: FunctionFacts, ref: LockRef) -> bool:
+        """Is returning with `ref` held on some paths this function's contract?
+
+        Only what the kernel says counts: the pack lists it as taking a
+        lock, its name says so, or a caller here releases the lock after it.
+        """
+        name = fn.fn.name
+        entry = ctx.vocab.api.get(name)
+        if entry is not None and entry.effect in ("acquire", "try", "returns-lock", "out-lock"):
+            return True
+        return (
+            lock_named(name)
+            or self._counterpart_releases(ctx, fn, ref)
+            or self._caller_releases(ctx, fn, ref)
+        )
+
+    @staticmethod
+    def _counterpart_releases(ctx: RuleContext, fn: FunctionFacts, ref: LockRef) -> bool:
+        """The undo of this function (`page_ext_get` -> `page_ext_put`,
+        `__pte_offset_map` -> `pte_unmap`) releases a lock of the same class."""
+        words = _WORD_RE.findall(fn.fn.name.lower())
+        if not words:
+            return False
+        undo = {u for w in words for u in _UNDO.get(w, ())}
+        if not undo:
+            return False
+        for name, summ in ctx.facts.summaries.items():
+            if name == fn.fn.name:
+                continue
+            other = _WORD_RE.findall(name.lower())
+            if not other or other[0] != words[0] or not undo & set(other):
+                continue
+            if any(r.cls == ref.cls for r in (*summ.releases, *summ.may_release)):
+                return True
+        return False
+
+    @staticmethod
+    def _caller_releases(ctx: RuleContext, fn: FunctionFacts, ref: LockRef) -> bool:
+        """A caller in the file releases `ref` (in its own terms) after calling `fn`."""
+        inst = ref.inst.split("@")[0]
+        returned = {ret.rsplit(":", 1)[0] for _, st, _, ret in fn.exits if ref in st.may}
+        owner = base_var(inst.lstrip("*"))
+        for other in ctx.facts.functions:
+            if other is fn:
+                continue
+            for nid, ev, _st in other.iter_events():
+                if not isinstance(ev, Call) or ev.callee != fn.fn.name:
+                    continue
+                want: set[str] = set()
+                addressed = frozenset(ev.args[i] for i in ev.addressed if i < len(ev.args))
+                mine = substitute(inst, fn.fn.params, ev.args, frozenset(), addressed)
+                if mine is not None and owner in fn.fn.params:
+                    want.add(mine)
+                if ev.result and not ev.result.startswith("#") and owner in returned:
+                    want.add(ev.result + inst[len(owner) :])
+                if not want:
+                    continue
+                later = other.reachable_from(nid)
+                for rnid in later:
+                    for rev in other.events[rnid]:
+                        if isinstance(rev, Release) and rev.lock.inst.split("@")[0] in want:
+                            return True
+        return False
+
+    # -- releasing a lock that is not held ------------------------------------
+
+    def _unheld(self, ctx: RuleContext, fn: FunctionFacts) -> None:
+        if fn.fn.parse_errors:
+            return  # code the grammar could not take apart is one flat node: no order
+        for nid, ev in fn.unheld_releases:
+            if ev.lock.cls in self.skip or self._unseen_locker(fn, nid):
+                continue
+            name = ev.lock.inst
+            related: list[Related] = []
+            prior = [
+                (on, oev)
+                for on, evs in enumerate(fn.events)
+                for oev in evs
+                if isinstance(oev, Release)
+                and oev is not ev
+                and oev.lock.inst == name
+                and on != nid
+                and nid in fn.reachable_from(on)
+            ]
+            takes = [
+                oev
+                for evs in fn.events
+                for oev in evs
+                if isinstance(oev, Acquire) and oev.lock.inst.split("@")[0] == name
+            ]
+            if prior:
+                last = max(prior, key=lambda p: (p[1].site.line <= ev.site.line, p[1].site))[1]
+                related.append(Related(last.site.line, last.site.column, "released here before"))
+                why = f"already released at line {last.site.line}"
+            elif takes:
+                first = min(takes, key=lambda a: a.site)
+                related.append(Related(first.site.line, first.site.column, "taken here"))
+                why = f"it is taken only at line {first.site.line}"
+            else:
+                why = "no path to it holds the lock"
+            ctx.report(
+                fn,
+                ev.site,
+                f"`{name}` is released here but not held on any path that reaches this point: "
+                f"{why}",
+                held=tuple(st.describe()) if (st := fn.state_at(nid, ev)) is not None else (),
+                related=tuple(related),
+            )
+
+    @staticmethod
+    def _unseen_locker(fn: FunctionFacts, nid: int) -> bool:
+        """A callee we cannot see, named as taking a lock, may have taken it
+        on the way (`mem_cgroup_trylock_pages()` whose #ifdef variants differ)."""
+        for on, evs in enumerate(fn.events):
+            for ev in evs:
+                if (
+                    isinstance(ev, Call)
+                    and ev.external
+                    and lock_named(ev.callee)
+                    and nid in fn.reachable_from(on)
+                ):
+                    return True
+        return False
 
     # -- taking a lock that may still be held ------------------------------
 
