@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from lockcheck.engine import Config, Engine
+from lockcheck.review import review_versions
 from tests.conftest import FIXTURES
 
 ANNOT_RE = re.compile(r"/\*\s*(ruleid|ok|todoruleid|todook):\s*([\w-]+)\s*\*/")
@@ -32,6 +33,18 @@ def annotations(path: Path) -> dict[str, dict[str, set[int]]]:
     return out
 
 
+def reviewed_lines(engine: Engine, path: Path) -> dict[str, set[int]]:
+    """Lines review-only rules report when `path` replaces its `.orig.c` sibling."""
+    before = path.with_name(path.name[: -len(".c")] + ".orig.c")
+    if not any(getattr(r, "review_only", False) for r in engine.rules) or not before.is_file():
+        return {}
+    result = review_versions(engine, path.name, before.read_text(), path.read_text())
+    out: dict[str, set[int]] = {}
+    for rf in result.findings:
+        out.setdefault(rf.finding.rule, set()).add(rf.finding.line)
+    return out
+
+
 ANNOTATED = sorted(p for p in FIXTURES.rglob("*.c") if ANNOT_RE.search(p.read_text()))
 
 
@@ -44,8 +57,10 @@ def test_fixture_annotations(path: Path) -> None:
     engine = Engine(Config(packs=packs, select=set(want)))
     result = engine.check_paths([path])
     assert not result.errors
+    # rules that compare two versions (review only) read `NAME.orig.c` as the before
+    reviewed = reviewed_lines(engine, path)
     for rule, kinds in want.items():
-        got = {f.line for f in result.findings if f.rule == rule}
+        got = {f.line for f in result.findings if f.rule == rule} | reviewed.get(rule, set())
         expected = kinds.get("ruleid", set()) | kinds.get("todook", set())
         assert got == expected, f"{rule}: reported {sorted(got)}, annotated {sorted(expected)}"
         assert not got & kinds.get("ok", set())

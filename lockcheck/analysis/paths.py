@@ -201,5 +201,14 @@ def take_edge(tr: Transfer, path: Path, atom: Atom | None, label: bool | None) -
         ):
             return None  # `if (!pml)` while pml is a held lock: not this path
         facts = facts.learn(atom, label)
-    return tr.edge(st, atom, label), facts
+    st = tr.edge(st, atom, label)
+    if atom is not None and atom.kind == "eq" and label and {atom.a, atom.b} & facts.released:
+        # `pml == ptl` learnt after `ptl` was released: `pml` went with it
+        gone = {atom.a, atom.b}
+        st = LockState(
+            {r: h for r, h in st.must.items() if r.inst not in gone},
+            {r: h for r, h in st.may.items() if r.inst not in gone},
+            st.eqs,
+        )
+    return st, facts
 

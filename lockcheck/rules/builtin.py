@@ -8,6 +8,7 @@ from lockcheck.rules.check_under_lock import CheckUnderLock
 from lockcheck.rules.claim import ClaimMismatch
 from lockcheck.rules.forbidden_while_held import ForbiddenWhileHeld
 from lockcheck.rules.lock_balance import LockBalance
+from lockcheck.rules.lock_effect import LockEffectChanged
 from lockcheck.rules.lock_order import LockOrder
 from lockcheck.rules.nesting import NestedSameClass
 from lockcheck.rules.recheck_after_lock import RecheckAfterLock
@@ -23,6 +24,7 @@ def register(registry: Registry) -> None:
     registry.add_kind(ClaimMismatch)
     registry.add_kind(ForbiddenWhileHeld)
     registry.add_kind(LockBalance)
+    registry.add_kind(LockEffectChanged)
     registry.add_kind(LockOrder)
     registry.add_kind(NestedSameClass)
     registry.add_kind(RecheckAfterLock)
