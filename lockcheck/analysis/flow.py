@@ -7,6 +7,8 @@ a second round starts from the locks the caller must have held.
 
 from __future__ import annotations
 
+from typing import TypeGuard
+
 from lockcheck.analysis.function import FunctionFacts, dominators, return_value, reverse_postorder
 from lockcheck.analysis.paths import Facts, NodePaths, Path, apply_event, merge_paths, take_edge
 from lockcheck.analysis.state import LockState, initial_state, mode_of_release
@@ -155,23 +157,43 @@ def _reaches(fn: Function, start: int, goal: int) -> bool:
 
 
 def _unheld_releases(
-    events: list[list[Event]], before: list[list[LockState | None]]
+    events: list[list[Event]],
+    before: list[list[LockState | None]],
+    states: list[NodePaths],
+    tr: Transfer,
 ) -> tuple[tuple[int, Release], ...]:
-    """Releases no path reaching them holds the lock for (double unlock, unlock before lock)."""
+    """Releases of a lock not held: no path reaching them holds it (an unlock
+    before the lock), or one path reaching them surely released it already
+    and has not taken it again (a double unlock)."""
+
+    def held(st: LockState, lock: str) -> bool:
+        # a lock renamed by a later assignment (`p->lock@12`) may be this one
+        return any(st.same_lock(r.inst.split("@")[0], lock) for r in st.may)
+
     out: list[tuple[int, Release]] = []
-    for nid, (evs, states) in enumerate(zip(events, before, strict=True)):
-        for ev, st in zip(evs, states, strict=True):
-            if (
-                isinstance(ev, Release)
-                and st is not None
-                and not ev.guard
-                and not ev.maybe
-                and ev.lock.inst != "*"
-                # a lock renamed by a later assignment (`p->lock@12`) may be this one
-                and not any(st.same_lock(r.inst.split("@")[0], ev.lock.inst) for r in st.may)
-            ):
-                out.append((nid, ev))
+    for nid, (evs, merged) in enumerate(zip(events, before, strict=True)):
+        if not any(isinstance(ev, Release) for ev in evs):
+            continue
+        hits: set[int] = set()
+        for i, (ev, st) in enumerate(zip(evs, merged, strict=True)):
+            if _plain_release(ev) and st is not None and not held(st, ev.lock.inst):
+                hits.add(i)
+        for path in states[nid].ordered():
+            for i, ev in enumerate(evs):
+                if (
+                    i not in hits
+                    and _plain_release(ev)
+                    and ev.lock.inst in path[1].released
+                    and not held(path[0], ev.lock.inst)
+                ):
+                    hits.add(i)
+                path = apply_event(tr, path, ev)
+        out.extend((nid, ev) for i, ev in enumerate(evs) if i in hits and _plain_release(ev))
     return tuple(out)
+
+
+def _plain_release(ev: Event) -> TypeGuard[Release]:
+    return isinstance(ev, Release) and not ev.guard and not ev.maybe and ev.lock.inst != "*"
 
 
 def _lockless(
@@ -253,7 +275,7 @@ def analyse(
                 init = initial_state(fn)
                 states, budget, before, state_in, state_out = first
     budget = budget or fn.budget_exceeded
-    unheld = _unheld_releases(events, before) if not budget else ()
+    unheld = _unheld_releases(events, before, states, tr) if not budget else ()
     # a lock the function asserts it holds is the caller's too
     claimed = {
         ev.lock for evs in events for ev in evs if isinstance(ev, Claim) and ev.kind == "held"

@@ -258,8 +258,12 @@ def summarise(facts: FunctionFacts) -> Summary:
         for ref in facts.entry_locks:
             if ref not in released_here:
                 continue
-            if ref not in exit_st.may and ref not in releases:
+            if ref not in exit_st.may and ref not in releases and not fn.parse_errors:
                 releases.append(ref)
+            elif ref not in exit_st.may and fn.parse_errors:
+                # code the grammar could not take apart is one flat node: its
+                # order of acquisitions and releases is not known
+                may_release.append(ref)
             elif ref not in exit_st.must or exit_st.may[ref].escaped:
                 may_release.append(ref)
         for ref, held in exit_st.may.items():

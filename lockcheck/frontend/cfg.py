@@ -510,6 +510,12 @@ class CfgBuilder:
             if bang is not None and text(bang) == "!" and arg is not None:
                 t, f = self._cond(arg, preds)
                 return f, t
+        if expr.type == "update_expression" and not text(expr).startswith(("++", "--")):
+            # `if (ptep++)` tests the old value (a pointer stepped on stays
+            # non-NULL); the grammar reads `!ptep++` as `(!ptep)++`
+            arg = expr.child_by_field_name("argument")
+            if arg is not None:
+                return self._cond(arg, preds)
         if expr.type == "binary_expression":
             op_node = expr.child_by_field_name("operator")
             op = text(op_node) if op_node is not None else ""

@@ -19,7 +19,7 @@ it on some paths only is quiet when there is evidence that this is its
 contract: a sparse annotation (`__acquires`, `__cond_acquires`), a pack row
 for its name, a name that says it locks (`*_lock`, `*trylock*`, `lock_*`),
 or a caller in the file that releases the lock after calling it; and its
-return value must tell the caller which (`return ptl;` versus `return NULL;`).
+return value must not report a failure (NULL, -Exxx) with the lock held.
 Without such evidence the return value does not excuse the path.
 """
 
@@ -136,10 +136,10 @@ class LockBalance(Rule):
             free_vals = {ret for _, ret in releasing}
             if self._helper_evidence(ctx, fn, ref) and (
                 signals_holding(held_vals, free_vals)
-                or not any(is_failure_value(v) for v in held_vals & free_vals)
+                or not any(is_failure_value(v) for v in held_vals)
             ):
-                # a lock-returning helper, and no failure return is made both
-                # with and without the lock
+                # a lock-returning helper that does not return a failure
+                # (NULL, -Exxx, false) with the lock held
                 continue
             leak = min(holding, key=lambda h: cfg.nodes[h[0]].line)[0]
             line = cfg.nodes[leak].line
@@ -182,9 +182,19 @@ class LockBalance(Rule):
 
     @staticmethod
     def _handed_back(fn: FunctionFacts, ref: LockRef) -> bool:
-        """The lock is stored where the caller finds it: `fw->ptl = ptl;`
-        with `fw` a parameter (the caller unlocks through it)."""
-        name = re.escape(ref.inst.split("@")[0])
+        """The lock is handed to the caller: returned (`return ptl;`, or the
+        object that holds it), or stored where the caller finds it
+        (`fw->ptl = ptl;` with `fw` a parameter)."""
+        inst = ref.inst.split("@")[0]
+        for _, st, _, ret in fn.exits:
+            value = ret.rsplit(":", 1)[0]
+            if (
+                ref in st.may
+                and value
+                and (inst == value or inst.startswith((value + "->", value + ".")))
+            ):
+                return True  # `return ptl;`, `return si;` holding `si->lock`
+        name = re.escape(inst)
         store = re.compile(rf"^\s*(\w+)\s*(?:->|\.)[\w.>\[\]-]*\s*=\s*{name}\s*;")
         for node in fn.fn.cfg.nodes:
             m = store.match(node.text)
