@@ -86,14 +86,16 @@ def _before_states(
 
 def _callers_locks(
     events: list[list[Event]], before: list[list[LockState | None]]
-) -> dict[LockRef, Mode]:
+) -> tuple[dict[LockRef, Mode], dict[LockRef, list[int]]]:
     """Locks released where they are not surely held: the caller took them.
 
     (A release in a retry loop that re-takes the lock later is reached both
-    with and without it; the first time round it is the caller's.)
+    with and without it; the first time round it is the caller's.) Also
+    the nodes of those releases, per lock.
     """
     out: dict[LockRef, Mode] = {}
-    for evs, states in zip(events, before, strict=True):
+    where: dict[LockRef, list[int]] = {}
+    for nid, (evs, states) in enumerate(zip(events, before, strict=True)):
         for ev, st in zip(evs, states, strict=True):
             if (
                 isinstance(ev, Release)
@@ -103,7 +105,8 @@ def _callers_locks(
                 and not any(st.same_lock(r.inst, ev.lock.inst) for r in st.must)
             ):
                 out.setdefault(ev.lock, mode_of_release(ev.primitive, ev.lock.cls))
-    return out
+                where.setdefault(ev.lock, []).append(nid)
+    return out, where
 
 
 def _inconsistent(
@@ -111,6 +114,7 @@ def _inconsistent(
     events: list[list[Event]],
     before: list[list[LockState | None]],
     inferred: dict[LockRef, Mode],
+    releases: dict[LockRef, list[int]],
 ) -> set[LockRef]:
     """Inferred caller locks the function itself takes while still holding them.
 
@@ -118,15 +122,10 @@ def _inconsistent(
     would deadlock: the release that suggested it was the caller's is an
     unlock of a lock not held (a test moved above its lock, a second unlock
     after the lock's own), not a function "called with L held". A lock
-    dropped and taken again (a release that can reach the acquisition, as
-    in a retry loop) stays the caller's.
+    dropped and taken again (one of the releases that suggested it can
+    reach the acquisition, as in a retry loop) stays the caller's.
     """
     out: set[LockRef] = set()
-    releases: dict[LockRef, list[int]] = {}
-    for nid, evs in enumerate(events):
-        for ev in evs:
-            if isinstance(ev, Release) and not ev.maybe and ev.lock in inferred:
-                releases.setdefault(ev.lock, []).append(nid)
     for nid, (evs, states) in enumerate(zip(events, before, strict=True)):
         for ev, st in zip(evs, states, strict=True):
             if not isinstance(ev, Acquire) or st is None or ev.cond_var is not None or ev.guard:
@@ -161,34 +160,37 @@ def _unheld_releases(
     before: list[list[LockState | None]],
     states: list[NodePaths],
     tr: Transfer,
-) -> tuple[tuple[int, Release], ...]:
+) -> tuple[tuple[int, Release, bool], ...]:
     """Releases of a lock not held: no path reaching them holds it (an unlock
     before the lock), or one path reaching them surely released it already
-    and has not taken it again (a double unlock)."""
+    and has not taken it again (a double unlock: the flag)."""
 
     def held(st: LockState, lock: str) -> bool:
         # a lock renamed by a later assignment (`p->lock@12`) may be this one
         return any(st.same_lock(r.inst.split("@")[0], lock) for r in st.may)
 
-    out: list[tuple[int, Release]] = []
+    out: list[tuple[int, Release, bool]] = []
     for nid, (evs, merged) in enumerate(zip(events, before, strict=True)):
         if not any(isinstance(ev, Release) for ev in evs):
             continue
-        hits: set[int] = set()
+        hits: dict[int, bool] = {}
         for i, (ev, st) in enumerate(zip(evs, merged, strict=True)):
             if _plain_release(ev) and st is not None and not held(st, ev.lock.inst):
-                hits.add(i)
+                hits[i] = False
         for path in states[nid].ordered():
             for i, ev in enumerate(evs):
                 if (
                     i not in hits
                     and _plain_release(ev)
                     and ev.lock.inst in path[1].released
-                    and not held(path[0], ev.lock.inst)
+                    # exactly this lock: a renamed one (`p@12`) is an older object
+                    and not any(path[0].same_lock(r.inst, ev.lock.inst) for r in path[0].may)
                 ):
-                    hits.add(i)
+                    hits[i] = True
                 path = apply_event(tr, path, ev)
-        out.extend((nid, ev) for i, ev in enumerate(evs) if i in hits and _plain_release(ev))
+        out.extend(
+            (nid, ev, hits[i]) for i, ev in enumerate(evs) if i in hits and _plain_release(ev)
+        )
     return tuple(out)
 
 
@@ -258,13 +260,18 @@ def analyse(
         return _lockless(fn, events, rpo, idom, rpo_index)
     states, budget = _fixpoint(fn, events, tr, rpo, init, max_visits)
     before, state_in, state_out = _before_states(events, states, tr)
-    inferred = _callers_locks(events, before) if not budget else {}
+    inferred, _unheld_at = _callers_locks(events, before) if not budget else ({}, {})
+    released_at: dict[LockRef, list[int]] = {}
+    for nid, evs in enumerate(events):
+        for ev in evs:
+            if isinstance(ev, Release) and not ev.maybe and ev.lock in inferred:
+                released_at.setdefault(ev.lock, []).append(nid)
     if inferred:
         first = (states, budget, before, state_in, state_out)
         init = initial_state(fn, inferred)
         states, budget = _fixpoint(fn, events, tr, rpo, init, max_visits)
         before, state_in, state_out = _before_states(events, states, tr)
-        bad = _inconsistent(fn, events, before, inferred) if not budget else set()
+        bad = _inconsistent(fn, events, before, inferred, released_at) if not budget else set()
         if bad:
             inferred = {r: m for r, m in inferred.items() if r not in bad}
             if inferred:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from lockcheck.analysis.state import Held, LockState, join
+from lockcheck.analysis.state import Held, LockState, join, mentions
 from lockcheck.analysis.transfer import Transfer
 from lockcheck.model.ir import (
     Assign,
@@ -55,9 +55,11 @@ class Facts:
         consts = frozenset(c for c in self.consts if c[0] != var)
         if value is not None:
             consts = consts | {(var, value)}
-        if atoms == self.atoms and consts == self.consts:
+        # `folio = next` after `folio_unlock(folio)`: the new folio is not released
+        released = frozenset(r for r in self.released if not mentions(r, var))
+        if atoms == self.atoms and consts == self.consts and released == self.released:
             return self
-        return Facts(atoms, consts, self.released)
+        return Facts(atoms, consts, released)
 
     def const(self, name: str) -> str | None:
         for var, value in self.consts:

@@ -256,8 +256,15 @@ class LockBalance(Rule):
     def _unheld(self, ctx: RuleContext, fn: FunctionFacts) -> None:
         if fn.fn.parse_errors:
             return  # code the grammar could not take apart is one flat node: no order
-        for nid, ev in fn.unheld_releases:
-            if ev.lock.cls in self.skip or self._unseen_locker(fn, nid):
+        for nid, ev, double in fn.unheld_releases:
+            if double and not self._back_to_back(fn, nid, ev):
+                # a call between the two releases may have taken the lock
+                # again where the analysis cannot see it (->page_mkwrite(),
+                # a lock handed back through a struct)
+                continue
+            if ev.lock.cls in self.skip and not double:
+                continue  # a page lock handed over by the caller
+            if self._unseen_locker(fn, nid):
                 continue
             name = ev.lock.inst
             related: list[Related] = []
@@ -295,6 +302,28 @@ class LockBalance(Rule):
                 held=tuple(st.describe()) if (st := fn.state_at(nid, ev)) is not None else (),
                 related=tuple(related),
             )
+
+    @staticmethod
+    def _back_to_back(fn: FunctionFacts, nid: int, ev: Release) -> bool:
+        """Is there an earlier release of the same lock from which this one is
+        reached without passing a call to a function (a plain double unlock)?"""
+        nodes = fn.fn.cfg.nodes
+        for on, evs in enumerate(fn.events):
+            if on == nid or not any(
+                isinstance(o, Release) and o.lock.inst == ev.lock.inst for o in evs
+            ):
+                continue
+            seen = {on}
+            stack = [s for s, _ in nodes[on].succ]
+            while stack:
+                cur = stack.pop()
+                if cur == nid:
+                    return True
+                if cur in seen or any(isinstance(e, Call) for e in fn.events[cur]):
+                    continue
+                seen.add(cur)
+                stack.extend(s for s, _ in nodes[cur].succ)
+        return False
 
     @staticmethod
     def _unseen_locker(fn: FunctionFacts, nid: int) -> bool:
