@@ -359,8 +359,17 @@ class LockBalance(Rule):
             prev = st.may.get(ev.lock)
             if prev is None or prev.assumed or prev.escaped or ev.lock in fn.entry_locks:
                 continue
-            if ev.mode == "read" and prev.mode == "read":
-                continue  # recursive read of an rwlock/rwsem: not this rule's business
+            if (
+                ev.mode == "read"
+                and prev.mode == "read"
+                and (prev.site != ev.site or not ctx.vocab.is_atomic(ev.primitive))
+            ):
+                # recursive read of an rwlock/rwsem/rcu: not this rule's business,
+                # unless this very statement took a spinning read side (rcu,
+                # read_lock) the last time round: its nesting grows with every
+                # iteration, a leak around the loop (a sleeping rwsem may have
+                # been dropped by a fault handler we cannot see)
+                continue
             key = (ev.site.line, ev.site.column)
             if key in reported:
                 continue
