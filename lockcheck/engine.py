@@ -11,6 +11,7 @@ from pathlib import Path
 
 from lockcheck.analysis.file import FileFacts, analyse_file, library_summaries
 from lockcheck.analysis.summaries import Summary
+from lockcheck.analysis.tree import TreeSummaries, file_summaries
 from lockcheck.errors import LockcheckError, RuleError
 from lockcheck.frontend.parse import parse_source
 from lockcheck.inputs.files import collect_sources, read_c_source
@@ -89,6 +90,7 @@ class Engine:
         self.packs: list[Pack] = [self.registry.load(p) for p in self.config.packs]
         self.vocab = Vocabulary.merge(self.packs)
         self._headers: dict[Path, dict[str, Summary]] = {}
+        self._tree = TreeSummaries(self._summarise_elsewhere)
         sev = self.config.severity
         self.rules: list[Rule] = [
             self.registry.instantiate(replace(spec, severity=sev.get(spec.id, spec.severity)))
@@ -112,7 +114,15 @@ class Engine:
         pf = parse_source(path, source)
         model = build_file_model(pf, self.vocab, self.config.max_nodes)
         library = self._header_summaries(path, source, tree) if self.config.headers else {}
+        if self.config.headers:  # callees defined in other files beside this one (analysis/tree.py)
+            where = tree / path if tree is not None and not Path(path).is_absolute() else Path(path)
+            library = {**self._tree.library_for(where, model.functions, library), **library}
         return Analysis(path, source, model, analyse_file(model.functions, library))
+
+    def _summarise_elsewhere(self, file: Path, data: bytes) -> dict[str, Summary]:
+        """Summaries of another file's functions, for callers in this one."""
+        model = build_file_model(parse_source(str(file), data), self.vocab, self.config.max_nodes)
+        return file_summaries(model.functions, self._header_summaries(str(file), data, None))
 
     def _header_summaries(self, path: str, source: bytes, tree: Path | None) -> dict[str, Summary]:
         where = Path(path)

@@ -31,6 +31,7 @@ EFFECTS = frozenset(
         "check",
         "act",
         "sleeps",
+        "callback",
     }
 )
 MODES = frozenset({"excl", "read", "write"})
@@ -51,6 +52,7 @@ _API_KEYS: dict[str, type | tuple[type, ...]] = {
     "act": str,
     "target": int,
     "atomic": bool,
+    "until": str,
 }
 # The fixed sections of a rule's documentation (docs/rules/*.md, `rules show`).
 DOC_SECTIONS = ("what", "why", "bad", "good", "limits", "references")
@@ -82,6 +84,9 @@ class ApiEntry:
     act: str = ""
     target: int = 0
     atomic: bool = False  # the lock spins (or is rcu_read_lock): holding it is atomic context
+    # held until a lock of this class is released (vma_start_write() until the
+    # mmap write lock goes): not released by the taker, taking it again is a no-op
+    until: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,6 +270,7 @@ def _api_entry(path: str, name: str, row: Any) -> ApiEntry:
         act=row.get("act", ""),
         target=row.get("target", 0),
         atomic=row.get("atomic", False),
+        until=row.get("until"),
     )
 
 

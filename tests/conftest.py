@@ -18,6 +18,11 @@ KERNEL_TARBALL = Path(
 KERNEL_CACHE = ROOT / ".cache" / "linux-source-6.1"
 # What the tests read from the corpus: mm/ and the headers it includes.
 KERNEL_MEMBERS = ("mm/", "include/linux/")
+# The current LTS (Debian's linux-source-6.12): the same members.
+KERNEL_612_TARBALL = Path(
+    os.environ.get("LOCKCHECK_KERNEL_612_TARBALL", "/usr/src/linux-source-6.12.tar.xz")
+)
+KERNEL_612_CACHE = ROOT / ".cache" / "linux-source-6.12"
 
 
 def run_cli(
@@ -38,24 +43,25 @@ def run_cli(
     )
 
 
-def _extract_kernel() -> Path | None:
-    done = KERNEL_CACHE / ".extracted"
+def _extract_kernel(
+    tarball: Path = KERNEL_TARBALL, cache: Path = KERNEL_CACHE, prefix: str = "linux-source-6.1/"
+) -> Path | None:
+    done = cache / ".extracted"
     if done.exists():
-        return KERNEL_CACHE
-    if not KERNEL_TARBALL.is_file():
+        return cache
+    if not tarball.is_file():
         return None
-    KERNEL_CACHE.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(KERNEL_TARBALL) as tar:
-        prefix = "linux-source-6.1/"
+    cache.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(tarball) as tar:
         members = []
         for m in tar:
             name = m.name[len(prefix) :] if m.name.startswith(prefix) else m.name
             if any(name.startswith(p) for p in KERNEL_MEMBERS) and (m.isfile() or m.isdir()):
                 m.name = name
                 members.append(m)
-        tar.extractall(KERNEL_CACHE, members=members, filter="data")
+        tar.extractall(cache, members=members, filter="data")
     done.touch()
-    return KERNEL_CACHE
+    return cache
 
 
 @pytest.fixture(scope="session")
@@ -64,4 +70,15 @@ def kernel_tree() -> Path:
     tree = _extract_kernel()
     if tree is None:
         pytest.skip(f"kernel corpus absent: {KERNEL_TARBALL} (apt-get install linux-source-6.1)")
+    return tree
+
+
+@pytest.fixture(scope="session")
+def kernel_tree_6_12() -> Path:
+    """Debian's linux-source-6.12 (mm/ and include/linux/), extracted once."""
+    tree = _extract_kernel(KERNEL_612_TARBALL, KERNEL_612_CACHE, "linux-source-6.12/")
+    if tree is None:
+        pytest.skip(
+            f"kernel corpus absent: {KERNEL_612_TARBALL} (apt-get install linux-source-6.12)"
+        )
     return tree

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import partial
 
 from lockcheck.analysis.flow import analyse
 from lockcheck.analysis.function import FunctionFacts
-from lockcheck.analysis.summaries import Summary, effective_events, summarise
+from lockcheck.analysis.summaries import Summary, effective_events, param_keyed, summarise
 from lockcheck.model.ir import (
     Call,
     Function,
@@ -35,7 +36,8 @@ def _call_graph_order(functions: list[Function]) -> list[int]:
         for n in f.cfg.nodes:
             for ev in n.events:
                 if isinstance(ev, Call):
-                    for j in by_name.get(ev.callee, ()):
+                    names = (ev.callee, ev.callback) if ev.callback else (ev.callee,)
+                    for j in (j for name in names for j in by_name.get(name, ())):
                         if j not in seen:
                             seen.append(j)
         calls.append(seen)
@@ -82,9 +84,14 @@ def analyse_file(
     ambiguous: set[str] = set()  # #ifdef variants that disagree: effects unknown
     for i in _call_graph_order(functions):
         fn = functions[i]
-        facts = analyse(fn, effective_events(fn, out.summaries, defined - ambiguous))
+        events = effective_events(fn, out.summaries, defined - ambiguous)
+        facts = analyse(fn, events)
         facts_by_index[i] = facts
-        summ = summarise(facts)
+        summ = param_keyed(
+            facts,
+            summarise(facts),
+            partial(effective_events, fn, out.summaries, defined - ambiguous),
+        )
         key = summ.effect_key()
         if effects.setdefault(fn.name, key) != key:
             ambiguous.add(fn.name)

@@ -48,6 +48,12 @@ class Facts:
 
     def _truths(self) -> frozenset[tuple[str, bool, tuple[str, ...]]]:
         implied = {(var, value not in ZERO_VALUES, (var,)) for var, value in self.consts}
+        # `v = ERR_PTR(-E)` and a taken `if (IS_ERR(v))` agree that v is an error
+        implied |= {
+            (f"IS_ERR({var})", True, (var,))
+            for var, value in self.consts
+            if value.startswith("ERR_PTR(")
+        }
         return self.atoms | implied if implied else self.atoms
 
     def assign(self, var: str, value: str | None) -> Facts:
@@ -95,6 +101,8 @@ class Facts:
         for text, truth, _vars in self.atoms:
             if text == expr:
                 return f"{expr}:{'nonzero' if truth else 'zero'}"
+            if truth and text == f"IS_ERR({expr})":
+                return f"{expr}:err"  # an ERR_PTR() the caller tests with IS_ERR()
         return expr
 
     def learn(self, atom: Atom, truth: bool) -> Facts:

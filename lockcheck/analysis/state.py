@@ -60,6 +60,7 @@ class Held:
     # handed to code we cannot see (an unknown `*_unlock()`/`*put()` callee, a
     # may-release primitive): it may have been released there
     escaped: bool = False
+    until: str | None = None  # ends with the release of a lock of this class
 
 
 @dataclass(frozen=True, slots=True)

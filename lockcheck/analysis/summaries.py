@@ -3,23 +3,26 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
 from lockcheck.analysis.function import FunctionFacts, return_value
 from lockcheck.analysis.paths import ZERO_VALUES
-from lockcheck.analysis.state import mentions
+from lockcheck.analysis.state import base_var, mentions
+from lockcheck.model.extract import canonical, class_of
 from lockcheck.model.ir import (
     Acquire,
     Act,
     Assign,
     Call,
     Check,
+    Claim,
     Event,
     Function,
     LockRef,
     Mode,
     Release,
+    Site,
     is_constant,
 )
 
@@ -55,13 +58,30 @@ def substitute(
     name = head.group(0)
     if any(mentions(inst, local) for local in local_names):
         return None  # `table[idx].lock` with the callee's own idx
+    rest = _inner_params(inst[head.end() :], mapping)
     if name not in mapping:
-        return inst
+        # `AFFS_I(inode)->i_hash_lock`, `table[idx]`: parameters inside the
+        # expression are the caller's arguments too
+        return name + rest
     arg = mapping[name]
-    rest = inst[head.end() :]
     if (arg.startswith("&") or arg in addressed) and rest.startswith("->"):
         return arg.lstrip("&") + "." + rest[2:]
     return arg + rest
+
+
+_INNER_NAME_RE = re.compile(r"(?<!->)(?<![\w.])([A-Za-z_]\w*)(?!\w)(?!\s*\()")
+
+
+def _inner_params(rest: str, mapping: Mapping[str, str]) -> str:
+    """Parameters named inside a lock expression (not as fields or callees)."""
+
+    def repl(m: re.Match[str]) -> str:
+        arg = mapping.get(m.group(1))
+        if arg is None:
+            return m.group(0)
+        return arg if re.fullmatch(r"[\w.>\-]+", arg) else f"({arg})"
+
+    return _INNER_NAME_RE.sub(repl, rest) if mapping else rest
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +97,17 @@ class Summary:
     returns: str | None = None  # the constant every way out returns, if one
     may_release: tuple[LockRef, ...] = ()  # the caller's locks dropped on some ways out
     locals: frozenset[str] = frozenset()  # names assigned inside: not the caller's
+    # acquired locks held until a lock of a class is released (vma_start_write())
+    bound: tuple[tuple[LockRef, str], ...] = ()
+    # a release callback (`obj = container_of(ref, ...)`): locks of the object
+    # around its parameter it releases on some path, as (`->field` suffix, class)
+    container_drops: tuple[tuple[str, str], ...] = ()
+    # may_release locks the function keeps on every way out when a parameter
+    # is zero (`do_vmi_munmap(.., unlock)`): (lock, parameter index)
+    kept_unless: tuple[tuple[LockRef, int], ...] = ()
+    # the caller's locks the function asserts held for write (`mmap_assert_write_locked(mm)`):
+    # (lock, the assertion as written)
+    asserts_write: tuple[tuple[LockRef, str], ...] = ()
 
     def has_effects(self) -> bool:
         return bool(
@@ -85,6 +116,8 @@ class Summary:
             or self.releases
             or self.may_release
             or self.returns is not None
+            or self.container_drops
+            or self.asserts_write
         )
 
     def effect_key(self) -> tuple[object, ...]:
@@ -95,6 +128,7 @@ class Summary:
             self.may_release,
             self.returns,
             tuple(sorted(a.kind for a in self.acts)),
+            self.container_drops,
         )
 
 
@@ -136,7 +170,7 @@ def _is_zeroish(value: str) -> bool:
 def is_failure_value(value: str) -> bool:
     """A return value that reads as "did not happen": NULL, false, -Exxx, ERR_PTR()."""
     v = value.strip("() ")
-    return v in ("NULL", "false") or v.startswith(("-", "ERR_PTR"))
+    return v in ("NULL", "false") or v.startswith(("-", "ERR_PTR")) or v.endswith(":err")
 
 
 def signals_holding(held_vals: set[str], free_vals: set[str]) -> bool:
@@ -162,6 +196,11 @@ def signals_holding(held_vals: set[str], free_vals: set[str]) -> bool:
         if free_zero and held_nonzero:
             return True
         # 0 with the lock, a known non-zero (error) value without it
+        # the object with the lock, an ERR_PTR() (tested or assigned) without it
+        if all(is_failure_value(v) for v in free_vals) and not any(
+            is_failure_value(v) or _is_zeroish(v) for v in held_vals
+        ):
+            return True
         held_zero = all(_is_zeroish(v) for v in held_vals)
         free_nonzero = all(
             v == f"{var}:nonzero" or (is_constant(v) and not _is_zeroish(v)) for v in free_vals
@@ -182,49 +221,144 @@ def signals_holding(held_vals: set[str], free_vals: set[str]) -> bool:
     )
 
 
+def _cls(ref: LockRef, inst: str) -> str:
+    """A class read off the callee's spelling (`m` for a `struct mutex *m`
+    parameter) is read again off the caller's (`SB_JOURNAL(sb)->j_mutex`)."""
+    return class_of(inst) if ref.cls == class_of(ref.inst.split("@")[0]) else ref.cls
+
+
+def _canon(inst: str | None, fn: Function) -> str | None:
+    """A callee's lock in the caller's own spelling (`sbi->s_fc_lock`)."""
+    return canonical(inst, fn.canon) if inst is not None else None
+
+
 def effective_events(
-    fn: Function, summaries: Mapping[str, Summary], defined: frozenset[str] = frozenset()
+    fn: Function,
+    summaries: Mapping[str, Summary],
+    defined: frozenset[str] = frozenset(),
+    consts: Mapping[str, str] | None = None,
 ) -> list[list[Event]]:
+    """The events of `fn` with each call's summary applied after it.
+
+    `consts`: parameters pinned to a value (see param_keyed)."""
+    consts = consts or {}
     out: list[list[Event]] = []
     for node in fn.cfg.nodes:
         evs: list[Event] = []
         for ev in node.events:
-            if isinstance(ev, Call) and ev.callee not in defined:
+            # `kref_put(.., release)` with `release` in view: known, not a guess
+            if (
+                isinstance(ev, Call)
+                and ev.callee not in defined
+                and not (ev.callback and ev.callback in defined)
+            ):
                 ev = replace(ev, external=True)
             evs.append(ev)
             if not isinstance(ev, Call):
                 continue
+            cb = summaries.get(ev.callback) if ev.callback else None
+            if cb is not None and ev.callback_obj:
+                for suffix, cls in cb.container_drops:
+                    lock = LockRef(ev.callback_obj + suffix, cls=cls)
+                    evs.append(Release(lock, ev.site, ev.callback or "", maybe=True))
             summ = summaries.get(ev.callee)
             if summ is None:
                 continue
             callee_params = summ.params
             addressed = frozenset(ev.args[i] for i in ev.addressed if i < len(ev.args))
             for ref in summ.releases:
-                inst = substitute(ref.inst, callee_params, ev.args, summ.locals, addressed)
+                inst = _canon(
+                    substitute(ref.inst, callee_params, ev.args, summ.locals, addressed), fn
+                )
                 if inst is not None:
-                    evs.append(Release(LockRef(inst, cls=ref.cls), ev.site, ev.callee))
+                    evs.append(Release(LockRef(inst, cls=_cls(ref, inst)), ev.site, ev.callee))
                 else:  # a lock we cannot name here: any lock of its class may be gone
                     evs.append(Release(LockRef("*", cls=ref.cls), ev.site, ev.callee, maybe=True))
+            kept = dict(summ.kept_unless)
             for ref in summ.may_release:
-                inst = substitute(ref.inst, callee_params, ev.args, summ.locals, addressed)
-                evs.append(
-                    Release(LockRef(inst or "*", cls=ref.cls), ev.site, ev.callee, maybe=True)
+                k = kept.get(ref)
+                arg = ev.args[k] if k is not None and k < len(ev.args) else None
+                if arg is not None and consts.get(arg, arg) in ZERO_VALUES:
+                    continue  # `do_vmi_munmap(.., false)`: the lock stays held
+                inst = _canon(
+                    substitute(ref.inst, callee_params, ev.args, summ.locals, addressed), fn
                 )
+                cls = _cls(ref, inst) if inst is not None else ref.cls
+                evs.append(Release(LockRef(inst or "*", cls=cls), ev.site, ev.callee, maybe=True))
+            until = dict(summ.bound)
+            taken = 0
             for ref, mode, success in summ.acquires:
-                inst = substitute(ref.inst, callee_params, ev.args, summ.locals, addressed)
+                inst = _canon(
+                    substitute(ref.inst, callee_params, ev.args, summ.locals, addressed), fn
+                )
                 if inst is None:
                     continue
                 cond = ev.result if success is not None else None
                 fail = "zero" if success == "nonzero" else "nonzero"
                 evs.append(
-                    Acquire(LockRef(inst, cls=ref.cls), mode, ev.site, ev.callee, False, cond, fail)  # type: ignore[arg-type]
+                    Acquire(
+                        LockRef(inst, cls=_cls(ref, inst)),
+                        mode,
+                        ev.site,
+                        ev.callee,
+                        # a helper taking two locks (double_pt_lock()) orders and
+                        # annotates them itself, where it is checked
+                        taken > 0,
+                        cond,
+                        fail,  # type: ignore[arg-type]
+                        until=until.get(ref),
+                    )
                 )
+                taken += 1
             for act in summ.acts:
                 evs.append(Act(act.kind, act.target, ev.site, ev.callee, act.inner_checks))
             if summ.returns is not None and ev.result and not ev.result.startswith("#"):
                 evs.append(Assign(ev.result, ev.site, summ.returns))
         out.append(evs)
     return out
+
+
+def param_keyed(
+    facts: FunctionFacts,
+    summ: Summary,
+    events_with: Callable[[Mapping[str, str]], list[list[Event]]],
+) -> Summary:
+    """Which locks the function may drop only when a parameter is non-zero.
+
+    The function is analysed again with each parameter zero from the start:
+    a may-released lock still surely held at every way out is kept whenever
+    the caller passes 0/false/NULL there.
+    """
+    if not summ.may_release or not summ.params:
+        return summ
+    from lockcheck.analysis.flow import analyse  # the dataflow, run again
+
+    fn = facts.fn
+    kept: list[tuple[LockRef, int]] = []
+    entry = fn.cfg.entry
+    site = fn.cfg.nodes[entry].events[0].site if fn.cfg.nodes[entry].events else None
+    for i, param in enumerate(summ.params):
+        pinned = events_with({param: "0"})
+        pinned[entry] = [
+            Assign(param, site or _entry_site(fn), "0"),
+            *pinned[entry],
+        ]
+        again = analyse(fn, pinned)
+        if not again.exits:
+            continue
+        for ref in summ.may_release:
+            reached = any(
+                st is not None and isinstance(ev, Release) and ev.lock == ref
+                for evs, sts in zip(again.events, again.before, strict=True)
+                for ev, st in zip(evs, sts, strict=True)
+            )
+            if not reached:
+                kept.append((ref, i))
+    return replace(summ, kept_unless=tuple(kept)) if kept else summ
+
+
+def _entry_site(fn: Function) -> Site:
+    return Site(fn.start_line, 1, "(entry)")
 
 
 def summarise(facts: FunctionFacts) -> Summary:
@@ -248,6 +382,7 @@ def summarise(facts: FunctionFacts) -> Summary:
     acquires: list[tuple[LockRef, Mode, str | None]] = []
     releases: list[LockRef] = list(fn.exit_releases)
     may_release: list[LockRef] = []
+    bound: list[tuple[LockRef, str]] = []
     exit_st = facts.state_in[fn.cfg.exit]
     if exit_st is not None:
         # only what the function itself releases: a lock it merely asserts
@@ -276,6 +411,40 @@ def summarise(facts: FunctionFacts) -> Summary:
             success = _acquire_outcome(facts, ref)
             if success != "never":
                 acquires.append((ref, held.mode, None if success == "always" else success))
+                if held.until is not None:
+                    bound.append((ref, held.until))
+    # locks of the caller's objects handed to code that may release them
+    # (a `kref_put()` whose release callback unlocks): the caller may lose them
+    for evs in facts.events:
+        for ev in evs:
+            if (
+                isinstance(ev, Release)
+                and ev.maybe
+                and ev.lock.inst != "*"
+                and base_var(ev.lock.inst) in fn.params
+                and ev.lock not in releases
+                and ev.lock not in may_release
+            ):
+                may_release.append(ev.lock)
+    asserts: list[tuple[LockRef, str]] = []
+    for evs in facts.events:
+        for ev in evs:
+            if (
+                isinstance(ev, Claim)
+                and ev.kind == "held"
+                and ev.mode == "write"
+                and ev.lock in facts.entry_locks
+                and base_var(ev.lock.inst) in fn.params
+                and all(r != ev.lock for r, _ in asserts)
+            ):
+                asserts.append((ev.lock, ev.source))
+    drops: list[tuple[str, str]] = []
+    for evs in facts.events:
+        for ev in evs:
+            if isinstance(ev, Release) and base_var(ev.lock.inst) in fn.containers:
+                suffix = ev.lock.inst.split("@")[0][len(base_var(ev.lock.inst)) :]
+                if suffix and (suffix, ev.lock.cls) not in drops:
+                    drops.append((suffix, ev.lock.cls))
     for ref in fn.exit_acquires:
         if all(r != ref for r, _, _ in acquires):
             acquires.append((ref, "excl", _annotated_success(facts)))
@@ -294,5 +463,8 @@ def summarise(facts: FunctionFacts) -> Summary:
         returns,
         tuple(may_release),
         assigned,
+        tuple(bound),
+        tuple(drops),
+        asserts_write=tuple(asserts),
     )
 

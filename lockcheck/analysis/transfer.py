@@ -53,19 +53,22 @@ class Transfer:
 
     def event(self, st: LockState, ev: Event) -> LockState:
         if isinstance(ev, Acquire):
-            h = Held(ev.mode, ev.site, ev.cond_var, ev.fail_when)
+            if ev.until is not None and ev.lock in st.must:
+                return st  # vma_start_write() of a VMA already write-locked
+            h = Held(ev.mode, ev.site, ev.cond_var, ev.fail_when, until=ev.until)
             return LockState({**st.must, ev.lock: h}, {**st.may, ev.lock: h}, st.eqs)
         if isinstance(ev, Release):
             if ev.maybe:
                 if ev.lock.inst == "*":
                     return self._escape(st, lambda ref: ref.cls == ev.lock.cls)
                 return self._escape(st, lambda ref: st.same_lock(ref.inst, ev.lock.inst))
-            return self._drop(st, ev.lock)
+            return self._drop(self._end_bound(st, ev.lock.cls), ev.lock)
         if isinstance(ev, Call):
             if ev.external and ev.args:
                 return self._escape(st, lambda ref: _escapes_into(ev, ref))
             return st
         if isinstance(ev, Downgrade):
+            st = self._end_bound(st, ev.lock.cls)
             must = dict(st.must)
             may = dict(st.may)
             for d in (must, may):
@@ -97,6 +100,17 @@ class Transfer:
             return {r: (replace(h, escaped=True) if hit(r) else h) for r, h in d.items()}
 
         return LockState(fix(st.must), fix(st.may), st.eqs)
+
+    @staticmethod
+    def _end_bound(st: LockState, cls: str) -> LockState:
+        """Locks held `until` a lock of `cls` is released end with it."""
+        if not any(h.until == cls for h in st.may.values()):
+            return st
+        return LockState(
+            {r: h for r, h in st.must.items() if h.until != cls},
+            {r: h for r, h in st.may.items() if h.until != cls},
+            st.eqs,
+        )
 
     def _drop(self, st: LockState, lock: LockRef) -> LockState:
         def gone(ref: LockRef) -> bool:
@@ -147,8 +161,15 @@ class Transfer:
     def _resolve_cond(st: LockState, var: str, nonzero: bool) -> LockState:
         failed_when = "nonzero" if nonzero else "zero"
 
+        def tests(cond_var: str | None) -> bool:
+            # `start_pte = pte` after `pte = pte_offset_map_lock(..)`: testing
+            # the copy tests the result
+            return cond_var is not None and (
+                cond_var == var or frozenset((cond_var, var)) in st.eqs
+            )
+
         def keep(h: Held) -> bool:
-            return not (h.cond_var == var and h.fail_when == failed_when)
+            return not (tests(h.cond_var) and h.fail_when == failed_when)
 
         if all(keep(h) for h in st.may.values()):
             return st

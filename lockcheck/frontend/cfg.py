@@ -17,7 +17,7 @@ from typing import Literal
 
 from tree_sitter import Node
 
-from lockcheck.frontend.parse import SCOPED_GUARDS, is_macro_head, text
+from lockcheck.frontend.parse import NORETURN, SCOPED_GUARDS, is_macro_head, text
 
 Edge = tuple[int, bool | None]
 Preds = list[Edge]
@@ -65,6 +65,9 @@ class SynNode:
     inexact: bool = False
     # `case V:` of `switch (E)`: the branch tests `E == V` (cond is V)
     switch: Node | None = None
+    # the head of a loop macro (`list_for_each_entry(pos, ...)`): its call,
+    # whose cursor arguments get a new value each time round
+    macro: Node | None = None
 
 
 @dataclass(slots=True)
@@ -103,13 +106,21 @@ def call_name(node: Node) -> str | None:
 
 
 def _headless_call(stmt: Node) -> Node | None:
-    """The iterator/guard call of `macro(args) { ... }` whose block was split off."""
+    """The iterator/guard call of `macro(args) { ... }` whose block was split off.
+
+    Known names aside, the shape decides: a call statement whose `;` the
+    grammar had to invent, followed by a statement, is a loop macro's head
+    (kernel C always has the `;` after a real call).
+    """
     if stmt.type != "expression_statement" or stmt.named_child_count != 1:
         return None
     if not any(c.is_missing for c in stmt.children):
         return None
     call = stmt.named_children[0]
-    return call if is_macro_head(call) else None
+    if is_macro_head(call):
+        return call
+    fn = call.child_by_field_name("function") if call.type == "call_expression" else None
+    return call if fn is not None and fn.type == "identifier" else None
 
 
 def _trailing_headless(stmt: Node) -> Node | None:
@@ -133,7 +144,10 @@ def _trailing_headless(stmt: Node) -> Node | None:
 
 
 class CfgBuilder:
-    def __init__(self, body: Node, max_nodes: int = 20000) -> None:
+    def __init__(
+        self, body: Node, max_nodes: int = 20000, noreturn: frozenset[str] = NORETURN
+    ) -> None:
+        self.noreturn = noreturn
         self.nodes: list[SynNode] = []
         self.max_nodes = max_nodes
         self.errors = 0
@@ -265,7 +279,11 @@ class CfgBuilder:
                 return [(nid, None)]
         if node.named_child_count == 0:
             return preds
-        return self._plain(node, preds)
+        out = self._plain(node, preds)
+        expr = _strip(node.named_children[0])
+        if expr.type == "call_expression" and call_name(expr) in self.noreturn:
+            return []  # BUG(), panic(): no way on from here
+        return out
 
     def _guard_call(self, expr: Node) -> GuardOp | None:
         """`guard(type)(args)`: a lock held until the enclosing block ends."""
@@ -311,8 +329,12 @@ class CfgBuilder:
         return self._release_scope(self.scopes.pop(), out)
 
     def _macro_loop(self, call: Node, body: Node, preds: Preds) -> Preds:
-        head = self._node("branch", call.start_point[0] + 1, preds)
-        self.nodes[head].items.append(call)
+        # the macro's arguments are evaluated once, before the loop (a lock
+        # taken there is not taken again each time round)
+        pre = self._node("stmt", call.start_point[0] + 1, preds)
+        self.nodes[pre].items.append(call)
+        head = self._node("branch", call.start_point[0] + 1, [(pre, None)])
+        self.nodes[head].macro = call
         jump = _Jump([], None, head, len(self.scopes))
         self.jumps.append(jump)
         out = self._stmt(body, [(head, True)])
@@ -560,5 +582,5 @@ class CfgBuilder:
         return [(nid, True)], [(nid, False)]
 
 
-def build_cfg(body: Node, max_nodes: int = 20000) -> SynCfg:
-    return CfgBuilder(body, max_nodes).result()
+def build_cfg(body: Node, max_nodes: int = 20000, noreturn: frozenset[str] = NORETURN) -> SynCfg:
+    return CfgBuilder(body, max_nodes, noreturn).result()

@@ -106,7 +106,28 @@ _MACRO_RE = re.compile(
     rb"|(?P<call>" + b"|".join(re.escape(w.encode()) for w in _WITH_ARGS) + rb")\s*\()"
 )
 # Macros that expand to a loop head or a guarded scope: `name(args) { body }`.
-ITERATOR_RE = re.compile(r"(for_each|foreach)", re.I)
+# The kernel names iterators `*for_each*`, `*foreach*` and `*_walk*`
+# (skb_queue_walk); any other call written without `;` before a statement
+# is taken by its shape (see frontend/cfg.py).
+ITERATOR_RE = re.compile(r"(for_each|foreach|_walk(?:_|$))", re.I)
+# Calls that never return: the path ends there (`__noreturn` functions a file
+# declares are added per file, see noreturn_names()).
+NORETURN = frozenset(
+    {"BUG", "panic", "do_exit", "make_task_dead", "kthread_exit", "__noreturn_fail", "unreachable"}
+)
+_NORETURN_DECL_RE = re.compile(
+    rb"__noreturn\b[^;{()]*?\b([A-Za-z_]\w*)\s*\(|\b([A-Za-z_]\w*)\s*\([^;{)]*\)\s*__noreturn\b"
+)
+
+
+def noreturn_names(source: bytes) -> frozenset[str]:
+    """Functions the file declares or defines `__noreturn`, with the kernel's own."""
+    found = set(NORETURN)
+    for m in _NORETURN_DECL_RE.finditer(source):
+        name = (m.group(1) or m.group(2) or b"").decode("ascii", "replace")
+        if name:
+            found.add(name)
+    return frozenset(found)
 SCOPED_GUARDS = frozenset({"scoped_guard", "scoped_cond_guard"})
 
 _COMMENT_OR_STRING_RE = re.compile(rb'/\*.*?\*/|//[^\n]*|"(?:\\.|[^"\\\n])*"', re.S)

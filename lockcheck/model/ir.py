@@ -17,7 +17,8 @@ Mode = Literal["excl", "read", "write"]
 # Values a path can remember for a variable: literals, NULL/true/false,
 # ALL_CAPS constants and their negations (`-EAGAIN`).
 _CONSTANT_RE = re.compile(
-    r"^(?:-?\d+[UuLl]*|0x[0-9a-fA-F]+[UuLl]*|true|false|NULL|-?[A-Z][A-Z0-9_]*)$"
+    r"^(?:-?\d+[UuLl]*|0x[0-9a-fA-F]+[UuLl]*|true|false|NULL|-?[A-Z][A-Z0-9_]*"
+    r"|ERR_PTR\(-[A-Z][A-Z0-9_]*\))$"
 )
 
 
@@ -65,6 +66,7 @@ class Acquire:
     # the lock is whatever the call hands back (`ptl = pmd_lock(...)`): a new
     # value, never provably the lock an earlier name meant
     fresh: bool = False
+    until: str | None = None  # held until a lock of this class is released
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +115,10 @@ class Call:
     # branch), "#ret" (returned), or None
     result: str | None = None
     addressed: tuple[int, ...] = ()  # arguments written `&x` (args drop the `&`)
+    # `kref_put(&obj->ref, release)`: the function the call may run on the
+    # object that contains its first argument (`obj`)
+    callback: str | None = None
+    callback_obj: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,3 +213,7 @@ class Function:
     lockvars: dict[str, LockRef] = field(default_factory=dict)  # local lock pointers
     parse_errors: int = 0
     budget_exceeded: bool = False
+    # `obj = container_of(param, T, member)`: local -> the parameter it contains
+    containers: dict[str, str] = field(default_factory=dict)
+    # stable copies: expression -> the local set once to it (model/extract.py)
+    canon: dict[str, str] = field(default_factory=dict)

@@ -60,6 +60,7 @@ _RAW_PATTERNS: tuple[tuple[Kind, str], ...] = (
     ),
     ("held", rf"(?<!not )(?<!without )\bholding\s+{_X}"),
     ("held", rf"\bunder\s+{_X}"),
+    ("held", rf"\b(?:we|i)\s+(?:still\s+|already\s+|now\s+)*hold\s+{_X}"),
     ("held", rf"\bcallers?\s+(?:must\s+|should\s+)?(?:holds?|have\s+taken)\s+{_X}"),
 )
 _PATTERNS = tuple((kind, re.compile(p, re.I)) for kind, p in _RAW_PATTERNS)
@@ -73,6 +74,8 @@ _HEDGE_RE = re.compile(
     r"that's done|is done|are done)\b",
     re.I,
 )
+# the mode a "held" claim names: "we hold the mmap lock for write"
+_WRITE_RE = re.compile(r"\bfor\s+writ(?:e|ing)\b|\bwrite[- ]locked\b|\bexclusively\b", re.I)
 _ENTRY_RE = re.compile(r"\b(?:call(?:ed|er|ers|ing)?|must|context)\b", re.I)
 _RETURN_RE = re.compile(r"\b(?:return|returns|returned|returning|on exit|exits)\b", re.I)
 _LOCKISH_RE = re.compile(r"lock|sem\b|rwsem|mutex|ptl|\brcu\b|PG_locked", re.I)
@@ -96,6 +99,7 @@ class ProseClaim:
     quote: str  # the sentence that says it
     comment: Comment
     header: bool  # about the function's entry
+    write: bool = False  # claims the lock is held for write
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,7 +185,8 @@ def prose_claims(comment: Comment, header: bool) -> Iterator[ProseClaim]:
                 if _HEDGE_RE.search(sentence):
                     continue
                 seen.add(x)
-                yield ProseClaim(kind, x, sentence, comment, header)
+                write = kind == "held" and bool(_WRITE_RE.search(sentence, m.end("x")))
+                yield ProseClaim(kind, x, sentence, comment, header, write)
 
 
 def resolve(spelt: str, fn: FunctionFacts, names: Names, types: dict[str, str]) -> Resolved | None:
@@ -285,7 +290,7 @@ class _Judge:
                     return Mismatch(self.fn, claim, _base(ref), "is held here", site, (where,))
             return None
         if any(self.match(lock, ref) for ref in st.may):
-            return None
+            return self._mode(claim, lock, st, site)
         rel = self.releases(lock)
         if claim.comment.trailing and nid in rel:  # state after the node: its release counts
             return self._released(claim, site, rel[nid])
@@ -293,6 +298,21 @@ class _Judge:
         if not avoid or _reachable_avoiding(self.fn, nid, avoid):
             return None
         return self._released(claim, site, [r for n in sorted(avoid) for r in rel[n]])
+
+    def _mode(
+        self, claim: ProseClaim, lock: Resolved, st: LockState, site: Site
+    ) -> Mismatch | None:
+        """"held for write" where this function surely holds it only for read."""
+        if not claim.write:
+            return None
+        may = [(r, h) for r, h in st.may.items() if self.match(lock, r)]
+        if not may or any(h.mode != "read" or h.assumed or h.escaped for _, h in may):
+            return None
+        if not all(r in st.must for r, _ in may):
+            return None
+        ref, held = min(may, key=lambda kv: (kv[1].site, kv[0].inst))
+        where = ((held.site.line, held.site.column, f"`{_base(ref)}` taken for read here"),)
+        return Mismatch(self.fn, claim, _base(ref), "is held only for read here", site, where)
 
     def _released(self, claim: ProseClaim, site: Site, rels: list[Release]) -> Mismatch:
         lock = _base(rels[0].lock)

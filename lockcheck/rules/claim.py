@@ -15,8 +15,9 @@ from __future__ import annotations
 
 from lockcheck.analysis.function import FunctionFacts
 from lockcheck.analysis.state import LockState
+from lockcheck.analysis.summaries import substitute
 from lockcheck.model.finding import Related
-from lockcheck.model.ir import Claim, Release
+from lockcheck.model.ir import Call, Claim, Release
 from lockcheck.order.claims import Mismatch, check_comment_claims
 from lockcheck.rules.base import Rule, RuleContext
 from lockcheck.rules.queries import (
@@ -59,8 +60,47 @@ class ClaimMismatch(Rule):
             for nid, ev, st in fn.iter_events():
                 if isinstance(ev, Claim):
                     self._claim(ctx, fn, nid, ev, st)
+                elif isinstance(ev, Call):
+                    self._callee_asserts(ctx, fn, ev, st)
         for mismatch in check_comment_claims(ctx.facts, ctx.source, ctx.vocab):
             self._comment(ctx, mismatch)
+
+    def _callee_asserts(
+        self, ctx: RuleContext, fn: FunctionFacts, ev: Call, st: LockState
+    ) -> None:
+        """A callee asserting a lock held for write that this caller holds for read."""
+        summ = ctx.facts.summaries.get(ev.callee)
+        if summ is None or not summ.asserts_write:
+            return
+        for ref, source in summ.asserts_write:
+            inst = substitute(ref.inst, summ.params, ev.args, summ.locals)
+            if inst is None:
+                continue
+            lock = base_inst(inst)
+            same = [
+                (r, h)
+                for r, h in st.may.items()
+                if base_inst(r.inst) == lock or st.same_lock(r.inst, inst)
+            ]
+            if not same or any(h.mode != "read" or h.assumed or h.escaped for _, h in same):
+                continue
+            if not all(r in st.must for r, _ in same):
+                continue
+            r, h = min(same, key=lambda kv: (kv[1].site, kv[0].inst))
+            message = self.spec.message.format(
+                claim=f"{code(ev.callee + '()')} (it asserts {code(source)})",
+                lock=lock,
+                state="is held only for read here",
+            )
+            ctx.report(
+                fn,
+                ev.site,
+                message,
+                held=(lock,),
+                expected=(f"{lock} held for write",),
+                related=(taken_at(r, h, "taken for read here"),),
+            )
+            return
 
     def _comment(self, ctx: RuleContext, m: Mismatch) -> None:
         message = self.spec.message.format(

@@ -134,7 +134,8 @@ class LockBalance(Rule):
                 continue
             held_vals = {ret for _, ret in holding}
             free_vals = {ret for _, ret in releasing}
-            if self._helper_evidence(ctx, fn, ref) and (
+            void = held_vals | free_vals == {""}
+            if self._helper_evidence(ctx, fn, ref, void) and (
                 signals_holding(held_vals, free_vals)
                 or not any(is_failure_value(v) for v in held_vals)
             ):
@@ -163,22 +164,28 @@ class LockBalance(Rule):
                 out |= fn.reachable_from(nid)
         return out
 
-    def _helper_evidence(self, ctx: RuleContext, fn: FunctionFacts, ref: LockRef) -> bool:
+    def _helper_evidence(
+        self, ctx: RuleContext, fn: FunctionFacts, ref: LockRef, void: bool = False
+    ) -> bool:
         """Is returning with `ref` held on some paths this function's contract?
 
         Only what the kernel says counts: the pack lists it as taking a
-        lock, its name says so, or a caller here releases the lock after it.
+        lock, it hands the lock back, its name says so, its undo releases a
+        lock, or a caller here releases the lock after it. A void function
+        cannot tell its caller which paths hold it: only the pack, or the
+        lock handed back where the caller looks, or its undo speak for it.
         """
         name = fn.fn.name
         entry = ctx.vocab.api.get(name)
         if entry is not None and entry.effect in ("acquire", "try", "returns-lock", "out-lock"):
             return True
-        return (
-            lock_named(name)
-            or self._handed_back(fn, ref)
-            or self._counterpart_releases(ctx, fn, ref)
-            or self._caller_releases(ctx, fn, ref)
-        )
+        if self._handed_back(fn, ref):
+            return True
+        if self._counterpart_releases(ctx, fn, ref):
+            return True
+        if void:
+            return False
+        return lock_named(name) or self._caller_releases(ctx, fn, ref)
 
     @staticmethod
     def _handed_back(fn: FunctionFacts, ref: LockRef) -> bool:
@@ -352,8 +359,10 @@ class LockBalance(Rule):
         for _nid, ev, st in fn.iter_events():
             if not isinstance(ev, Acquire) or ev.cond_var is not None or ev.guard:
                 continue
-            if ev.nested:
-                continue  # `_nested`: another lock of the class, by declaration
+            if ev.nested or ev.until is not None:
+                # `_nested`: another lock of the class, by declaration; a lock
+                # held until an outer one goes (vma_start_write()) may be re-taken
+                continue
             if ev.lock.cls in self.skip:
                 continue
             prev = st.may.get(ev.lock)

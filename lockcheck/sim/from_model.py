@@ -31,6 +31,9 @@ class CompileContext:
     vocab: Vocabulary
     locks: LockTable
     flags: list[str] = field(default_factory=list)
+    # locks of the code under review whose class the scenario does not know
+    # (each became a lock of its own, named by its spelling): index -> what
+    unresolved: dict[int, str] = field(default_factory=dict)
 
     def flag(self, name: str) -> int:
         if name not in self.flags:
@@ -149,6 +152,10 @@ class _Emitter:
             locks = ctx.locks.resolve(ev.lock.cls, ev.lock.inst, ev.mode)
             if locks is None:
                 return None
+            if ev.lock.cls not in ctx.locks.templates:
+                what = f"`{ev.lock.inst.split('@')[0]}` (line {ev.site.line})"
+                for index in locks:
+                    ctx.unresolved.setdefault(index, what)
             entry = ctx.vocab.api.get(ev.primitive)
             how = "block"
             if ev.cond_var is not None and entry is not None:

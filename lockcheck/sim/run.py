@@ -41,6 +41,10 @@ class SimResult:
     split_ptl: bool
     outcome: Outcome
     threads: list[Program] = field(default_factory=list)
+    # locks the code under review takes that the simulator could not match
+    # to a lock of the scenario's actors: index -> `spelling` (line N)
+    unresolved: dict[int, str] = field(default_factory=dict)
+    reviewed: int = 0  # the first `reviewed` threads run the code under review
 
     @property
     def result(self) -> str:
@@ -86,8 +90,11 @@ def simulate(
     locks = LockTable(settings.lock_templates(req.split_ptl), req.vmas)
     ctx = CompileContext(settings, engine.vocab, locks)
     threads = [compile_function(functions[n], functions, ctx, scenario.caller_holds) for n in names]
+    reviewed = len(threads)
     for actor in req.actors if req.actors is not None else scenario.actors:
         threads.extend(compile_actor(actor, ctx))
+    shared = {i for t in threads[reviewed:] for op in t.ops for i in op.locks}
+    unresolved = {i: what for i, what in ctx.unresolved.items() if i not in shared}
     invariants = frozenset(INVARIANTS) if req.all_invariants else scenario.invariants
     explorer = Explorer(
         threads,
@@ -101,4 +108,4 @@ def simulate(
         max_depth=req.max_depth,
         exhaustive=req.exhaustive,
     )
-    return SimResult(req.scenario, req.split_ptl, explorer.run(), threads)
+    return SimResult(req.scenario, req.split_ptl, explorer.run(), threads, unresolved, reviewed)

@@ -1,0 +1,180 @@
+"""Summaries of callees defined in other files of the checked directory or tree.
+
+A call to a function another `.c` file defines (`__vm_munmap()` in mm/mmap.c
+calling `do_vmi_munmap()` in mm/vma.c) changes its caller's lock state just
+as a same-file helper does. A definition index (name -> file, non-static
+definitions only, built once per directory and reused) finds the file; that
+file is analysed on its own (with its header inlines, without looking further
+afield, so the depth is bounded) and its summaries are cached by content.
+
+Bounded: at most `max_files` files indexed per directory and `max_callee_files`
+other files read for one checked file. Deterministic: names defined in more
+than one file are not used (arch or config variants may disagree), files are
+visited in sorted order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lockcheck.analysis.file import analyse_file
+from lockcheck.analysis.summaries import Summary
+from lockcheck.model.ir import Call, Function
+
+# A definition's head at column 0: optional return type, the name, `(`.
+_HEAD_RE = re.compile(rb"^(?:[A-Za-z_][\w \t*]*?[ \t*])?([A-Za-z_]\w*)[ \t]*\(", re.M)
+_ATTR_RE = re.compile(rb"\s*(?:__\w+\s*(?:\([^(){};]*\))?\s*)*")
+_STATIC_RE = re.compile(rb"^\s*(?:static|extern)\b")
+
+SummariseFile = Callable[[Path, bytes], Mapping[str, Summary]]
+
+
+def _close_paren(data: bytes, start: int) -> int:
+    """The index after the `)` matching the `(` at `start`, or -1."""
+    depth = 0
+    for i in range(start, min(len(data), start + 4000)):
+        c = data[i]
+        if c == 0x28:
+            depth += 1
+        elif c == 0x29:
+            depth -= 1
+            if depth == 0:
+                return i + 1
+        elif c in (0x3B, 0x7B, 0x7D) and depth <= 1:  # ; { } inside a head: not one
+            return -1
+    return -1
+
+
+def defined_functions(data: bytes) -> list[str]:
+    """Names of the non-static functions a C file defines, in source order.
+
+    Kernel style puts a definition's head at column 0 (the return type on
+    the same line or the one above) and its `{` after the parameter list
+    and any sparse annotations.
+    """
+    out: list[str] = []
+    for m in _HEAD_RE.finditer(data):
+        name = m.group(1)
+        close = _close_paren(data, m.end() - 1)
+        if close < 0:
+            continue
+        after = _ATTR_RE.match(data, close)
+        pos = after.end() if after is not None else close
+        if pos >= len(data) or data[pos] != 0x7B:
+            continue
+        line_start = m.start()
+        head = data[line_start : m.end()]
+        prev_start = data.rfind(b"\n", 0, max(0, line_start - 1)) + 1
+        prev = data[prev_start:line_start] if line_start else b""
+        type_above = m.group(0).lstrip().startswith(name)  # `static int\nname(...)`
+        if _STATIC_RE.match(head) or (type_above and _STATIC_RE.match(prev)):
+            continue
+        if name in (b"if", b"for", b"while", b"switch", b"return", b"sizeof"):
+            continue
+        out.append(name.decode("ascii", "replace"))
+    return out
+
+
+@dataclass(slots=True)
+class TreeSummaries:
+    """The definition index and the per-file summary cache, shared by one engine."""
+
+    summarise_file: SummariseFile
+    max_files: int = 4000
+    max_callee_files: int = 32
+    max_cached: int = 512
+    _index: dict[Path, dict[str, list[Path]]] = field(default_factory=dict)
+    _cache: OrderedDict[bytes, dict[str, Summary]] = field(default_factory=OrderedDict)
+
+    def index(self, directory: Path) -> dict[str, list[Path]]:
+        """name -> the files of `directory` (not below it) that define it."""
+        directory = directory.resolve()
+        cached = self._index.get(directory)
+        if cached is not None:
+            return cached
+        out: dict[str, list[Path]] = {}
+        try:
+            files = sorted(p for p in directory.iterdir() if p.suffix == ".c" and p.is_file())
+        except OSError:
+            files = []
+        for path in files[: self.max_files]:
+            try:
+                data = path.read_bytes()
+            except OSError:
+                continue
+            for name in defined_functions(data):
+                where = out.setdefault(name, [])
+                if path not in where:
+                    where.append(path)
+        self._index[directory] = out
+        return out
+
+    def library_for(
+        self,
+        path: Path,
+        functions: list[Function],
+        have: Mapping[str, Summary],
+    ) -> dict[str, Summary]:
+        """Summaries of the functions `functions` call that another file of
+        `path`'s directory defines (and neither the file nor `have` does)."""
+        own = {f.name for f in functions}
+        wanted: set[str] = set()
+        for fn in functions:
+            for node in fn.cfg.nodes:
+                for ev in node.events:
+                    if isinstance(ev, Call):
+                        wanted.add(ev.callee)
+                        if ev.callback:
+                            wanted.add(ev.callback)
+        wanted -= own
+        wanted -= set(have)
+        if not wanted:
+            return {}
+        idx = self.index(path.parent)
+        me = path.resolve()
+        by_file: dict[Path, list[str]] = {}
+        for name in sorted(wanted):
+            where = idx.get(name, [])
+            if len(where) == 1 and where[0] != me:
+                by_file.setdefault(where[0], []).append(name)
+        out: dict[str, Summary] = {}
+        for file in sorted(by_file)[: self.max_callee_files]:
+            summaries = self._file(file)
+            for name in by_file[file]:
+                summ = summaries.get(name)
+                if summ is not None:
+                    out[name] = summ
+        return out
+
+    def _file(self, file: Path) -> dict[str, Summary]:
+        try:
+            data = file.read_bytes()
+        except OSError:
+            return {}
+        key = hashlib.blake2b(data, digest_size=16).digest()
+        cached = self._cache.get(key)
+        if cached is not None:
+            self._cache.move_to_end(key)
+            return cached
+        result = dict(self.summarise_file(file, data))
+        self._cache[key] = result
+        if len(self._cache) > self.max_cached:
+            self._cache.popitem(last=False)
+        return result
+
+
+def file_summaries(functions: list[Function], library: Mapping[str, Summary]) -> dict[str, Summary]:
+    """What the functions of a file do to their callers' locks elsewhere.
+
+    As for same-file helpers, only functions with lock effects get one; the
+    rest stay unknown calls (a lock handed to one named like a releaser may
+    be gone), and `#ifdef` variants that disagree get none.
+    """
+    facts = analyse_file(functions, library)
+    names = {f.name for f in functions}
+    return {n: s for n, s in sorted(facts.summaries.items()) if n in names}
