@@ -254,16 +254,21 @@ class LockBalance(Rule):
                 later = other.reachable_from(nid)
                 for rnid in later:
                     for rev in other.events[rnid]:
-                        if isinstance(rev, Release) and rev.lock.inst.split("@")[0] in want:
+                        if (
+                            isinstance(rev, Release)
+                            and not rev.maybe
+                            and rev.primitive != fn.fn.name  # the call's own summary
+                            and rev.lock.inst.split("@")[0] in want
+                        ):
                             return True
         return False
 
     # -- releasing a lock that is not held ------------------------------------
 
     def _unheld(self, ctx: RuleContext, fn: FunctionFacts) -> None:
-        if fn.fn.parse_errors:
-            return  # code the grammar could not take apart is one flat node: no order
         for nid, ev, double in fn.unheld_releases:
+            if fn.fn.parse_errors and self._flattened(fn, nid, ev):
+                continue  # code the grammar could not take apart is one flat node: no order
             if double and not self._back_to_back(fn, nid, ev):
                 # a call between the two releases may have taken the lock
                 # again where the analysis cannot see it (->page_mkwrite(),
@@ -309,6 +314,17 @@ class LockBalance(Rule):
                 held=tuple(st.describe()) if (st := fn.state_at(nid, ev)) is not None else (),
                 related=tuple(related),
             )
+
+    @staticmethod
+    def _flattened(fn: FunctionFacts, nid: int, ev: Release) -> bool:
+        """Does the release share its node with another event on the same lock
+        (a statement the grammar could not split, in a function with errors)?"""
+        if "{" in fn.fn.cfg.nodes[nid].text:
+            return True  # `for_each_online_cpu(cpu) {` taken as one statement
+        return any(
+            isinstance(o, (Acquire, Release)) and o is not ev and o.lock.inst == ev.lock.inst
+            for o in fn.events[nid]
+        )
 
     @staticmethod
     def _back_to_back(fn: FunctionFacts, nid: int, ev: Release) -> bool:

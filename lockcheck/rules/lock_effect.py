@@ -93,7 +93,9 @@ def _callers(
             for ev in evs:
                 if not isinstance(ev, Call) or ev.callee != callee.name:
                     continue
-                if releasing and not _releases_after(ff, nid, _in_caller(callee, ev, lock)):
+                if releasing and not _releases_after(
+                    ff, nid, _in_caller(callee, ev, lock), callee.name
+                ):
                     continue
                 out.append((ff.fn.name, ev.site.line))
                 break
@@ -107,10 +109,17 @@ def _in_caller(callee: Function, call: Call, lock: str) -> str:
     return substitute(lock, callee.params, call.args, frozenset(), addressed) or lock
 
 
-def _releases_after(ff: FunctionFacts, nid: int, lock: str) -> bool:
+def _releases_after(ff: FunctionFacts, nid: int, lock: str, callee: str) -> bool:
+    """Does the caller release `lock` itself after the call (not through the
+    callee's own summary, whose events follow the call in its node)?"""
     for later in ff.reachable_from(nid):
         for ev in ff.events[later]:
-            if isinstance(ev, Release) and ev.lock.inst.split("@")[0] == lock:
+            if (
+                isinstance(ev, Release)
+                and not ev.maybe
+                and ev.primitive != callee
+                and ev.lock.inst.split("@")[0] == lock
+            ):
                 return True
     return False
 
@@ -189,7 +198,10 @@ class LockEffectChanged(Rule):
         name = ff.fn.name
         # held now on a kind of return that released it before
         for kind, line in sorted(now.held.items()):
-            if kind in was.held or kind not in was.free:
+            # paths with equal lock states merge, and their return values with
+            # them: a lock never held at any return before counts as released
+            # on every kind
+            if kind in was.held or (kind not in was.free and (was.held or not was.free)):
                 continue
             callers = [f"{c}() at line {ln}" for c, ln in _callers(post, ff.fn, lock, False)]
             callers += tree_callers(elsewhere, name, Path(path).name)
