@@ -31,7 +31,7 @@ from lockcheck.analysis.function import FunctionFacts
 from lockcheck.analysis.state import Held, base_var
 from lockcheck.analysis.summaries import is_failure_value, signals_holding, substitute
 from lockcheck.model.finding import Related
-from lockcheck.model.ir import Acquire, Call, LockRef, Release
+from lockcheck.model.ir import Acquire, Assign, Call, LockRef, Release
 from lockcheck.rules.base import Rule, RuleContext
 
 _WORD_RE = re.compile(r"[a-z]+")
@@ -236,6 +236,7 @@ class LockBalance(Rule):
         inst = ref.inst.split("@")[0]
         returned = {ret.rsplit(":", 1)[0] for _, st, _, ret in fn.exits if ref in st.may}
         owner = base_var(inst.lstrip("*"))
+        assigned = {ev.var for evs in fn.events for ev in evs if isinstance(ev, Assign)}
         for other in ctx.facts.functions:
             if other is fn:
                 continue
@@ -245,8 +246,8 @@ class LockBalance(Rule):
                 want: set[str] = set()
                 addressed = frozenset(ev.args[i] for i in ev.addressed if i < len(ev.args))
                 mine = substitute(inst, fn.fn.params, ev.args, frozenset(), addressed)
-                if mine is not None and owner in fn.fn.params:
-                    want.add(mine)
+                if mine is not None and (owner in fn.fn.params or owner not in assigned):
+                    want.add(mine)  # a parameter's lock, or a global (`report_lock`)
                 if ev.result and not ev.result.startswith("#") and owner in returned:
                     want.add(ev.result + inst[len(owner) :])
                 if not want:
@@ -266,10 +267,11 @@ class LockBalance(Rule):
     # -- releasing a lock that is not held ------------------------------------
 
     def _unheld(self, ctx: RuleContext, fn: FunctionFacts) -> None:
+        direct = frozenset(ctx.vocab.api)
         for nid, ev, double in fn.unheld_releases:
             if fn.fn.parse_errors and self._flattened(fn, nid, ev):
                 continue  # code the grammar could not take apart is one flat node: no order
-            if double and not self._back_to_back(fn, nid, ev):
+            if double and not self._back_to_back(fn, nid, ev, direct):
                 # a call between the two releases may have taken the lock
                 # again where the analysis cannot see it (->page_mkwrite(),
                 # a lock handed back through a struct)
@@ -327,13 +329,18 @@ class LockBalance(Rule):
         )
 
     @staticmethod
-    def _back_to_back(fn: FunctionFacts, nid: int, ev: Release) -> bool:
+    def _back_to_back(fn: FunctionFacts, nid: int, ev: Release, direct: frozenset[str]) -> bool:
         """Is there an earlier release of the same lock from which this one is
-        reached without passing a call to a function (a plain double unlock)?"""
+        reached without passing a call to a function (a plain double unlock)?
+        Both must be the function's own unlocks (`direct`: the pack's
+        primitives), not a callee's summary, which cannot count nesting."""
+        if ev.primitive not in direct:
+            return False
         nodes = fn.fn.cfg.nodes
         for on, evs in enumerate(fn.events):
             if on == nid or not any(
-                isinstance(o, Release) and o.lock.inst == ev.lock.inst for o in evs
+                isinstance(o, Release) and o.lock.inst == ev.lock.inst and o.primitive in direct
+                for o in evs
             ):
                 continue
             seen = {on}
