@@ -29,6 +29,7 @@ that shows the site, when a hunk shows it.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import re
 from collections.abc import Iterable
@@ -43,10 +44,12 @@ from lockcheck.errors import InputError
 from lockcheck.frontend.parse import count_errors, parse_source
 from lockcheck.inputs.apply import DirTree, Series, Tree
 from lockcheck.inputs.files import C_SUFFIXES
-from lockcheck.inputs.patch import FilePatch, Patch
+from lockcheck.inputs.patch import FilePatch, Patch, parse_patch_text
 from lockcheck.inputs.quote import quote_complete
 from lockcheck.model.finding import Finding, Related
 from lockcheck.model.ir import Act, Check
+from lockcheck.rules.decide import decide
+from lockcheck.rules.lock_effect import LockEffectChanged
 
 FRAGMENT_NOTE = (
     "fragment mode: no tree to apply to, so only the lines the hunks show were analysed; "
@@ -525,6 +528,42 @@ def lock_context(patch: Patch, pre: _Side, post: _Side) -> list[SiteContext]:
     return out
 
 
+def effect_findings(
+    engine: Engine, pre: _Side, post: _Side, tree: Tree | None, new: Iterable[Finding]
+) -> list[Finding]:
+    """`lock-effect-changed`: what changed functions hold on each kind of return,
+    before and after. Not repeated where the patch already adds a lock-balance
+    finding in the same function (the same leak, seen from inside)."""
+    select = engine.config.select
+    rules = [
+        r
+        for r in engine.rules
+        if isinstance(r, LockEffectChanged) and (select is None or r.spec.id in select)
+    ]
+    if not rules:
+        return []
+    leaking = {f.function for f in new if f.rule == "lock-balance"}
+    names = (_changed_functions(pre) | _changed_functions(post)) - leaking
+    if not names:
+        return []
+    where = None
+    if isinstance(tree, DirTree):
+        where = (tree.root / post.image.path).parent
+    raw: list[Finding] = []
+    for rule in rules:
+        raw.extend(
+            rule.compare(
+                post.image.path,
+                pre.analysis.facts.functions,
+                post.analysis.facts.functions,
+                names,
+                where,
+            )
+        )
+    lines = post.image.text.splitlines()
+    return decide(raw, lines, select, engine.config.baseline)
+
+
 def _keyed(findings: Iterable[Finding]) -> dict[tuple[str, int], Finding]:
     """Findings by (fingerprint, occurrence): two identical sites stay two."""
     out: dict[tuple[str, int], Finding] = {}
@@ -698,6 +737,8 @@ def review(
                 continue  # applied (later patches may build on it), not analysed
             pre, post = analyser.side(pre_img), analyser.side(post_img)
             a, b = _keyed(pre.findings), _keyed(post.findings)
+            added = [f for key, f in b.items() if key not in a]
+            b.update(_keyed(effect_findings(engine, pre, post, tree, added)))
             path = post_img.path
             for key, f in b.items():
                 k = (path, *key)
@@ -745,3 +786,36 @@ def review(
         failed,
         remarks,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class _OneFile:
+    """A tree holding one file: the before image of `review_versions`."""
+
+    path: str
+    text: str
+
+    def read(self, path: str) -> str | None:
+        return self.text if path == self.path else None
+
+    def describe(self) -> str:
+        return f"<{self.path} before>"
+
+
+def review_versions(engine: Engine, path: str, before: str, after: str) -> ReviewResult:
+    """Review the change from `before` to `after` of one file, as a patch onto it.
+
+    How fixtures of review-only rules are run: no tree or diff on disk.
+    """
+    diff = "".join(
+        difflib.unified_diff(
+            before.splitlines(keepends=True),
+            after.splitlines(keepends=True),
+            f"a/{path}",
+            f"b/{path}",
+        )
+    )
+    if not diff:
+        raise InputError(f"{path}: the two versions are the same")
+    patches = parse_patch_text(diff, f"<{path} change>")
+    return review(engine, patches, _OneFile(path, before))

@@ -10,6 +10,7 @@ import pytest
 
 from lockcheck.engine import Config, Engine
 from lockcheck.packs import DOC_SECTIONS, builtin_pack_names, packs_dir
+from lockcheck.review import review_versions
 from lockcheck.rules.base import Rule
 from lockcheck.rules.docs import doc_pages
 from tests.helpers import ANNOTATED, FIXTURES, ROOT, annotations
@@ -65,6 +66,13 @@ def test_doc_examples_are_true(rule: Rule, tmp_path: Path) -> None:
     pack = next((p for p in PACK_FIXTURES if rule.spec.path == str(p)), None)
     packs = ["mm", str(pack)] if pack else builtin_pack_names()
     engine = Engine(Config(packs=packs, select={rule.spec.id}))
+    if getattr(rule, "review_only", False):
+        # a patch from the good example to the bad one fires; the reverse does not
+        good, bad = example_source(rule.doc.good), example_source(rule.doc.bad)
+        assert review_versions(engine, "example.c", good, bad).findings, rule.spec.id
+        fixed = review_versions(engine, "example.c", bad, good).findings
+        assert not fixed, f"{rule.spec.id}: the fix fires: {fixed[0].finding.message}"
+        return
     got = {}
     for name in ("bad", "good"):
         path = tmp_path / f"{name}.c"

@@ -7,6 +7,8 @@ a second round starts from the locks the caller must have held.
 
 from __future__ import annotations
 
+from typing import TypeGuard
+
 from lockcheck.analysis.function import FunctionFacts, dominators, return_value, reverse_postorder
 from lockcheck.analysis.paths import Facts, NodePaths, Path, apply_event, merge_paths, take_edge
 from lockcheck.analysis.state import LockState, initial_state, mode_of_release
@@ -84,14 +86,16 @@ def _before_states(
 
 def _callers_locks(
     events: list[list[Event]], before: list[list[LockState | None]]
-) -> dict[LockRef, Mode]:
+) -> tuple[dict[LockRef, Mode], dict[LockRef, list[int]]]:
     """Locks released where they are not surely held: the caller took them.
 
     (A release in a retry loop that re-takes the lock later is reached both
-    with and without it; the first time round it is the caller's.)
+    with and without it; the first time round it is the caller's.) Also
+    the nodes of those releases, per lock.
     """
     out: dict[LockRef, Mode] = {}
-    for evs, states in zip(events, before, strict=True):
+    where: dict[LockRef, list[int]] = {}
+    for nid, (evs, states) in enumerate(zip(events, before, strict=True)):
         for ev, st in zip(evs, states, strict=True):
             if (
                 isinstance(ev, Release)
@@ -101,7 +105,97 @@ def _callers_locks(
                 and not any(st.same_lock(r.inst, ev.lock.inst) for r in st.must)
             ):
                 out.setdefault(ev.lock, mode_of_release(ev.primitive, ev.lock.cls))
+                where.setdefault(ev.lock, []).append(nid)
+    return out, where
+
+
+def _inconsistent(
+    fn: Function,
+    events: list[list[Event]],
+    before: list[list[LockState | None]],
+    inferred: dict[LockRef, Mode],
+    releases: dict[LockRef, list[int]],
+) -> set[LockRef]:
+    """Inferred caller locks the function itself takes while still holding them.
+
+    A caller-held lock that the function takes again before releasing it
+    would deadlock: the release that suggested it was the caller's is an
+    unlock of a lock not held (a test moved above its lock, a second unlock
+    after the lock's own), not a function "called with L held". A lock
+    dropped and taken again (one of the releases that suggested it can
+    reach the acquisition, as in a retry loop) stays the caller's.
+    """
+    out: set[LockRef] = set()
+    for nid, (evs, states) in enumerate(zip(events, before, strict=True)):
+        for ev, st in zip(evs, states, strict=True):
+            if not isinstance(ev, Acquire) or st is None or ev.cond_var is not None or ev.guard:
+                continue
+            if ev.fresh:
+                continue  # `ptl = pmd_lock(...)`: a new lock value, maybe not the caller's
+            for ref, held in st.may.items():
+                if not (held.assumed and ref in inferred and st.same_lock(ref.inst, ev.lock.inst)):
+                    continue
+                if not any(_reaches(fn, r, nid) for r in releases.get(ref, ())):
+                    out.add(ref)
     return out
+
+
+def _reaches(fn: Function, start: int, goal: int) -> bool:
+    seen = {start}
+    stack = [start]
+    nodes = fn.cfg.nodes
+    while stack:
+        cur = stack.pop()
+        for s, _ in nodes[cur].succ:
+            if s == goal:
+                return True
+            if s not in seen:
+                seen.add(s)
+                stack.append(s)
+    return False
+
+
+def _unheld_releases(
+    events: list[list[Event]],
+    before: list[list[LockState | None]],
+    states: list[NodePaths],
+    tr: Transfer,
+) -> tuple[tuple[int, Release, bool], ...]:
+    """Releases of a lock not held: no path reaching them holds it (an unlock
+    before the lock), or one path reaching them surely released it already
+    and has not taken it again (a double unlock: the flag)."""
+
+    def held(st: LockState, lock: str) -> bool:
+        # a lock renamed by a later assignment (`p->lock@12`) may be this one
+        return any(st.same_lock(r.inst.split("@")[0], lock) for r in st.may)
+
+    out: list[tuple[int, Release, bool]] = []
+    for nid, (evs, merged) in enumerate(zip(events, before, strict=True)):
+        if not any(isinstance(ev, Release) for ev in evs):
+            continue
+        hits: dict[int, bool] = {}
+        for i, (ev, st) in enumerate(zip(evs, merged, strict=True)):
+            if _plain_release(ev) and st is not None and not held(st, ev.lock.inst):
+                hits[i] = False
+        for path in states[nid].ordered():
+            for i, ev in enumerate(evs):
+                if (
+                    i not in hits
+                    and _plain_release(ev)
+                    and ev.lock.inst in path[1].released
+                    # exactly this lock: a renamed one (`p@12`) is an older object
+                    and not any(path[0].same_lock(r.inst, ev.lock.inst) for r in path[0].may)
+                ):
+                    hits[i] = True
+                path = apply_event(tr, path, ev)
+        out.extend(
+            (nid, ev, hits[i]) for i, ev in enumerate(evs) if i in hits and _plain_release(ev)
+        )
+    return tuple(out)
+
+
+def _plain_release(ev: Event) -> TypeGuard[Release]:
+    return isinstance(ev, Release) and not ev.guard and not ev.maybe and ev.lock.inst != "*"
 
 
 def _lockless(
@@ -166,12 +260,29 @@ def analyse(
         return _lockless(fn, events, rpo, idom, rpo_index)
     states, budget = _fixpoint(fn, events, tr, rpo, init, max_visits)
     before, state_in, state_out = _before_states(events, states, tr)
-    inferred = _callers_locks(events, before) if not budget else {}
+    inferred, _unheld_at = _callers_locks(events, before) if not budget else ({}, {})
+    released_at: dict[LockRef, list[int]] = {}
+    for nid, evs in enumerate(events):
+        for ev in evs:
+            if isinstance(ev, Release) and not ev.maybe and ev.lock in inferred:
+                released_at.setdefault(ev.lock, []).append(nid)
     if inferred:
+        first = (states, budget, before, state_in, state_out)
         init = initial_state(fn, inferred)
         states, budget = _fixpoint(fn, events, tr, rpo, init, max_visits)
         before, state_in, state_out = _before_states(events, states, tr)
+        bad = _inconsistent(fn, events, before, inferred, released_at) if not budget else set()
+        if bad:
+            inferred = {r: m for r, m in inferred.items() if r not in bad}
+            if inferred:
+                init = initial_state(fn, inferred)
+                states, budget = _fixpoint(fn, events, tr, rpo, init, max_visits)
+                before, state_in, state_out = _before_states(events, states, tr)
+            else:
+                init = initial_state(fn)
+                states, budget, before, state_in, state_out = first
     budget = budget or fn.budget_exceeded
+    unheld = _unheld_releases(events, before, states, tr) if not budget else ()
     # a lock the function asserts it holds is the caller's too
     claimed = {
         ev.lock for evs in events for ev in evs if isinstance(ev, Claim) and ev.kind == "held"
@@ -204,4 +315,5 @@ def analyse(
         budget,
         entry_locks,
         tuple(exits),
+        unheld,
     )

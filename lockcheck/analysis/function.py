@@ -10,6 +10,7 @@ from lockcheck.model.ir import (
     Event,
     Function,
     LockRef,
+    Release,
 )
 
 
@@ -32,6 +33,10 @@ class FunctionFacts:
     # way, the returned value as this path knows it): one entry per way out
     # and per lock state arriving there
     exits: tuple[tuple[int, LockState, frozenset[str], str], ...] = ()
+    # releases reached only on paths where the lock is not held (after the
+    # caller's locks are accounted for): unlocks before locks, and double
+    # unlocks (flag: a path reaching it surely released the lock already)
+    unheld_releases: tuple[tuple[int, Release, bool], ...] = ()
 
     def state_at(self, node: int, event: Event) -> LockState | None:
         for ev, st in zip(self.events[node], self.before[node], strict=True):

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from lockcheck.analysis.state import Held, LockState, join
+from lockcheck.analysis.state import Held, LockState, join, mentions
 from lockcheck.analysis.transfer import Transfer
 from lockcheck.model.ir import (
     Assign,
@@ -61,9 +61,11 @@ class Facts:
         consts = frozenset(c for c in self.consts if c[0] != var)
         if value is not None:
             consts = consts | {(var, value)}
-        if atoms == self.atoms and consts == self.consts:
+        # `folio = next` after `folio_unlock(folio)`: the new folio is not released
+        released = frozenset(r for r in self.released if not mentions(r, var))
+        if atoms == self.atoms and consts == self.consts and released == self.released:
             return self
-        return Facts(atoms, consts, self.released)
+        return Facts(atoms, consts, released)
 
     def const(self, name: str) -> str | None:
         for var, value in self.consts:
@@ -124,7 +126,16 @@ class Facts:
             return Facts(self.atoms | known, self.consts, self.released)
         if not atom.factable or not atom.text:
             return self
-        return Facts(self.atoms | {(atom.text, truth, atom.vars)}, self.consts, self.released)
+        learnt = {(atom.text, truth, atom.vars)}
+        if atom.kind == "eq":
+            # `mode == 0` (a `case 0:`) is also `!mode`; `mode == 1` is `mode`
+            for var, other in ((atom.a, atom.b), (atom.b, atom.a)):
+                if is_constant(other) and not is_constant(var) and var in atom.vars:
+                    if other in ZERO_VALUES:
+                        learnt.add((var, not truth, (var,)))
+                    elif truth:
+                        learnt.add((var, True, (var,)))
+        return Facts(self.atoms | learnt, self.consts, self.released)
 
 
 Path = tuple[LockState, Facts]
@@ -218,4 +229,13 @@ def take_edge(tr: Transfer, path: Path, atom: Atom | None, label: bool | None) -
         ):
             return None  # `if (!pml)` while pml is a held lock: not this path
         facts = facts.learn(atom, label)
-    return tr.edge(st, atom, label), facts
+    st = tr.edge(st, atom, label)
+    if atom is not None and atom.kind == "eq" and label and {atom.a, atom.b} & facts.released:
+        # `pml == ptl` learnt after `ptl` was released: `pml` went with it
+        gone = {atom.a, atom.b}
+        st = LockState(
+            {r: h for r, h in st.must.items() if r.inst not in gone},
+            {r: h for r, h in st.may.items() if r.inst not in gone},
+            st.eqs,
+        )
+    return st, facts

@@ -32,15 +32,26 @@ def substitute(
     params: tuple[str, ...],
     args: tuple[str, ...],
     local_names: frozenset[str] = frozenset(),
+    addressed: frozenset[str] = frozenset(),
 ) -> str | None:
     """A callee's lock expression in the caller's terms, or None if it is local.
 
     Expressions rooted at a parameter are rewritten with the argument;
     those rooted at a name the callee never assigns (a global such as
-    `hugetlb_fault_mutex_table[hash]`) are kept as they are.
+    `hugetlb_fault_mutex_table[hash]`) are kept as they are. `*ptlp` (a
+    lock handed back through an out-parameter) is `ptl` for an argument
+    written `&ptl` (one of `addressed`), `*p` for a pointer `p` passed on.
     """
     mapping = dict(zip(params, args, strict=False))
     inst = inst.split("@")[0]
+    if inst.startswith("*"):  # a lock handed back through an out-parameter
+        param = inst[1:]
+        if param not in params or param in local_names:
+            return None
+        arg = dict(zip(params, args, strict=False)).get(param)
+        if arg is None:
+            return None
+        return arg if arg in addressed else "*" + arg
     head = re.match(r"[A-Za-z_]\w*", inst)
     if head is None:
         return None
@@ -53,8 +64,8 @@ def substitute(
         # expression are the caller's arguments too
         return name + rest
     arg = mapping[name]
-    if arg.startswith("&") and rest.startswith("->"):
-        return arg[1:] + "." + rest[2:]
+    if (arg.startswith("&") or arg in addressed) and rest.startswith("->"):
+        return arg.lstrip("&") + "." + rest[2:]
     return arg + rest
 
 
@@ -270,8 +281,11 @@ def effective_events(
             if summ is None:
                 continue
             callee_params = summ.params
+            addressed = frozenset(ev.args[i] for i in ev.addressed if i < len(ev.args))
             for ref in summ.releases:
-                inst = _canon(substitute(ref.inst, callee_params, ev.args, summ.locals), fn)
+                inst = _canon(
+                    substitute(ref.inst, callee_params, ev.args, summ.locals, addressed), fn
+                )
                 if inst is not None:
                     evs.append(Release(LockRef(inst, cls=_cls(ref, inst)), ev.site, ev.callee))
                 else:  # a lock we cannot name here: any lock of its class may be gone
@@ -282,13 +296,17 @@ def effective_events(
                 arg = ev.args[k] if k is not None and k < len(ev.args) else None
                 if arg is not None and consts.get(arg, arg) in ZERO_VALUES:
                     continue  # `do_vmi_munmap(.., false)`: the lock stays held
-                inst = _canon(substitute(ref.inst, callee_params, ev.args, summ.locals), fn)
+                inst = _canon(
+                    substitute(ref.inst, callee_params, ev.args, summ.locals, addressed), fn
+                )
                 cls = _cls(ref, inst) if inst is not None else ref.cls
                 evs.append(Release(LockRef(inst or "*", cls=cls), ev.site, ev.callee, maybe=True))
             until = dict(summ.bound)
             taken = 0
             for ref, mode, success in summ.acquires:
-                inst = _canon(substitute(ref.inst, callee_params, ev.args, summ.locals), fn)
+                inst = _canon(
+                    substitute(ref.inst, callee_params, ev.args, summ.locals, addressed), fn
+                )
                 if inst is None:
                     continue
                 cond = ev.result if success is not None else None
@@ -399,8 +417,12 @@ def summarise(facts: FunctionFacts) -> Summary:
         for ref in facts.entry_locks:
             if ref not in released_here:
                 continue
-            if ref not in exit_st.may and ref not in releases:
+            if ref not in exit_st.may and ref not in releases and not fn.parse_errors:
                 releases.append(ref)
+            elif ref not in exit_st.may and fn.parse_errors:
+                # code the grammar could not take apart is one flat node: its
+                # order of acquisitions and releases is not known
+                may_release.append(ref)
             elif ref not in exit_st.must or exit_st.may[ref].escaped:
                 may_release.append(ref)
         for ref, held in exit_st.may.items():

@@ -63,6 +63,8 @@ class SynNode:
     # the branch is a sign test lowered to non-zero (`ret < 0`): good for a
     # lock call's result, not an exact fact about the value
     inexact: bool = False
+    # `case V:` of `switch (E)`: the branch tests `E == V` (cond is V)
+    switch: Node | None = None
     # the head of a loop macro (`list_for_each_entry(pos, ...)`): its call,
     # whose cursor arguments get a new value each time round
     macro: Node | None = None
@@ -412,13 +414,27 @@ class CfgBuilder:
         jump = _Jump([], None, None, len(self.scopes))
         self.jumps.append(jump)
         self.scopes.append(_Scope(body.id if body is not None else None))
+        children = self._children(body) if body is not None else []
+        # each `case V:` is a test `E == V` in turn, so that paths learn which
+        # case they took; `default:` (or the end) is where every test fails
+        tests: dict[int, int] = {}
+        miss: Preds = [(sw, None)]
+        for child in children:
+            value = child.child_by_field_name("value") if child.type == "case_statement" else None
+            if value is not None:
+                t = self._node("branch", child.start_point[0] + 1, miss)
+                self.nodes[t].cond = value
+                self.nodes[t].switch = cond
+                tests[child.id] = t
+                miss = [(t, False)]
         fall: Preds = []
         has_default = False
-        for child in self._children(body) if body is not None else []:
+        for child in children:
             if child.type == "case_statement":
                 value = child.child_by_field_name("value")
                 has_default = has_default or value is None
-                entry = self._node("join", child.start_point[0] + 1, [*fall, (sw, None)])
+                into: Preds = [(tests[child.id], True)] if value is not None else miss
+                entry = self._node("join", child.start_point[0] + 1, [*fall, *into])
                 stmts = [c for c in self._children(child) if c is not value]
                 fall = self._seq(stmts, [(entry, None)])
             else:
@@ -427,7 +443,7 @@ class CfgBuilder:
         self.jumps.pop()
         out = fall + jump.brk
         if not has_default:
-            out.append((sw, None))
+            out.extend(miss)
         return out
 
     def _visit_break_statement(self, node: Node, preds: Preds) -> Preds:
@@ -516,6 +532,12 @@ class CfgBuilder:
             if bang is not None and text(bang) == "!" and arg is not None:
                 t, f = self._cond(arg, preds)
                 return f, t
+        if expr.type == "update_expression" and not text(expr).startswith(("++", "--")):
+            # `if (ptep++)` tests the old value (a pointer stepped on stays
+            # non-NULL); the grammar reads `!ptep++` as `(!ptep)++`
+            arg = expr.child_by_field_name("argument")
+            if arg is not None:
+                return self._cond(arg, preds)
         if expr.type == "binary_expression":
             op_node = expr.child_by_field_name("operator")
             op = text(op_node) if op_node is not None else ""

@@ -65,6 +65,9 @@ class Acquire:
     fail_when: Literal["zero", "nonzero", "err"] = "zero"
     guard: bool = False
     args: tuple[str, ...] = ()  # the call's arguments, normalised (irqsave flags)
+    # the lock is whatever the call hands back (`ptl = pmd_lock(...)`): a new
+    # value, never provably the lock an earlier name meant
+    fresh: bool = False
     until: str | None = None  # held until a lock of this class is released
 
 
@@ -114,6 +117,7 @@ class Call:
     # where the result goes: an assigned variable, "#atom" (tested by the
     # branch), "#ret" (returned), or None
     result: str | None = None
+    addressed: tuple[int, ...] = ()  # arguments written `&x` (args drop the `&`)
     # `kref_put(&obj->ref, release)`: the function the call may run on the
     # object that contains its first argument (`obj`)
     callback: str | None = None

@@ -9,6 +9,7 @@ from lockcheck.rules.check_under_lock import CheckUnderLock
 from lockcheck.rules.claim import ClaimMismatch
 from lockcheck.rules.forbidden_while_held import ForbiddenWhileHeld
 from lockcheck.rules.lock_balance import LockBalance
+from lockcheck.rules.lock_effect import LockEffectChanged
 from lockcheck.rules.lock_order import LockOrder
 from lockcheck.rules.lock_pairing import LockPairing
 from lockcheck.rules.nesting import NestedSameClass
@@ -28,6 +29,7 @@ def register(registry: Registry) -> None:
     registry.add_kind(ClaimMismatch)
     registry.add_kind(ForbiddenWhileHeld)
     registry.add_kind(LockBalance)
+    registry.add_kind(LockEffectChanged)
     registry.add_kind(LockOrder)
     registry.add_kind(LockPairing)
     registry.add_kind(NestedSameClass)

@@ -7,20 +7,74 @@ round again), while other paths release it.
 Why it is a bug: the caller (or the next iteration) does not know the lock
 is held: it deadlocks on the next acquisition or runs with the lock held.
 
+It also finds a release on a path where the lock is not held: a double
+unlock, or an unlock placed before the lock is taken (a test moved above
+its lock). Locks the caller holds are inferred from releases of locks the
+function never took, but not when the function takes the same lock while
+that supposed caller's lock would still be held: that is inconsistent.
+
 Limits: a function that returns holding a lock on every path is a locking
-helper (its summary says so) and is not reported; neither is one whose
-holding and non-holding returns return different values (the trylock and
-lock-returning helper idiom: `return ptl;` versus `return NULL;`).
+helper (its summary says so) and is not reported. One that returns holding
+it on some paths only is quiet when there is evidence that this is its
+contract: a sparse annotation (`__acquires`, `__cond_acquires`), a pack row
+for its name, a name that says it locks (`*_lock`, `*trylock*`, `lock_*`),
+or a caller in the file that releases the lock after calling it; and its
+return value must not report a failure (NULL, -Exxx) with the lock held.
+Without such evidence the return value does not excuse the path.
 """
 
 from __future__ import annotations
 
+import re
+
 from lockcheck.analysis.function import FunctionFacts
-from lockcheck.analysis.state import Held
-from lockcheck.analysis.summaries import signals_holding
+from lockcheck.analysis.state import Held, base_var
+from lockcheck.analysis.summaries import is_failure_value, signals_holding, substitute
 from lockcheck.model.finding import Related
-from lockcheck.model.ir import Acquire, LockRef, Release
+from lockcheck.model.ir import Acquire, Assign, Call, LockRef, Release
 from lockcheck.rules.base import Rule, RuleContext
+
+_WORD_RE = re.compile(r"[a-z]+")
+
+
+# a function's name word -> the words that name its undo
+_UNDO = {
+    "get": ("put",),
+    "map": ("unmap",),
+    "lock": ("unlock",),
+    "trylock": ("unlock",),
+    "start": ("end", "finish", "stop"),
+    "begin": ("end",),
+    "enter": ("exit", "leave"),
+    "acquire": ("release",),
+    "grab": ("release", "drop"),
+    "hold": ("release", "drop"),
+    "pin": ("unpin",),
+}
+
+
+_LOCK_WORDS = frozenset({"lock", "locks", "trylock", "locked", "relock", "spinlock"})
+_MODE_WORDS = frozenset(
+    {"read", "write", "irq", "irqsave", "bh", "nested", "killable", "interruptible"}
+)
+
+
+def lock_named(name: str) -> bool:
+    """Does a function's name say that it takes a lock? Its first or last
+    word is a lock word (`pmd_lock`, `lock_vma_under_rcu`, `mm_take_all_locks`),
+    or one is followed by a lock mode at the end (`anon_vma_lock_read`,
+    `folio_lock_anon_vma_read`), or it says trylock (`folio_trylock_flag`,
+    `mlx5_esw_try_lock`). A lock word elsewhere (`uses_lock_helper`) is not
+    enough."""
+    words = _WORD_RE.findall(name.lower())
+    if not words:
+        return False
+    pairs = zip(words, words[1:], strict=False)
+    if "trylock" in words or any(a == "try" and b == "lock" for a, b in pairs):
+        return True
+    if words[0] in _LOCK_WORDS or words[-1] in _LOCK_WORDS:
+        return True
+    return words[-1] in _MODE_WORDS and any(w in _LOCK_WORDS for w in words[:-1])
 
 
 class LockBalance(Rule):
@@ -37,6 +91,7 @@ class LockBalance(Rule):
                 continue
             self._exits(ctx, fn)
             self._reacquire(ctx, fn)
+            self._unheld(ctx, fn)
 
     def _releases(self, fn: FunctionFacts) -> set[str]:
         """Instances (by their base spelling) the function itself releases."""
@@ -64,8 +119,14 @@ class LockBalance(Rule):
                 (n, ret) for n, st, _, ret in fn.exits if ref in st.may and not st.may[ref].escaped
             ]
             base = ref.inst.split("@")[0]
+            # ways out without the lock that one of its releases leads to (paths
+            # with equal lock states are merged, so "surely released" is lost
+            # where an error path that never took it joins the success path)
+            after_release = self._reached_by_release(fn, base)
             releasing = [
-                (n, ret) for n, st, rel, ret in fn.exits if ref not in st.may and base in rel
+                (n, ret)
+                for n, st, rel, ret in fn.exits
+                if ref not in st.may and (base in rel or n in after_release)
             ]
             if not releasing:
                 # returns holding it wherever it took it (a locking helper), or
@@ -73,8 +134,14 @@ class LockBalance(Rule):
                 continue
             held_vals = {ret for _, ret in holding}
             free_vals = {ret for _, ret in releasing}
-            if signals_holding(held_vals, free_vals):
-                continue  # the return value tells the caller whether it is held
+            void = held_vals | free_vals == {""}
+            if self._helper_evidence(ctx, fn, ref, void) and (
+                signals_holding(held_vals, free_vals)
+                or not any(is_failure_value(v) for v in held_vals)
+            ):
+                # a lock-returning helper that does not return a failure
+                # (NULL, -Exxx, false) with the lock held
+                continue
             leak = min(holding, key=lambda h: cfg.nodes[h[0]].line)[0]
             line = cfg.nodes[leak].line
             name = ref.inst.split("@")[0]
@@ -86,6 +153,222 @@ class LockBalance(Rule):
                 held=(name,),
                 related=(Related(line, 1, "returns here with the lock held"),),
             )
+
+    @staticmethod
+    def _reached_by_release(fn: FunctionFacts, base: str) -> set[int]:
+        out: set[int] = set()
+        for nid, evs in enumerate(fn.events):
+            if nid not in out and any(
+                isinstance(ev, Release) and ev.lock.inst.split("@")[0] == base for ev in evs
+            ):
+                out |= fn.reachable_from(nid)
+        return out
+
+    def _helper_evidence(
+        self, ctx: RuleContext, fn: FunctionFacts, ref: LockRef, void: bool = False
+    ) -> bool:
+        """Is returning with `ref` held on some paths this function's contract?
+
+        Only what the kernel says counts: the pack lists it as taking a
+        lock, it hands the lock back, its name says so, its undo releases a
+        lock, or a caller here releases the lock after it. A void function
+        cannot tell its caller which paths hold it: only the pack, or the
+        lock handed back where the caller looks, or its undo speak for it.
+        """
+        name = fn.fn.name
+        entry = ctx.vocab.api.get(name)
+        if entry is not None and entry.effect in ("acquire", "try", "returns-lock", "out-lock"):
+            return True
+        if self._handed_back(fn, ref):
+            return True
+        if self._counterpart_releases(ctx, fn, ref):
+            return True
+        if void:
+            return False
+        return lock_named(name) or self._caller_releases(ctx, fn, ref)
+
+    @staticmethod
+    def _handed_back(fn: FunctionFacts, ref: LockRef) -> bool:
+        """The lock is handed to the caller: returned (`return ptl;`, or the
+        object that holds it), or stored where the caller finds it
+        (`fw->ptl = ptl;` with `fw` a parameter)."""
+        inst = ref.inst.split("@")[0]
+        for _, st, _, ret in fn.exits:
+            value = ret.rsplit(":", 1)[0]
+            if (
+                ref in st.may
+                and value
+                and (inst == value or inst.startswith((value + "->", value + ".")))
+            ):
+                return True  # `return ptl;`, `return si;` holding `si->lock`
+        name = re.escape(inst)
+        store = re.compile(rf"^\s*(\w+)\s*(?:->|\.)[\w.>\[\]-]*\s*=\s*{name}\s*;")
+        for node in fn.fn.cfg.nodes:
+            m = store.match(node.text)
+            if m and m.group(1) in fn.fn.params:
+                return True
+        return False
+
+    @staticmethod
+    def _counterpart_releases(ctx: RuleContext, fn: FunctionFacts, ref: LockRef) -> bool:
+        """The undo of this function (`page_ext_get` -> `page_ext_put`,
+        `__pte_offset_map` -> `pte_unmap`, `folio_walk_start` -> `folio_walk_end`)
+        releases a lock: the pair is the contract, the caller calls both."""
+        words = _WORD_RE.findall(fn.fn.name.lower())
+        if not words:
+            return False
+        undo = {u for w in words for u in _UNDO.get(w, ())}
+        if not undo:
+            return False
+        for name, summ in ctx.facts.summaries.items():
+            if name == fn.fn.name:
+                continue
+            other = _WORD_RE.findall(name.lower())
+            if not other or other[0] != words[0] or not undo & set(other):
+                continue
+            if summ.releases or summ.may_release:
+                return True  # its lock is often reached another way (`args->lock`)
+        return False
+
+    @staticmethod
+    def _caller_releases(ctx: RuleContext, fn: FunctionFacts, ref: LockRef) -> bool:
+        """A caller in the file releases `ref` (in its own terms) after calling `fn`."""
+        inst = ref.inst.split("@")[0]
+        returned = {ret.rsplit(":", 1)[0] for _, st, _, ret in fn.exits if ref in st.may}
+        owner = base_var(inst.lstrip("*"))
+        assigned = {ev.var for evs in fn.events for ev in evs if isinstance(ev, Assign)}
+        for other in ctx.facts.functions:
+            if other is fn:
+                continue
+            for nid, ev, _st in other.iter_events():
+                if not isinstance(ev, Call) or ev.callee != fn.fn.name:
+                    continue
+                want: set[str] = set()
+                addressed = frozenset(ev.args[i] for i in ev.addressed if i < len(ev.args))
+                mine = substitute(inst, fn.fn.params, ev.args, frozenset(), addressed)
+                if mine is not None and (owner in fn.fn.params or owner not in assigned):
+                    want.add(mine)  # a parameter's lock, or a global (`report_lock`)
+                if ev.result and not ev.result.startswith("#") and owner in returned:
+                    want.add(ev.result + inst[len(owner) :])
+                if not want:
+                    continue
+                later = other.reachable_from(nid)
+                for rnid in later:
+                    for rev in other.events[rnid]:
+                        if (
+                            isinstance(rev, Release)
+                            and not rev.maybe
+                            and rev.primitive != fn.fn.name  # the call's own summary
+                            and rev.lock.inst.split("@")[0] in want
+                        ):
+                            return True
+        return False
+
+    # -- releasing a lock that is not held ------------------------------------
+
+    def _unheld(self, ctx: RuleContext, fn: FunctionFacts) -> None:
+        direct = frozenset(ctx.vocab.api)
+        for nid, ev, double in fn.unheld_releases:
+            if fn.fn.parse_errors and self._flattened(fn, nid, ev):
+                continue  # code the grammar could not take apart is one flat node: no order
+            if double and not self._back_to_back(fn, nid, ev, direct):
+                # a call between the two releases may have taken the lock
+                # again where the analysis cannot see it (->page_mkwrite(),
+                # a lock handed back through a struct)
+                continue
+            if ev.lock.cls in self.skip and not double:
+                continue  # a page lock handed over by the caller
+            if self._unseen_locker(fn, nid):
+                continue
+            name = ev.lock.inst
+            related: list[Related] = []
+            prior = [
+                (on, oev)
+                for on, evs in enumerate(fn.events)
+                for oev in evs
+                if isinstance(oev, Release)
+                and oev is not ev
+                and oev.lock.inst == name
+                and on != nid
+                and nid in fn.reachable_from(on)
+            ]
+            takes = [
+                oev
+                for evs in fn.events
+                for oev in evs
+                if isinstance(oev, Acquire) and oev.lock.inst.split("@")[0] == name
+            ]
+            if prior:
+                last = max(prior, key=lambda p: (p[1].site.line <= ev.site.line, p[1].site))[1]
+                related.append(Related(last.site.line, last.site.column, "released here before"))
+                why = f"already released at line {last.site.line}"
+            elif takes:
+                first = min(takes, key=lambda a: a.site)
+                related.append(Related(first.site.line, first.site.column, "taken here"))
+                why = f"it is taken only at line {first.site.line}"
+            else:
+                why = "no path to it holds the lock"
+            ctx.report(
+                fn,
+                ev.site,
+                f"`{name}` is released here but not held on any path that reaches this point: "
+                f"{why}",
+                held=tuple(st.describe()) if (st := fn.state_at(nid, ev)) is not None else (),
+                related=tuple(related),
+            )
+
+    @staticmethod
+    def _flattened(fn: FunctionFacts, nid: int, ev: Release) -> bool:
+        """Does the release share its node with another event on the same lock
+        (a statement the grammar could not split, in a function with errors)?"""
+        if "{" in fn.fn.cfg.nodes[nid].text:
+            return True  # `for_each_online_cpu(cpu) {` taken as one statement
+        return any(
+            isinstance(o, (Acquire, Release)) and o is not ev and o.lock.inst == ev.lock.inst
+            for o in fn.events[nid]
+        )
+
+    @staticmethod
+    def _back_to_back(fn: FunctionFacts, nid: int, ev: Release, direct: frozenset[str]) -> bool:
+        """Is there an earlier release of the same lock from which this one is
+        reached without passing a call to a function (a plain double unlock)?
+        Both must be the function's own unlocks (`direct`: the pack's
+        primitives), not a callee's summary, which cannot count nesting."""
+        if ev.primitive not in direct:
+            return False
+        nodes = fn.fn.cfg.nodes
+        for on, evs in enumerate(fn.events):
+            if on == nid or not any(
+                isinstance(o, Release) and o.lock.inst == ev.lock.inst and o.primitive in direct
+                for o in evs
+            ):
+                continue
+            seen = {on}
+            stack = [s for s, _ in nodes[on].succ]
+            while stack:
+                cur = stack.pop()
+                if cur == nid:
+                    return True
+                if cur in seen or any(isinstance(e, Call) for e in fn.events[cur]):
+                    continue
+                seen.add(cur)
+                stack.extend(s for s, _ in nodes[cur].succ)
+        return False
+
+    @staticmethod
+    def _unseen_locker(fn: FunctionFacts, nid: int) -> bool:
+        """A callee we cannot see, named as taking a lock, may have taken it
+        on the way (`mem_cgroup_trylock_pages()` whose #ifdef variants differ)."""
+        for on, evs in enumerate(fn.events):
+            for ev in evs:
+                if (
+                    isinstance(ev, Call)
+                    and ev.external
+                    and lock_named(ev.callee)
+                    and nid in fn.reachable_from(on)
+                ):
+                    return True
+        return False
 
     # -- taking a lock that may still be held ------------------------------
 
@@ -108,8 +391,17 @@ class LockBalance(Rule):
             prev = st.may.get(ev.lock)
             if prev is None or prev.assumed or prev.escaped or ev.lock in fn.entry_locks:
                 continue
-            if ev.mode == "read" and prev.mode == "read":
-                continue  # recursive read of an rwlock/rwsem: not this rule's business
+            if (
+                ev.mode == "read"
+                and prev.mode == "read"
+                and (prev.site != ev.site or not ctx.vocab.is_atomic(ev.primitive))
+            ):
+                # recursive read of an rwlock/rwsem/rcu: not this rule's business,
+                # unless this very statement took a spinning read side (rcu,
+                # read_lock) the last time round: its nesting grows with every
+                # iteration, a leak around the loop (a sleeping rwsem may have
+                # been dropped by a fault handler we cannot see)
+                continue
             key = (ev.site.line, ev.site.column)
             if key in reported:
                 continue
