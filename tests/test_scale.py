@@ -13,7 +13,7 @@ from lockcheck.cache import ResultCache
 from lockcheck.engine import Engine
 from lockcheck.order.graph import LockGraph, OrderEdge
 from lockcheck.parallel import Shard, plan, run_check
-from tests.conftest import FIXTURES, run_cli
+from tests.helpers import FIXTURES, run_cli
 
 TREE = FIXTURES / "tree"
 

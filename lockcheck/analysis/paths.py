@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from lockcheck.analysis.state import Held, LockState, join, mentions
 from lockcheck.analysis.transfer import Transfer
 from lockcheck.model.ir import (
+    Acquire,
     Assign,
     Atom,
     Event,
@@ -36,6 +37,9 @@ class Facts:
     atoms: frozenset[tuple[str, bool, tuple[str, ...]]] = frozenset()
     consts: frozenset[tuple[str, str]] = frozenset()
     released: frozenset[str] = frozenset()  # locks this path has surely released
+    # (lock, released lock): `lock` was taken after this path released the
+    # other one, so learning later that both are one lock says nothing
+    taken_after: frozenset[tuple[str, str]] = frozenset()
 
     def meet(self, other: Facts) -> Facts:
         # `ret = 0` on one path and `if (ret)` false on the other agree that
@@ -44,6 +48,7 @@ class Facts:
             self._truths() & other._truths(),
             self.consts & other.consts,
             self.released & other.released,
+            self.taken_after & other.taken_after,
         )
 
     def _truths(self) -> frozenset[tuple[str, bool, tuple[str, ...]]]:
@@ -65,7 +70,7 @@ class Facts:
         released = frozenset(r for r in self.released if not mentions(r, var))
         if atoms == self.atoms and consts == self.consts and released == self.released:
             return self
-        return Facts(atoms, consts, released)
+        return Facts(atoms, consts, released, self.taken_after)
 
     def const(self, name: str) -> str | None:
         for var, value in self.consts:
@@ -123,7 +128,7 @@ class Facts:
             # taken: ret is not an error (0 or a count), which is all it says
             sign = (f"{atom.text}<0", truth, atom.vars)
             known = {sign, (atom.text, True, atom.vars)} if truth else {sign}
-            return Facts(self.atoms | known, self.consts, self.released)
+            return Facts(self.atoms | known, self.consts, self.released, self.taken_after)
         if not atom.factable or not atom.text:
             return self
         learnt = {(atom.text, truth, atom.vars)}
@@ -135,7 +140,7 @@ class Facts:
                         learnt.add((var, not truth, (var,)))
                     elif truth:
                         learnt.add((var, True, (var,)))
-        return Facts(self.atoms | learnt, self.consts, self.released)
+        return Facts(self.atoms | learnt, self.consts, self.released, self.taken_after)
 
 
 Path = tuple[LockState, Facts]
@@ -208,7 +213,15 @@ def apply_event(tr: Transfer, path: Path, ev: Event) -> Path:
     if isinstance(ev, Assign):
         facts = facts.assign(ev.var, ev.value)
     elif isinstance(ev, Release) and not ev.maybe and ev.lock.inst not in facts.released:
-        facts = Facts(facts.atoms, facts.consts, facts.released | {ev.lock.inst})
+        facts = Facts(
+            facts.atoms, facts.consts, facts.released | {ev.lock.inst}, facts.taken_after
+        )
+    elif isinstance(ev, Acquire) and facts.released:
+        # taken again: no longer a lock this path has released; and taken
+        # after every lock it has released
+        inst = ev.lock.inst
+        after = facts.taken_after | {(inst, r) for r in facts.released if r != inst}
+        facts = Facts(facts.atoms, facts.consts, facts.released - {inst}, after)
     return tr.event(st, ev), facts
 
 
@@ -231,8 +244,14 @@ def take_edge(tr: Transfer, path: Path, atom: Atom | None, label: bool | None) -
         facts = facts.learn(atom, label)
     st = tr.edge(st, atom, label)
     if atom is not None and atom.kind == "eq" and label and {atom.a, atom.b} & facts.released:
-        # `pml == ptl` learnt after `ptl` was released: `pml` went with it
+        # `pml == ptl` learnt after `ptl` was released: `pml` went with it,
+        # unless `pml` was taken after that release (then both name it, held)
         gone = {atom.a, atom.b}
+        if any(
+            other in facts.released and (name, other) in facts.taken_after
+            for name, other in ((atom.a, atom.b), (atom.b, atom.a))
+        ):
+            gone = set()
         st = LockState(
             {r: h for r, h in st.must.items() if r.inst not in gone},
             {r: h for r, h in st.may.items() if r.inst not in gone},

@@ -87,8 +87,14 @@ class Transfer:
             h = Held(mode, ev.site, assumed=True)
             return LockState({**st.must, ev.lock: h}, {**st.may, ev.lock: h}, st.eqs)
         if isinstance(ev, Handover):
-            # the caller can reach the object now: it may release its locks
-            return self._escape(st, lambda ref: base_var(ref.inst) == ev.var)
+            # the caller can reach the object now: it may release its locks.
+            # A lock pointer itself stored there (`wr->ptl = ptl`) is still
+            # this function's to balance: lock-balance weighs it as evidence
+            # of a lock-returning helper, and a failure return still leaks it
+            return self._escape(
+                st,
+                lambda ref: base_var(ref.inst) == ev.var and ref.inst.split("@")[0] != ev.var,
+            )
         if isinstance(ev, Assign):
             st = self._kill_var(st, ev.var, ev.site.line)
             if ev.alias is not None and ev.alias != ev.var:

@@ -553,7 +553,11 @@ class _Extractor:
                     callback_obj=_container_of_field(obj),
                 )
             )
-        # lockptr / out-lockptr / sleeps: nothing more to record
+        elif e.effect == "out-lockptr" and e.out_arg < len(args):
+            # `pte_offset_map_nolock(mm, pmd, addr, &ptl)`: `ptl` names a new
+            # lock from here on, whatever the path knew of its old value
+            self.events.append(Assign(out_name(text(args[e.out_arg])), site))
+        # lockptr / sleeps: nothing more to record
 
 
 def _reads(node: Node) -> tuple[tuple[str, ...], bool]:
