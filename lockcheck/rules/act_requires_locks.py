@@ -58,12 +58,18 @@ class ActRequiresLocks(Rule):
         return any(all(satisfied(keys, [w]) for w in alt) for alt in self.alternatives)
 
     def _evidence(self, fn: FunctionFacts, site: Site) -> bool:
-        """Does the function take a lock of a required class on a way to `site`?"""
+        """Does the function take a lock of a required class on a way to `site`?
+
+        An acquisition that `site` comes before on every path (a retry loop
+        calling a lookup, then locking, then `goto again`) reaches it only
+        through the next round, after that hold ended: not a lock the act
+        was meant to be under.
+        """
         goal = {n for n, evs in enumerate(fn.events) for ev in evs if ev.site == site}
         return any(
             isinstance(ev, Acquire)
             and ev.lock.cls in self.classes
-            and goal & fn.reachable_from(nid)
+            and any(g == nid or not fn.dominates(g, nid) for g in goal & fn.reachable_from(nid))
             for nid, evs in enumerate(fn.events)
             for ev in evs
         )
