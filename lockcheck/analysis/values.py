@@ -209,6 +209,14 @@ def _spread(names: set[str], flows: list[tuple[tuple[str, ...], str]], limit: in
             return
 
 
+def derived_names(fn: FunctionFacts, names: Iterable[str]) -> set[str]:
+    """`names` and every name computed from them (`pte = pte_offset_kernel(&__pmd, addr)`)."""
+    out = set(names)
+    if out:
+        _spread(out, _flows(fn))
+    return out
+
+
 def uses(fn: FunctionFacts, val: EntryValue, nid: int) -> bool:
     """Does node `nid` read the value (through any of its names, or in place)?"""
     if val.read is not None and val.read.into is None and nid == val.node:
