@@ -327,11 +327,27 @@ def effective_events(
                 )
                 taken += 1
             for act in summ.acts:
-                evs.append(Act(act.kind, act.target, ev.site, ev.callee, act.inner_checks))
+                rereads = _lift_rereads(act.rereads, callee_params, ev.args, summ.locals)
+                evs.append(Act(act.kind, act.target, ev.site, ev.callee, act.inner_checks, rereads))
             if summ.returns is not None and ev.result and not ev.result.startswith("#"):
                 evs.append(Assign(ev.result, ev.site, summ.returns))
         out.append(evs)
     return out
+
+
+def _lift_rereads(
+    rereads: tuple[tuple[str, str, frozenset[str]], ...],
+    params: tuple[str, ...],
+    args: tuple[str, ...],
+    local_names: frozenset[str],
+) -> tuple[tuple[str, str, frozenset[str]], ...]:
+    """A callee's entry re-tests in the caller's terms; a callee-local entry is dropped."""
+    out = []
+    for cls, ptr, keys in rereads:
+        inst = substitute(ptr, params, args, local_names)
+        if inst is not None:
+            out.append((cls, inst, keys))
+    return tuple(out)
 
 
 def param_keyed(
@@ -398,13 +414,17 @@ def summarise(facts: FunctionFacts) -> Summary:
         and fn.cfg.nodes[nid].kind == "branch"
         and any(facts.gates(nid, an) for an, _ in own)
     ]
+    from lockcheck.analysis.values import act_rereads  # provenance, which needs substitute()
+
+    rereads = act_rereads(facts) if own else {}
     acts: list[Act] = []
     for nid, act in own:
         inner = list(act.inner_checks)
         for cnid, chk, cst in deciding:
             if facts.dominates(cnid, nid):
                 inner.append((chk.flag, cst.held_keys()))
-        acts.append(Act(act.kind, act.target, act.site, act.via, tuple(inner)))
+        again = rereads.get((nid, act), ())
+        acts.append(Act(act.kind, act.target, act.site, act.via, tuple(inner), again))
     acquires: list[tuple[LockRef, Mode, str | None]] = []
     releases: list[LockRef] = list(fn.exit_releases)
     may_release: list[LockRef] = []

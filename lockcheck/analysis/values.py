@@ -209,11 +209,75 @@ def _spread(names: set[str], flows: list[tuple[tuple[str, ...], str]], limit: in
             return
 
 
+def derived_names(fn: FunctionFacts, names: Iterable[str]) -> set[str]:
+    """`names` and every name computed from them (`pte = pte_offset_kernel(&__pmd, addr)`)."""
+    out = set(names)
+    if out:
+        _spread(out, _flows(fn))
+    return out
+
+
 def uses(fn: FunctionFacts, val: EntryValue, nid: int) -> bool:
     """Does node `nid` read the value (through any of its names, or in place)?"""
     if val.read is not None and val.read.into is None and nid == val.node:
         return True
     return any(uses_name(t, n) for t in node_texts(fn, nid) for n in val.names)
+
+
+def entry_pointer(ptr: str) -> str:
+    """The table pointer an entry expression names: `&vmf->pte[i]` -> `vmf->pte`."""
+    text = "".join(ptr.split()).lstrip("&*")
+    while text.startswith("(") and text.endswith(")"):
+        text = text[1:-1].lstrip("&*")
+    return re.sub(r"\[[^\]]*\]$", "", text)
+
+
+Reread = tuple[str, str, frozenset[str]]
+
+
+def act_rereads(fn: FunctionFacts) -> dict[tuple[int, Act], tuple[Reread, ...]]:
+    """For each act: the entries tested again on the way to it, for summaries.
+
+    A branch whose condition reads an entry (`if (!pte_none(ptep_get(vmf->pte)))
+    return`, `if (pmd_present(*pmd) && pmd_devmap(*pmd))`) from which the act
+    is reached: the function looked at the entry afresh before acting. It is
+    a may-fact (a loop that counts the entries it tested, then installs them,
+    reaches its act on paths that skip the test); the callers' rule decides
+    whether it re-validates their value. Each test carries the lock keys held
+    at it, plus "#caller" when nothing was released on any way to it: it is
+    then under whatever the caller holds at the call. Re-tests a callee made
+    are lifted the same way from the call's state.
+    """
+    nodes = fn.fn.cfg.nodes
+    released: set[int] = set()
+    for nid, evs in enumerate(fn.events):
+        if fn.state_in[nid] is not None and any(isinstance(ev, Release) for ev in evs):
+            released |= fn.reachable_from(nid)
+    tests: list[tuple[int, Reread]] = []
+    for nid, evs in enumerate(fn.events):
+        if nodes[nid].kind != "branch" or fn.state_in[nid] is None:
+            continue
+        for ev, st in zip(evs, fn.before[nid], strict=True):
+            if isinstance(ev, Read) and st is not None:
+                keys = st.held_keys() | ({"#caller"} if nid not in released else set())
+                tests.append((nid, (ev.cls, entry_pointer(ev.ptr), frozenset(keys))))
+    out: dict[tuple[int, Act], tuple[Reread, ...]] = {}
+    reach: dict[int, set[int]] = {}
+    for nid, evs in enumerate(fn.events):
+        for ev, st in zip(evs, fn.before[nid], strict=True):
+            if not isinstance(ev, Act) or st is None:
+                continue
+            found: list[Reread] = []
+            for tn, test in tests:
+                if tn != nid and nid in reach.setdefault(tn, fn.reachable_from(tn)):
+                    found.append(test)
+            for cls, ptr, keys in ev.rereads:
+                if "#caller" in keys:  # under the hold at this call
+                    keys = st.held_keys() | ({"#caller"} if nid not in released else set())
+                found.append((cls, ptr, frozenset(keys)))
+            if found:
+                out[(nid, ev)] = tuple(sorted(set(found), key=lambda r: (r[0], r[1], sorted(r[2]))))
+    return out
 
 
 # --- which acquisitions a release undoes -------------------------------------

@@ -106,6 +106,11 @@ class Act:
     via: str | None = None  # the callee that performs it, for summarised acts
     # checks inside `via` that decide it: (flag, lock keys held at that check)
     inner_checks: tuple[tuple[str, frozenset[str]], ...] = ()
+    # entries `via` re-tests under a lock on its way to the act (the pmd
+    # re-tested by follow_devmap_pmd()): (entry lock class, pointer in the
+    # terms of the function holding this event, lock keys held at the test,
+    # with "#caller" when nothing was released before it)
+    rereads: tuple[tuple[str, str, frozenset[str]], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from lockcheck.analysis.function import FunctionFacts
-from lockcheck.analysis.values import act_events
+from lockcheck.analysis.values import act_events, derived_names
 from lockcheck.errors import PackError
 from lockcheck.model.finding import Related
 from lockcheck.model.ir import Acquire, Act, Call, Site
@@ -58,12 +58,18 @@ class ActRequiresLocks(Rule):
         return any(all(satisfied(keys, [w]) for w in alt) for alt in self.alternatives)
 
     def _evidence(self, fn: FunctionFacts, site: Site) -> bool:
-        """Does the function take a lock of a required class on a way to `site`?"""
+        """Does the function take a lock of a required class on a way to `site`?
+
+        An acquisition that `site` comes before on every path (a retry loop
+        calling a lookup, then locking, then `goto again`) reaches it only
+        through the next round, after that hold ended: not a lock the act
+        was meant to be under.
+        """
         goal = {n for n, evs in enumerate(fn.events) for ev in evs if ev.site == site}
         return any(
             isinstance(ev, Acquire)
             and ev.lock.cls in self.classes
-            and goal & fn.reachable_from(nid)
+            and any(g == nid or not fn.dominates(g, nid) for g in goal & fn.reachable_from(nid))
             for nid, evs in enumerate(fn.events)
             for ev in evs
         )
@@ -77,10 +83,12 @@ class ActRequiresLocks(Rule):
                         callers.setdefault(ev.callee, []).append((ff, ev, st.held_keys()))
         reported: set[tuple[int, int]] = set()
         for ff in ctx.facts.functions:
-            for _nid, _i, act, st in act_events(ff):
+            acts = act_events(ff)
+            private = _private_tables(ff, [a for _, _, a, _ in acts])
+            for _nid, _i, act, st in acts:
                 if act.via is not None or act.kind not in self.acts or st is None:
                     continue
-                if _local_object(act):
+                if _local_object(act) or act.target in private:
                     continue
                 keys = st.held_keys()
                 if self._met(keys):
@@ -154,3 +162,12 @@ def _local_object(act: Act) -> bool:
         and act.target.isidentifier()
         and f"&{act.target}" in act.site.text.replace(" ", "")
     )
+
+
+def _private_tables(fn: FunctionFacts, acts: list[Act]) -> set[str]:
+    """Entry pointers into a table hung off a local entry the function filled
+    itself (`pmd_populate_kernel(&init_mm, &__pmd, pgtable)`, then
+    `pte = pte_offset_kernel(&__pmd, addr)`): a table no walker can reach
+    until it is installed, so its entries need no lock yet."""
+    local = {a.target for a in acts if a.via is None and _local_object(a)}
+    return derived_names(fn, local) - local if local else set()

@@ -25,6 +25,7 @@ from lockcheck.analysis.state import Held, LockState
 from lockcheck.analysis.values import (
     EntryValue,
     act_events,
+    entry_pointer,
     entry_values,
     lock_key,
     marked_since_taken,
@@ -127,7 +128,7 @@ class StaleValue(Rule):
                     continue
                 if self._detached(ctx, fn):
                     break
-                if self._revalidated(fn, key, an, ai, val):
+                if self._retested_inside(act, val) or self._revalidated(fn, key, an, ai, val):
                     continue  # this value is checked; another may not be
                 site = (act.site.line, act.site.column)
                 if site not in reported:
@@ -229,6 +230,28 @@ class StaleValue(Rule):
             return False
 
         return marked_since_taken(fn, key, is_mark).get((an, ai), False)
+
+    def _retested_inside(self, act: Act, val: EntryValue) -> bool:
+        """Does the callee doing the act test the entry again under the lock first?
+
+        `follow_devmap_pmd()` asserts the pmd lock and returns unless
+        `pmd_present(*pmd) && pmd_devmap(*pmd)` before touching the pmd: the
+        caller's lockless read decides only whether to call it. The re-test
+        must be of the entry the value was read from (or the act's own) and
+        under the caller's hold (nothing released before it) or a lock of
+        the rule's classes.
+        """
+        if act.via is None or not act.rereads:
+            return False
+        wanted = {entry_pointer(act.target)} if act.target else set()
+        if val.read is not None:
+            wanted.add(entry_pointer(val.read.ptr))
+        for cls, ptr, keys in act.rereads:
+            if cls not in self.reads or ptr not in wanted:
+                continue
+            if "#caller" in keys or any(k.rpartition(":")[0] in self.locks for k in keys):
+                return True
+        return False
 
     def _detached(self, ctx: RuleContext, fn: FunctionFacts, depth: int = 0) -> bool:
         """Is the table out of every other walker's reach before this function runs?
