@@ -104,13 +104,42 @@ def test_cache_serves_a_second_run_and_misses_what_changed(tmp_path: Path) -> No
     assert warm_cache.hits == n and warm_cache.misses == 0
     assert warm.findings == cold.findings and warm.findings
     assert warm.stats == cold.stats
-    # one file changed into a clean one: only it is analysed again, and its findings go
+    # one file changed into a clean one: it and the files beside it (whose
+    # callees it may define) are analysed again, files elsewhere are not
+    other = tmp_path / "elsewhere"
+    shutil.copytree(FIXTURES / "locking", other)
+    m = len(list(other.glob("*.c")))
+    run_check(engine, [tree, other], cache=ResultCache(cache_dir, engine))
     (tree / "v1.c").write_bytes((FIXTURES / "khugepaged" / "merged_fix.c").read_bytes())
     after = ResultCache(cache_dir, engine)
-    result = run_check(engine, [tree], cache=after)
-    assert after.misses == 1 and after.hits == n - 1
+    result = run_check(engine, [tree, other], cache=after)
+    assert after.misses == n and after.hits == m
     assert not [f for f in result.findings if f.path.endswith("/v1.c")]
     assert [f for f in cold.findings if f.path.endswith("/v1.c")]
+
+
+def test_cache_misses_a_file_whose_callee_in_a_sibling_file_changed(tmp_path: Path) -> None:
+    """A cross-file summary reads the callee's file: editing only that file
+    must not serve the caller's old result."""
+    tree = tmp_path / "mm"
+    tree.mkdir()
+    (tree / "caller.c").write_text(
+        "int poke(struct gadget *g)\n{\n\tgadget_grab(g);\n\tg->n++;\n"
+        "\tspin_unlock(&g->lock);\n\treturn 0;\n}\n"
+    )
+    callee = tree / "callee.c"
+    callee.write_text("void gadget_grab(struct gadget *g)\n{\n\tspin_lock(&g->lock);\n}\n")
+    cache_dir = tmp_path / "cache"
+    engine = Engine()
+    first = run_check(engine, [tree / "caller.c"], cache=ResultCache(cache_dir, engine))
+    # the callee no longer takes the lock: the caller's unlock is now of a lock not held
+    callee.write_text("void gadget_grab(struct gadget *g)\n{\n\tg->n = 0;\n}\n")
+    fresh = run_check(Engine(), [tree / "caller.c"], cache=None)
+    again_cache = ResultCache(cache_dir, engine)
+    again = run_check(engine, [tree / "caller.c"], cache=again_cache)
+    assert again_cache.misses == 1
+    assert again.findings == fresh.findings
+    assert first.stats == again.stats
 
 
 def test_cache_key_names_included_headers_and_settings(tmp_path: Path) -> None:
