@@ -67,3 +67,12 @@ def test_lock_balance_names_the_first_leaking_return() -> None:
     [finding] = result.findings
     assert f"returns at line {leaks[0]}," in finding.message
     assert [r.line for r in finding.related] == [leaks[0]]
+
+
+def test_a_leak_of_one_lock_under_two_names_is_reported_once() -> None:
+    """`ptl == pml` on the leaking path: one lock, so one lock-balance report."""
+    path = FIXTURES / "khugepaged" / "mapped_thp_mmap_read.c"
+    engine = Engine(Config(packs=["mm"], select={"lock-balance"}))
+    found = [f for f in engine.check_paths([path]).findings if f.rule == "lock-balance"]
+    assert len(found) == 1, [f.message for f in found]
+    assert "`pml`" in found[0].message

@@ -114,6 +114,7 @@ class LockBalance(Rule):
                 if ref.cls in self.skip or ref.inst.split("@")[0] not in released:
                     continue  # never released here: a lock-taking helper, not a leak
                 candidates.setdefault(ref, held)
+        reported: list[tuple[int, str]] = []  # (way out, lock): one report per lock
         for ref, held in sorted(candidates.items(), key=lambda kv: (kv[1].site, kv[0].inst)):
             holding = [
                 (n, ret) for n, st, _, ret in fn.exits if ref in st.may and not st.may[ref].escaped
@@ -143,6 +144,14 @@ class LockBalance(Rule):
                 # (NULL, -Exxx, false) with the lock held
                 continue
             leak = min(holding, key=lambda h: cfg.nodes[h[0]].line)[0]
+            if any(
+                n == leak and st.same_lock(prev, ref.inst)
+                for n, prev in reported
+                for m, st in exits
+                if m == leak and ref in st.may
+            ):
+                continue  # the same lock under another name (`ptl == pml`), already reported
+            reported.append((leak, ref.inst))
             line = cfg.nodes[leak].line
             name = ref.inst.split("@")[0]
             ctx.report(
