@@ -593,3 +593,17 @@ def test_mutated_replies_and_threads_keep_the_contract(data: st.DataObject) -> N
         for command in ("annotate", "review"):
             code, _, err = run_main(command, str(r), "--thread", str(t), "--tree", str(TREE))
             assert_contract(code, err)
+
+
+def test_an_empty_quoted_line_in_a_quote_without_hunk_headers_is_context() -> None:
+    """`> ` alone (a blank line of the patch, its indentation lost) is not a
+    `+`/`-` line: it once made the reader index an empty string."""
+    raw = THREAD.read_text()
+    text = raw[raw.rindex("\nFrom pat@example.org") + 1 :].split("\n", 1)[1]
+    lines = text.splitlines()
+    i = next(k for k, ln in enumerate(lines) if ln.startswith("> +"))
+    lines.insert(i, ">")
+    reply = headerless_quote(parse_patch_text("\n".join(lines) + "\n", "pat.eml")[0])
+    assert reply.files
+    kinds = [hl.kind for f in reply.files for h in f.hunks for hl in h.lines]
+    assert set(kinds) <= {"+", "-", " "} and "+" in kinds

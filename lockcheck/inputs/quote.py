@@ -219,7 +219,7 @@ def headerless_quote(patch: Patch) -> Patch:
     votes: dict[int, int] = {}
     for ln in lines[start:]:
         depth, text = quote_split(ln)
-        if depth and text[:1] in "+-" and not text.startswith(("+++", "---")):
+        if depth and text[:1] in ("+", "-") and not text.startswith(("+++", "---")):
             votes[depth] = votes.get(depth, 0) + 1
     if not votes:
         return patch
@@ -234,11 +234,11 @@ def headerless_quote(patch: Patch) -> Patch:
         blocks[-1].append((i, text))
     hunk_lines: list[HunkLine] = []
     for block in blocks:
-        if not any(t[:1] in "+-" for _, t in block):
+        if not any(t[:1] in ("+", "-") for _, t in block):
             continue
         for k, (src, text) in enumerate(block):
-            kind: LineKind = cast(LineKind, text[0]) if text[:1] in "+-" else " "
-            body = text[1:] if text[:1] in "+- " else text
+            kind: LineKind = cast(LineKind, text[0]) if text[:1] in ("+", "-") else " "
+            body = text[1:] if text[:1] in ("+", "-", " ") else text
             hunk_lines.append(HunkLine(kind, body, None, None, src, k == 0 and bool(hunk_lines)))
     if not hunk_lines:
         return patch
