@@ -567,6 +567,7 @@ def test_review_of_a_patch_has_simulator_evidence_and_sarif_code_flows() -> None
 @settings(
     max_examples=int(30 * float(os.environ.get("LOCKCHECK_FUZZ_EXAMPLES", "1"))),
     deadline=None,
+    derandomize=True,  # as the other fuzz tests: CI runs the same cases each time
     suppress_health_check=[HealthCheck.too_slow],
 )
 @given(st.data())
