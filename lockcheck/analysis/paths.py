@@ -252,9 +252,5 @@ def take_edge(tr: Transfer, path: Path, atom: Atom | None, label: bool | None) -
             for name, other in ((atom.a, atom.b), (atom.b, atom.a))
         ):
             gone = set()
-        st = LockState(
-            {r: h for r, h in st.must.items() if r.inst not in gone},
-            {r: h for r, h in st.may.items() if r.inst not in gone},
-            st.eqs,
-        )
+        st = st.without(lambda ref, _h: ref.inst in gone)
     return st, facts

@@ -7,7 +7,7 @@ plus pointer equalities (`ptl == pml`) that make two names one lock.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
 from lockcheck.model.ir import (
@@ -90,6 +90,16 @@ class LockState:
             and a[len(ha) :] == b[len(hb) :]
             and a[len(ha) :] != ""
             and frozenset((ha, hb)) in self.eqs
+        )
+
+    def without(self, gone: Callable[[LockRef, Held], bool]) -> LockState:
+        """The state less the holds `gone` picks (itself when it picks none)."""
+        if not any(gone(r, h) for d in (self.must, self.may) for r, h in d.items()):
+            return self
+        return LockState(
+            {r: h for r, h in self.must.items() if not gone(r, h)},
+            {r: h for r, h in self.may.items() if not gone(r, h)},
+            self.eqs,
         )
 
 

@@ -115,23 +115,10 @@ class Transfer:
     @staticmethod
     def _end_bound(st: LockState, cls: str) -> LockState:
         """Locks held `until` a lock of `cls` is released end with it."""
-        if not any(h.until == cls for h in st.may.values()):
-            return st
-        return LockState(
-            {r: h for r, h in st.must.items() if h.until != cls},
-            {r: h for r, h in st.may.items() if h.until != cls},
-            st.eqs,
-        )
+        return st.without(lambda _r, h: h.until == cls)
 
     def _drop(self, st: LockState, lock: LockRef) -> LockState:
-        def gone(ref: LockRef) -> bool:
-            return st.same_lock(ref.inst, lock.inst)
-
-        return LockState(
-            {r: h for r, h in st.must.items() if not gone(r)},
-            {r: h for r, h in st.may.items() if not gone(r)},
-            st.eqs,
-        )
+        return st.without(lambda ref, _h: st.same_lock(ref.inst, lock.inst))
 
     @staticmethod
     def _kill_var(st: LockState, var: str, line: int) -> LockState:
@@ -182,32 +169,14 @@ class Transfer:
                 cond_var == var or frozenset((cond_var, var)) in st.eqs
             )
 
-        def keep(h: Held) -> bool:
-            return not (tests(h.cond_var) and h.fail_when == failed_when)
-
-        if all(keep(h) for h in st.may.values()):
-            return st
-        return LockState(
-            {r: h for r, h in st.must.items() if keep(h)},
-            {r: h for r, h in st.may.items() if keep(h)},
-            st.eqs,
-        )
+        return st.without(lambda _r, h: tests(h.cond_var) and h.fail_when == failed_when)
 
     @staticmethod
     def _resolve_err(st: LockState, var: str) -> LockState:
-        def keep(h: Held) -> bool:
-            return not (
-                h.fail_when == "err"
-                and h.cond_var is not None
-                and (h.cond_var == var or frozenset((h.cond_var, var)) in st.eqs)
-            )
-
-        if all(keep(h) for h in st.may.values()):
-            return st
-        return LockState(
-            {r: h for r, h in st.must.items() if keep(h)},
-            {r: h for r, h in st.may.items() if keep(h)},
-            st.eqs,
+        return st.without(
+            lambda _r, h: h.fail_when == "err"
+            and h.cond_var is not None
+            and (h.cond_var == var or frozenset((h.cond_var, var)) in st.eqs)
         )
 
     @staticmethod
@@ -218,13 +187,7 @@ class Transfer:
             inst = ref.inst.split("@")[0]
             return inst.startswith((var + "->", var + ".")) and not h_assumed(st, ref)
 
-        if not any(inside(r) for r in st.may):
-            return st
-        return LockState(
-            {r: h for r, h in st.must.items() if not inside(r)},
-            {r: h for r, h in st.may.items() if not inside(r)},
-            st.eqs,
-        )
+        return st.without(lambda ref, _h: inside(ref))
 
     @staticmethod
     def _clear_atom(st: LockState) -> LockState:
