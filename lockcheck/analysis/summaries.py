@@ -84,6 +84,10 @@ def _inner_params(rest: str, mapping: Mapping[str, str]) -> str:
     return _INNER_NAME_RE.sub(repl, rest) if mapping else rest
 
 
+# a summary's lock that is the call's result (`ptl = __pmd_trans_huge_lock(..)`)
+RETURNED = "#ret"
+
+
 @dataclass(frozen=True, slots=True)
 class Summary:
     """What a call to a function does, for its callers in the same file."""
@@ -177,11 +181,7 @@ def _is_zeroish(value: str) -> bool:
 def is_failure_value(value: str) -> bool:
     """A return value that reads as "did not happen": NULL, false, -Exxx, ERR_PTR()."""
     v = value.strip("() ")
-    return (
-        v in ("NULL", "false")
-        or v.startswith(("-", "ERR_PTR"))
-        or v.endswith((":err", ":neg"))
-    )
+    return v in ("NULL", "false") or v.startswith(("-", "ERR_PTR")) or v.endswith((":err", ":neg"))
 
 
 def signals_holding(held_vals: set[str], free_vals: set[str]) -> bool:
@@ -304,9 +304,13 @@ def effective_events(
             until = dict(summ.bound)
             taken = 0
             for ref, mode, success in summ.acquires:
-                inst = _canon(
-                    substitute(ref.inst, callee_params, ev.args, summ.locals, addressed), fn
-                )
+                if ref.inst == RETURNED:
+                    returned = ev.result is not None and not ev.result.startswith("#")
+                    inst = ev.result if returned else None
+                else:
+                    inst = _canon(
+                        substitute(ref.inst, callee_params, ev.args, summ.locals, addressed), fn
+                    )
                 if inst is None:
                     continue
                 cond = ev.result if success is not None else None
@@ -397,6 +401,17 @@ def param_keyed(
             if not reached:
                 kept.append((ref, i))
     return replace(summ, kept_unless=tuple(kept)) if kept else summ
+
+
+def _returned(facts: FunctionFacts, ref: LockRef, local: frozenset[str]) -> LockRef:
+    """A lock held in a local the function returns (`return ptl;` with `ptl`
+    locked, NULL without) is, for the caller, the lock its result points to:
+    without this the caller's `spin_unlock(ptl)` releases a lock it never took."""
+    inst = ref.inst.split("@")[0]
+    if inst not in local:
+        return ref
+    rets = {ret.rsplit(":", 1)[0] for _, st, _, ret in facts.exits if ref in st.may}
+    return LockRef(RETURNED, cls=ref.cls) if rets == {inst} else ref
 
 
 def _entry_site(fn: Function) -> Site:
@@ -499,6 +514,7 @@ def summarise(facts: FunctionFacts) -> Summary:
     assigned = frozenset(
         ev.var for evs in facts.events for ev in evs if isinstance(ev, Assign)
     ) - frozenset(fn.params)
+    acquires = [(_returned(facts, ref, assigned), m, s) for ref, m, s in acquires]
     return Summary(
         fn.params,
         tuple(acts),
