@@ -70,8 +70,10 @@ class StaleValue(Rule):
     def run(self, ctx: RuleContext) -> None:
         self.retesting = self._retesting_helpers(ctx)
         self.callee_params = {name: summ.params for name, summ in ctx.facts.summaries.items()}
+        self._reached: dict[tuple[int, int], set[int]] = {}
         for fn in ctx.facts.functions:
             self._function(ctx, fn)
+        self._reached = {}
 
     def _retesting_helpers(self, ctx: RuleContext) -> frozenset[str]:
         """Same-file helpers that re-test an entry: they call a `revalidate`
@@ -185,11 +187,20 @@ class StaleValue(Rule):
         site = Site(fn.fn.start_line, 1, f"{name} (set by the caller)")
         return [EntryValue(self.snapshots[snap], fn.fn.cfg.entry, site, None, None, {name}, name)]
 
+    def _reach(self, fn: FunctionFacts, nid: int) -> set[int]:
+        key = (id(fn), nid)
+        got = self._reached.get(key)
+        if got is None:
+            got = self._reached[key] = fn.reachable_from(nid)
+        return got
+
     def _decides(self, fn: FunctionFacts, val: EntryValue, an: int, act: Act) -> bool:
         """The value flows into the act, or a branch on it gates an act on its own entry."""
         snapshot = val.node == fn.fn.cfg.entry and val.read is None
         if snapshot and val.names & (self._carried_names(act) | set(fn.fn.params)):
             return True  # the snapshot of the very entry acted on
+        if val.read is not None and an not in self._reach(fn, val.node):
+            return False  # read on a path that never gets to the act (`goto unlock` before it)
         if uses(fn, val, an):
             return True
         if val.read is not None and act.target and act.via is None and val.read.ptr != act.target:
