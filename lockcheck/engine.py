@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -113,6 +114,21 @@ class Config:
     severity: dict[str, str] = field(default_factory=dict)  # rule id -> severity it reports
 
 
+def declared_elsewhere(header: str, name: str) -> bool:
+    """Does the header also declare `name` as a plain prototype? Then its
+    inline body is one `#ifdef` branch, typically the stub of a disabled
+    option (`return -EAGAIN;`), and the real function is in a .c file: the
+    stub's constant return would make the caller's code after the call look
+    unreachable."""
+    if name not in header:
+        return False
+    proto = re.compile(
+        rf"^(?:extern\s+)?(?!return\b|static\b)[A-Za-z_][\w \t*]*?\b{re.escape(name)}\s*\([^{{}};]*\)[^{{}};]*;",
+        re.M,
+    )
+    return proto.search(header) is not None
+
+
 class Engine:
     def __init__(self, config: Config | None = None, registry: Registry | None = None) -> None:
         self.config = config or Config()
@@ -216,10 +232,12 @@ class Engine:
                 return stored
         lines = data.decode("utf-8", "replace").splitlines()
         model = build_file_model(parse_source(str(header), data), self.vocab, self.config.max_nodes)
+        text = "\n".join(lines)
         inline = [
             fn
             for fn in model.functions
             if "inline" in " ".join(lines[fn.start_line - 1 : fn.start_line + 1])
+            and not declared_elsewhere(text, fn.name)
         ]
         # an inline wrapping a function of a .c file beside the header
         # (xfs_trans_ail_update() -> xfs_trans_ail_update_bulk())
