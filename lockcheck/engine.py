@@ -123,7 +123,9 @@ def declared_elsewhere(header: str, name: str) -> bool:
     if name not in header:
         return False
     proto = re.compile(
-        rf"^(?:extern\s+)?(?!return\b|static\b)[A-Za-z_][\w \t*]*?\b{re.escape(name)}\s*\([^{{}};]*\)[^{{}};]*;",
+        r"^(?:extern\s+)?(?!return\b|static\b)[A-Za-z_][\w \t*]*?\b"
+        + re.escape(name)
+        + r"\s*\([^{};]*\)[^{};]*;",
         re.M,
     )
     return proto.search(header) is not None
