@@ -152,6 +152,7 @@ class _FnContext:
     # `sbi = EXT4_SB(inode->i_sb)` set once from a stable expression: that
     # expression -> the variable, so both spellings name one lock
     canon: dict[str, str] = field(default_factory=dict)
+    local_names: set[str] = field(default_factory=set)
 
     def resolve(self, expr: str, cls: str | None = None) -> LockRef:
         s = canonical(norm(expr), self.canon)
@@ -290,6 +291,13 @@ def _prepass(body: Node, ctx: _FnContext) -> None:
         elif node.type == "init_declarator":
             var = _declared_name(node.child_by_field_name("declarator"))
             value = node.child_by_field_name("value")
+        elif node.type == "declaration":
+            if not any(c.type == "storage_class_specifier" for c in node.children):
+                for d in node.children_by_field_name("declarator"):
+                    declared = _declared_name(d) if d.type != "identifier" else text(d)
+                    if declared is not None:
+                        ctx.local_names.add(declared)
+            continue
         elif node.type == "call_expression":
             name = call_name(node)
             entry = ctx.vocab.api.get(name or "")
@@ -758,6 +766,7 @@ def lower_function(
         parse_errors=count_errors(fn),
         canon=dict(ctx.canon),
         containers=_containers(body, params),
+        local_names=frozenset(ctx.local_names),
     )
 
 

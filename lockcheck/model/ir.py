@@ -254,3 +254,5 @@ class Function:
     containers: dict[str, str] = field(default_factory=dict)
     # stable copies: expression -> the local set once to it (model/extract.py)
     canon: dict[str, str] = field(default_factory=dict)
+    # the names the body declares (not `static`): state no other CPU sees
+    local_names: frozenset[str] = frozenset()
