@@ -50,6 +50,7 @@ from lockcheck.model.finding import Finding, Related
 from lockcheck.model.ir import Act, Check
 from lockcheck.rules.decide import decide
 from lockcheck.rules.lock_effect import LockEffectChanged
+from lockcheck.rules.moved_out import MovedOutOfLock
 
 FRAGMENT_NOTE = (
     "fragment mode: no tree to apply to, so only the lines the hunks show were analysed; "
@@ -531,26 +532,30 @@ def lock_context(patch: Patch, pre: _Side, post: _Side) -> list[SiteContext]:
 def effect_findings(
     engine: Engine, pre: _Side, post: _Side, tree: Tree | None, new: Iterable[Finding]
 ) -> list[Finding]:
-    """`lock-effect-changed`: what changed functions hold on each kind of return,
-    before and after. Not repeated where the patch already adds a lock-balance
-    finding in the same function (the same leak, seen from inside)."""
+    """The review-only comparisons of the changed functions, before and after:
+    `lock-effect-changed` (what they hold on each kind of return; not repeated
+    where the patch already adds a lock-balance finding in the same function,
+    the same leak seen from inside) and `moved-out-of-lock` (tests and acts
+    that left the lock they were made under)."""
     select = engine.config.select
     rules = [
         r
         for r in engine.rules
-        if isinstance(r, LockEffectChanged) and (select is None or r.spec.id in select)
+        if isinstance(r, (LockEffectChanged, MovedOutOfLock))
+        and (select is None or r.spec.id in select)
     ]
     if not rules:
         return []
     leaking = {f.function for f in new if f.rule == "lock-balance"}
-    names = (_changed_functions(pre) | _changed_functions(post)) - leaking
-    if not names:
+    changed = _changed_functions(pre) | _changed_functions(post)
+    if not changed:
         return []
     where = None
     if isinstance(tree, DirTree):
         where = (tree.root / post.image.path).parent
     raw: list[Finding] = []
     for rule in rules:
+        names = changed - leaking if isinstance(rule, LockEffectChanged) else changed
         raw.extend(
             rule.compare(
                 post.image.path,

@@ -12,6 +12,7 @@ from lockcheck.rules.lock_balance import LockBalance
 from lockcheck.rules.lock_effect import LockEffectChanged
 from lockcheck.rules.lock_order import LockOrder
 from lockcheck.rules.lock_pairing import LockPairing
+from lockcheck.rules.moved_out import MovedOutOfLock
 from lockcheck.rules.nesting import NestedSameClass
 from lockcheck.rules.recheck_after_lock import RecheckAfterLock
 from lockcheck.rules.recheck_after_relock import RecheckAfterRelock
@@ -32,6 +33,7 @@ def register(registry: Registry) -> None:
     registry.add_kind(LockEffectChanged)
     registry.add_kind(LockOrder)
     registry.add_kind(LockPairing)
+    registry.add_kind(MovedOutOfLock)
     registry.add_kind(NestedSameClass)
     registry.add_kind(RecheckAfterLock)
     registry.add_kind(RecheckAfterRelock)
