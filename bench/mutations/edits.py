@@ -612,12 +612,20 @@ def act_out_of_lock(fn: Function) -> Iterator[Edit]:
         s, _ret = _statement_of(node)
         if s is None or s.type == "declaration" or not in_block(fn.src, s):
             continue
-        # the spinning locks taken before it: the page-table locks that cover an act
-        held = {
-            c.key
-            for c in fn.calls
-            if c.acquires and c.entry.atomic and c.key != "rcu" and c.call.start_byte < s.start_byte
-        }
+        # the spinning locks taken before it and not released since (in text
+        # order, counting unlocks in a block around the act, not those on an
+        # early way out beside it): the page-table locks that cover the act.
+        # An act after its lock's unlock (a table built privately before it
+        # is published) is not under the lock: moving it down is no locking bug
+        last: dict[str | None, bool] = {}
+        for c in sorted(fn.calls, key=lambda c: c.call.start_byte):
+            if c.call.start_byte >= s.start_byte or c.key == "rcu":
+                continue
+            if c.acquires and c.entry.atomic:
+                last[c.key] = True
+            elif c.releases and c.key in last and _encloses(_block_of(c.call), s):
+                last[c.key] = False  # not an early-exit unlock in a branch beside the act
+        held = {k for k, on in last.items() if on}
         sib = next_stmt(s)
         while sib is not None and sib.type != "labeled_statement":  # other paths join there
             if _spin_release(fn, sib, held):
@@ -634,6 +642,17 @@ def act_out_of_lock(fn: Function) -> Iterator[Edit]:
                     )
                 break
             sib = next_stmt(sib)
+
+
+def _block_of(node: Node) -> Node | None:
+    cur = node.parent
+    while cur is not None and cur.type != "compound_statement":
+        cur = cur.parent
+    return cur
+
+
+def _encloses(block: Node | None, node: Node) -> bool:
+    return block is not None and block.start_byte <= node.start_byte < block.end_byte
 
 
 def _spin_release(fn: Function, stmt: Node, held: set[str | None] | None) -> bool:
@@ -875,17 +894,20 @@ CLASSES: tuple[EditClass, ...] = (
     EditClass(
         "hoist-check-keep-unlock",
         "issue-14",
-        ("recheck-after-relock", "lock-balance"),
+        ("moved-out-of-lock", "recheck-after-relock", "lock-balance"),
         hoist_check_keep_unlock,
     ),
     EditClass(
         "hoist-check-drop-unlock",
         "issue-14",
-        ("recheck-after-relock", "pte-revalidate", "pmd-revalidate"),
+        ("moved-out-of-lock", "recheck-after-relock", "pte-revalidate", "pmd-revalidate"),
         hoist_check_drop_unlock,
     ),
     EditClass(
-        "act-out-of-lock", "issue-14", ("pt-act-unlocked", "pt-detach-locks"), act_out_of_lock
+        "act-out-of-lock",
+        "issue-14",
+        ("pt-act-unlocked", "pt-detach-locks", "moved-out-of-lock"),
+        act_out_of_lock,
     ),
     EditClass("sleep-under-spinlock", "issue-14", ("sleep-in-atomic",), sleep_under_spinlock),
     EditClass(
