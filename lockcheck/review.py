@@ -51,6 +51,7 @@ from lockcheck.model.ir import Act, Check
 from lockcheck.rules.decide import decide
 from lockcheck.rules.lock_effect import LockEffectChanged
 from lockcheck.rules.moved_out import MovedOutOfLock
+from lockcheck.rules.order_reversed import OrderReversed
 
 FRAGMENT_NOTE = (
     "fragment mode: no tree to apply to, so only the lines the hunks show were analysed; "
@@ -535,13 +536,14 @@ def effect_findings(
     """The review-only comparisons of the changed functions, before and after:
     `lock-effect-changed` (what they hold on each kind of return; not repeated
     where the patch already adds a lock-balance finding in the same function,
-    the same leak seen from inside) and `moved-out-of-lock` (tests and acts
-    that left the lock they were made under)."""
+    the same leak seen from inside), `moved-out-of-lock` (tests and acts
+    that left the lock they were made under) and `order-reversed` (two locks
+    now nested the other way)."""
     select = engine.config.select
     rules = [
         r
         for r in engine.rules
-        if isinstance(r, (LockEffectChanged, MovedOutOfLock))
+        if isinstance(r, (LockEffectChanged, MovedOutOfLock, OrderReversed))
         and (select is None or r.spec.id in select)
     ]
     if not rules:

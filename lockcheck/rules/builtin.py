@@ -14,6 +14,7 @@ from lockcheck.rules.lock_order import LockOrder
 from lockcheck.rules.lock_pairing import LockPairing
 from lockcheck.rules.moved_out import MovedOutOfLock
 from lockcheck.rules.nesting import NestedSameClass
+from lockcheck.rules.order_reversed import OrderReversed
 from lockcheck.rules.recheck_after_lock import RecheckAfterLock
 from lockcheck.rules.recheck_after_relock import RecheckAfterRelock
 from lockcheck.rules.sleep_in_atomic import SleepInAtomic
@@ -35,6 +36,7 @@ def register(registry: Registry) -> None:
     registry.add_kind(LockPairing)
     registry.add_kind(MovedOutOfLock)
     registry.add_kind(NestedSameClass)
+    registry.add_kind(OrderReversed)
     registry.add_kind(RecheckAfterLock)
     registry.add_kind(RecheckAfterRelock)
     registry.add_kind(SleepInAtomic)
