@@ -66,12 +66,19 @@ def _lock(inst: str) -> str:
     return inst.split("@", 1)[0]
 
 
-def _own(st: LockState | None, may: bool = False) -> frozenset[str]:
-    """Locks this function holds by its own acquisitions (not a caller's)."""
+def _own(st: LockState | None) -> frozenset[str]:
+    """Locks this function surely holds by its own acquisitions (not a caller's)."""
     if st is None:
         return frozenset()
-    held = st.may if may else st.must
-    return frozenset(_lock(r.inst) for r, h in held.items() if not h.assumed)
+    return frozenset(_lock(r.inst) for r, h in st.must.items() if not h.assumed)
+
+
+def _maybe(st: LockState | None) -> frozenset[str]:
+    """Locks possibly held, however they came to be: a test made where its lock
+    may be held is not reported (the join keeps one path's `assumed` in may)."""
+    if st is None:
+        return frozenset()
+    return frozenset(_lock(r.inst) for r in (*st.must, *st.may))
 
 
 def locals_of(ff: FunctionFacts) -> frozenset[str]:
@@ -123,15 +130,17 @@ def uses_of(ff: FunctionFacts) -> _Uses:
             text = _norm(node.text)
             if reads_shared(text, local):
                 col = ff.events[node.id][0].site.column if ff.events[node.id] else 1
-                use = _Use(node.line, col, _own(st), _own(st, may=True))
+                use = _Use(node.line, col, _own(st), _maybe(st))
                 out.tests.setdefault(text, []).append(use)
     for _nid, ev, st in ff.iter_events():
         if isinstance(ev, Act) and ev.via is None:
-            use = _Use(ev.site.line, ev.site.column, _own(st), _own(st, may=True))
+            use = _Use(ev.site.line, ev.site.column, _own(st), _maybe(st))
             out.acts.setdefault(_norm(ev.site.text), []).append(use)
         elif isinstance(ev, Acquire):
             lock = _lock(ev.lock.inst)
             out.taken[lock] = min(ev.site.line, out.taken.get(lock, ev.site.line))
+    for uses in (*out.tests.values(), *out.acts.values()):
+        uses.sort(key=lambda u: (u.line, u.column))  # occurrences pair in source order
     return out
 
 
