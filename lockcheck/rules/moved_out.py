@@ -74,11 +74,15 @@ def _own(st: LockState | None) -> frozenset[str]:
 
 
 def _maybe(st: LockState | None) -> frozenset[str]:
-    """Locks possibly held, however they came to be: a test made where its lock
-    may be held is not reported (the join keeps one path's `assumed` in may)."""
+    """Locks this function possibly holds by its own acquisitions. A join may
+    keep one path's `assumed` hold in may and another path's own hold of the
+    same lock in must: that lock is possibly held too."""
     if st is None:
         return frozenset()
-    return frozenset(_lock(r.inst) for r in (*st.must, *st.may))
+    own = {r for r, h in st.must.items() if not h.assumed}
+    return frozenset(_lock(r.inst) for r, h in st.may.items() if not h.assumed or r in own) | {
+        _lock(r.inst) for r in own
+    }
 
 
 def locals_of(ff: FunctionFacts) -> frozenset[str]:
