@@ -911,7 +911,10 @@ CLASSES: tuple[EditClass, ...] = (
     ),
     EditClass("sleep-under-spinlock", "issue-14", ("sleep-in-atomic",), sleep_under_spinlock),
     EditClass(
-        "reorder-nested-locks", "issue-14", ("lock-order", "nested-same-class"), reorder_nested
+        "reorder-nested-locks",
+        "issue-14",
+        ("lock-order", "nested-same-class", "order-reversed"),
+        reorder_nested,
     ),
     EditClass("benign-comment", "benign", (), benign_comment),
     EditClass("benign-rename-local", "benign", (), benign_rename_local),
