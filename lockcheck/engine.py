@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,6 +31,9 @@ from lockcheck.rules.registry import Registry, load_registry
 
 if TYPE_CHECKING:
     from lockcheck.cache import HeaderStore
+
+
+_CALLED_RE = re.compile(rb"\b([A-Za-z_]\w*)\s*\(")
 
 
 @dataclass(slots=True)
@@ -122,6 +126,19 @@ class _StoredIndex(TreeSummaries):
         built = super().index(directory)
         self.store.put_index(directory, built)
         return built
+
+    def summaries_of(self, file: Path) -> tuple[bytes, dict[str, Summary]] | None:
+        """A file's summaries as `library_for` takes them, with their key."""
+        try:
+            data = file.read_bytes()
+        except OSError:
+            return None
+        return hashlib.blake2b(data, digest_size=16).digest(), self._file(file)
+
+    def remember(self, key: bytes, summaries: dict[str, Summary]) -> None:
+        """Summaries another process computed (`summaries_of`) for a file's bytes."""
+        if key not in self._cache:
+            self._cache[key] = summaries
 
 
 @dataclass(slots=True)
@@ -222,6 +239,35 @@ class Engine:
             for name, summ in self._header(header).items():
                 out.setdefault(name, summ)
         return out
+
+    def callee_files(self, paths: list[Path]) -> list[Path]:
+        """The other `.c` files beside `paths` that their calls may take summaries
+        from (analysis/tree.py): every name written as a call that exactly one
+        file of the directory defines. More than the analysis takes, never fewer,
+        so a pool can summarise them once for all its workers."""
+        if not self.config.headers:
+            return []
+        wanted: set[Path] = set()
+        for path in paths:
+            try:
+                source = read_c_source(path)
+            except LockcheckError:
+                continue
+            idx = self._tree.index(path.parent)
+            me = path.resolve()
+            for name in set(_CALLED_RE.findall(source)):
+                where = idx.get(name.decode("ascii"))
+                if where is not None and len(where) == 1 and where[0] != me:
+                    wanted.add(where[0])
+        return sorted(wanted)
+
+    def summaries_of(self, file: Path) -> tuple[bytes, dict[str, Summary]] | None:
+        return self._tree.summaries_of(file)
+
+    def add_file_summaries(self, known: list[tuple[bytes, dict[str, Summary]]]) -> None:
+        """Summaries of callee files another process computed (`summaries_of`)."""
+        for key, summaries in known:
+            self._tree.remember(key, summaries)
 
     def header_summaries(self, header: Path) -> dict[str, Summary]:
         """A header's inline summaries, for a pool's first phase to share."""
