@@ -49,6 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from mutations.edits import BY_NAME, CLASSES, EditClass, Mutant, Site, sites  # noqa: E402
 
+from lockcheck.analysis.file import FlowMemo  # noqa: E402
 from lockcheck.config import find_config  # noqa: E402
 from lockcheck.engine import Analysis, Config, Engine  # noqa: E402
 from lockcheck.frontend.parse import count_errors, parse_source  # noqa: E402
@@ -170,11 +171,13 @@ class MemoEngine(Engine):
         self._memo: OrderedDict[tuple[str, bytes], Analysis] = OrderedDict()
         self._size = size
 
-    def analyse_source(self, path: str, source: bytes, tree: Path | None = None) -> Analysis:
+    def analyse_source(
+        self, path: str, source: bytes, tree: Path | None = None, memo: FlowMemo | None = None
+    ) -> Analysis:
         key = (path, hashlib.sha256(source).digest())
         hit = self._memo.get(key)
         if hit is None:
-            hit = super().analyse_source(path, source, tree)
+            hit = super().analyse_source(path, source, tree, memo)
             self._memo[key] = hit
             if len(self._memo) > self._size:
                 self._memo.popitem(last=False)

@@ -9,7 +9,9 @@ For the C files under TREE, in this one run:
 - one patch review of a khugepaged-sized file (about 2,800 lines, one
   function changed), process start included, and of a one-line change to
   the tree's own khugepaged.c when TREE has one (run from the tree's top, so
-  the review reads the tree's headers as a maintainer's would);
+  the review reads the tree's headers as a maintainer's would): into an
+  empty cache, as the next review after another patch to the file, and the
+  same review again;
 - a `git commit` of that change through the installed pre-commit hook, and
   without a hook.
 
@@ -121,31 +123,57 @@ def review_and_hook(repeats: int = 3) -> tuple[Run, float, float]:
     return review, plain, hooked
 
 
-def review_real(tree: Path, repeats: int = 3) -> tuple[Path, Run] | None:
+def _one_line_change(lines: list[str], start: int) -> list[str]:
+    """A comment line added after the first statement from `start` on."""
+    at = next(
+        i
+        for i in range(start, len(lines))
+        if lines[i].startswith("\t") and lines[i].rstrip().endswith(";")
+    )
+    return [*lines[: at + 1], "\t/* reviewed by the bench */\n", *lines[at + 1 :]]
+
+
+@dataclass
+class RealReview:
+    path: Path
+    first: Run  # this patch's first review (another patch to the file reviewed before)
+    again: Run  # the same review again: best of the repeats
+    cold: Run  # into an empty cache: header and cross-file summaries computed too
+
+
+def review_real(tree: Path, repeats: int = 3) -> RealReview | None:
     """`lockcheck review` of a one-line change in the middle of the tree's own
-    khugepaged.c (a comment line added inside a function), if it has one."""
+    khugepaged.c (a comment line added inside a function), if it has one, run
+    from the tree's top: into an empty cache; then as a maintainer's next
+    review (a change at a quarter of the file reviewed before, so header and
+    cross-file summaries are cached); then the same review again."""
     found = [p for p in (tree / "khugepaged.c", tree / "mm" / "khugepaged.c") if p.is_file()]
     if not found:
         return None
     path = found[0]
     lines = path.read_text("utf-8").splitlines(keepends=True)
-    at = next(
-        i
-        for i in range(len(lines) // 2, len(lines))
-        if lines[i].startswith("\t") and lines[i].rstrip().endswith(";")
-    )
-    changed = [*lines[: at + 1], "\t/* reviewed by the bench */\n", *lines[at + 1 :]]
     name = path.relative_to(path.parent.parent).as_posix()
-    diff = difflib.unified_diff(lines, changed, f"a/{name}", f"b/{name}")
+    root = path.parent.parent
     with tempfile.TemporaryDirectory() as tmp:
-        patch = Path(tmp) / "change.patch"
-        patch.write_text("".join(diff))
-        root = str(path.parent.parent)
-        runs = [
-            run(lockcheck("review", str(patch), "--tree", root), cwd=Path(root))
-            for _ in range(repeats)
-        ]
-    return path, min(runs, key=lambda r: r.wall)
+        patches = []
+        for k, start in enumerate((len(lines) // 4, len(lines) // 2)):
+            diff = difflib.unified_diff(
+                lines, _one_line_change(lines, start), f"a/{name}", f"b/{name}"
+            )
+            patches.append(Path(tmp) / f"change{k}.patch")
+            patches[-1].write_text("".join(diff))
+
+        def review(patch: Path, cache: str) -> Run:
+            os.environ["LOCKCHECK_CACHE_DIR"] = cache
+            return run(lockcheck("review", str(patch), "--tree", str(root)), cwd=root)
+
+        with tempfile.TemporaryDirectory() as cache:
+            cold = review(patches[1], cache)
+        with tempfile.TemporaryDirectory() as cache:
+            review(patches[0], cache)
+            first = review(patches[1], cache)
+            again = min((review(patches[1], cache) for _ in range(repeats)), key=lambda r: r.wall)
+    return RealReview(path, first, again, cold)
 
 
 def main() -> None:
@@ -196,11 +224,14 @@ def main() -> None:
         f" (process start included; best of 3)"
     )
     if real is not None:
-        print(
-            f"review, {real[0]} ({len(real[0].read_bytes().splitlines())} lines), one line"
-            f" added: {real[1].wall * 1e3:.0f} ms wall, {real[1].cpu * 1e3:.0f} ms CPU"
-            " (process start included; best of 3)"
-        )
+        size = len(real.path.read_bytes().splitlines())
+        print(f"review, {real.path} ({size} lines), one line added, process start included:")
+        for label, r in (
+            ("into an empty cache", real.cold),
+            ("after another patch to it", real.first),
+            ("the same review again", real.again),
+        ):
+            print(f"  {label:<26} {r.wall * 1e3:5.0f} ms wall {r.cpu * 1e3:5.0f} ms CPU")
     print(
         f"git commit through the hook: {hooked * 1e3:.0f} ms"
         f" (without a hook {plain * 1e3:.0f} ms; best of 3)"

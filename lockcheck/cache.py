@@ -19,10 +19,12 @@ import os
 import pickle
 import stat
 import tempfile
+from collections.abc import Iterator, MutableMapping
 from pathlib import Path
 from typing import Any
 
 import lockcheck
+from lockcheck.analysis.function import FunctionFacts
 from lockcheck.analysis.summaries import Summary
 from lockcheck.engine import Engine, FileResult
 from lockcheck.results import result_from_dict, result_to_dict
@@ -193,25 +195,61 @@ class HeaderStore:
         self._salt: str | None = None
         self._readable: bool | None = None
         self._siblings: dict[Path, str] = {}
+        self._digests: dict[Path, str] = {}
 
-    def _key(self, header: Path, data: bytes) -> Path:
+    def salt(self) -> str:
         if self._salt is None:
             self._salt = engine_salt(self._engine)
-        h = hashlib.sha256(self._salt.encode())
+        return self._salt
+
+    def _key(self, header: Path, data: bytes) -> Path:
+        h = hashlib.sha256(self.salt().encode())
         h.update(f"\0{header}\0".encode())
-        h.update(hashlib.sha256(data).digest())
+        digest = hashlib.sha256(data)
+        h.update(digest.digest())
+        self._digests.setdefault(header, digest.hexdigest())  # for `_file_key`
         # an inline may wrap a function of a .c file beside the header
         h.update(sibling_digest(header.parent, self._siblings).encode())
         key = h.hexdigest()
         return self.directory / key[:2] / f"{key[2:]}.pickle"
 
-    def get(self, header: Path, data: bytes) -> dict[str, Summary] | None:
+    def _index_key(self, directory: Path) -> Path:
+        h = hashlib.sha256(b"index\0" + self.salt().encode())
+        h.update(f"\0{directory}\0".encode())
+        h.update(sibling_digest(directory, self._siblings).encode())
+        key = h.hexdigest()
+        return self.directory / key[:2] / f"{key[2:]}.pickle"
+
+    def get_index(self, directory: Path) -> dict[str, list[Path]] | None:
+        """The definition index of a directory's `.c` files (analysis/tree.py),
+        by their names and bytes: built again only when one of them changes."""
         if self._readable is None:
             self._readable = all(_private(d) for d in (self.directory.parent, self.directory))
         if not self._readable:
             return None
         try:
-            loaded: Any = pickle.loads(self._key(header, data).read_bytes())
+            loaded: Any = pickle.loads(self._index_key(directory).read_bytes())
+        except Exception:
+            return None
+        ok = isinstance(loaded, dict) and all(
+            isinstance(v, list) and all(isinstance(p, Path) for p in v) for v in loaded.values()
+        )
+        return loaded if ok else None
+
+    def put_index(self, directory: Path, index: dict[str, list[Path]]) -> None:
+        _write(self._index_key(directory), pickle.dumps(index, pickle.HIGHEST_PROTOCOL))
+        self._readable = None
+
+    def get(self, header: Path, data: bytes) -> dict[str, Summary] | None:
+        return self._load(self._key(header, data))
+
+    def _load(self, target: Path) -> dict[str, Summary] | None:
+        if self._readable is None:
+            self._readable = all(_private(d) for d in (self.directory.parent, self.directory))
+        if not self._readable:
+            return None
+        try:
+            loaded: Any = pickle.loads(target.read_bytes())
         except Exception:  # missing, damaged or from an incompatible build: a miss
             return None
         if not isinstance(loaded, dict) or not all(isinstance(v, Summary) for v in loaded.values()):
@@ -221,3 +259,88 @@ class HeaderStore:
     def put(self, header: Path, data: bytes, summaries: dict[str, Summary]) -> None:
         _write(self._key(header, data), pickle.dumps(summaries, pickle.HIGHEST_PROTOCOL))
         self._readable = None  # the directory may have just been made
+
+    def _file_key(self, file: Path, data: bytes, headers: list[Path]) -> Path:
+        """A `.c` file's summaries depend on its bytes and on its headers' summaries,
+        which depend on the headers' bytes and the `.c` files beside them."""
+        h = hashlib.sha256(b"file\0")
+        h.update(self._key(file, data).name.encode())
+        for header in headers:
+            digest = self._digests.get(header)
+            if digest is None:
+                try:
+                    digest = hashlib.sha256(header.read_bytes()).hexdigest()
+                except OSError:
+                    digest = "unreadable"
+                self._digests[header] = digest
+            h.update(f"\0{header}\0{digest}\0".encode())
+            h.update(sibling_digest(header.parent, self._siblings).encode())
+        key = h.hexdigest()
+        return self.directory / key[:2] / f"{key[2:]}.pickle"
+
+    def get_file(self, file: Path, data: bytes, headers: list[Path]) -> dict[str, Summary] | None:
+        """Summaries of another `.c` file's functions (analysis/tree.py), kept
+        across runs: a review in a kernel tree would otherwise summarise the
+        dozen files its callees live in every time."""
+        return self._load(self._file_key(file, data, headers))
+
+    def put_file(
+        self, file: Path, data: bytes, headers: list[Path], summaries: dict[str, Summary]
+    ) -> None:
+        blob = pickle.dumps(summaries, pickle.HIGHEST_PROTOCOL)
+        _write(self._file_key(file, data, headers), blob)
+        self._readable = None
+
+
+class FlowStore(MutableMapping[tuple[str, str], FunctionFacts]):
+    """Function dataflows on disk, by the reprs of the function and its
+    effective events (analysis/file.py), under the same salt as results.
+
+    A review analyses the tree's version of a file again for every patch to
+    it; the functions a patch leaves alone (at the same lines) are read back
+    instead. Same rules as `HeaderStore` for what is unpickled.
+    """
+
+    def __init__(self, headers: HeaderStore) -> None:
+        self._headers = headers
+        self.directory = headers.directory.parent / "flows"
+        self._known: dict[tuple[str, str], FunctionFacts] = {}
+        self._readable: bool | None = None
+
+    def _path(self, key: tuple[str, str]) -> Path:
+        h = hashlib.sha256(self._headers.salt().encode())
+        for part in key:
+            h.update(b"\0" + hashlib.sha256(part.encode("utf-8", "surrogatepass")).digest())
+        name = h.hexdigest()
+        return self.directory / name[:2] / f"{name[2:]}.pickle"
+
+    def __getitem__(self, key: tuple[str, str]) -> FunctionFacts:
+        known = self._known.get(key)
+        if known is not None:
+            return known
+        if self._readable is None:
+            self._readable = all(_private(d) for d in (self.directory.parent, self.directory))
+        if not self._readable:
+            raise KeyError(key)
+        try:
+            loaded: Any = pickle.loads(self._path(key).read_bytes())
+        except Exception:  # missing, damaged or from an incompatible build: a miss
+            raise KeyError(key) from None
+        if not isinstance(loaded, FunctionFacts):
+            raise KeyError(key)
+        self._known[key] = loaded
+        return loaded
+
+    def __setitem__(self, key: tuple[str, str], facts: FunctionFacts) -> None:
+        self._known[key] = facts
+        _write(self._path(key), pickle.dumps(facts, pickle.HIGHEST_PROTOCOL))
+        self._readable = None  # the directory may have just been made
+
+    def __delitem__(self, key: tuple[str, str]) -> None:
+        del self._known[key]
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return iter(self._known)
+
+    def __len__(self) -> int:
+        return len(self._known)

@@ -13,9 +13,9 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lockcheck.analysis.file import FileFacts, analyse_file
+from lockcheck.analysis.file import FileFacts, FlowMemo, analyse_file
 from lockcheck.analysis.summaries import Summary
-from lockcheck.analysis.tree import TreeSummaries, file_summaries
+from lockcheck.analysis.tree import SummariseFile, TreeSummaries, file_summaries
 from lockcheck.errors import InputError, LockcheckError, RuleError
 from lockcheck.frontend.parse import parse_source
 from lockcheck.inputs.files import collect_sources, read_c_source
@@ -31,6 +31,9 @@ from lockcheck.rules.registry import Registry, load_registry
 
 if TYPE_CHECKING:
     from lockcheck.cache import HeaderStore
+
+
+_CALLED_RE = re.compile(rb"\b([A-Za-z_]\w*)\s*\(")
 
 
 @dataclass(slots=True)
@@ -103,6 +106,41 @@ class FileResult:
     edges: list[OrderEdge] = field(default_factory=list)  # lock-order edges of its functions
 
 
+class _StoredIndex(TreeSummaries):
+    """The definition index, read from the engine's cache when it has one."""
+
+    __slots__ = ("store",)
+
+    def __init__(self, summarise: SummariseFile) -> None:
+        super().__init__(summarise)
+        self.store: HeaderStore | None = None
+
+    def index(self, directory: Path) -> dict[str, list[Path]]:
+        directory = directory.resolve()
+        if self.store is None or directory in self._index:
+            return super().index(directory)
+        stored = self.store.get_index(directory)
+        if stored is not None:
+            self._index[directory] = stored
+            return stored
+        built = super().index(directory)
+        self.store.put_index(directory, built)
+        return built
+
+    def summaries_of(self, file: Path) -> tuple[bytes, dict[str, Summary]] | None:
+        """A file's summaries as `library_for` takes them, with their key."""
+        try:
+            data = file.read_bytes()
+        except OSError:
+            return None
+        return hashlib.blake2b(data, digest_size=16).digest(), self._file(file)
+
+    def remember(self, key: bytes, summaries: dict[str, Summary]) -> None:
+        """Summaries another process computed (`summaries_of`) for a file's bytes."""
+        if key not in self._cache:
+            self._cache[key] = summaries
+
+
 @dataclass(slots=True)
 class Config:
     packs: list[str] = field(default_factory=lambda: ["mm"])
@@ -138,7 +176,7 @@ class Engine:
         self.packs: list[Pack] = [self.registry.load(p) for p in self.config.packs]
         self.vocab = Vocabulary.merge(self.packs)
         self._headers: dict[Path, dict[str, Summary]] = {}
-        self._tree = TreeSummaries(self._summarise_elsewhere)
+        self._tree = _StoredIndex(self._summarise_elsewhere)
         self._includes: dict[tuple[str, str, Path | None, bytes], list[Path]] = {}
         self._roots: dict[tuple[str, Path], tuple[Path | None, bool]] = {}
         self._store: HeaderStore | None = None
@@ -156,11 +194,14 @@ class Engine:
             if unknown:
                 raise RuleError(f"unknown rule id '{unknown[0]}' (see `lockcheck rules list`)")
 
-    def analyse_source(self, path: str, source: bytes, tree: Path | None = None) -> Analysis:
+    def analyse_source(
+        self, path: str, source: bytes, tree: Path | None = None, memo: FlowMemo | None = None
+    ) -> Analysis:
         """Analyse one file; in a kernel tree, with its headers' inline helpers.
 
         `tree` is the kernel tree the file belongs to; without it one is
-        looked for above `path` when it names a real file.
+        looked for above `path` when it names a real file. `memo`: dataflows
+        of another image of the file (analysis/file.py).
         """
         pf = parse_source(path, source)
         model = build_file_model(pf, self.vocab, self.config.max_nodes)
@@ -168,12 +209,20 @@ class Engine:
         if self.config.headers:  # callees defined in other files beside this one (analysis/tree.py)
             where = tree / path if tree is not None and not Path(path).is_absolute() else Path(path)
             library = {**self._tree.library_for(where, model.functions, library), **library}
-        return Analysis(path, source, model, analyse_file(model.functions, library))
+        return Analysis(path, source, model, analyse_file(model.functions, library, memo))
 
     def _summarise_elsewhere(self, file: Path, data: bytes) -> dict[str, Summary]:
         """Summaries of another file's functions, for callers in this one."""
+        headers = self.headers_for(str(file), data, None) if self._store is not None else []
+        if self._store is not None:
+            stored = self._store.get_file(file, data, headers)
+            if stored is not None:
+                return stored
         model = build_file_model(parse_source(str(file), data), self.vocab, self.config.max_nodes)
-        return file_summaries(model.functions, self._header_summaries(str(file), data, None))
+        out = file_summaries(model.functions, self._header_summaries(str(file), data, None))
+        if self._store is not None:
+            self._store.put_file(file, data, headers, out)
+        return out
 
     def headers_for(self, path: str, source: bytes, tree: Path | None = None) -> list[Path]:
         """The headers whose inline helpers the analysis of `path` reads.
@@ -207,6 +256,35 @@ class Engine:
             for name, summ in self._header(header).items():
                 out.setdefault(name, summ)
         return out
+
+    def callee_files(self, paths: list[Path]) -> list[Path]:
+        """The other `.c` files beside `paths` that their calls may take summaries
+        from (analysis/tree.py): every name written as a call that exactly one
+        file of the directory defines. More than the analysis takes, never fewer,
+        so a pool can summarise them once for all its workers."""
+        if not self.config.headers:
+            return []
+        wanted: set[Path] = set()
+        for path in paths:
+            try:
+                source = read_c_source(path)
+            except LockcheckError:
+                continue
+            idx = self._tree.index(path.parent)
+            me = path.resolve()
+            for name in set(_CALLED_RE.findall(source)):
+                where = idx.get(name.decode("ascii"))
+                if where is not None and len(where) == 1 and where[0] != me:
+                    wanted.add(where[0])
+        return sorted(wanted)
+
+    def summaries_of(self, file: Path) -> tuple[bytes, dict[str, Summary]] | None:
+        return self._tree.summaries_of(file)
+
+    def add_file_summaries(self, known: list[tuple[bytes, dict[str, Summary]]]) -> None:
+        """Summaries of callee files another process computed (`summaries_of`)."""
+        for key, summaries in known:
+            self._tree.remember(key, summaries)
 
     def header_summaries(self, header: Path) -> dict[str, Summary]:
         """A header's inline summaries, for a pool's first phase to share."""
@@ -257,11 +335,20 @@ class Engine:
         the same hundred headers again.
         """
         if directory is None:
-            self._store = None
+            self._store = self._tree.store = None
             return
         from lockcheck.cache import HeaderStore
 
-        self._store = HeaderStore(directory, self)
+        self._store = self._tree.store = HeaderStore(directory, self)
+
+    def flow_memo(self) -> FlowMemo:
+        """Where a review keeps function dataflows between a file's images:
+        in memory, and on disk when the engine has a cache (cache.FlowStore)."""
+        if self._store is None:
+            return {}
+        from lockcheck.cache import FlowStore
+
+        return FlowStore(self._store)
 
     def findings_for(self, analysis: Analysis) -> list[Finding]:
         raw: list[Finding] = []

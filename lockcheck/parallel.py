@@ -3,10 +3,11 @@
 Every backend runs the same unit, `Engine.check_file`, and hands back one
 `FileResult` per file; `engine.combine` sorts them into the run's result, so
 the report is byte-identical whatever the job count, the shard or the
-backend. A pool works in two phases: first the inline summaries of every
+backend. A pool works in three phases: first the inline summaries of every
 header the files include (each header once, spread over the workers), then
-the files with all of them known; a Dask cluster's workers summarise the
-headers they need themselves. Cached results are taken before any work is
+the summaries of the other files of their directories their calls may reach,
+then the files with all of them known; a Dask cluster's workers summarise the
+headers and files they need themselves. Cached results are taken before any work is
 handed out, and new ones stored as they come back.
 """
 
@@ -142,11 +143,22 @@ def run_check(
 _ENGINE: Engine | None = None  # the worker's engine (inherited when forked)
 
 
-def _init_worker(config: Config, headers: dict[Path, dict[str, Summary]]) -> None:
+FileSummaries = list[tuple[bytes, dict[str, Summary]]]
+
+
+def _init_worker(
+    config: Config, headers: dict[Path, dict[str, Summary]], files: FileSummaries | None = None
+) -> None:
     global _ENGINE
     if _ENGINE is None or _ENGINE.config != config:  # spawned, not forked
         _ENGINE = Engine(config)
     _ENGINE.add_header_summaries(headers)
+    _ENGINE.add_file_summaries(files or [])
+
+
+def _callee_job(file: Path) -> tuple[bytes, dict[str, Summary]] | None:
+    assert _ENGINE is not None
+    return _ENGINE.summaries_of(file)
 
 
 def _header_job(header: Path) -> tuple[Path, dict[str, Summary]]:
@@ -185,14 +197,24 @@ def _pool(engine: Engine, files: list[Path], jobs: int) -> Iterator[FileResult]:
         with ctx.Pool(jobs, _init_worker, (engine.config, {})) as pool:
             known = dict(pool.imap_unordered(_header_job, headers, chunksize=4))
         engine.add_header_summaries(known)
+    forked = ctx.get_start_method() == "fork"
+    shipped = {} if forked else known
+    # then the summaries of the files their calls reach (analysis/tree.py),
+    # which every worker would otherwise make for itself
+    callees: FileSummaries = []
+    todo = sorted(engine.callee_files(files), key=_size, reverse=True)
+    if todo:
+        with ctx.Pool(jobs, _init_worker, (engine.config, shipped)) as pool:
+            callees = [r for r in pool.imap_unordered(_callee_job, todo) if r is not None]
+        engine.add_file_summaries(callees)
     # the biggest files first, so no worker is left with a long one at the end
     order = sorted(files, key=_size, reverse=True)
-    shipped = {} if ctx.get_start_method() == "fork" else known
     # what the workers inherit is moved out of the collector's sight, so that
     # its passes do not copy every inherited page into each worker
     gc.freeze()
     try:
-        with ctx.Pool(jobs, _init_worker, (engine.config, shipped)) as pool:
+        initargs = (engine.config, shipped, [] if forked else callees)
+        with ctx.Pool(jobs, _init_worker, initargs) as pool:
             yield from pool.imap_unordered(_file_job, order)
     finally:
         gc.unfreeze()

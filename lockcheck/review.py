@@ -37,11 +37,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from lockcheck.analysis.file import FlowMemo
 from lockcheck.analysis.function import FunctionFacts
 from lockcheck.analysis.state import LockState
 from lockcheck.engine import Analysis, Engine, Stats
 from lockcheck.errors import InputError
-from lockcheck.frontend.parse import count_errors, parse_source
+from lockcheck.frontend.parse import count_errors, iter_functions, parse_source
 from lockcheck.inputs.apply import DirTree, Series, Tree
 from lockcheck.inputs.files import C_SUFFIXES
 from lockcheck.inputs.patch import FilePatch, Patch, parse_patch_text
@@ -411,6 +412,85 @@ class _Side:
     image: Image
     analysis: Analysis
     findings: list[Finding]
+    # blank lines the analysed text has beyond `image.text`: (after image line,
+    # how many), ascending; see `_aligned`
+    padding: tuple[tuple[int, int], ...] = ()
+
+    def real(self, line: int) -> int:
+        """The image line of a line of the analysed text."""
+        out = line
+        for after, count in self.padding:
+            if line <= after:
+                break
+            out -= count
+        return out
+
+    def analysed(self, line: int) -> int:
+        """The analysed text's line of an image line."""
+        return line + sum(count for after, count in self.padding if line > after)
+
+    def held(self, held: Iterable[str]) -> frozenset[str]:
+        """Held-lock names with the image's lines (`ptl@120`: a lock taken anew there)."""
+        if not self.padding:
+            return frozenset(held)
+        return frozenset(_AT_LINE_RE.sub(lambda m: f"@{self.real(int(m[1]))}", h) for h in held)
+
+
+_AT_LINE_RE = re.compile(r"@(\d+)")
+# comments, and the strings and characters that may hold comment marks
+_COMMENT_RE = re.compile(r"/\*.*?\*/|//[^\n]*|\"(?:\\.|[^\"\\\n])*\"|'(?:\\.|[^'\\\n])*'", re.S)
+
+
+def _aligned(
+    pre: str, post: str, removed: frozenset[int], added: frozenset[int]
+) -> tuple[str, tuple[tuple[int, int], ...]] | None:
+    """The pre-image with blank lines added so that every line the patch
+    leaves alone, after a change that adds lines, has its post-image number.
+
+    Then a function the patch does not touch is the same, lines and all, in
+    both images, and its dataflow is computed once (analysis/file.py). The
+    lines go only after a blank line between definitions (not in a function
+    or the four lines after its head, not in a comment, not ending a macro
+    line), so no two lines that were next to each other, or near enough for
+    any lookup by distance, are moved apart: the analysis is the pre-image's,
+    its lines renumbered (`_Side.real`). Returns the text and where the
+    lines went, or None: nothing to align.
+    """
+    lines = pre.splitlines(keepends=True)
+    if len(lines) != pre.count("\n") or len(post.splitlines()) != post.count("\n"):
+        return None  # a last line without its newline, or a line break other than \n
+    kept_pre = [i for i in range(1, len(lines) + 1) if i not in removed]
+    kept_post = [j for j in range(1, post.count("\n") + 1) if j not in added]
+    if len(kept_pre) != len(kept_post):
+        return None
+    blocked = bytearray(len(lines) + 2)
+    for _name, node in iter_functions(parse_source("<pre>", pre.encode())):
+        start, end = node.start_point[0] + 1, node.end_point[0] + 1
+        for i in range(start, min(max(end, start + 4), len(lines)) + 1):
+            blocked[i] = 1
+    for m in _COMMENT_RE.finditer(pre):
+        first = pre.count("\n", 0, m.start()) + 1
+        for i in range(first + 1, first + m[0].count("\n") + 1):
+            blocked[i] = 1  # a line inside a block comment
+    safe: set[int] = set()
+    for i, text in enumerate(lines, 1):
+        prev = lines[i - 2].rstrip("\r\n") if i > 1 else ""
+        if not blocked[i] and not text.strip() and not prev.endswith("\\"):
+            safe.add(i)
+    out: list[str] = []
+    pads: list[tuple[int, int]] = []
+    pad = 0
+    k = 0
+    for i, text in enumerate(lines, 1):
+        out.append(text)
+        if k < len(kept_pre) and kept_pre[k] == i:
+            shift = kept_post[k] - i
+            k += 1
+            if i in safe and shift > pad:
+                out.append("\n" * (shift - pad))
+                pads.append((i, shift - pad))
+                pad = shift
+    return ("".join(out), tuple(pads)) if pads else None
 
 
 @dataclass(slots=True)
@@ -433,9 +513,9 @@ def _held_at_check(ff: FunctionFacts, ev: Check, st: LockState) -> LockState:
     return ff.state_in[ev.origin_node] or st
 
 
-def _sites(analysis: Analysis, names: set[str]) -> list[_Site]:
+def _sites(side: _Side, names: set[str]) -> list[_Site]:
     out: list[_Site] = []
-    for ff in analysis.facts.functions:
+    for ff in side.analysis.facts.functions:
         if ff.fn.name not in names:
             continue
         seen: dict[tuple[int, int, str], _Site] = {}
@@ -448,11 +528,12 @@ def _sites(analysis: Analysis, names: set[str]) -> list[_Site]:
             else:
                 continue
             text = " ".join(text.split())
-            key = (ev.site.line, ev.site.column, text)
-            held = frozenset(st.describe())
+            line = side.real(ev.site.line)
+            key = (line, ev.site.column, text)
+            held = side.held(st.describe())
             site = seen.get(key)
             if site is None:
-                seen[key] = _Site(ff.fn.name, ev.site.line, ev.site.column, text, [kind], held)
+                seen[key] = _Site(ff.fn.name, line, ev.site.column, text, [kind], held)
             else:
                 site.held &= held
                 if kind not in site.kinds:
@@ -465,7 +546,7 @@ def _changed_functions(side: _Side) -> set[str]:
     names: set[str] = set()
     for ff in side.analysis.facts.functions:
         fn = ff.fn
-        if any(fn.start_line <= ln <= fn.end_line for ln in side.image.changed):
+        if any(fn.start_line <= side.analysed(ln) <= fn.end_line for ln in side.image.changed):
             names.add(fn.name)
     return names
 
@@ -481,8 +562,8 @@ def _callee(text: str) -> str:
 def lock_context(patch: Patch, pre: _Side, post: _Side) -> list[SiteContext]:
     """Pair the check/act sites of changed functions by text and occurrence."""
     names = _changed_functions(pre) | _changed_functions(post)
-    before = _sites(pre.analysis, names)
-    after = _sites(post.analysis, names)
+    before = _sites(pre, names)
+    after = _sites(post, names)
     pool: dict[tuple[str, str, str], list[_Site]] = {}
     for s in before:
         pool.setdefault((s.function, _category(s), s.text), []).append(s)
@@ -641,8 +722,12 @@ def fragment_of(patch: Patch, series: Series | None) -> bool:
 class _Analyser:
     """Analyses images once each (a series revisits the same text)."""
 
-    def __init__(self, engine: Engine, root: Path | None = None) -> None:
+    def __init__(self, engine: Engine, root: Path | None = None, fast: bool = True) -> None:
         self.engine = engine
+        # dataflows shared between the images of a file (analysis/file.py), and
+        # pre-images aligned with their post-images (`_aligned`) so they share most
+        self.fast = fast
+        self.memos: dict[str, FlowMemo] = {}
         # the tree on disk, so its headers are found wherever lockcheck runs
         self.root = root
         self.stats = Stats()
@@ -656,11 +741,31 @@ class _Analyser:
         key = (image.path, hashlib.sha256(image.text.encode()).hexdigest())
         hit = self.cache.get(key)
         if hit is None:
-            analysis = self.engine.analyse_source(image.path, image.text.encode(), self.root)
+            memo = None
+            if self.fast:
+                memo = self.memos.get(image.path)
+                if memo is None:
+                    memo = self.memos[image.path] = self.engine.flow_memo()
+            source = image.text.encode()
+            analysis = self.engine.analyse_source(image.path, source, self.root, memo)
             self._count(image.path, analysis)
             hit = (analysis, self.engine.findings_for(analysis))
             self.cache[key] = hit
         return _Side(image, hit[0], hit[1])
+
+    def before(self, image: Image, after: Image) -> _Side:
+        """The pre-image's side, analysed aligned with the post-image's lines.
+
+        Its findings count only by fingerprint (what the post-image adds) and
+        its sites are read back in the image's lines (`_Side.real`).
+        """
+        if not self.fast or image.origins is not None or after.origins is not None:
+            return self.side(image)
+        aligned = _aligned(image.text, after.text, image.changed, after.changed)
+        if aligned is None:
+            return self.side(image)
+        side = self.side(replace(image, text=aligned[0]))
+        return _Side(image, side.analysis, side.findings, aligned[1])
 
     def _count(self, path: str, analysis: Analysis) -> None:
         self.parse_errors[path] = max(self.parse_errors.get(path, 0), analysis.model.parse_errors)
@@ -704,14 +809,19 @@ def review(
     tree: Tree | None,
     show_all: bool = False,
     keep_going: bool = False,
+    fast: bool = True,
 ) -> ReviewResult:
     """Review `patches` in order (a series) against `tree`, or as fragments.
 
     A patch that does not apply raises, or with `keep_going` is skipped and
     recorded in `errors`/`failed` so the rest of the series is still reported.
+    `fast`: analyse again only what a patch changes (`_Analyser.before`);
+    the result is the same either way (tests/test_review_fast.py). With
+    `show_all` the pre-image's own findings are shown, so it is analysed as is.
     """
     series = Series(tree) if tree is not None else None
-    analyser = _Analyser(engine, tree.root if isinstance(tree, DirTree) else None)
+    root = tree.root if isinstance(tree, DirTree) else None
+    analyser = _Analyser(engine, root, fast and not show_all)
     open_eps: dict[tuple[str, str, int], _Episode] = {}
     done: list[_Episode] = []
     standing: dict[tuple[str, str, int], _Episode] = {}
@@ -742,7 +852,7 @@ def review(
         for pre_img, post_img in images:
             if not pre_img.path.endswith(C_SUFFIXES):
                 continue  # applied (later patches may build on it), not analysed
-            pre, post = analyser.side(pre_img), analyser.side(post_img)
+            pre, post = analyser.before(pre_img, post_img), analyser.side(post_img)
             a, b = _keyed(pre.findings), _keyed(post.findings)
             added = [f for key, f in b.items() if key not in a]
             b.update(_keyed(effect_findings(engine, pre, post, tree, added)))
@@ -809,7 +919,9 @@ class _OneFile:
         return f"<{self.path} before>"
 
 
-def review_versions(engine: Engine, path: str, before: str, after: str) -> ReviewResult:
+def review_versions(
+    engine: Engine, path: str, before: str, after: str, fast: bool = True
+) -> ReviewResult:
     """Review the change from `before` to `after` of one file, as a patch onto it.
 
     How fixtures of review-only rules are run: no tree or diff on disk.
@@ -825,4 +937,4 @@ def review_versions(engine: Engine, path: str, before: str, after: str) -> Revie
     if not diff:
         raise InputError(f"{path}: the two versions are the same")
     patches = parse_patch_text(diff, f"<{path} change>")
-    return review(engine, patches, _OneFile(path, before))
+    return review(engine, patches, _OneFile(path, before), fast=fast)

@@ -288,6 +288,42 @@ def test_header_summaries_are_kept_across_engines(
     assert built.count(str(tmp_path / "internal.h")) == 1
 
 
+def test_summaries_of_files_beside_are_kept_across_engines(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The callee's file is summarised once; a change to a header it reads is a miss."""
+    (tmp_path / "lock.h").write_text(
+        "static inline void take(struct s *s) { spin_lock(&s->lock); }\n"
+    )
+    (tmp_path / "b.c").write_text('#include "lock.h"\nvoid grab(struct s *s) { take(s); }\n')
+    src = b"void f(struct s *s) { grab(s); }\n"
+    (tmp_path / "a.c").write_bytes(src)
+    import lockcheck.engine as engine_module
+
+    real = engine_module.build_file_model
+    built: list[str] = []
+
+    def counting(pf, *args):  # type: ignore[no-untyped-def]
+        built.append(Path(pf.path).name)
+        return real(pf, *args)
+
+    monkeypatch.setattr(engine_module, "build_file_model", counting)
+
+    def summaries() -> object:
+        engine = Engine()
+        engine.use_cache(tmp_path / "cache")
+        return engine.analyse_source(str(tmp_path / "a.c"), src).facts.summaries
+
+    first = summaries()
+    assert built.count("b.c") == 1
+    assert first["f"].acquires  # type: ignore[index]  # through grab() in b.c
+    assert summaries() == first
+    assert built.count("b.c") == 1  # read back, not built again
+    (tmp_path / "lock.h").write_text("static inline void take(struct s *s) { }\n")
+    assert "f" not in summaries()  # type: ignore[operator]
+    assert built.count("b.c") == 2
+
+
 def _edge(outer: str, inner: str, line: int) -> OrderEdge:
     return OrderEdge(outer, inner, "x.c", "f", line, line + 1, outer, inner)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -11,6 +11,7 @@ from lockcheck.analysis.function import FunctionFacts
 from lockcheck.analysis.summaries import Summary, effective_events, param_keyed, summarise
 from lockcheck.model.ir import (
     Call,
+    Event,
     Function,
 )
 
@@ -68,13 +69,37 @@ def library_summaries(functions: list[Function]) -> dict[str, Summary]:
     return analyse_file(functions).summaries
 
 
+# A function's dataflow by what decides it, exactly: the function (its CFG,
+# events and lines) and its effective events, as their reprs (a LockRef's
+# class is left out of `==` but not of `repr`). A dict, or a store on disk
+# (cache.FlowStore).
+FlowMemo = MutableMapping[tuple[str, str], FunctionFacts]
+
+
+def _analyse(fn: Function, events: list[list[Event]], memo: FlowMemo | None) -> FunctionFacts:
+    """`analyse`, or the facts of an identical function analysed before: the
+    dataflow is a pure function of the two, so the facts are the same."""
+    if memo is None:
+        return analyse(fn, events)
+    key = (repr(fn), repr(events))
+    facts = memo.get(key)
+    if facts is None:
+        facts = memo[key] = analyse(fn, events)
+    return facts
+
+
 def analyse_file(
-    functions: list[Function], library: Mapping[str, Summary] | None = None
+    functions: list[Function],
+    library: Mapping[str, Summary] | None = None,
+    memo: FlowMemo | None = None,
 ) -> FileFacts:
     """Analyse callees first so that callers see their summaries.
 
     `library` holds summaries of functions defined outside the file (the
     tree's header inlines); the file's own definitions take precedence.
+    `memo` carries dataflows over between images of one file (a review's
+    before and after): only the functions a patch changes, and those whose
+    callees' summaries it changes, are analysed again.
     """
     out = FileFacts()
     out.summaries.update(library or {})
@@ -85,7 +110,7 @@ def analyse_file(
     for i in _call_graph_order(functions):
         fn = functions[i]
         events = effective_events(fn, out.summaries, defined - ambiguous)
-        facts = analyse(fn, events)
+        facts = _analyse(fn, events, memo)
         facts_by_index[i] = facts
         summ = param_keyed(
             facts,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from lockcheck.analysis.state import LockState
 from lockcheck.model.ir import (
@@ -37,6 +37,10 @@ class FunctionFacts:
     # caller's locks are accounted for): unlocks before locks, and double
     # unlocks (flag: a path reaching it surely released the lock already)
     unheld_releases: tuple[tuple[int, Release, bool], ...] = ()
+    # `iter_events`, once asked (not part of what the facts say)
+    reached: tuple[tuple[int, Event, LockState], ...] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     def state_at(self, node: int, event: Event) -> LockState | None:
         for ev, st in zip(self.events[node], self.before[node], strict=True):
@@ -101,11 +105,17 @@ class FunctionFacts:
         return seen
 
     def iter_events(self) -> Iterable[tuple[int, Event, LockState]]:
-        """(node, event, state before it) for reachable events, in node order."""
-        for nid, evs in enumerate(self.events):
-            for ev, st in zip(evs, self.before[nid], strict=True):
-                if st is not None:
-                    yield nid, ev, st
+        """(node, event, state before it) for reachable events, in node order.
+
+        Listed once: the summary, every rule and the order graph ask again."""
+        if self.reached is None:
+            self.reached = tuple(
+                (nid, ev, st)
+                for nid, evs in enumerate(self.events)
+                for ev, st in zip(evs, self.before[nid], strict=True)
+                if st is not None
+            )
+        return self.reached
 
 
 def reverse_postorder(fn: Function) -> list[int]:

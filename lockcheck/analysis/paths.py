@@ -201,6 +201,8 @@ class NodePaths:
         return True
 
     def ordered(self) -> list[Path]:
+        if len(self.paths) == 1:  # the usual case: nothing to order
+            return list(self.paths.values())
         return [self.paths[k] for k in sorted(self.paths, key=repr)]
 
     def merged(self) -> LockState | None:

@@ -101,13 +101,16 @@ def with_evidence(result: ReviewResult, engine: Engine) -> None:
     """
     if result.tree is None:
         return
-    # imported here: the simulator costs start-up time `--no-sim` need not pay
-    from lockcheck.sim.evidence import attach_evidence
-
     groups: dict[tuple[str, str], list[int]] = {}
     for i, rf in enumerate(result.findings):
         if rf.image_text and rf.finding.path.endswith(C_SUFFIXES):
             groups.setdefault((rf.finding.path, rf.image_text), []).append(i)
+    if not groups:
+        return
+    # imported here, and only for findings: the simulator costs start-up time
+    # a clean review (or `--no-sim`) need not pay
+    from lockcheck.sim.evidence import attach_evidence
+
     for (path, text), idxs in groups.items():
         analysis = engine.analyse_source(path, text.encode("utf-8", "surrogateescape"))
         functions: dict[str, Any] = {}

@@ -206,7 +206,32 @@ def canonical(inst: str, canon: dict[str, str]) -> str:
     return inst
 
 
-def _stable_copies(body: Node, params: tuple[str, ...]) -> dict[str, str]:
+_PREPASS_TYPES = frozenset(
+    {
+        "init_declarator",
+        "declaration",
+        "assignment_expression",
+        "update_expression",
+        "pointer_expression",
+        "call_expression",
+    }
+)
+
+
+def _prepass_nodes(body: Node) -> list[Node]:
+    """The nodes of `body` the prepasses look at, in their walk's order: one
+    walk of the tree for all three (a walk makes a Python object per node)."""
+    out: list[Node] = []
+    stack = [body]
+    while stack:
+        node = stack.pop()
+        stack.extend(node.named_children)
+        if node.type in _PREPASS_TYPES:
+            out.append(node)
+    return out
+
+
+def _stable_copies(nodes: list[Node], params: tuple[str, ...]) -> dict[str, str]:
     """Locals initialised once from an expression whose inputs never change.
 
     Flow-insensitive and conservative: the variable has exactly one
@@ -215,10 +240,7 @@ def _stable_copies(body: Node, params: tuple[str, ...]) -> dict[str, str]:
     """
     assigned: dict[str, int] = {}
     inits: dict[str, Node] = {}
-    stack = [body]
-    while stack:
-        node = stack.pop()
-        stack.extend(node.named_children)
+    for node in nodes:
         if node.type == "init_declarator":
             var = _declared_name(node.child_by_field_name("declarator"))
             value = node.child_by_field_name("value")
@@ -275,12 +297,9 @@ def _is_init_value(node: Node) -> bool:
 _ACCESSORS = frozenset({"d_inode", "file_inode", "page_folio", "folio_mapping"})
 
 
-def _prepass(body: Node, ctx: _FnContext) -> None:
+def _prepass(nodes: list[Node], ctx: _FnContext) -> None:
     """Find local lock pointers: results of lock-returning calls and `&lock` aliases."""
-    stack = [body]
-    while stack:
-        node = stack.pop()
-        stack.extend(node.named_children)
+    for node in nodes:
         var: str | None = None
         value: Node | None = None
         if node.type == "assignment_expression":
@@ -660,13 +679,10 @@ def _container_of_field(expr: str) -> str:
     return ""
 
 
-def _containers(body: Node, params: tuple[str, ...]) -> dict[str, str]:
+def _containers(nodes: list[Node], params: tuple[str, ...]) -> dict[str, str]:
     """`zhdr = container_of(ref, ...)`: locals that name the object around a parameter."""
     out: dict[str, str] = {}
-    stack = [body]
-    while stack:
-        node = stack.pop()
-        stack.extend(node.named_children)
+    for node in nodes:
         var: str | None = None
         value: Node | None = None
         if node.type == "init_declarator":
@@ -737,8 +753,9 @@ def lower_function(
     assert body is not None
     params = function_params(fn.child_by_field_name("declarator"))
     ctx = _FnContext(vocab, tuple(params))
-    ctx.canon = _stable_copies(body, tuple(params))
-    _prepass(body, ctx)
+    nodes = _prepass_nodes(body)
+    ctx.canon = _stable_copies(nodes, tuple(params))
+    _prepass(nodes, ctx)
     start, end = fn.start_point[0] + 1, fn.end_point[0] + 1
     try:
         syn = build_cfg(body, max_nodes, noreturn)
@@ -765,7 +782,7 @@ def lower_function(
         lockvars=dict(ctx.lockvars),
         parse_errors=count_errors(fn),
         canon=dict(ctx.canon),
-        containers=_containers(body, params),
+        containers=_containers(nodes, params),
         local_names=frozenset(ctx.local_names),
     )
 
