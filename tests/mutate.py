@@ -1,12 +1,12 @@
 """Mutation testing with mutmut: each module against its own fast tests.
 
 `make mutate` (or `python -m tests.mutate [MODULE ...]`) copies the checkout
-to .cache/mutate/src, so mutants never touch the working tree, and runs
-`mutmut run` there once per module with that module's runner: its own test
-files, stopping at the first failure (`-x`). Progress goes to
-.cache/mutate/<module>.log; the survivors are printed and kept in
-.cache/mutate/results.txt (`mutmut show ID` in .cache/mutate/src shows one,
-but not while a run is going on: it rereads the mutated file).
+to .cache/mutate/<module>/src for each module, so mutants never touch the
+working tree and one module's survivors can be studied (`mutmut show ID`,
+`mutmut apply ID` there) while the next module runs, and runs `mutmut run`
+there with that module's runner: the tests that exercise it, stopping at the
+first failure (`-x`). Progress goes to .cache/mutate/<module>/log; the
+survivors are printed and kept in .cache/mutate/<module>/results.txt.
 docs/testing.md says what to do with them.
 Not part of `make test` or CI: a module takes minutes to half an hour.
 """
@@ -22,11 +22,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-_ANALYSIS = (
-    "tests/test_analysis_state.py",
-    "tests/test_analysis.py",
-    "tests/test_rule_fixtures.py",
-)
+_ANALYSIS = ("tests/test_analysis.py", "tests/test_rule_fixtures.py")
 _RULES = (  # not test_rules_packs.py: its CLI runs take half a minute
     "tests/test_rule_fixtures.py",
     "tests/test_rules_decide.py",
@@ -47,6 +43,10 @@ def runners() -> dict[str, tuple[str, ...]]:
             if path.name != "__init__.py":
                 out[str(path.relative_to(ROOT))] = tests
     out["lockcheck/report/sarif.py"] = ("tests/test_report_sarif.py",)
+    # in-process tests of the module itself first: they kill most mutants in a second
+    out["lockcheck/analysis/state.py"] = ("tests/test_analysis_state.py", *_ANALYSIS)
+    out["lockcheck/analysis/values.py"] = ("tests/test_values.py", *_ANALYSIS)
+    out["lockcheck/analysis/transfer.py"] = ("tests/test_analysis_transfer.py", *_ANALYSIS)
     return out
 
 
@@ -74,18 +74,18 @@ def main(argv: list[str]) -> int:
     if unknown:
         print(f"mutate: no runner for {', '.join(unknown)}", file=sys.stderr)
         return 2
-    work = ROOT / ".cache" / "mutate"
-    src = work / "src"
-    copy_checkout(src)
     mutmut = [sys.executable, "-m", "mutmut"]
     env = {k: v for k, v in os.environ.items() if k != "LOCKCHECK_DEBUG"}
     for module in modules:
+        work = ROOT / ".cache" / "mutate" / module.replace("/", "_")
+        src = work / "src"
+        copy_checkout(src)
         runner = " ".join(
             [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *table[module]]
         )
         start = time.monotonic()
         print(f"mutate: {module} ({' '.join(table[module])})", flush=True)
-        log = work / (module.replace("/", "_") + ".log")  # mutmut's progress line
+        log = work / "log"  # mutmut's progress line
         with log.open("w") as out:
             subprocess.run(
                 [*mutmut, "run", "--paths-to-mutate", module, "--runner", runner],
@@ -96,11 +96,11 @@ def main(argv: list[str]) -> int:
                 check=False,
             )
         print(f"mutate: {module} done in {time.monotonic() - start:.0f}s", flush=True)
-    results = subprocess.run(
-        [*mutmut, "results"], cwd=src, capture_output=True, text=True, check=False
-    ).stdout
-    (work / "results.txt").write_text(results)
-    print(results)
+        results = subprocess.run(
+            [*mutmut, "results"], cwd=src, capture_output=True, text=True, check=False
+        ).stdout
+        (work / "results.txt").write_text(results)
+        print(results, flush=True)
     return 0
 
 
