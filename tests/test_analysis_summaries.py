@@ -1,0 +1,331 @@
+"""What a call does to its caller: summaries of small C functions, in process.
+
+`make mutate` runs these first for lockcheck/analysis/summaries.py. The
+rule fixtures see a summary only through the finding it changes in a
+caller; these name the summary's fields and the caller's events directly.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from lockcheck.analysis.summaries import (
+    Summary,
+    is_failure_value,
+    signals_holding,
+    substitute,
+    summarise,
+)
+from lockcheck.engine import Config, Engine
+from lockcheck.model.ir import Acquire, Act, LockRef, Release, Site
+
+
+def summaries(code: str) -> dict[str, Summary]:
+    engine = Engine(Config(headers=False))
+    return engine.analyse_source("t.c", code.encode()).facts.summaries
+
+
+def events_of(code: str, function: str) -> list[object]:
+    engine = Engine(Config(headers=False))
+    facts = engine.analyse_source("t.c", code.encode()).facts
+    (ff,) = [f for f in facts.functions if f.fn.name == function]
+    return [ev for evs in ff.events for ev in evs]
+
+
+@pytest.mark.parametrize(
+    ("inst", "want"),
+    [
+        ("p->lock", "q->lock"),
+        ("p->lock@12", "q->lock"),  # a renamed (older) value is the same expression
+        ("m", "&x->m"),
+        ("*ptlp", "ptl"),  # handed back through `&ptl`
+        ("*pp", "*pp_arg"),  # a pointer passed on
+        ("table[idx].lock", "table[(i + 1)].lock"),  # a parameter inside the expression
+        ("table[n].lock", "table[n].lock"),  # a global index
+        ("glob_lock", "glob_lock"),
+        ("AFFS_I(p)->lock", "AFFS_I(q)->lock"),
+        ("tab[p->n].lock", "tab[q->n].lock"),
+    ],
+)
+def test_substitute_puts_a_callee_lock_in_the_callers_terms(inst: str, want: str) -> None:
+    params = ("p", "m", "ptlp", "pp", "idx")
+    args = ("q", "&x->m", "ptl", "pp_arg", "i + 1")
+    assert substitute(inst, params, args, addressed=frozenset({"ptl"})) == want
+
+
+def test_substitute_of_a_struct_passed_by_address() -> None:
+    assert substitute("s->lock", ("s",), ("&obj",)) == "obj.lock"
+    assert substitute("s->lock", ("s",), ("obj",), addressed=frozenset({"obj"})) == "obj.lock"
+    assert substitute("s", ("s",), ("&obj",)) == "&obj"
+    assert substitute("s->lock", ("s",), ("obj",)) == "obj->lock"
+
+
+def test_substitute_drops_what_the_caller_cannot_name() -> None:
+    assert substitute("l->lock", ("p",), ("q",), local_names=frozenset({"l"})) is None
+    assert substitute("tab[i].lock", (), (), local_names=frozenset({"i"})) is None
+    assert substitute("*ptlp", ("p",), ("q",)) is None  # not a parameter
+    assert substitute("*ptlp", ("ptlp",), ("ptl",), local_names=frozenset({"ptlp"})) is None
+    assert substitute("*ptlp", ("a", "ptlp"), ("x",)) is None  # called with fewer arguments
+    assert substitute("(x)->lock", ("x",), ("y",)) is None
+
+
+@pytest.mark.parametrize(
+    ("value", "failure"),
+    [
+        ("NULL", True),
+        ("false", True),
+        ("-EINVAL", True),
+        ("ERR_PTR(-ENOMEM)", True),
+        ("(-EAGAIN)", True),
+        ("ret:err", True),
+        ("ret:neg", True),
+        ("0", False),
+        ("1", False),
+        ("ptl", False),
+        ("ret:nonzero", False),
+    ],
+)
+def test_is_failure_value(value: str, failure: bool) -> None:
+    assert is_failure_value(value) is failure
+
+
+@pytest.mark.parametrize(
+    ("held", "free", "signals"),
+    [
+        ({"ptl"}, {"NULL"}, True),
+        ({"0"}, {"-EINTR"}, True),
+        ({"1"}, {"0"}, True),
+        ({"true"}, {"false"}, True),
+        ({"false"}, {"true"}, True),  # "done" without the lock
+        ({"vma"}, {"vma:zero"}, True),
+        ({"vma:nonzero", "vma"}, {"vma:zero"}, True),
+        ({"ret"}, {"ret:neg"}, False),  # ret may be negative with the lock too
+        ({"ret:nonneg"}, {"ret:neg"}, True),
+        ({"0"}, {"ret:neg"}, True),
+        ({"folio"}, {"folio:err"}, True),
+        ({"folio"}, {"ERR_PTR(-EAGAIN)"}, True),
+        ({"ret:zero"}, {"ret:nonzero"}, True),
+        ({"0"}, {"ret"}, False),  # ret unknown
+        ({"-EINVAL"}, {"0"}, False),  # a leak on an error path
+        ({"ret"}, {"0"}, True),  # the variable, zero on the ways without the lock
+        ({"ret"}, {"1"}, False),
+        ({"0"}, {"0"}, False),
+        ({"0", "1"}, {"1"}, False),
+        ({""}, {"NULL"}, False),  # a void return tells nothing
+        (set(), {"NULL"}, False),
+        ({"ptl"}, set(), False),
+        ({"2"}, {"0"}, True),
+        ({"1"}, {"2"}, False),
+        ({"a"}, {"b"}, False),
+        ({"a", "b"}, {"NULL"}, True),
+        ({"a", "NULL"}, {"-EINVAL"}, False),
+        ({"ret:zero"}, {"ret:nonzero", "1"}, True),
+        ({"ret:zero"}, {"ret:nonzero", "0"}, False),
+        ({"vma:zero"}, {"vma"}, False),
+    ],
+)
+def test_signals_holding(held: set[str], free: set[str], signals: bool) -> None:
+    assert signals_holding(held, free) is signals
+
+
+def test_summary_effects_and_key() -> None:
+    assert not Summary(params=("a",), locals=frozenset({"x"})).has_effects()
+    lock = LockRef("a->l", "spinlock_t")
+    for s in (
+        Summary(acquires=((lock, "excl", None),)),
+        Summary(releases=(lock,)),
+        Summary(may_release=(lock,)),
+        Summary(returns="0"),
+        Summary(container_drops=(("->l", "spinlock_t"),)),
+        Summary(asserts_write=((lock, "assert"),)),
+    ):
+        assert s.has_effects(), s
+        assert s.effect_key() != Summary().effect_key() or s.asserts_write
+    acts = Summary(acts=(Act("free", "page", Site(1, 1)),))
+    assert acts.has_effects() and acts.effect_key()[4] == ("free",)
+
+
+HELPERS = """
+struct obj { spinlock_t lock; struct mutex m; int n; struct kref ref; };
+
+static void take(struct obj *o)
+{
+	spin_lock(&o->lock);
+}
+
+static void drop(struct obj *o)
+{
+	spin_unlock(&o->lock);
+}
+
+static int try_take(struct obj *o)
+{
+	if (!mutex_trylock(&o->m))
+		return 0;
+	return 1;
+}
+
+static int take_or_fail(struct obj *o)
+{
+	if (o->n)
+		return -EINVAL;
+	mutex_lock(&o->m);
+	return 0;
+}
+
+static struct obj *get_locked(struct obj *o)
+{
+	if (o->n)
+		return ERR_PTR(-EINVAL);
+	spin_lock(&o->lock);
+	return o;
+}
+
+static void maybe_drop(struct obj *o, int unlock)
+{
+	if (unlock)
+		spin_unlock(&o->lock);
+}
+
+static void release_cb(struct kref *ref)
+{
+	struct obj *o = container_of(ref, struct obj, ref);
+
+	spin_unlock(&o->lock);
+}
+
+static void put_locked(struct obj *o)
+{
+	kref_put(&o->ref, release_cb);
+}
+
+static void assert_w(struct mm_struct *mm)
+{
+	mmap_assert_write_locked(mm);
+	mmap_assert_write_locked(mm);
+}
+
+static void lock_vma(struct vm_area_struct *vma)
+{
+	vma_start_write(vma);
+}
+
+static int zero(void)
+{
+	return 0;
+}
+
+static int one_or_two(int x)
+{
+	int r = x;
+
+	if (r)
+		return 1;
+	return 2;
+}
+"""
+
+
+def lock(inst: str, cls: str = "lock") -> LockRef:
+    return LockRef(inst, cls)
+
+
+def test_summaries_of_lock_helpers() -> None:
+    s = summaries(HELPERS)
+    assert s["take"].acquires == ((lock("o->lock"), "excl", None),) and s["take"].params == ("o",)
+    assert s["drop"].releases == (lock("o->lock"),) and not s["drop"].acquires
+    assert s["try_take"].acquires == ((lock("o->m", "m"), "excl", "nonzero"),)
+    assert s["take_or_fail"].acquires == ((lock("o->m", "m"), "excl", "zero"),)
+    assert s["get_locked"].acquires == ((lock("o->lock"), "excl", "noerr"),)
+    assert s["zero"].returns == "0" and s["zero"].has_effects()
+    assert "one_or_two" not in s  # two constants: no effect a caller sees
+    engine = Engine(Config(headers=False))
+    facts = engine.analyse_source("t.c", HELPERS.encode()).facts
+    (ff,) = [f for f in facts.functions if f.fn.name == "one_or_two"]
+    plain = summarise(ff)
+    assert plain.returns is None and plain.locals == {"r"} and plain.params == ("x",)
+
+
+def test_a_helper_that_releases_only_when_told() -> None:
+    s = summaries(HELPERS)["maybe_drop"]
+    assert s.may_release == (lock("o->lock"),) and s.releases == ()
+    assert s.kept_unless == ((lock("o->lock"), 1),)  # kept when `unlock` is zero
+
+
+def test_a_release_callback_and_its_caller() -> None:
+    s = summaries(HELPERS)
+    assert s["release_cb"].container_drops == (("->lock", "lock"),)
+    assert s["release_cb"].locals == {"o"}
+    assert s["put_locked"].may_release == (lock("o->lock"),)
+    assert s["put_locked"].releases == ()
+
+
+def test_write_assertions_and_locks_bound_to_another() -> None:
+    s = summaries(HELPERS)
+    mm = LockRef("mm->mmap_lock", "mmap_lock")
+    assert s["assert_w"].asserts_write == ((mm, "mmap_assert_write_locked(mm)"),)  # once
+    assert s["assert_w"].releases == () and s["assert_w"].may_release == ()
+    vma = LockRef("vma->vm_lock", "vma_lock")
+    assert s["lock_vma"].acquires == ((vma, "write", None),)
+    assert s["lock_vma"].bound == ((vma, "mmap_lock"),)
+
+
+CALLER = """
+static void caller(struct obj *a, struct obj *b, struct vm_area_struct *v)
+{
+	struct obj *p;
+	int r;
+
+	take(a);
+	drop(a);
+	if (try_take(b))
+		mutex_unlock(&b->m);
+	r = take_or_fail(b);
+	p = get_locked(a);
+	spin_lock(&a->lock);
+	maybe_drop(a, 0);
+	maybe_drop(a, r);
+	kref_put(&b->ref, release_cb);
+	r = zero();
+	lock_vma(v);
+}
+"""
+
+
+def test_a_callers_events_in_its_own_terms() -> None:
+    evs = events_of(HELPERS + CALLER, "caller")
+    by = {
+        (type(ev).__name__, getattr(ev, "primitive", "")): ev
+        for ev in evs
+        if isinstance(ev, (Acquire, Release))
+    }
+    take = by[("Acquire", "take")]
+    assert isinstance(take, Acquire)
+    assert (take.lock, take.mode, take.cond_var, take.nested) == (
+        lock("a->lock"),
+        "excl",
+        None,
+        False,
+    )
+    assert by[("Release", "drop")].lock == lock("a->lock")
+    tried = by[("Acquire", "try_take")]
+    assert isinstance(tried, Acquire) and tried.lock == lock("b->m", "m")
+    assert (tried.cond_var, tried.fail_when) == ("#atom", "zero")
+    failing = by[("Acquire", "take_or_fail")]
+    assert isinstance(failing, Acquire) and (failing.cond_var, failing.fail_when) == (
+        "r",
+        "nonzero",
+    )
+    got = by[("Acquire", "get_locked")]
+    assert isinstance(got, Acquire) and (got.cond_var, got.fail_when) == ("p", "err")
+    vma = by[("Acquire", "lock_vma")]
+    assert isinstance(vma, Acquire) and vma.until == "mmap_lock" and vma.mode == "write"
+    maybes = [ev for ev in evs if isinstance(ev, Release) and ev.maybe]
+    # `maybe_drop(a, 0)` keeps the lock; `maybe_drop(a, r)` may drop it; the
+    # callback of `kref_put()` may drop the lock of the object around `b->ref`
+    assert [(ev.lock, ev.primitive) for ev in maybes] == [
+        (lock("a->lock"), "maybe_drop"),
+        (lock("b->lock"), "release_cb"),
+    ]
+    consts = [(ev.var, ev.value) for ev in evs if type(ev).__name__ == "Assign" and ev.value]
+    assert ("r", "0") in consts
