@@ -47,6 +47,7 @@ def runners() -> dict[str, tuple[str, ...]]:
     out["lockcheck/analysis/state.py"] = ("tests/test_analysis_state.py", *_ANALYSIS)
     out["lockcheck/analysis/values.py"] = ("tests/test_values.py", *_ANALYSIS)
     out["lockcheck/analysis/transfer.py"] = ("tests/test_analysis_transfer.py", *_ANALYSIS)
+    out["lockcheck/analysis/flow.py"] = ("tests/test_analysis_flow.py", *_ANALYSIS)
     out["lockcheck/analysis/function.py"] = ("tests/test_analysis_function.py", *_ANALYSIS)
     out["lockcheck/analysis/paths.py"] = ("tests/test_analysis_paths.py", *_ANALYSIS)
     out["lockcheck/analysis/summaries.py"] = ("tests/test_analysis_summaries.py", *_ANALYSIS)
