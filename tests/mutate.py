@@ -14,6 +14,7 @@ Not part of `make test` or CI: a module takes minutes to half an hour.
 from __future__ import annotations
 
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -21,6 +22,17 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# a mutant that loops while growing a list would take the shared machine's
+# memory before mutmut's time-out ends it: it dies of this limit instead
+MEMORY_LIMIT = 4 << 30
+# and one that loops without growing ends here (mutmut's own time-out is ten
+# times its first run): killed, as a test run that never finishes would be
+TIME_LIMIT = 120
+
+
+def _limit_memory() -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
+
 
 _ANALYSIS = ("tests/test_analysis.py", "tests/test_rule_fixtures.py")
 _RULES = (  # not test_rules_packs.py: its CLI runs take half a minute
@@ -85,7 +97,8 @@ def main(argv: list[str]) -> int:
         src = work / "src"
         copy_checkout(src)
         runner = " ".join(
-            [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *table[module]]
+            ["timeout", "-k", "5", str(TIME_LIMIT), sys.executable, "-m", "pytest", "-x", "-q"]
+            + ["-p", "no:cacheprovider", *table[module]]
         )
         start = time.monotonic()
         print(f"mutate: {module} ({' '.join(table[module])})", flush=True)
@@ -98,6 +111,7 @@ def main(argv: list[str]) -> int:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 check=False,
+                preexec_fn=_limit_memory,
             )
         print(f"mutate: {module} done in {time.monotonic() - start:.0f}s", flush=True)
         results = subprocess.run(
