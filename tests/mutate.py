@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import resource
+import shlex
 import shutil
 import subprocess
 import sys
@@ -96,10 +97,11 @@ def main(argv: list[str]) -> int:
         work = ROOT / ".cache" / "mutate" / module.replace("/", "_")
         src = work / "src"
         copy_checkout(src)
-        runner = " ".join(
-            ["timeout", "-k", "5", str(TIME_LIMIT), sys.executable, "-m", "pytest", "-x", "-q"]
-            + ["-p", "no:cacheprovider", *table[module]]
-        )
+        # mutmut 2 counts only exit status 1 as killed: a collection error (2),
+        # a crash or the time limit (124) is a kill too
+        pytest = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider"]
+        run = " ".join(["timeout", "-k", "5", str(TIME_LIMIT), *pytest, *table[module]])
+        runner = shlex.join(["sh", "-c", f"{run} || exit 1"])
         start = time.monotonic()
         print(f"mutate: {module} ({' '.join(table[module])})", flush=True)
         log = work / "log"  # mutmut's progress line
