@@ -69,6 +69,11 @@ def runners() -> dict[str, tuple[str, ...]]:
         "tests/test_rule_fixtures.py",
         "tests/test_rules_meta.py",
     )
+    out["lockcheck/rules/lock_pairing.py"] = (
+        "tests/test_rules_lock_pairing.py",
+        "tests/test_rule_fixtures.py",
+        "tests/test_rules_meta.py",
+    )
     return out
 
 
