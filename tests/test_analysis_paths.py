@@ -77,6 +77,10 @@ def test_assign_forgets_what_the_old_value_said() -> None:
     ("const", "factable", "known"),
     [
         ("0", True, False),
+        ("0UL", True, False),
+        ("0L", True, False),
+        ("0U", True, False),
+        ("false", True, False),
         ("NULL", False, False),
         ("1", True, True),
         ("-EINVAL", False, True),  # an error code: non-zero whatever the test
@@ -107,6 +111,7 @@ def test_decide_an_equality() -> None:
     assert f.decide(eq("mode", "3")) is False
     assert f.decide(eq("2", "mode")) is True
     assert f.decide(eq("p", "0")) is True  # two spellings of zero
+    assert f.decide(eq("mode", "0")) is False and f.decide(eq("0", "mode")) is False
     assert f.decide(eq("ret", "-ENOSPC")) is False  # ret is known zero
     assert f.decide(eq("-ENOSPC", "ret")) is False
     assert f.decide(eq("ret", "0")) is None  # zero is what it is: no contradiction to draw
@@ -189,6 +194,11 @@ def test_node_paths_keep_lock_states_apart_until_there_are_too_many() -> None:
     merged = np.merged()
     assert merged is not None and dict(merged.must) == {} and len(merged.may) == 2
     assert NodePaths().merged() is None
+    # a path already there that learns less: its facts are weakened, which is news
+    weak = NodePaths()
+    assert weak.add((held("a"), Facts(released=frozenset({"z"})))) is True
+    assert weak.add((held("a"), Facts())) is True
+    assert [f.released for _st, f in weak.ordered()] == [frozenset()]
     # the same locks under another condition is another path
     assert np.add((held("a", cond="ok"), Facts())) is True and len(np.ordered()) == 3
 
