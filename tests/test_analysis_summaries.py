@@ -329,3 +329,69 @@ def test_a_callers_events_in_its_own_terms() -> None:
     ]
     consts = [(ev.var, ev.value) for ev in evs if type(ev).__name__ == "Assign" and ev.value]
     assert ("r", "0") in consts
+
+
+MORE = """
+struct obj { spinlock_t lock; spinlock_t other; int n; };
+
+static int try_direct(struct obj *o)
+{
+	return spin_trylock(&o->lock);
+}
+
+static void take_two(struct obj *a, struct obj *b)
+{
+	spin_lock(&a->lock);
+	spin_lock_nested(&b->lock, 1);
+}
+
+static int annotated(struct obj *o)
+	__acquires(&o->lock)
+{
+	if (o->n)
+		return -EINVAL;
+	spin_lock(&o->lock);
+	return 0;
+}
+
+static void sometimes(struct obj *o)
+{
+	if (o->n)
+		spin_lock(&o->lock);
+}
+
+static void drop_local(struct obj *o)
+{
+	struct obj *p = o->next;
+
+	spin_unlock(&p->lock);
+}
+
+static void caller(struct obj *a, struct obj *b)
+{
+	take_two(a, b);
+	drop_local(a);
+	if (try_direct(a))
+		spin_unlock(&a->lock);
+}
+"""
+
+
+def test_how_a_caller_tells_that_a_helper_took_its_lock() -> None:
+    s = summaries(MORE)
+    assert s["try_direct"].acquires == ((lock("o->lock"), "excl", "nonzero"),)  # `return trylock()`
+    assert s["annotated"].acquires == ((lock("o->lock"), "excl", "zero"),)  # __acquires, 0 or -E
+    assert "sometimes" not in s  # held on some ways out, and nothing tells which
+    assert s["take_two"].acquires == (
+        (lock("a->lock"), "excl", None),
+        (lock("b->lock"), "excl", None),
+    )
+    assert s["drop_local"].releases == (lock("p->lock"),) and s["drop_local"].locals == {"p"}
+
+
+def test_a_caller_sees_nested_takes_and_releases_it_cannot_name() -> None:
+    evs = events_of(MORE, "caller")
+    takes = [(ev.lock.inst, ev.nested, ev.cond_var) for ev in evs if isinstance(ev, Acquire)]
+    assert takes == [("a->lock", False, None), ("b->lock", True, None), ("a->lock", False, "#atom")]
+    drops = [(ev.lock, ev.maybe, ev.primitive) for ev in evs if isinstance(ev, Release)]
+    assert drops[0] == (lock("*"), True, "drop_local")  # `p` is the helper's own
