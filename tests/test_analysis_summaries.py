@@ -395,3 +395,56 @@ def test_a_caller_sees_nested_takes_and_releases_it_cannot_name() -> None:
     assert takes == [("a->lock", False, None), ("b->lock", True, None), ("a->lock", False, "#atom")]
     drops = [(ev.lock, ev.maybe, ev.primitive) for ev in evs if isinstance(ev, Release)]
     assert drops[0] == (lock("*"), True, "drop_local")  # `p` is the helper's own
+
+
+ANNOTATED = """
+struct obj { spinlock_t lock; int n; };
+
+static int try_inverted(struct obj *o)
+{
+	return !spin_trylock(&o->lock);
+}
+
+static int try_either(struct obj *o, int inv)
+{
+	if (inv)
+		return !spin_trylock(&o->lock);
+	return spin_trylock(&o->lock);
+}
+
+static int ann_zero(struct obj *o)
+	__acquires(&o->lock)
+{
+	lock_it(o);
+	return 0;
+}
+
+static int ann_err(struct obj *o)
+	__acquires(&o->lock)
+{
+	if (o->n)
+		return -EINVAL;
+	lock_it(o);
+	return 0;
+}
+
+static int ann_void(struct obj *o)
+	__acquires(&o->lock)
+{
+	lock_it(o);
+	if (o->n)
+		return 0;
+}
+"""
+
+
+def test_inverted_trylock_returns_and_lock_annotations() -> None:
+    s = summaries(ANNOTATED)
+    assert s["try_inverted"].acquires == ((lock("o->lock"), "excl", "zero"),)
+    assert "try_either" not in s  # held on zero on one way, non-zero on another: no telling
+    # `__acquires()` where the analysis does not see the lock taken: 0-is-success
+    # only when the function returns 0 on some ways and something else on others
+    assert s["ann_err"].acquires == ((lock("o->lock"), "excl", "zero"),)
+    assert s["ann_zero"].acquires == ((lock("o->lock"), "excl", None),)
+    assert s["ann_zero"].returns == "0"
+    assert s["ann_void"].acquires == ((lock("o->lock"), "excl", None),)
