@@ -122,6 +122,8 @@ def test_is_failure_value(value: str, failure: bool) -> None:
         ({"ret:zero"}, {"ret:nonzero", "1"}, True),
         ({"ret:zero"}, {"ret:nonzero", "0"}, False),
         ({"vma:zero"}, {"vma"}, False),
+        ({"1"}, {"ret:zero"}, True),  # a non-zero constant with the lock, ret zero without
+        ({"ret:nonneg"}, {"ret:zero"}, False),  # 0 is not negative either
     ],
 )
 def test_signals_holding(held: set[str], free: set[str], signals: bool) -> None:
