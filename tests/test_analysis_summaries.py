@@ -124,6 +124,10 @@ def test_is_failure_value(value: str, failure: bool) -> None:
         ({"vma:zero"}, {"vma"}, False),
         ({"1"}, {"ret:zero"}, True),  # a non-zero constant with the lock, ret zero without
         ({"ret:nonneg"}, {"ret:zero"}, False),  # 0 is not negative either
+        ({"a", "b"}, {"0"}, False),  # two names: not a boolean
+        ({"1"}, {"0", "false"}, True),
+        ({"1"}, {"0", "NULL"}, True),
+        ({"0"}, {"1"}, True),  # "done" (1) without the lock
     ],
 )
 def test_signals_holding(held: set[str], free: set[str], signals: bool) -> None:
@@ -450,3 +454,38 @@ def test_inverted_trylock_returns_and_lock_annotations() -> None:
     assert s["ann_zero"].acquires == ((lock("o->lock"), "excl", None),)
     assert s["ann_zero"].returns == "0"
     assert s["ann_void"].acquires == ((lock("o->lock"), "excl", None),)
+
+
+SPELLED = """
+struct sb { struct mutex j_mutex; };
+
+static void lk(struct mutex *m)
+{
+	mutex_lock(m);
+}
+
+static void lk_then(struct mutex *m, struct mutex *n)
+{
+	mutex_lock(m);
+	m = n;
+}
+
+static void caller(struct sb *sb, struct mutex *x)
+{
+	lk(&sb->j_mutex);
+	lk_then(x, x);
+	mutex_unlock(x);
+	lk_then(&sb->j_mutex, x);
+}
+"""
+
+
+def test_a_class_read_off_the_callees_spelling_is_read_again_off_the_callers() -> None:
+    """`struct mutex *m` names no class; the caller's `&sb->j_mutex` does."""
+    takes = [
+        (ev.lock.inst, ev.lock.cls)
+        for ev in events_of(SPELLED, "caller")
+        if isinstance(ev, Acquire)
+    ]
+    # the second helper renames its parameter after taking the lock (`m@11`)
+    assert takes == [("sb->j_mutex", "j_mutex"), ("x", "x"), ("sb->j_mutex", "j_mutex")]
