@@ -489,3 +489,62 @@ def test_a_class_read_off_the_callees_spelling_is_read_again_off_the_callers() -
     ]
     # the second helper renames its parameter after taking the lock (`m@11`)
     assert takes == [("sb->j_mutex", "j_mutex"), ("x", "x"), ("sb->j_mutex", "j_mutex")]
+
+
+KEPT = """
+struct obj { spinlock_t lock; spinlock_t other; int n; };
+struct sb { struct mutex j_mutex; };
+
+static void maybe_drop(struct obj *o, int unlock)
+{
+	if (unlock)
+		spin_unlock(&o->lock);
+}
+
+static void keyed_lock(struct obj *o, int unlock)
+{
+	if (unlock)
+		spin_unlock(&o->lock);
+	if (o->n)
+		spin_unlock(&o->other);
+}
+
+static void keyed_other(struct obj *o, int unlock)
+{
+	if (unlock)
+		spin_unlock(&o->other);
+	if (o->n)
+		spin_unlock(&o->lock);
+}
+
+static void maybe_unlk(struct mutex *m, int n)
+{
+	if (n)
+		mutex_unlock(m);
+}
+
+static void caller(struct obj *a, struct obj *b, struct sb *sb, int flag)
+{
+	keyed_lock(a, 0);
+	keyed_other(b, 0);
+	maybe_unlk(&sb->j_mutex, flag);
+	maybe_drop(a);
+}
+"""
+
+
+def test_a_zero_argument_keeps_only_the_locks_it_decides() -> None:
+    s = summaries(KEPT)
+    assert s["keyed_lock"].kept_unless == ((lock("o->lock"), 1),)
+    assert s["keyed_other"].kept_unless == ((lock("o->other", "other"), 1),)
+    maybes = [
+        (ev.lock.inst, ev.lock.cls, ev.primitive)
+        for ev in events_of(KEPT, "caller")
+        if isinstance(ev, Release) and ev.maybe
+    ]
+    assert maybes == [
+        ("a->other", "other", "keyed_lock"),  # `a->lock` stays: `unlock` is 0
+        ("b->lock", "lock", "keyed_other"),
+        ("sb->j_mutex", "j_mutex", "maybe_unlk"),  # the caller's class, not `m`
+        ("a->lock", "lock", "maybe_drop"),  # called without the argument: may drop
+    ]
