@@ -548,3 +548,53 @@ def test_a_zero_argument_keeps_only_the_locks_it_decides() -> None:
         ("sb->j_mutex", "j_mutex", "maybe_unlk"),  # the caller's class, not `m`
         ("a->lock", "lock", "maybe_drop"),  # called without the argument: may drop
     ]
+
+
+PASSED_ON = """
+struct obj { spinlock_t lock; int n; struct obj *next; };
+
+static void maybe_drop(struct obj *o, int unlock)
+{
+	if (unlock)
+		spin_unlock(&o->lock);
+}
+
+static void outer(struct obj *o, int unlock)
+{
+	if (unlock)
+		o->n = 0;
+	maybe_drop(o, unlock);
+}
+
+static void must_then(struct obj *o, int must, int unlock)
+{
+	if (!must)
+		BUG();
+	if (unlock)
+		spin_unlock(&o->lock);
+}
+
+static void take_local_then(struct obj *o)
+{
+	struct obj *p = o->next;
+
+	spin_lock(&p->lock);
+	spin_lock(&o->lock);
+}
+
+static void caller(struct obj *a)
+{
+	take_local_then(a);
+}
+"""
+
+
+def test_parameters_passed_on_and_functions_that_stop() -> None:
+    s = summaries(PASSED_ON)
+    # `unlock` goes on to maybe_drop(): zero here is zero there
+    assert s["outer"].kept_unless == ((lock("o->lock"), 1),)
+    # `must` zero never returns (BUG()); `unlock` zero keeps the lock
+    assert s["must_then"].kept_unless == ((lock("o->lock"), 2),)
+    # the helper's own lock cannot be named by the caller; the next one can
+    takes = [ev.lock.inst for ev in events_of(PASSED_ON, "caller") if isinstance(ev, Acquire)]
+    assert takes == ["a->lock"]
