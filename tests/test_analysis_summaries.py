@@ -633,3 +633,43 @@ def test_only_the_locks_a_function_releases_are_released_for_its_callers() -> No
     # dropped and taken again around code the grammar could not read: held at
     # every way out, so nothing for the caller
     assert "relock_broken" not in s
+
+
+HELD_BEFORE = """
+struct obj { spinlock_t lock; spinlock_t big; int n; struct kref ref; };
+
+static void claimed_then_take(struct obj *o)
+	__must_hold(&o->big)
+{
+	spin_lock(&o->lock);
+}
+
+static void escaped_then_take(struct obj *o)
+{
+	spin_lock(&o->lock);
+	frob(&o->lock);
+	spin_lock(&o->big);
+}
+
+static void release_twice_cb(struct kref *ref)
+{
+	struct obj *o = container_of(ref, struct obj, ref);
+
+	if (o->n)
+		spin_unlock(&o->lock);
+	else
+		spin_unlock(&o->lock);
+}
+"""
+
+
+def test_locks_taken_after_assumed_or_escaped_ones_are_still_acquired() -> None:
+    s = summaries(HELD_BEFORE)
+    assert s["claimed_then_take"].acquires == ((lock("o->lock"), "excl", None),)
+    # `o->lock` was handed to an unknown callee: not promised to the caller
+    assert s["escaped_then_take"].acquires == ((lock("o->big", "big"), "excl", None),)
+    assert s["release_twice_cb"].container_drops == (("->lock", "lock"),)  # once
+
+
+def test_substitute_an_argument_taken_by_address_starting_with_x() -> None:
+    assert substitute("s->lock", ("s",), ("&Xdev",)) == "Xdev.lock"
