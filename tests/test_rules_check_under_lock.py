@@ -10,8 +10,10 @@ from __future__ import annotations
 import pytest
 
 from lockcheck.engine import Config, Engine
+from lockcheck.errors import PackError
 from lockcheck.model.finding import Finding
-from lockcheck.rules.check_under_lock import lock_phrase, satisfied
+from lockcheck.packs import RuleSpec
+from lockcheck.rules.check_under_lock import CheckUnderLock, lock_phrase, satisfied
 
 
 @pytest.mark.parametrize(
@@ -36,6 +38,8 @@ def test_satisfied(keys: set[str], wanted: list[str], ok: bool) -> None:
 
 def test_lock_phrase() -> None:
     assert lock_phrase("pte_lock") == "the pte lock"
+    assert lock_phrase("pmd_lock") == "the pmd lock"
+    assert lock_phrase("mmap_lock:read") == "the mmap lock"
     assert lock_phrase("mmap_lock:write") == "the mmap lock for write"
     assert lock_phrase("mmap_lock") == "the mmap lock (either mode)"
     assert lock_phrase("i_mmap_rwsem") == "`i_mmap_rwsem`"
@@ -138,3 +142,85 @@ def test_a_recheck_under_the_lock_covers_the_act() -> None:
     unguarded = RECHECKED.replace("\tif (!vma->anon_vma)\n\t", "\t")
     (f,) = findings(unguarded)
     assert f.line == line(unguarded, "if (vma->anon_vma)")
+
+
+def test_a_rule_missing_a_parameter_is_a_pack_error() -> None:
+    spec = RuleSpec(
+        "r", "check-under-lock", "error", "m", "s", "p", params={"flag": "x", "acts": []}
+    )
+    with pytest.raises(PackError) as err:
+        CheckUnderLock(spec)
+    assert str(err.value) == "rule pack p: rule r: missing 'locks'"
+
+
+HEAD = (
+    "static void {name}(struct vm_area_struct *vma, unsigned long haddr, pmd_t *pmd, int c)\n{{\n"
+)
+PTL = "\tspinlock_t *ptl = pte_lockptr(vma->vm_mm, pmd);\n\n"
+
+
+def fn(name: str, body: str) -> str:
+    return HEAD.format(name=name) + PTL + body + "}\n"
+
+
+CALLEES = fn(
+    "drop_if_no_wp",
+    "\tspin_lock(ptl);\n\tif (!userfaultfd_wp(vma))\n"
+    "\t\tpmdp_collapse_flush(vma, haddr, pmd);\n\tspin_unlock(ptl);\n",
+) + fn(
+    "drop_if_no_anon",
+    "\tspin_lock(ptl);\n\tif (!vma->anon_vma)\n"
+    "\t\tpmdp_collapse_flush(vma, haddr, pmd);\n\tspin_unlock(ptl);\n",
+)
+
+
+@pytest.mark.parametrize(
+    ("body", "reported"),
+    [
+        # the callee re-tests anon_vma under the pte lock: covered
+        ("\tif (vma->anon_vma)\n\t\treturn;\n\tdrop_if_no_anon(vma, haddr, pmd, c);\n", []),
+        # it re-tests another flag under the lock: not this rule's
+        ("\tif (vma->anon_vma)\n\t\treturn;\n\tdrop_if_no_wp(vma, haddr, pmd, c);\n", [0]),
+        # the first act is covered by its callee, the second is not
+        (
+            "\tif (vma->anon_vma)\n\t\treturn;\n\tdrop_if_no_anon(vma, haddr, pmd, c);\n"
+            "\tpmdp_collapse_flush(vma, haddr, pmd);\n",
+            [0],
+        ),
+        # a test whose outcomes both reach the act decides nothing; the next one does
+        (
+            "\tif (vma->anon_vma)\n\t\tc++;\n\tif (vma->anon_vma)\n\t\treturn;\n"
+            "\tpmdp_collapse_flush(vma, haddr, pmd);\n",
+            [1],
+        ),
+        # a locked test on one path decides the act there, the unlocked one everywhere
+        (
+            "\tif (c) {\n\t\tspin_lock(ptl);\n\t\tif (vma->anon_vma) {\n"
+            "\t\t\tspin_unlock(ptl);\n\t\t\treturn;\n\t\t}\n\t\tspin_unlock(ptl);\n\t}\n"
+            "\tif (vma->anon_vma)\n\t\treturn;\n\tpmdp_collapse_flush(vma, haddr, pmd);\n",
+            [1],
+        ),
+    ],
+    ids=[
+        "recheck-in-callee",
+        "other-flag-in-callee",
+        "second-act",
+        "not-deciding",
+        "locked-on-one-path",
+    ],
+)
+def test_which_checks_are_reported(body: str, reported: list[int]) -> None:
+    code = CALLEES + fn("caller", body)
+    checks = [i for i, t in enumerate(code.splitlines(), 1) if "if (vma->anon_vma)" in t]
+    assert [f.line for f in findings(code)] == [checks[i] for i in reported]
+
+
+def test_every_held_lock_is_named() -> None:
+    code = DETACH.replace(
+        "\tmmap_read_lock(mm);\n", "\tmmap_read_lock(mm);\n\tspin_lock(&vma->other);\n"
+    )
+    code = code.replace(
+        "\tmmap_read_unlock(mm);\n", "\tspin_unlock(&vma->other);\n\tmmap_read_unlock(mm);\n"
+    )
+    (f,) = findings(code)
+    assert f.message.endswith("(held: `mm->mmap_lock:read`, `vma->other`)")
