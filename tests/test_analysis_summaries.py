@@ -17,7 +17,7 @@ from lockcheck.analysis.summaries import (
     summarise,
 )
 from lockcheck.engine import Config, Engine
-from lockcheck.model.ir import Acquire, Act, LockRef, Release, Site
+from lockcheck.model.ir import Acquire, Act, Assign, LockRef, Release, Site
 
 
 def summaries(code: str) -> dict[str, Summary]:
@@ -333,7 +333,7 @@ def test_a_callers_events_in_its_own_terms() -> None:
         (lock("a->lock"), "maybe_drop"),
         (lock("b->lock"), "release_cb"),
     ]
-    consts = [(ev.var, ev.value) for ev in evs if type(ev).__name__ == "Assign" and ev.value]
+    consts = [(ev.var, ev.value) for ev in evs if isinstance(ev, Assign) and ev.value]
     assert ("r", "0") in consts
 
 

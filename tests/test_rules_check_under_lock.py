@@ -149,7 +149,7 @@ def test_a_rule_missing_a_parameter_is_a_pack_error() -> None:
         "r", "check-under-lock", "error", "m", "s", "p", params={"flag": "x", "acts": []}
     )
     with pytest.raises(PackError) as err:
-        CheckUnderLock(spec)
+        CheckUnderLock(spec)  # type: ignore[no-untyped-call]
     assert str(err.value) == "rule pack p: rule r: missing 'locks'"
 
 
