@@ -105,6 +105,22 @@ static void helper_then_mismatch(spinlock_t *a, spinlock_t *b)
 	spin_unlock(b);
 }
 
+static void downgraded_wrong(struct mm_struct *mm)
+{
+	mmap_write_lock(mm);
+	mmap_write_downgrade(mm);
+	mmap_write_unlock(mm);
+}
+
+static void both_wrong(spinlock_t *w, int c)
+{
+	if (c)
+		spin_lock_irq(w);
+	else
+		spin_lock_bh(w);
+	spin_unlock(w);
+}
+
 static void two_ways(spinlock_t *m, int c)
 {
 	if (c)
@@ -127,9 +143,13 @@ def line(text: str) -> int:
 
 
 def test_mismatched_releases_and_what_the_report_says() -> None:
-    got = {f.function: f for f in findings()}
+    found = findings()
+    got = {f.function: f for f in found}
+    assert len(found) == len(got)  # one report per release, however many takes mismatch
     # a same-file helper's release is not judged; a mismatch after it is
     assert sorted(got) == [
+        "both_wrong",
+        "downgraded_wrong",
         "flags_mismatch",
         "helper_then_mismatch",
         "irq_mismatch",
@@ -139,6 +159,8 @@ def test_mismatched_releases_and_what_the_report_says() -> None:
     assert got["helper_then_mismatch"].line == line("spin_unlock(b);")
     # one of the two acquisitions reaching the release does not pair with it
     assert got["two_ways"].line == line("spin_unlock(m);")
+    # downgraded to read: the write unlock no longer pairs
+    assert got["downgraded_wrong"].line == line("mmap_write_unlock(mm);")
     assert [r.line for r in got["two_ways"].related] == [line("spin_lock_irq(m);")]
     irq = got["irq_mismatch"]
     assert irq.line == line("spin_unlock(l);") and irq.expected == ("spin_lock_irq",)
