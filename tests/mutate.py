@@ -1,12 +1,12 @@
 """Mutation testing with mutmut: each module against its own fast tests.
 
 `make mutate` (or `python -m tests.mutate [MODULE ...]`) copies the checkout
-to .cache/mutate/src, so mutants never touch the working tree, and runs
-`mutmut run` there once per module with that module's runner: its own test
-files, stopping at the first failure (`-x`). Progress goes to
-.cache/mutate/<module>.log; the survivors are printed and kept in
-.cache/mutate/results.txt (`mutmut show ID` in .cache/mutate/src shows one,
-but not while a run is going on: it rereads the mutated file).
+to .cache/mutate/<module>/src for each module, so mutants never touch the
+working tree and one module's survivors can be studied (`mutmut show ID`,
+`mutmut apply ID` there) while the next module runs, and runs `mutmut run`
+there with that module's runner: the tests that exercise it, stopping at the
+first failure (`-x`). Progress goes to .cache/mutate/<module>/log; the
+survivors are printed and kept in .cache/mutate/<module>/results.txt.
 docs/testing.md says what to do with them.
 Not part of `make test` or CI: a module takes minutes to half an hour.
 """
@@ -14,6 +14,8 @@ Not part of `make test` or CI: a module takes minutes to half an hour.
 from __future__ import annotations
 
 import os
+import resource
+import shlex
 import shutil
 import subprocess
 import sys
@@ -21,12 +23,19 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# a mutant that loops while growing a list would take the shared machine's
+# memory before mutmut's time-out ends it: it dies of this limit instead
+MEMORY_LIMIT = 4 << 30
+# and one that loops without growing ends here (mutmut's own time-out is ten
+# times its first run): killed, as a test run that never finishes would be
+TIME_LIMIT = 120
 
-_ANALYSIS = (
-    "tests/test_analysis_state.py",
-    "tests/test_analysis.py",
-    "tests/test_rule_fixtures.py",
-)
+
+def _limit_memory() -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
+
+
+_ANALYSIS = ("tests/test_analysis.py", "tests/test_rule_fixtures.py")
 _RULES = (  # not test_rules_packs.py: its CLI runs take half a minute
     "tests/test_rule_fixtures.py",
     "tests/test_rules_decide.py",
@@ -47,6 +56,24 @@ def runners() -> dict[str, tuple[str, ...]]:
             if path.name != "__init__.py":
                 out[str(path.relative_to(ROOT))] = tests
     out["lockcheck/report/sarif.py"] = ("tests/test_report_sarif.py",)
+    # in-process tests of the module itself first: they kill most mutants in a second
+    out["lockcheck/analysis/state.py"] = ("tests/test_analysis_state.py", *_ANALYSIS)
+    out["lockcheck/analysis/values.py"] = ("tests/test_values.py", *_ANALYSIS)
+    out["lockcheck/analysis/transfer.py"] = ("tests/test_analysis_transfer.py", *_ANALYSIS)
+    out["lockcheck/analysis/flow.py"] = ("tests/test_analysis_flow.py", *_ANALYSIS)
+    out["lockcheck/analysis/function.py"] = ("tests/test_analysis_function.py", *_ANALYSIS)
+    out["lockcheck/analysis/paths.py"] = ("tests/test_analysis_paths.py", *_ANALYSIS)
+    out["lockcheck/analysis/summaries.py"] = ("tests/test_analysis_summaries.py", *_ANALYSIS)
+    out["lockcheck/rules/check_under_lock.py"] = (
+        "tests/test_rules_check_under_lock.py",
+        "tests/test_rule_fixtures.py",
+        "tests/test_rules_meta.py",
+    )
+    out["lockcheck/rules/lock_pairing.py"] = (
+        "tests/test_rules_lock_pairing.py",
+        "tests/test_rule_fixtures.py",
+        "tests/test_rules_meta.py",
+    )
     return out
 
 
@@ -74,18 +101,20 @@ def main(argv: list[str]) -> int:
     if unknown:
         print(f"mutate: no runner for {', '.join(unknown)}", file=sys.stderr)
         return 2
-    work = ROOT / ".cache" / "mutate"
-    src = work / "src"
-    copy_checkout(src)
     mutmut = [sys.executable, "-m", "mutmut"]
     env = {k: v for k, v in os.environ.items() if k != "LOCKCHECK_DEBUG"}
     for module in modules:
-        runner = " ".join(
-            [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *table[module]]
-        )
+        work = ROOT / ".cache" / "mutate" / module.replace("/", "_")
+        src = work / "src"
+        copy_checkout(src)
+        # mutmut 2 counts only exit status 1 as killed: a collection error (2),
+        # a crash or the time limit (124) is a kill too
+        pytest = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider"]
+        run = " ".join(["timeout", "-k", "5", str(TIME_LIMIT), *pytest, *table[module]])
+        runner = shlex.join(["sh", "-c", f"{run} || exit 1"])
         start = time.monotonic()
         print(f"mutate: {module} ({' '.join(table[module])})", flush=True)
-        log = work / (module.replace("/", "_") + ".log")  # mutmut's progress line
+        log = work / "log"  # mutmut's progress line
         with log.open("w") as out:
             subprocess.run(
                 [*mutmut, "run", "--paths-to-mutate", module, "--runner", runner],
@@ -94,13 +123,14 @@ def main(argv: list[str]) -> int:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 check=False,
+                preexec_fn=_limit_memory,
             )
         print(f"mutate: {module} done in {time.monotonic() - start:.0f}s", flush=True)
-    results = subprocess.run(
-        [*mutmut, "results"], cwd=src, capture_output=True, text=True, check=False
-    ).stdout
-    (work / "results.txt").write_text(results)
-    print(results)
+        results = subprocess.run(
+            [*mutmut, "results"], cwd=src, capture_output=True, text=True, check=False
+        ).stdout
+        (work / "results.txt").write_text(results)
+        print(results, flush=True)
     return 0
 
 

@@ -288,6 +288,7 @@ def test_patch_attached_to_a_multipart_mail() -> None:
     )
     [fp] = p.files
     assert len(fp.hunks) == 3
+    assert p.message.startswith("The patch is attached.")  # the plain-text part first
     # base64 hides which line of the mail holds a diff line
     assert all(ln.source_line is None for h in fp.hunks for ln in h.lines)
 
@@ -603,7 +604,12 @@ def test_plain_diff_hunk_positions_and_no_newline_markers() -> None:
 
 @pytest.mark.parametrize(
     ("subtype", "filename"),
-    [("x-diff", None), ("x-patch-file", None), ("octet-stream", "fix.diff")],
+    [
+        ("x-diff", None),
+        ("x-patch-file", None),
+        ("octet-stream", "fix.diff"),
+        ("octet-stream", "0001-Fix.PATCH"),
+    ],
 )
 def test_patch_attachments_by_type_or_name(subtype: str, filename: str | None) -> None:
     msg = EmailMessage()
@@ -713,3 +719,80 @@ def test_invalid_utf8_and_standard_input(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(DIFF.encode())))
     [p] = read_patches(Path("-"))
     assert (p.origin, p.path, p.subject) == ("<stdin>", "", "<stdin>")
+
+
+def test_git_headers_alone_decide_the_quote_depth() -> None:
+    lines = ["> diff --git a/x b/x", "> > diff --git a/y b/y", "> > diff --git a/z b/z"]
+    assert quoted_depth(lines) == 2
+    assert quoted_depth(["> > diff --git a/x b/x", "> text"]) == 2
+    assert quoted_depth(["> diff --git x", "> > diffs --git a b"]) == 1
+    assert quoted_depth(["> diff --git", "> diffs --git a b"]) is None  # no header there
+
+
+def test_a_short_git_header_names_no_file() -> None:
+    text = quoted("diff --git a/mm/a.c", "@@ -1 +1 @@", "-x", "+y")
+    [p] = parse_patch_text(text, "reply.eml")
+    [fp] = p.files
+    assert (fp.path, fp.path_guessed) == ("mm/x.c", True)  # from the subject
+    assert [ln.text for ln in fp.hunks[0].lines] == ["x", "y"]
+
+
+def test_a_removed_line_starting_with_dashes_is_not_a_file_header() -> None:
+    """`--- ` starts a file only when `+++ ` follows; otherwise it is a removed
+    line whose text starts with `-- ` (at the end of the quote too)."""
+    text = quoted("@@ -1,3 +1,1 @@", "--- a", " b", "--- c")
+    [p] = parse_patch_text(text, "reply.eml")
+    [fp] = p.files
+    assert [(ln.kind, ln.text, ln.old_line) for ln in fp.hunks[0].lines] == [
+        ("-", "-- a", 1),
+        (" ", "b", 2),
+        ("-", "-- c", 3),
+    ]
+
+
+def test_quoted_text_after_a_signature_is_not_part_of_the_hunk() -> None:
+    text = quoted("@@ -1,2 +1,2 @@", " a", "-b", "--", "Ann", " not code", "+nor this")
+    [p] = parse_patch_text(text, "reply.eml")
+    [fp] = p.files
+    assert [ln.text for ln in fp.hunks[0].lines] == ["a", "b"]
+
+
+@pytest.mark.parametrize(
+    ("subject", "path"),
+    [
+        ("fs/xfs.d/inode: fix", "fs/xfs.d/inode.c"),  # a dot in a directory is not a suffix
+        (
+            "drivers/net/ethernet/intel/e1000e/netdev.c: fix",
+            "drivers/net/ethernet/intel/e1000e/netdev.c",
+        ),
+    ],
+)
+def test_guess_path_reads_the_suffix_of_the_last_part(subject: str, path: str) -> None:
+    assert guess_path(subject) == path
+
+
+def test_a_multipart_mail_without_a_plain_text_part() -> None:
+    msg = EmailMessage()
+    msg["From"] = "Ann <ann@example.org>"
+    msg["Subject"] = "[PATCH] mm/x: y"
+    msg["Message-ID"] = "<html@example.org>"
+    msg.set_content("<p>see the patch</p>", subtype="html")
+    msg.add_attachment(DIFF.encode(), maintype="text", subtype="x-diff", filename="fix.txt")
+    [p] = parse_patch_text(msg.as_string(), "html.eml")
+    [fp] = p.files
+    assert fp.path == "mm/x.c" and [ln.text for ln in fp.hunks[0].lines] == ["a", "b", "c"]
+    assert "see the patch" not in p.message
+
+
+def test_a_git_header_without_file_lines_names_both_sides() -> None:
+    text = quoted("diff --git a/mm/old.c b/mm/new.c", "@@ -1 +1 @@", "-x", "+y")
+    [p] = parse_patch_text(text, "reply.eml")
+    [fp] = p.files
+    assert (fp.old_path, fp.new_path, fp.path_guessed) == ("mm/old.c", "mm/new.c", False)
+
+
+def test_a_signature_ends_its_hunk_not_the_reply() -> None:
+    text = quoted("@@ -1 +1 @@", "-a", "--", "@@ -5 +5 @@", "-b", "+c")
+    [p] = parse_patch_text(text, "reply.eml")
+    [fp] = p.files
+    assert [[ln.text for ln in h.lines] for h in fp.hunks] == [["a"], ["b", "c"]]

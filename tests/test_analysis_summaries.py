@@ -1,0 +1,675 @@
+"""What a call does to its caller: summaries of small C functions, in process.
+
+`make mutate` runs these first for lockcheck/analysis/summaries.py. The
+rule fixtures see a summary only through the finding it changes in a
+caller; these name the summary's fields and the caller's events directly.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from lockcheck.analysis.summaries import (
+    Summary,
+    is_failure_value,
+    signals_holding,
+    substitute,
+    summarise,
+)
+from lockcheck.engine import Config, Engine
+from lockcheck.model.ir import Acquire, Act, Assign, LockRef, Release, Site
+
+
+def summaries(code: str) -> dict[str, Summary]:
+    engine = Engine(Config(headers=False))
+    return engine.analyse_source("t.c", code.encode()).facts.summaries
+
+
+def events_of(code: str, function: str) -> list[object]:
+    engine = Engine(Config(headers=False))
+    facts = engine.analyse_source("t.c", code.encode()).facts
+    (ff,) = [f for f in facts.functions if f.fn.name == function]
+    return [ev for evs in ff.events for ev in evs]
+
+
+@pytest.mark.parametrize(
+    ("inst", "want"),
+    [
+        ("p->lock", "q->lock"),
+        ("p->lock@12", "q->lock"),  # a renamed (older) value is the same expression
+        ("m", "&x->m"),
+        ("*ptlp", "ptl"),  # handed back through `&ptl`
+        ("*pp", "*pp_arg"),  # a pointer passed on
+        ("table[idx].lock", "table[(i + 1)].lock"),  # a parameter inside the expression
+        ("table[n].lock", "table[n].lock"),  # a global index
+        ("glob_lock", "glob_lock"),
+        ("AFFS_I(p)->lock", "AFFS_I(q)->lock"),
+        ("tab[p->n].lock", "tab[q->n].lock"),
+    ],
+)
+def test_substitute_puts_a_callee_lock_in_the_callers_terms(inst: str, want: str) -> None:
+    params = ("p", "m", "ptlp", "pp", "idx")
+    args = ("q", "&x->m", "ptl", "pp_arg", "i + 1")
+    assert substitute(inst, params, args, addressed=frozenset({"ptl"})) == want
+
+
+def test_substitute_of_a_struct_passed_by_address() -> None:
+    assert substitute("s->lock", ("s",), ("&obj",)) == "obj.lock"
+    assert substitute("s->lock", ("s",), ("obj",), addressed=frozenset({"obj"})) == "obj.lock"
+    assert substitute("s", ("s",), ("&obj",)) == "&obj"
+    assert substitute("s->lock", ("s",), ("obj",)) == "obj->lock"
+
+
+def test_substitute_drops_what_the_caller_cannot_name() -> None:
+    assert substitute("l->lock", ("p",), ("q",), local_names=frozenset({"l"})) is None
+    assert substitute("tab[i].lock", (), (), local_names=frozenset({"i"})) is None
+    assert substitute("*ptlp", ("p",), ("q",)) is None  # not a parameter
+    assert substitute("*ptlp", ("ptlp",), ("ptl",), local_names=frozenset({"ptlp"})) is None
+    assert substitute("*ptlp", ("a", "ptlp"), ("x",)) is None  # called with fewer arguments
+    assert substitute("(x)->lock", ("x",), ("y",)) is None
+
+
+@pytest.mark.parametrize(
+    ("value", "failure"),
+    [
+        ("NULL", True),
+        ("false", True),
+        ("-EINVAL", True),
+        ("ERR_PTR(-ENOMEM)", True),
+        ("(-EAGAIN)", True),
+        ("ret:err", True),
+        ("ret:neg", True),
+        ("0", False),
+        ("1", False),
+        ("ptl", False),
+        ("ret:nonzero", False),
+    ],
+)
+def test_is_failure_value(value: str, failure: bool) -> None:
+    assert is_failure_value(value) is failure
+
+
+@pytest.mark.parametrize(
+    ("held", "free", "signals"),
+    [
+        ({"ptl"}, {"NULL"}, True),
+        ({"0"}, {"-EINTR"}, True),
+        ({"1"}, {"0"}, True),
+        ({"true"}, {"false"}, True),
+        ({"false"}, {"true"}, True),  # "done" without the lock
+        ({"vma"}, {"vma:zero"}, True),
+        ({"vma:nonzero", "vma"}, {"vma:zero"}, True),
+        ({"ret"}, {"ret:neg"}, False),  # ret may be negative with the lock too
+        ({"ret:nonneg"}, {"ret:neg"}, True),
+        ({"0"}, {"ret:neg"}, True),
+        ({"folio"}, {"folio:err"}, True),
+        ({"folio"}, {"ERR_PTR(-EAGAIN)"}, True),
+        ({"ret:zero"}, {"ret:nonzero"}, True),
+        ({"0"}, {"ret"}, False),  # ret unknown
+        ({"-EINVAL"}, {"0"}, False),  # a leak on an error path
+        ({"ret"}, {"0"}, True),  # the variable, zero on the ways without the lock
+        ({"ret"}, {"1"}, False),
+        ({"0"}, {"0"}, False),
+        ({"0", "1"}, {"1"}, False),
+        ({""}, {"NULL"}, False),  # a void return tells nothing
+        (set(), {"NULL"}, False),
+        ({"ptl"}, set(), False),
+        ({"2"}, {"0"}, True),
+        ({"1"}, {"2"}, False),
+        ({"a"}, {"b"}, False),
+        ({"a", "b"}, {"NULL"}, True),
+        ({"a", "NULL"}, {"-EINVAL"}, False),
+        ({"ret:zero"}, {"ret:nonzero", "1"}, True),
+        ({"ret:zero"}, {"ret:nonzero", "0"}, False),
+        ({"vma:zero"}, {"vma"}, False),
+        ({"1"}, {"ret:zero"}, True),  # a non-zero constant with the lock, ret zero without
+        ({"ret:nonneg"}, {"ret:zero"}, False),  # 0 is not negative either
+        ({"a", "b"}, {"0"}, False),  # two names: not a boolean
+        ({"1"}, {"0", "false"}, True),
+        ({"1"}, {"0", "NULL"}, True),
+        ({"0"}, {"1"}, True),  # "done" (1) without the lock
+    ],
+)
+def test_signals_holding(held: set[str], free: set[str], signals: bool) -> None:
+    assert signals_holding(held, free) is signals
+
+
+def test_summary_effects_and_key() -> None:
+    assert not Summary(params=("a",), locals=frozenset({"x"})).has_effects()
+    lock = LockRef("a->l", "spinlock_t")
+    for s in (
+        Summary(acquires=((lock, "excl", None),)),
+        Summary(releases=(lock,)),
+        Summary(may_release=(lock,)),
+        Summary(returns="0"),
+        Summary(container_drops=(("->l", "spinlock_t"),)),
+        Summary(asserts_write=((lock, "assert"),)),
+    ):
+        assert s.has_effects(), s
+        assert s.effect_key() != Summary().effect_key() or s.asserts_write
+    acts = Summary(acts=(Act("free", "page", Site(1, 1)),))
+    assert acts.has_effects() and acts.effect_key()[4] == ("free",)
+
+
+HELPERS = """
+struct obj { spinlock_t lock; struct mutex m; int n; struct kref ref; };
+
+static void take(struct obj *o)
+{
+	spin_lock(&o->lock);
+}
+
+static void drop(struct obj *o)
+{
+	spin_unlock(&o->lock);
+}
+
+static int try_take(struct obj *o)
+{
+	if (!mutex_trylock(&o->m))
+		return 0;
+	return 1;
+}
+
+static int take_or_fail(struct obj *o)
+{
+	if (o->n)
+		return -EINVAL;
+	mutex_lock(&o->m);
+	return 0;
+}
+
+static struct obj *get_locked(struct obj *o)
+{
+	if (o->n)
+		return ERR_PTR(-EINVAL);
+	spin_lock(&o->lock);
+	return o;
+}
+
+static void maybe_drop(struct obj *o, int unlock)
+{
+	if (unlock)
+		spin_unlock(&o->lock);
+}
+
+static void release_cb(struct kref *ref)
+{
+	struct obj *o = container_of(ref, struct obj, ref);
+
+	spin_unlock(&o->lock);
+}
+
+static void put_locked(struct obj *o)
+{
+	kref_put(&o->ref, release_cb);
+}
+
+static void assert_w(struct mm_struct *mm)
+{
+	mmap_assert_write_locked(mm);
+	mmap_assert_write_locked(mm);
+}
+
+static void lock_vma(struct vm_area_struct *vma)
+{
+	vma_start_write(vma);
+}
+
+static int zero(void)
+{
+	return 0;
+}
+
+static int one_or_two(int x)
+{
+	int r = x;
+
+	if (r)
+		return 1;
+	return 2;
+}
+"""
+
+
+def lock(inst: str, cls: str = "lock") -> LockRef:
+    return LockRef(inst, cls)
+
+
+def test_summaries_of_lock_helpers() -> None:
+    s = summaries(HELPERS)
+    assert s["take"].acquires == ((lock("o->lock"), "excl", None),) and s["take"].params == ("o",)
+    assert s["drop"].releases == (lock("o->lock"),) and not s["drop"].acquires
+    assert s["try_take"].acquires == ((lock("o->m", "m"), "excl", "nonzero"),)
+    assert s["take_or_fail"].acquires == ((lock("o->m", "m"), "excl", "zero"),)
+    assert s["get_locked"].acquires == ((lock("o->lock"), "excl", "noerr"),)
+    assert s["zero"].returns == "0" and s["zero"].has_effects()
+    assert "one_or_two" not in s  # two constants: no effect a caller sees
+    engine = Engine(Config(headers=False))
+    facts = engine.analyse_source("t.c", HELPERS.encode()).facts
+    (ff,) = [f for f in facts.functions if f.fn.name == "one_or_two"]
+    plain = summarise(ff)
+    assert plain.returns is None and plain.locals == {"r"} and plain.params == ("x",)
+
+
+def test_a_helper_that_releases_only_when_told() -> None:
+    s = summaries(HELPERS)["maybe_drop"]
+    assert s.may_release == (lock("o->lock"),) and s.releases == ()
+    assert s.kept_unless == ((lock("o->lock"), 1),)  # kept when `unlock` is zero
+
+
+def test_a_release_callback_and_its_caller() -> None:
+    s = summaries(HELPERS)
+    assert s["release_cb"].container_drops == (("->lock", "lock"),)
+    assert s["release_cb"].locals == {"o"}
+    assert s["put_locked"].may_release == (lock("o->lock"),)
+    assert s["put_locked"].releases == ()
+
+
+def test_write_assertions_and_locks_bound_to_another() -> None:
+    s = summaries(HELPERS)
+    mm = LockRef("mm->mmap_lock", "mmap_lock")
+    assert s["assert_w"].asserts_write == ((mm, "mmap_assert_write_locked(mm)"),)  # once
+    assert s["assert_w"].releases == () and s["assert_w"].may_release == ()
+    vma = LockRef("vma->vm_lock", "vma_lock")
+    assert s["lock_vma"].acquires == ((vma, "write", None),)
+    assert s["lock_vma"].bound == ((vma, "mmap_lock"),)
+
+
+CALLER = """
+static void caller(struct obj *a, struct obj *b, struct vm_area_struct *v)
+{
+	struct obj *p;
+	int r;
+
+	take(a);
+	drop(a);
+	if (try_take(b))
+		mutex_unlock(&b->m);
+	r = take_or_fail(b);
+	p = get_locked(a);
+	spin_lock(&a->lock);
+	maybe_drop(a, 0);
+	maybe_drop(a, r);
+	kref_put(&b->ref, release_cb);
+	r = zero();
+	lock_vma(v);
+}
+"""
+
+
+def test_a_callers_events_in_its_own_terms() -> None:
+    evs = events_of(HELPERS + CALLER, "caller")
+    by = {
+        (type(ev).__name__, getattr(ev, "primitive", "")): ev
+        for ev in evs
+        if isinstance(ev, (Acquire, Release))
+    }
+    take = by[("Acquire", "take")]
+    assert isinstance(take, Acquire)
+    assert (take.lock, take.mode, take.cond_var, take.nested) == (
+        lock("a->lock"),
+        "excl",
+        None,
+        False,
+    )
+    assert by[("Release", "drop")].lock == lock("a->lock")
+    tried = by[("Acquire", "try_take")]
+    assert isinstance(tried, Acquire) and tried.lock == lock("b->m", "m")
+    assert (tried.cond_var, tried.fail_when) == ("#atom", "zero")
+    failing = by[("Acquire", "take_or_fail")]
+    assert isinstance(failing, Acquire) and (failing.cond_var, failing.fail_when) == (
+        "r",
+        "nonzero",
+    )
+    got = by[("Acquire", "get_locked")]
+    assert isinstance(got, Acquire) and (got.cond_var, got.fail_when) == ("p", "err")
+    vma = by[("Acquire", "lock_vma")]
+    assert isinstance(vma, Acquire) and vma.until == "mmap_lock" and vma.mode == "write"
+    maybes = [ev for ev in evs if isinstance(ev, Release) and ev.maybe]
+    # `maybe_drop(a, 0)` keeps the lock; `maybe_drop(a, r)` may drop it; the
+    # callback of `kref_put()` may drop the lock of the object around `b->ref`
+    assert [(ev.lock, ev.primitive) for ev in maybes] == [
+        (lock("a->lock"), "maybe_drop"),
+        (lock("b->lock"), "release_cb"),
+    ]
+    consts = [(ev.var, ev.value) for ev in evs if isinstance(ev, Assign) and ev.value]
+    assert ("r", "0") in consts
+
+
+MORE = """
+struct obj { spinlock_t lock; spinlock_t other; int n; };
+
+static int try_direct(struct obj *o)
+{
+	return spin_trylock(&o->lock);
+}
+
+static void take_two(struct obj *a, struct obj *b)
+{
+	spin_lock(&a->lock);
+	spin_lock_nested(&b->lock, 1);
+}
+
+static int annotated(struct obj *o)
+	__acquires(&o->lock)
+{
+	if (o->n)
+		return -EINVAL;
+	spin_lock(&o->lock);
+	return 0;
+}
+
+static void sometimes(struct obj *o)
+{
+	if (o->n)
+		spin_lock(&o->lock);
+}
+
+static void drop_local(struct obj *o)
+{
+	struct obj *p = o->next;
+
+	spin_unlock(&p->lock);
+}
+
+static void caller(struct obj *a, struct obj *b)
+{
+	take_two(a, b);
+	drop_local(a);
+	if (try_direct(a))
+		spin_unlock(&a->lock);
+}
+"""
+
+
+def test_how_a_caller_tells_that_a_helper_took_its_lock() -> None:
+    s = summaries(MORE)
+    assert s["try_direct"].acquires == ((lock("o->lock"), "excl", "nonzero"),)  # `return trylock()`
+    assert s["annotated"].acquires == ((lock("o->lock"), "excl", "zero"),)  # __acquires, 0 or -E
+    assert "sometimes" not in s  # held on some ways out, and nothing tells which
+    assert s["take_two"].acquires == (
+        (lock("a->lock"), "excl", None),
+        (lock("b->lock"), "excl", None),
+    )
+    assert s["drop_local"].releases == (lock("p->lock"),) and s["drop_local"].locals == {"p"}
+
+
+def test_a_caller_sees_nested_takes_and_releases_it_cannot_name() -> None:
+    evs = events_of(MORE, "caller")
+    takes = [(ev.lock.inst, ev.nested, ev.cond_var) for ev in evs if isinstance(ev, Acquire)]
+    assert takes == [("a->lock", False, None), ("b->lock", True, None), ("a->lock", False, "#atom")]
+    drops = [(ev.lock, ev.maybe, ev.primitive) for ev in evs if isinstance(ev, Release)]
+    assert drops[0] == (lock("*"), True, "drop_local")  # `p` is the helper's own
+
+
+ANNOTATED = """
+struct obj { spinlock_t lock; int n; };
+
+static int try_inverted(struct obj *o)
+{
+	return !spin_trylock(&o->lock);
+}
+
+static int try_either(struct obj *o, int inv)
+{
+	if (inv)
+		return !spin_trylock(&o->lock);
+	return spin_trylock(&o->lock);
+}
+
+static int ann_zero(struct obj *o)
+	__acquires(&o->lock)
+{
+	lock_it(o);
+	return 0;
+}
+
+static int ann_err(struct obj *o)
+	__acquires(&o->lock)
+{
+	if (o->n)
+		return -EINVAL;
+	lock_it(o);
+	return 0;
+}
+
+static int ann_void(struct obj *o)
+	__acquires(&o->lock)
+{
+	lock_it(o);
+	if (o->n)
+		return 0;
+}
+"""
+
+
+def test_inverted_trylock_returns_and_lock_annotations() -> None:
+    s = summaries(ANNOTATED)
+    assert s["try_inverted"].acquires == ((lock("o->lock"), "excl", "zero"),)
+    assert "try_either" not in s  # held on zero on one way, non-zero on another: no telling
+    # `__acquires()` where the analysis does not see the lock taken: 0-is-success
+    # only when the function returns 0 on some ways and something else on others
+    assert s["ann_err"].acquires == ((lock("o->lock"), "excl", "zero"),)
+    assert s["ann_zero"].acquires == ((lock("o->lock"), "excl", None),)
+    assert s["ann_zero"].returns == "0"
+    assert s["ann_void"].acquires == ((lock("o->lock"), "excl", None),)
+
+
+SPELLED = """
+struct sb { struct mutex j_mutex; };
+
+static void lk(struct mutex *m)
+{
+	mutex_lock(m);
+}
+
+static void lk_then(struct mutex *m, struct mutex *n)
+{
+	mutex_lock(m);
+	m = n;
+}
+
+static void caller(struct sb *sb, struct mutex *x)
+{
+	lk(&sb->j_mutex);
+	lk_then(x, x);
+	mutex_unlock(x);
+	lk_then(&sb->j_mutex, x);
+}
+"""
+
+
+def test_a_class_read_off_the_callees_spelling_is_read_again_off_the_callers() -> None:
+    """`struct mutex *m` names no class; the caller's `&sb->j_mutex` does."""
+    takes = [
+        (ev.lock.inst, ev.lock.cls)
+        for ev in events_of(SPELLED, "caller")
+        if isinstance(ev, Acquire)
+    ]
+    # the second helper renames its parameter after taking the lock (`m@11`)
+    assert takes == [("sb->j_mutex", "j_mutex"), ("x", "x"), ("sb->j_mutex", "j_mutex")]
+
+
+KEPT = """
+struct obj { spinlock_t lock; spinlock_t other; int n; };
+struct sb { struct mutex j_mutex; };
+
+static void maybe_drop(struct obj *o, int unlock)
+{
+	if (unlock)
+		spin_unlock(&o->lock);
+}
+
+static void keyed_lock(struct obj *o, int unlock)
+{
+	if (unlock)
+		spin_unlock(&o->lock);
+	if (o->n)
+		spin_unlock(&o->other);
+}
+
+static void keyed_other(struct obj *o, int unlock)
+{
+	if (unlock)
+		spin_unlock(&o->other);
+	if (o->n)
+		spin_unlock(&o->lock);
+}
+
+static void maybe_unlk(struct mutex *m, int n)
+{
+	if (n)
+		mutex_unlock(m);
+}
+
+static void caller(struct obj *a, struct obj *b, struct sb *sb, int flag)
+{
+	keyed_lock(a, 0);
+	keyed_other(b, 0);
+	maybe_unlk(&sb->j_mutex, flag);
+	maybe_drop(a);
+}
+"""
+
+
+def test_a_zero_argument_keeps_only_the_locks_it_decides() -> None:
+    s = summaries(KEPT)
+    assert s["keyed_lock"].kept_unless == ((lock("o->lock"), 1),)
+    assert s["keyed_other"].kept_unless == ((lock("o->other", "other"), 1),)
+    maybes = [
+        (ev.lock.inst, ev.lock.cls, ev.primitive)
+        for ev in events_of(KEPT, "caller")
+        if isinstance(ev, Release) and ev.maybe
+    ]
+    assert maybes == [
+        ("a->other", "other", "keyed_lock"),  # `a->lock` stays: `unlock` is 0
+        ("b->lock", "lock", "keyed_other"),
+        ("sb->j_mutex", "j_mutex", "maybe_unlk"),  # the caller's class, not `m`
+        ("a->lock", "lock", "maybe_drop"),  # called without the argument: may drop
+    ]
+
+
+PASSED_ON = """
+struct obj { spinlock_t lock; int n; struct obj *next; };
+
+static void maybe_drop(struct obj *o, int unlock)
+{
+	if (unlock)
+		spin_unlock(&o->lock);
+}
+
+static void outer(struct obj *o, int unlock)
+{
+	if (unlock)
+		o->n = 0;
+	maybe_drop(o, unlock);
+}
+
+static void must_then(struct obj *o, int must, int unlock)
+{
+	if (!must)
+		BUG();
+	if (unlock)
+		spin_unlock(&o->lock);
+}
+
+static void take_local_then(struct obj *o)
+{
+	struct obj *p = o->next;
+
+	spin_lock(&p->lock);
+	spin_lock(&o->lock);
+}
+
+static void caller(struct obj *a)
+{
+	take_local_then(a);
+}
+"""
+
+
+def test_parameters_passed_on_and_functions_that_stop() -> None:
+    s = summaries(PASSED_ON)
+    # `unlock` goes on to maybe_drop(): zero here is zero there
+    assert s["outer"].kept_unless == ((lock("o->lock"), 1),)
+    # `must` zero never returns (BUG()); `unlock` zero keeps the lock
+    assert s["must_then"].kept_unless == ((lock("o->lock"), 2),)
+    # the helper's own lock cannot be named by the caller; the next one can
+    takes = [ev.lock.inst for ev in events_of(PASSED_ON, "caller") if isinstance(ev, Acquire)]
+    assert takes == ["a->lock"]
+
+
+ASSERTING = """
+struct obj { spinlock_t lock; spinlock_t big; int n; };
+
+static void assert_big_drop_lock(struct obj *o)
+{
+	lockdep_assert_held(&o->big);
+	spin_unlock(&o->lock);
+}
+
+static void assert_lock_drop_big(struct obj *o)
+{
+	lockdep_assert_held(&o->lock);
+	spin_unlock(&o->big);
+}
+
+static void relock_broken(struct obj *o)
+{
+	spin_unlock(&o->lock);
+	work(o) ];
+	spin_lock(&o->lock);
+}
+"""
+
+
+def test_only_the_locks_a_function_releases_are_released_for_its_callers() -> None:
+    s = summaries(ASSERTING)
+    # one lock asserted, the other released: whichever order the set gives
+    assert s["assert_big_drop_lock"].releases == (lock("o->lock"),)
+    assert s["assert_lock_drop_big"].releases == (lock("o->big", "big"),)
+    assert s["assert_big_drop_lock"].may_release == ()
+    # dropped and taken again around code the grammar could not read: held at
+    # every way out, so nothing for the caller
+    assert "relock_broken" not in s
+
+
+HELD_BEFORE = """
+struct obj { spinlock_t lock; spinlock_t big; int n; struct kref ref; };
+
+static void claimed_then_take(struct obj *o)
+	__must_hold(&o->big)
+{
+	spin_lock(&o->lock);
+}
+
+static void escaped_then_take(struct obj *o)
+{
+	spin_lock(&o->lock);
+	frob(&o->lock);
+	spin_lock(&o->big);
+}
+
+static void release_twice_cb(struct kref *ref)
+{
+	struct obj *o = container_of(ref, struct obj, ref);
+
+	if (o->n)
+		spin_unlock(&o->lock);
+	else
+		spin_unlock(&o->lock);
+}
+"""
+
+
+def test_locks_taken_after_assumed_or_escaped_ones_are_still_acquired() -> None:
+    s = summaries(HELD_BEFORE)
+    assert s["claimed_then_take"].acquires == ((lock("o->lock"), "excl", None),)
+    # `o->lock` was handed to an unknown callee: not promised to the caller
+    assert s["escaped_then_take"].acquires == ((lock("o->big", "big"), "excl", None),)
+    assert s["release_twice_cb"].container_drops == (("->lock", "lock"),)  # once
+
+
+def test_substitute_an_argument_taken_by_address_starting_with_x() -> None:
+    assert substitute("s->lock", ("s",), ("&Xdev",)) == "Xdev.lock"

@@ -1,0 +1,184 @@
+"""lock-pairing in process: the pack's rows, and what a mismatch report says.
+
+`make mutate` runs these first for lockcheck/rules/lock_pairing.py; the
+annotated fixture checks reported lines, not the rows' parsing or wording.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from lockcheck.engine import Config, Engine
+from lockcheck.errors import PackError
+from lockcheck.model.finding import Finding
+from lockcheck.packs import RuleSpec
+from lockcheck.rules.lock_pairing import _Pair, _parse
+
+SPEC = RuleSpec("pairing", "lock-pairing", "error", "m", "s", "p", path="p.toml", index=3)
+
+
+def test_rows_read_acquires_arrow_releases() -> None:
+    (pair,) = _parse(SPEC, ["  a_lock  b_lock -> a_unlock spin_unlock+pte_unmap x+y "])
+    assert pair == _Pair(
+        frozenset({"a_lock", "b_lock"}),
+        frozenset({"a_unlock"}),
+        {"spin_unlock": "pte_unmap", "x": "y"},
+    )
+    assert pair.wanted() == "`a_unlock()` or `spin_unlock()` then `pte_unmap()` or `x()` then `y()`"
+    two = _parse(SPEC, ["a -> b", "c -> d e"])
+    assert [p.wanted() for p in two] == ["`b()`", "`d()` or `e()`"]
+
+
+@pytest.mark.parametrize("row", ["a b", "-> b", "a ->", " -> "])
+def test_a_row_without_both_sides_is_a_pack_error(row: str) -> None:
+    with pytest.raises(PackError) as err:
+        _parse(SPEC, ["ok -> fine", row])
+    assert str(err.value) == (
+        "rule pack p.toml: rule[3] (pairing).pairs[1]: must read 'ACQUIRE... -> RELEASE...'"
+    )
+
+
+CODE = """
+static void irq_mismatch(spinlock_t *l)
+{
+	spin_lock_irq(l);
+	work();
+	spin_unlock(l);
+}
+
+static void flags_mismatch(spinlock_t *l)
+{
+	unsigned long flags, other;
+
+	spin_lock_irqsave(l, flags);
+	spin_unlock_irqrestore(l, other);
+}
+
+static void flags_match(spinlock_t *l)
+{
+	unsigned long flags;
+
+	spin_lock_irqsave(l, flags);
+	spin_unlock_irqrestore(l, flags);
+}
+
+static void split_unmap(struct mm_struct *mm, pmd_t *pmd, unsigned long addr)
+{
+	spinlock_t *ptl;
+	pte_t *pte = pte_offset_map_lock(mm, pmd, addr, &ptl);
+
+	spin_unlock(ptl);
+	pte_unmap(pte);
+}
+
+static void split_other_unmap(struct mm_struct *mm, pmd_t *pmd, unsigned long addr, pte_t *other)
+{
+	spinlock_t *ptl;
+	pte_t *pte = pte_offset_map_lock(mm, pmd, addr, &ptl);
+
+	spin_unlock(ptl);
+	pte_unmap(other);
+}
+
+static void downgraded(struct mm_struct *mm)
+{
+	mmap_write_lock(mm);
+	mmap_write_downgrade(mm);
+	mmap_read_unlock(mm);
+}
+
+static void callers(spinlock_t *l)
+{
+	spin_unlock_irq(l);
+}
+
+static void my_unlock(spinlock_t *lk)
+{
+	spin_unlock(lk);
+}
+
+static void helper_then_mismatch(spinlock_t *a, spinlock_t *b)
+{
+	spin_lock(a);
+	my_unlock(a);
+	spin_lock_irq(b);
+	spin_unlock(b);
+}
+
+static void downgraded_wrong(struct mm_struct *mm)
+{
+	mmap_write_lock(mm);
+	mmap_write_downgrade(mm);
+	mmap_write_unlock(mm);
+}
+
+static void both_wrong(spinlock_t *w, int c)
+{
+	if (c)
+		spin_lock_irq(w);
+	else
+		spin_lock_bh(w);
+	spin_unlock(w);
+}
+
+static void two_ways(spinlock_t *m, int c)
+{
+	if (c)
+		spin_lock(m);
+	else
+		spin_lock_irq(m);
+	spin_unlock(m);
+}
+"""
+
+
+def findings() -> list[Finding]:
+    engine = Engine(Config(packs=["mm"], select={"lock-pairing"}, headers=False))
+    return engine.findings_for(engine.analyse_source("t.c", CODE.encode()))
+
+
+def line(text: str) -> int:
+    (n,) = [i for i, t in enumerate(CODE.splitlines(), 1) if t.strip() == text]
+    return n
+
+
+def test_mismatched_releases_and_what_the_report_says() -> None:
+    found = findings()
+    got = {f.function: f for f in found}
+    assert len(found) == len(got)  # one report per release, however many takes mismatch
+    # a same-file helper's release is not judged; a mismatch after it is
+    assert sorted(got) == [
+        "both_wrong",
+        "downgraded_wrong",
+        "flags_mismatch",
+        "helper_then_mismatch",
+        "irq_mismatch",
+        "split_other_unmap",
+        "two_ways",
+    ]
+    assert got["helper_then_mismatch"].line == line("spin_unlock(b);")
+    # one of the two acquisitions reaching the release does not pair with it
+    assert got["two_ways"].line == line("spin_unlock(m);")
+    # downgraded to read: the write unlock no longer pairs
+    assert got["downgraded_wrong"].line == line("mmap_write_unlock(mm);")
+    assert [r.line for r in got["two_ways"].related] == [line("spin_lock_irq(m);")]
+    irq = got["irq_mismatch"]
+    assert irq.line == line("spin_unlock(l);") and irq.expected == ("spin_lock_irq",)
+    assert irq.message == (
+        "`spin_unlock()` releases `l`, but it was taken with `spin_lock_irq()`, "
+        "which is undone by `spin_unlock_irq()`"
+    )
+    assert [(r.line, r.message) for r in irq.related] == [
+        (line("spin_lock_irq(l);"), "`l` taken with `spin_lock_irq()` here")
+    ]
+    flags = got["flags_mismatch"]
+    assert flags.line == line("spin_unlock_irqrestore(l, other);")
+    assert flags.message == (
+        "`spin_unlock_irqrestore()` releases `l`, but restores the interrupt state from "
+        "`other`, but `spin_lock_irqsave()` saved it in `flags`"
+    )
+    unmap = got["split_other_unmap"]
+    assert unmap.message.endswith(
+        "taken with `pte_offset_map_lock()`, which is undone by `pte_unmap_unlock()` "
+        "or `spin_unlock()` then `pte_unmap()`"
+    )
