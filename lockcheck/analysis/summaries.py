@@ -157,7 +157,7 @@ def _acquire_outcome(facts: FunctionFacts, ref: LockRef) -> str:
 
 def _is_err(value: str) -> bool:
     v = value.strip("() ")
-    return v.startswith("ERR_PTR") or v.endswith(":err")
+    return v.startswith(("ERR_PTR", "ERR_CAST")) or v.endswith(":err")
 
 
 def _annotated_success(facts: FunctionFacts) -> str | None:
@@ -179,7 +179,7 @@ def is_failure_value(value: str) -> bool:
     v = value.strip("() ")
     return (
         v in ("NULL", "false")
-        or v.startswith(("-", "ERR_PTR"))
+        or v.startswith(("-", "ERR_PTR", "ERR_CAST"))
         or v.endswith((":err", ":neg"))
     )
 

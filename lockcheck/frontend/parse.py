@@ -286,6 +286,41 @@ def is_macro_head(call: Node) -> bool:
     return bool(ITERATOR_RE.search(name)) or name in SCOPED_GUARDS
 
 
+def macro_head(node: Node) -> tuple[str, list[Node]] | None:
+    """The name and arguments of a loop or guard macro's head, or None.
+
+    A head is a call written without `;` before its statement, or
+    `name(x) { ... }` with one plain argument, which the grammar reads as a
+    nested K&R-style function definition (`for_each_possible_cpu(cpu) {`,
+    `scoped_guard(rcu) {`): kernel C has no nested functions.
+    """
+    if node.type == "call_expression":
+        fn = node.child_by_field_name("function")
+        if fn is None or fn.type != "identifier":
+            return None
+        args = node.child_by_field_name("arguments")
+        named = args.named_children if args is not None else []
+        return text(fn), [a for a in named if a.type != "comment"]
+    if node.type != "function_definition":
+        return None
+    typ = node.child_by_field_name("type")
+    decl = node.child_by_field_name("declarator")
+    body = node.child_by_field_name("body")
+    if (
+        typ is None
+        or typ.type != "type_identifier"
+        or decl is None
+        or decl.type != "parenthesized_declarator"
+        or body is None
+        or node.named_child_count != 3
+    ):
+        return None
+    inner = [c for c in decl.named_children if c.type != "comment"]
+    if len(inner) != 1 or inner[0].type != "identifier":
+        return None
+    return text(typ), inner
+
+
 def count_errors(node: Node) -> int:
     """ERROR and MISSING nodes below `node` (what the grammar could not place).
 

@@ -22,6 +22,7 @@ from lockcheck.frontend.parse import (
     count_errors,
     function_params,
     iter_functions,
+    macro_head,
     noreturn_names,
     text,
 )
@@ -567,6 +568,8 @@ def _reads(node: Node) -> tuple[tuple[str, ...], bool]:
     stack = [node]
     while stack:
         cur = stack.pop()
+        if cur.type == "sizeof_expression":
+            continue  # its operand is not evaluated: a compile-time constant
         if cur.type in ("call_expression", "assignment_expression", "update_expression"):
             pure = False
         if cur.type == "identifier":
@@ -780,16 +783,19 @@ def _lower_cfg(syn: SynCfg, ctx: _FnContext) -> Cfg:
             # `list_for_each_entry(pos, ...)` gives `pos` a new value each
             # time round; the pack names macros whose cursor is elsewhere
             # (`for_each_thread(p, t)`)
-            args = _args(sn.macro)
+            mname, args = macro_head(sn.macro) or ("?", [])
             # the macro itself, named but with its arguments already evaluated
             # before the loop (the simulator walks VMA loops by this name)
-            events.append(Call(call_name(sn.macro) or "?", _site(sn.macro)))
-            for i in ctx.vocab.iterators.get(call_name(sn.macro) or "", (0,)):
+            events.append(Call(mname, _site(sn.macro)))
+            for i in ctx.vocab.iterators.get(mname, (0,)):
                 if i < len(args) and args[i].type == "identifier":
                     events.append(Assign(text(args[i]), _site(args[i])))
         if sn.guard is not None:
             g = sn.guard
             events.extend(_guard_events(ctx, g.op, g.gtype, g.args, g.line, g.column))
+        if sn.preproc is not None:
+            # a compile-time decision: no assignment changes it
+            atom = Atom("opaque", "", "", sn.preproc, (), True)
         if sn.kind == "branch" and atom is None:
             atom = Atom("opaque")
         first = sn.items[0] if sn.items else sn.macro

@@ -43,8 +43,9 @@ _UNDO = {
     "map": ("unmap",),
     "lock": ("unlock",),
     "trylock": ("unlock",),
-    "start": ("end", "finish", "stop"),
-    "begin": ("end",),
+    "start": ("end", "finish", "stop", "commit"),
+    "begin": ("end", "commit"),
+    "can": ("cancel",),
     "enter": ("exit", "leave"),
     "acquire": ("release",),
     "grab": ("release", "drop"),
@@ -233,7 +234,17 @@ class LockBalance(Rule):
             if name == fn.fn.name:
                 continue
             other = _WORD_RE.findall(name.lower())
-            if not other or other[0] != words[0] or not undo & set(other):
+            if not other:
+                continue
+            # `ocfs2_start_trans` -> `ocfs2_commit_trans`, `start_creating` ->
+            # `end_creating`: the same name with one word undone
+            swapped = len(other) == len(words) and [
+                (a, b) for a, b in zip(words, other, strict=True) if a != b
+            ]
+            if not (
+                (other[0] == words[0] and undo & set(other))
+                or (swapped and len(swapped) == 1 and swapped[0][1] in _UNDO.get(swapped[0][0], ()))
+            ):
                 continue
             if summ.releases or summ.may_release:
                 return True  # its lock is often reached another way (`args->lock`)
