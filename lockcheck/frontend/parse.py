@@ -203,8 +203,36 @@ def mask_macros(src: bytes) -> tuple[bytes, list[Annotation]]:
     return bytes(out), notes
 
 
+# `struct foo` as a macro argument (`hlist_entry(p, struct foo, node)`,
+# `offsetof(struct foo, f)`): the grammar then reads the whole call as a
+# type and the statement loses its calls. Not a cast: a cast's type is
+# followed by `)` after `(`, not after `,`.
+_TYPE_ARG_RE = re.compile(
+    rb"(?<=[(,])\s*(struct|union|enum)\s+\w+(?=\s*,)|(?<=,)\s*(struct|union|enum)\s+\w+(?=\s*\))"
+)
+
+
+def mask_type_args(src: bytes) -> bytes:
+    """Blank the `struct` of a type passed to a macro, keeping its name."""
+    if b"struct" not in src and b"union" not in src and b"enum" not in src:
+        return src
+    skip = [(m.start(), m.end()) for m in _COMMENT_OR_STRING_RE.finditer(src)]
+    out = bytearray(src)
+    si = 0
+    for m in _TYPE_ARG_RE.finditer(src):
+        group = 1 if m.start(1) >= 0 else 2
+        start, end = m.start(group), m.end(group)
+        while si < len(skip) and skip[si][1] <= start:
+            si += 1
+        if si < len(skip) and skip[si][0] <= start < skip[si][1]:
+            continue
+        out[start:end] = b" " * (end - start)
+    return bytes(out)
+
+
 def parse_source(path: str, source: bytes) -> ParsedFile:
     masked, notes = mask_macros(source)
+    masked = mask_type_args(masked)
     tree = parser().parse(masked)
     return ParsedFile(path, source, masked, tree.root_node, notes)
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 import re
 
 from lockcheck.analysis.function import FunctionFacts
-from lockcheck.analysis.state import Held, base_var
+from lockcheck.analysis.state import Held, LockState, base_var
 from lockcheck.analysis.summaries import is_failure_value, signals_holding, substitute
 from lockcheck.model.finding import Related
 from lockcheck.model.ir import Acquire, Assign, Call, LockRef, Release
@@ -128,7 +128,9 @@ class LockBalance(Rule):
             releasing = [
                 (n, ret)
                 for n, st, rel, ret in fn.exits
-                if ref not in st.may and (base in rel or n in after_release)
+                if ref not in st.may
+                and (base in rel or n in after_release)
+                and not self._renamed_held(st, ref, held)
             ]
             if not releasing:
                 # returns holding it wherever it took it (a locking helper), or
@@ -163,6 +165,17 @@ class LockBalance(Rule):
                 held=(name,),
                 related=(Related(line, 1, "returns here with the lock held"),),
             )
+
+    @staticmethod
+    def _renamed_held(st: LockState, ref: LockRef, held: Held) -> bool:
+        """Is the lock this acquisition took still held here, under the name
+        its pointer had before a reassignment (`parent = NULL;` after
+        locking `parent->d_lock` returns with it held as `parent->d_lock@N`)?"""
+        base = ref.inst.split("@")[0]
+        return any(
+            r != ref and r.inst.split("@")[0] == base and h.site == held.site and not h.escaped
+            for r, h in st.may.items()
+        )
 
     @staticmethod
     def _reached_by_release(fn: FunctionFacts, base: str) -> set[int]:
