@@ -202,13 +202,22 @@ class LockBalance(Rule):
         entry = ctx.vocab.api.get(name)
         if entry is not None and entry.effect in ("acquire", "try", "returns-lock", "out-lock"):
             return True
-        if self._handed_back(fn, ref):
+        if self._handed_back(fn, ref) or self._sparse_marked(fn, ref):
             return True
         if self._counterpart_releases(ctx, fn, ref):
             return True
         if void:
             return False
         return lock_named(name) or self._caller_releases(ctx, fn, ref)
+
+    @staticmethod
+    def _sparse_marked(fn: FunctionFacts, ref: LockRef) -> bool:
+        """`__release(x)` (or `__acquire(x)`) where the lock is held: the
+        author tells sparse the function leaves with it on purpose."""
+        return any(
+            isinstance(ev, Call) and ev.callee in ("__release", "__acquire") and ref in st.may
+            for _nid, ev, st in fn.iter_events()
+        )
 
     @staticmethod
     def _handed_back(fn: FunctionFacts, ref: LockRef) -> bool:
