@@ -120,7 +120,8 @@ class LockPairing(Rule):
                 rel.primitive in self.flags
                 and hold.args
                 and rel.args
-                and hold.args[-1] != rel.args[-1]
+                # the flags follow the lock: `spin_lock_irqsave_nested(l, flags, subclass)`
+                and rel.args[-1] not in hold.args[1:]
             ):
                 return (
                     f"restores the interrupt state from `{rel.args[-1]}`, but "
