@@ -432,9 +432,11 @@ class _Extractor:
                 self.events.append(Check(flag, text(node), _site(node)))
 
     def _handover(self, left: Node, right: Node, node: Node) -> None:
-        """An object stored through a parameter (`ac->inode = x`, `*out = x`)."""
+        """An object stored through a parameter (`ac->inode = x`, `*out = x`,
+        `*keyp = w->key`)."""
         value = _unwrap(right)
-        if value.type != "identifier" or left.type not in _STORE_TARGETS:
+        left = _unwrap(left)  # `(*keyp) = ...`
+        if value.type not in ("identifier", "field_expression") or left.type not in _STORE_TARGETS:
             return
         root = left
         while root.type in ("field_expression", "pointer_expression", "subscript_expression"):
@@ -443,7 +445,7 @@ class _Extractor:
                 return
             root = _unwrap(nxt)
         if root.type == "identifier" and text(root) in self.ctx.params:
-            self.events.append(Handover(text(value), _site(node)))
+            self.events.append(Handover(norm(text(value)), _site(node)))
 
     def _call(self, node: Node, assign_to: str | None) -> None:
         args = _args(node)

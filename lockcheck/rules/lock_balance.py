@@ -233,6 +233,9 @@ class LockBalance(Rule):
                 and (inst == value or inst.startswith((value + "->", value + ".")))
             ):
                 return True  # `return ptl;`, `return si;` holding `si->lock`
+        for param in fn.fn.params:
+            if inst.startswith((f"(*{param})", f"*{param}->", f"{param}[0]")):
+                return True  # `(*keyp)->sem`: the object the caller's variable holds
         name = re.escape(inst)
         store = re.compile(rf"^\s*(\w+)\s*(?:->|\.)[\w.>\[\]-]*\s*=\s*{name}\s*;")
         for node in fn.fn.cfg.nodes:
