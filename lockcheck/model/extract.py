@@ -898,6 +898,16 @@ def _attach_annotations(pf: ParsedFile, functions: list[Function], vocab: Vocabu
             if fn is not None:
                 break
         if fn is None:
+            # in a long head: between the definition's first line and its `{`
+            fn = next(
+                (
+                    f
+                    for f in functions
+                    if f.start_line <= note.line <= f.cfg.nodes[f.cfg.entry].line
+                ),
+                None,
+            )
+        if fn is None:
             continue
         ctx = _FnContext(vocab, fn.params, dict(fn.lockvars), canon=dict(fn.canon))
         ref = ctx.resolve(note.arg)
