@@ -225,6 +225,20 @@ def apply_event(tr: Transfer, path: Path, ev: Event) -> Path:
     return tr.event(st, ev), facts
 
 
+def _locked_through(st: LockState, name: str) -> bool:
+    """Is a lock surely held through pointer `name`, or through a pointer it
+    was copied from (`cur = op;` with `op->lock` held)? Then it is not NULL."""
+    if not name or name.startswith("#"):
+        return False
+    names = {name} | {n for pair in st.eqs if name in pair for n in pair}
+    for r, h in st.must.items():
+        if h.cond_var is not None or h.escaped or h.assumed or "@" in r.inst:
+            continue
+        if any(r.inst.startswith((n + "->", n + ".")) for n in names):
+            return True
+    return False
+
+
 def take_edge(tr: Transfer, path: Path, atom: Atom | None, label: bool | None) -> Path | None:
     """The path along one edge, or None when its facts rule the edge out."""
     st, facts = path
@@ -241,6 +255,8 @@ def take_edge(tr: Transfer, path: Path, atom: Atom | None, label: bool | None) -
             )
         ):
             return None  # `if (!pml)` while pml is a held lock: not this path
+        if not label and atom.kind == "value" and _locked_through(st, atom.a):
+            return None  # `if (!cur)` after `cur = op` with `op->lock` held
         facts = facts.learn(atom, label)
     st = tr.edge(st, atom, label)
     if atom is not None and atom.kind == "eq" and label and {atom.a, atom.b} & facts.released:
