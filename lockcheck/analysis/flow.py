@@ -34,7 +34,13 @@ def _fixpoint(
     max_visits: int,
 ) -> tuple[list[NodePaths], bool]:
     nodes = fn.cfg.nodes
-    states = [NodePaths() for _ in nodes]
+    tests: dict[str, int] = {}
+    for node in nodes:
+        atom = node.atom
+        if node.kind == "branch" and atom is not None and atom.factable and atom.text:
+            tests[atom.text] = tests.get(atom.text, 0) + 1
+    retested = frozenset(t for t, n in tests.items() if n > 1)
+    states = [NodePaths(retested) for _ in nodes]
     states[fn.cfg.entry].add((init, Facts()))
     pending = {fn.cfg.entry}
     visits = 0

@@ -168,11 +168,15 @@ def merge_paths(paths: Iterable[Path]) -> Path | None:
 class NodePaths:
     """The paths reaching one node, kept apart while their lock states differ."""
 
-    __slots__ = ("paths", "collapsed")
+    __slots__ = ("paths", "collapsed", "retested")
 
-    def __init__(self) -> None:
+    def __init__(self, retested: frozenset[str] = frozenset()) -> None:
         self.paths: dict[object, Path] = {}
         self.collapsed = False
+        # conditions the function tests more than once: paths that know
+        # different outcomes stay apart even with equal lock states, so that
+        # `if (a || b) lock; ... if (a || b) unlock;` stays balanced
+        self.retested = retested
 
     def add(self, path: Path) -> bool:
         if self.collapsed:
@@ -183,7 +187,10 @@ class NodePaths:
                 return False
             self.paths = {"*": merged}
             return True
-        key = _path_key(path[0])
+        key: object = _path_key(path[0])
+        if self.retested:
+            known = tuple(sorted((t, v) for t, v, _ in path[1].atoms if t in self.retested))
+            key = (key, known)
         prev = self.paths.get(key)
         if prev is None:
             self.paths[key] = path
