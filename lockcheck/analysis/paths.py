@@ -194,6 +194,17 @@ class NodePaths:
         prev = self.paths.get(key)
         if prev is None:
             self.paths[key] = path
+            if len(self.paths) > MAX_PATHS and self.retested:
+                # too many: keep apart by lock state only, as without them
+                self.retested = frozenset()
+                kept = self.ordered()
+                self.paths = {}
+                for old in kept:
+                    k = _path_key(old[0])
+                    had = self.paths.get(k)
+                    joined = merge_paths((had, old)) if had is not None else old
+                    assert joined is not None
+                    self.paths[k] = joined
             if len(self.paths) > MAX_PATHS:
                 merged = merge_paths(self.paths.values())
                 assert merged is not None
