@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import re
 
-from lockcheck.analysis.function import FunctionFacts
+from lockcheck.analysis.function import FunctionFacts, return_value
 from lockcheck.analysis.state import Held, LockState, base_var
 from lockcheck.analysis.summaries import is_failure_value, signals_holding, substitute
 from lockcheck.model.finding import Related
@@ -225,14 +225,15 @@ class LockBalance(Rule):
         object that holds it), or stored where the caller finds it
         (`fw->ptl = ptl;` with `fw` a parameter)."""
         inst = ref.inst.split("@")[0]
-        for _, st, _, ret in fn.exits:
-            value = ret.rsplit(":", 1)[0]
-            if (
-                ref in st.may
-                and value
-                and (inst == value or inst.startswith((value + "->", value + ".")))
-            ):
-                return True  # `return ptl;`, `return si;` holding `si->lock`
+        for n, st, _, ret in fn.exits:
+            if ref not in st.may:
+                continue
+            # as described on the path (`vma:nonzero`) and as written: an
+            # address the path knows (`new_base = &cpu_base->clock_base[i]`)
+            # replaces the name in the description
+            for value in (ret.rsplit(":", 1)[0], return_value(fn.fn.cfg.nodes[n].text)):
+                if value and (inst == value or inst.startswith((value + "->", value + "."))):
+                    return True  # `return ptl;`, `return si;` holding `si->lock`
         for param in fn.fn.params:
             if inst.startswith((f"(*{param})", f"*{param}->", f"{param}[0]")):
                 return True  # `(*keyp)->sem`: the object the caller's variable holds
