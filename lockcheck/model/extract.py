@@ -436,7 +436,10 @@ class _Extractor:
         `*keyp = w->key`)."""
         value = _unwrap(right)
         left = _unwrap(left)  # `(*keyp) = ...`
-        if value.type not in ("identifier", "field_expression") or left.type not in _STORE_TARGETS:
+        if value.type not in ("identifier", "field_expression") or left.type not in (
+            *_STORE_TARGETS,
+            "subscript_expression",  # `path->nodes[level] = left`
+        ):
             return
         root = left
         while root.type in ("field_expression", "pointer_expression", "subscript_expression"):
