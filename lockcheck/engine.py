@@ -321,7 +321,11 @@ class Engine:
         ]
         # an inline wrapping a function of a .c file beside the header
         # (xfs_trans_ail_update() -> xfs_trans_ail_update_bulk())
-        elsewhere = self._tree.library_for(header, inline, {}) if inline else {}
+        self._tree.partial += 1  # this header reads as {} meanwhile
+        try:
+            elsewhere = self._tree.library_for(header, inline, {}) if inline else {}
+        finally:
+            self._tree.partial -= 1
         summaries = analyse_file(inline, elsewhere).summaries if inline else {}
         self._headers[header] = summaries
         if self._store is not None:

@@ -34,7 +34,13 @@ def _fixpoint(
     max_visits: int,
 ) -> tuple[list[NodePaths], bool]:
     nodes = fn.cfg.nodes
-    states = [NodePaths() for _ in nodes]
+    tests: dict[str, int] = {}
+    for node in nodes:
+        atom = node.atom
+        if node.kind == "branch" and atom is not None and atom.factable and atom.text:
+            tests[atom.text] = tests.get(atom.text, 0) + 1
+    retested = frozenset(t for t, n in tests.items() if n > 1)
+    states = [NodePaths(retested) for _ in nodes]
     states[fn.cfg.entry].add((init, Facts()))
     pending = {fn.cfg.entry}
     visits = 0
@@ -123,7 +129,8 @@ def _inconsistent(
     unlock of a lock not held (a test moved above its lock, a second unlock
     after the lock's own), not a function "called with L held". A lock
     dropped and taken again (one of the releases that suggested it can
-    reach the acquisition, as in a retry loop) stays the caller's.
+    reach the acquisition, as in a retry loop) stays the caller's, and so
+    does one the function takes only on paths that never release it.
     """
     out: set[LockRef] = set()
     for nid, (evs, states) in enumerate(zip(events, before, strict=True)):
@@ -135,8 +142,14 @@ def _inconsistent(
             for ref, held in st.may.items():
                 if not (held.assumed and ref in inferred and st.same_lock(ref.inst, ev.lock.inst)):
                     continue
-                if not any(_reaches(fn, r, nid) for r in releases.get(ref, ())):
-                    out.add(ref)
+                rels = releases.get(ref, ())
+                if any(_reaches(fn, r, nid) for r in rels):
+                    continue
+                if rels and not any(_reaches(fn, nid, r) for r in rels):
+                    # never both on one path: a helper that locks or unlocks
+                    # as its argument says (`do_map_lock(sbi, flag, lock)`)
+                    continue
+                out.add(ref)
     return out
 
 

@@ -168,11 +168,15 @@ def merge_paths(paths: Iterable[Path]) -> Path | None:
 class NodePaths:
     """The paths reaching one node, kept apart while their lock states differ."""
 
-    __slots__ = ("paths", "collapsed")
+    __slots__ = ("paths", "collapsed", "retested")
 
-    def __init__(self) -> None:
+    def __init__(self, retested: frozenset[str] = frozenset()) -> None:
         self.paths: dict[object, Path] = {}
         self.collapsed = False
+        # conditions the function tests more than once: paths that know
+        # different outcomes stay apart even with equal lock states, so that
+        # `if (a || b) lock; ... if (a || b) unlock;` stays balanced
+        self.retested = retested
 
     def add(self, path: Path) -> bool:
         if self.collapsed:
@@ -183,10 +187,24 @@ class NodePaths:
                 return False
             self.paths = {"*": merged}
             return True
-        key = _path_key(path[0])
+        key: object = _path_key(path[0])
+        if self.retested:
+            known = tuple(sorted((t, v) for t, v, _ in path[1].atoms if t in self.retested))
+            key = (key, known)
         prev = self.paths.get(key)
         if prev is None:
             self.paths[key] = path
+            if len(self.paths) > MAX_PATHS and self.retested:
+                # too many: keep apart by lock state only, as without them
+                self.retested = frozenset()
+                kept = self.ordered()
+                self.paths = {}
+                for old in kept:
+                    k = _path_key(old[0])
+                    had = self.paths.get(k)
+                    joined = merge_paths((had, old)) if had is not None else old
+                    assert joined is not None
+                    self.paths[k] = joined
             if len(self.paths) > MAX_PATHS:
                 merged = merge_paths(self.paths.values())
                 assert merged is not None
@@ -227,6 +245,20 @@ def apply_event(tr: Transfer, path: Path, ev: Event) -> Path:
     return tr.event(st, ev), facts
 
 
+def _locked_through(st: LockState, name: str) -> bool:
+    """Is a lock surely held through pointer `name`, or through a pointer it
+    was copied from (`cur = op;` with `op->lock` held)? Then it is not NULL."""
+    if not name or name.startswith("#"):
+        return False
+    names = {name} | {n for pair in st.eqs if name in pair for n in pair}
+    for r, h in st.must.items():
+        if h.cond_var is not None or h.escaped or h.assumed or "@" in r.inst:
+            continue
+        if any(r.inst.startswith((n + "->", n + ".")) for n in names):
+            return True
+    return False
+
+
 def take_edge(tr: Transfer, path: Path, atom: Atom | None, label: bool | None) -> Path | None:
     """The path along one edge, or None when its facts rule the edge out."""
     st, facts = path
@@ -243,6 +275,8 @@ def take_edge(tr: Transfer, path: Path, atom: Atom | None, label: bool | None) -
             )
         ):
             return None  # `if (!pml)` while pml is a held lock: not this path
+        if not label and atom.kind == "value" and _locked_through(st, atom.a):
+            return None  # `if (!cur)` after `cur = op` with `op->lock` held
         facts = facts.learn(atom, label)
     st = tr.edge(st, atom, label)
     if atom is not None and atom.kind == "eq" and label and {atom.a, atom.b} & facts.released:

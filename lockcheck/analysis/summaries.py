@@ -161,7 +161,7 @@ def _acquire_outcome(facts: FunctionFacts, ref: LockRef) -> str:
 
 def _is_err(value: str) -> bool:
     v = value.strip("() ")
-    return v.startswith("ERR_PTR") or v.endswith(":err")
+    return v.startswith(("ERR_PTR", "ERR_CAST")) or v.endswith(":err")
 
 
 def _annotated_success(facts: FunctionFacts) -> str | None:
@@ -181,7 +181,11 @@ def _is_zeroish(value: str) -> bool:
 def is_failure_value(value: str) -> bool:
     """A return value that reads as "did not happen": NULL, false, -Exxx, ERR_PTR()."""
     v = value.strip("() ")
-    return v in ("NULL", "false") or v.startswith(("-", "ERR_PTR")) or v.endswith((":err", ":neg"))
+    return (
+        v in ("NULL", "false")
+        or v.startswith(("-", "ERR_PTR", "ERR_CAST"))
+        or v.endswith((":err", ":neg"))
+    )
 
 
 def signals_holding(held_vals: set[str], free_vals: set[str]) -> bool:

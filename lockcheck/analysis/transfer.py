@@ -32,6 +32,13 @@ _ERR_TESTS = ("IS_ERR(", "IS_ERR_OR_NULL(")
 _RELEASING_NAME_RE = re.compile(r"unlock|release|put|drop")
 
 
+def _inside(inst: str, obj: str) -> bool:
+    """Is lock `inst` a member of object `obj` (`x->lock`, `w->key->sem` in `w->key`)?"""
+    if "->" in obj or "." in obj:
+        return inst.startswith((obj + "->", obj + "."))
+    return base_var(inst) == obj and inst != obj
+
+
 def _escapes_into(call: Call, ref: LockRef) -> bool:
     """May an unknown callee release this lock? Only if it is given the lock
     itself, or is named like a releaser and given the lock's owner."""
@@ -91,10 +98,7 @@ class Transfer:
             # A lock pointer itself stored there (`wr->ptl = ptl`) is still
             # this function's to balance: lock-balance weighs it as evidence
             # of a lock-returning helper, and a failure return still leaks it
-            return self._escape(
-                st,
-                lambda ref: base_var(ref.inst) == ev.var and ref.inst.split("@")[0] != ev.var,
-            )
+            return self._escape(st, lambda ref: _inside(ref.inst.split("@")[0], ev.var))
         if isinstance(ev, Assign):
             st = self._kill_var(st, ev.var, ev.site.line)
             if ev.alias is not None and ev.alias != ev.var:

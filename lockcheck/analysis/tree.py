@@ -90,6 +90,9 @@ class TreeSummaries:
     max_cached: int = 512
     _index: dict[Path, dict[str, list[Path]]] = field(default_factory=dict)
     _cache: OrderedDict[bytes, dict[str, Summary]] = field(default_factory=OrderedDict)
+    # > 0 while the caller builds something the files' summaries depend on
+    # (a header's inlines): what is computed then is incomplete, not cached
+    partial: int = 0
 
     def index(self, directory: Path) -> dict[str, list[Path]]:
         """name -> the files of `directory` (not below it) that define it."""
@@ -162,6 +165,8 @@ class TreeSummaries:
             self._cache.move_to_end(key)
             return cached
         result = dict(self.summarise_file(file, data))
+        if self.partial:
+            return result  # computed while a header it reads was in progress
         self._cache[key] = result
         if len(self._cache) > self.max_cached:
             self._cache.popitem(last=False)

@@ -17,7 +17,7 @@ from typing import Literal
 
 from tree_sitter import Node
 
-from lockcheck.frontend.parse import NORETURN, SCOPED_GUARDS, is_macro_head, text
+from lockcheck.frontend.parse import NORETURN, SCOPED_GUARDS, is_macro_head, macro_head, text
 
 Edge = tuple[int, bool | None]
 Preds = list[Edge]
@@ -68,6 +68,9 @@ class SynNode:
     # the head of a loop macro (`list_for_each_entry(pos, ...)`): its call,
     # whose cursor arguments get a new value each time round
     macro: Node | None = None
+    # an `#if`/`#ifdef` branch: its condition as written (`#if BITS == 32`),
+    # true along the edge into the block
+    preproc: str | None = None
 
 
 @dataclass(slots=True)
@@ -121,6 +124,20 @@ def _headless_call(stmt: Node) -> Node | None:
         return call
     fn = call.child_by_field_name("function") if call.type == "call_expression" else None
     return call if fn is not None and fn.type == "identifier" else None
+
+
+def _preproc_key(node: Node) -> tuple[str | None, bool]:
+    """The condition of `#if X`/`#ifdef X`/`#ifndef X` (and their `#elif`
+    forms) as a key, and whether the block is compiled when it is false."""
+    cond = node.child_by_field_name("condition")
+    if cond is not None:
+        return "#if " + " ".join(text(cond).split()), False
+    name = node.child_by_field_name("name")
+    if name is None:
+        return None, False
+    head = text(node).lstrip()
+    negated = head.startswith(("#ifndef", "#elifndef")) or head.startswith("# ifndef")
+    return "#ifdef " + text(name), negated
 
 
 def _trailing_headless(stmt: Node) -> Node | None:
@@ -196,7 +213,7 @@ class CfgBuilder:
                 lab = child.child_by_field_name("label")
                 if lab is not None:
                     self.label_scopes[text(lab)] = set(chain)
-            if child.type in ("function_definition",):
+            if child.type == "function_definition" and macro_head(child) is None:
                 continue
             sub = [*chain, child.id] if child.type == "compound_statement" else chain
             self._find_labels(child, sub)
@@ -303,10 +320,20 @@ class CfgBuilder:
             expr.start_point[1] + 1,
         )
 
+    def _visit_function_definition(self, node: Node, preds: Preds) -> Preds:
+        """`for_each_possible_cpu(cpu) { ... }` read as a nested definition."""
+        head = macro_head(node)
+        body = node.child_by_field_name("body")
+        if head is None or body is None:
+            return self._plain(node, preds)
+        if head[0] in SCOPED_GUARDS:
+            return self._scoped_guard(node, body, preds)
+        return self._macro_loop(node, body, preds)
+
     def _scoped_guard(self, call: Node, body: Node, preds: Preds) -> Preds:
-        args = call.child_by_field_name("arguments")
-        named = list(args.named_children) if args is not None else []
-        if call_name(call) == "scoped_cond_guard" and len(named) >= 2:
+        head = macro_head(call)
+        named = list(head[1]) if head is not None else []
+        if head is not None and head[0] == "scoped_cond_guard" and len(named) >= 2:
             named = [named[0], *named[2:]]  # drop the failure action
         gtype = text(named[0]) if named else ""
         op = GuardOp(
@@ -332,7 +359,8 @@ class CfgBuilder:
         # the macro's arguments are evaluated once, before the loop (a lock
         # taken there is not taken again each time round)
         pre = self._node("stmt", call.start_point[0] + 1, preds)
-        self.nodes[pre].items.append(call)
+        if call.type == "call_expression":  # not a head read as a definition
+            self.nodes[pre].items.append(call)
         head = self._node("branch", call.start_point[0] + 1, [(pre, None)])
         self.nodes[head].macro = call
         jump = _Jump([], None, head, len(self.scopes))
@@ -495,20 +523,30 @@ class CfgBuilder:
         return self._plain(node, preds)
 
     def _preproc_cond(self, node: Node, preds: Preds) -> Preds:
-        """#if/#ifdef in a body: either side may be compiled, so both are paths."""
+        """#if/#ifdef in a body: either side may be compiled, so both are paths.
+
+        The same condition is decided once per build: a second `#if` on it
+        goes the way the first went (a lock taken under `#if BITS == 32` is
+        released under the next `#if BITS == 32`)."""
         br = self._node("branch", node.start_point[0] + 1, preds)
+        key, negated = _preproc_key(node)
+        self.nodes[br].preproc = key
+        into: bool | None = None if key is None else not negated
+        past: bool | None = None if key is None else negated
         skip = {"name", "condition", "alternative"}
         stmts = [
             c
             for i, c in enumerate(node.children)
             if c.is_named and c.type != "comment" and node.field_name_for_child(i) not in skip
         ]
-        out = self._seq(stmts, [(br, None)])
+        out = self._seq(stmts, [(br, into)])
         alt = node.child_by_field_name("alternative")
-        if alt is not None:
-            out += self._preproc_cond(alt, [(br, None)])
+        if alt is not None and alt.type == "preproc_else" and key is not None:
+            out += self._visit_preproc_else(alt, [(br, past)])  # compiled when the #if is not
+        elif alt is not None:
+            out += self._preproc_cond(alt, [(br, past)])
         else:
-            out.append((br, None))
+            out.append((br, past))
         return out
 
     _visit_preproc_if = _preproc_cond

@@ -203,8 +203,36 @@ def mask_macros(src: bytes) -> tuple[bytes, list[Annotation]]:
     return bytes(out), notes
 
 
+# `struct foo` as a macro argument (`hlist_entry(p, struct foo, node)`,
+# `offsetof(struct foo, f)`): the grammar then reads the whole call as a
+# type and the statement loses its calls. Not a cast: a cast's type is
+# followed by `)` after `(`, not after `,`.
+_TYPE_ARG_RE = re.compile(
+    rb"(?<=[(,])\s*(struct|union|enum)\s+\w+(?=\s*,)|(?<=,)\s*(struct|union|enum)\s+\w+(?=\s*\))"
+)
+
+
+def mask_type_args(src: bytes) -> bytes:
+    """Blank the `struct` of a type passed to a macro, keeping its name."""
+    if b"struct" not in src and b"union" not in src and b"enum" not in src:
+        return src
+    skip = [(m.start(), m.end()) for m in _COMMENT_OR_STRING_RE.finditer(src)]
+    out = bytearray(src)
+    si = 0
+    for m in _TYPE_ARG_RE.finditer(src):
+        group = 1 if m.start(1) >= 0 else 2
+        start, end = m.start(group), m.end(group)
+        while si < len(skip) and skip[si][1] <= start:
+            si += 1
+        if si < len(skip) and skip[si][0] <= start < skip[si][1]:
+            continue
+        out[start:end] = b" " * (end - start)
+    return bytes(out)
+
+
 def parse_source(path: str, source: bytes) -> ParsedFile:
     masked, notes = mask_macros(source)
+    masked = mask_type_args(masked)
     tree = parser().parse(masked)
     return ParsedFile(path, source, masked, tree.root_node, notes)
 
@@ -284,6 +312,41 @@ def is_macro_head(call: Node) -> bool:
         return False
     name = text(fn)
     return bool(ITERATOR_RE.search(name)) or name in SCOPED_GUARDS
+
+
+def macro_head(node: Node) -> tuple[str, list[Node]] | None:
+    """The name and arguments of a loop or guard macro's head, or None.
+
+    A head is a call written without `;` before its statement, or
+    `name(x) { ... }` with one plain argument, which the grammar reads as a
+    nested K&R-style function definition (`for_each_possible_cpu(cpu) {`,
+    `scoped_guard(rcu) {`): kernel C has no nested functions.
+    """
+    if node.type == "call_expression":
+        fn = node.child_by_field_name("function")
+        if fn is None or fn.type != "identifier":
+            return None
+        args = node.child_by_field_name("arguments")
+        named = args.named_children if args is not None else []
+        return text(fn), [a for a in named if a.type != "comment"]
+    if node.type != "function_definition":
+        return None
+    typ = node.child_by_field_name("type")
+    decl = node.child_by_field_name("declarator")
+    body = node.child_by_field_name("body")
+    if (
+        typ is None
+        or typ.type != "type_identifier"
+        or decl is None
+        or decl.type != "parenthesized_declarator"
+        or body is None
+        or node.named_child_count != 3
+    ):
+        return None
+    inner = [c for c in decl.named_children if c.type != "comment"]
+    if len(inner) != 1 or inner[0].type != "identifier":
+        return None
+    return text(typ), inner
 
 
 def count_errors(node: Node) -> int:

@@ -22,6 +22,7 @@ from lockcheck.frontend.parse import (
     count_errors,
     function_params,
     iter_functions,
+    macro_head,
     noreturn_names,
     text,
 )
@@ -458,9 +459,14 @@ class _Extractor:
                 self.events.append(Check(flag, text(node), _site(node)))
 
     def _handover(self, left: Node, right: Node, node: Node) -> None:
-        """An object stored through a parameter (`ac->inode = x`, `*out = x`)."""
+        """An object stored through a parameter (`ac->inode = x`, `*out = x`,
+        `*keyp = w->key`)."""
         value = _unwrap(right)
-        if value.type != "identifier" or left.type not in _STORE_TARGETS:
+        left = _unwrap(left)  # `(*keyp) = ...`
+        if value.type not in ("identifier", "field_expression") or left.type not in (
+            *_STORE_TARGETS,
+            "subscript_expression",  # `path->nodes[level] = left`
+        ):
             return
         root = left
         while root.type in ("field_expression", "pointer_expression", "subscript_expression"):
@@ -469,7 +475,7 @@ class _Extractor:
                 return
             root = _unwrap(nxt)
         if root.type == "identifier" and text(root) in self.ctx.params:
-            self.events.append(Handover(text(value), _site(node)))
+            self.events.append(Handover(norm(text(value)), _site(node)))
 
     def _call(self, node: Node, assign_to: str | None) -> None:
         args = _args(node)
@@ -594,6 +600,8 @@ def _reads(node: Node) -> tuple[tuple[str, ...], bool]:
     stack = [node]
     while stack:
         cur = stack.pop()
+        if cur.type == "sizeof_expression":
+            continue  # its operand is not evaluated: a compile-time constant
         if cur.type in ("call_expression", "assignment_expression", "update_expression"):
             pure = False
         if cur.type == "identifier":
@@ -806,16 +814,19 @@ def _lower_cfg(syn: SynCfg, ctx: _FnContext) -> Cfg:
             # `list_for_each_entry(pos, ...)` gives `pos` a new value each
             # time round; the pack names macros whose cursor is elsewhere
             # (`for_each_thread(p, t)`)
-            args = _args(sn.macro)
+            mname, args = macro_head(sn.macro) or ("?", [])
             # the macro itself, named but with its arguments already evaluated
             # before the loop (the simulator walks VMA loops by this name)
-            events.append(Call(call_name(sn.macro) or "?", _site(sn.macro)))
-            for i in ctx.vocab.iterators.get(call_name(sn.macro) or "", (0,)):
+            events.append(Call(mname, _site(sn.macro)))
+            for i in ctx.vocab.iterators.get(mname, (0,)):
                 if i < len(args) and args[i].type == "identifier":
                     events.append(Assign(text(args[i]), _site(args[i])))
         if sn.guard is not None:
             g = sn.guard
             events.extend(_guard_events(ctx, g.op, g.gtype, g.args, g.line, g.column))
+        if sn.preproc is not None:
+            # a compile-time decision: no assignment changes it
+            atom = Atom("opaque", "", "", sn.preproc, (), True)
         if sn.kind == "branch" and atom is None:
             atom = Atom("opaque")
         first = sn.items[0] if sn.items else sn.macro
@@ -915,6 +926,16 @@ def _attach_annotations(pf: ParsedFile, functions: list[Function], vocab: Vocabu
             fn = by_line.get(line)
             if fn is not None:
                 break
+        if fn is None:
+            # in a long head: between the definition's first line and its `{`
+            fn = next(
+                (
+                    f
+                    for f in functions
+                    if f.start_line <= note.line <= f.cfg.nodes[f.cfg.entry].line
+                ),
+                None,
+            )
         if fn is None:
             continue
         ctx = _FnContext(vocab, fn.params, dict(fn.lockvars), canon=dict(fn.canon))

@@ -27,8 +27,8 @@ from __future__ import annotations
 
 import re
 
-from lockcheck.analysis.function import FunctionFacts
-from lockcheck.analysis.state import Held, base_var
+from lockcheck.analysis.function import FunctionFacts, return_value
+from lockcheck.analysis.state import Held, LockState, base_var
 from lockcheck.analysis.summaries import is_failure_value, signals_holding, substitute
 from lockcheck.model.finding import Related
 from lockcheck.model.ir import Acquire, Assign, Call, LockRef, Release
@@ -43,8 +43,9 @@ _UNDO = {
     "map": ("unmap",),
     "lock": ("unlock",),
     "trylock": ("unlock",),
-    "start": ("end", "finish", "stop"),
-    "begin": ("end",),
+    "start": ("end", "finish", "stop", "commit"),
+    "begin": ("end", "commit"),
+    "can": ("cancel",),
     "enter": ("exit", "leave"),
     "acquire": ("release",),
     "grab": ("release", "drop"),
@@ -127,7 +128,9 @@ class LockBalance(Rule):
             releasing = [
                 (n, ret)
                 for n, st, rel, ret in fn.exits
-                if ref not in st.may and (base in rel or n in after_release)
+                if ref not in st.may
+                and (base in rel or n in after_release)
+                and not self._renamed_held(st, ref, held)
             ]
             if not releasing:
                 # returns holding it wherever it took it (a locking helper), or
@@ -164,6 +167,17 @@ class LockBalance(Rule):
             )
 
     @staticmethod
+    def _renamed_held(st: LockState, ref: LockRef, held: Held) -> bool:
+        """Is the lock this acquisition took still held here, under the name
+        its pointer had before a reassignment (`parent = NULL;` after
+        locking `parent->d_lock` returns with it held as `parent->d_lock@N`)?"""
+        base = ref.inst.split("@")[0]
+        return any(
+            r != ref and r.inst.split("@")[0] == base and h.site == held.site and not h.escaped
+            for r, h in st.may.items()
+        )
+
+    @staticmethod
     def _reached_by_release(fn: FunctionFacts, base: str) -> set[int]:
         out: set[int] = set()
         for nid, evs in enumerate(fn.events):
@@ -188,7 +202,7 @@ class LockBalance(Rule):
         entry = ctx.vocab.api.get(name)
         if entry is not None and entry.effect in ("acquire", "try", "returns-lock", "out-lock"):
             return True
-        if self._handed_back(fn, ref):
+        if self._handed_back(fn, ref) or self._sparse_marked(fn, ref):
             return True
         if self._counterpart_releases(ctx, fn, ref):
             return True
@@ -197,19 +211,32 @@ class LockBalance(Rule):
         return lock_named(name) or self._caller_releases(ctx, fn, ref)
 
     @staticmethod
+    def _sparse_marked(fn: FunctionFacts, ref: LockRef) -> bool:
+        """`__release(x)` (or `__acquire(x)`) where the lock is held: the
+        author tells sparse the function leaves with it on purpose."""
+        return any(
+            isinstance(ev, Call) and ev.callee in ("__release", "__acquire") and ref in st.may
+            for _nid, ev, st in fn.iter_events()
+        )
+
+    @staticmethod
     def _handed_back(fn: FunctionFacts, ref: LockRef) -> bool:
         """The lock is handed to the caller: returned (`return ptl;`, or the
         object that holds it), or stored where the caller finds it
         (`fw->ptl = ptl;` with `fw` a parameter)."""
         inst = ref.inst.split("@")[0]
-        for _, st, _, ret in fn.exits:
-            value = ret.rsplit(":", 1)[0]
-            if (
-                ref in st.may
-                and value
-                and (inst == value or inst.startswith((value + "->", value + ".")))
-            ):
-                return True  # `return ptl;`, `return si;` holding `si->lock`
+        for n, st, _, ret in fn.exits:
+            if ref not in st.may:
+                continue
+            # as described on the path (`vma:nonzero`) and as written: an
+            # address the path knows (`new_base = &cpu_base->clock_base[i]`)
+            # replaces the name in the description
+            for value in (ret.rsplit(":", 1)[0], return_value(fn.fn.cfg.nodes[n].text)):
+                if value and (inst == value or inst.startswith((value + "->", value + "."))):
+                    return True  # `return ptl;`, `return si;` holding `si->lock`
+        for param in fn.fn.params:
+            if inst.startswith((f"(*{param})", f"*{param}->", f"{param}[0]")):
+                return True  # `(*keyp)->sem`: the object the caller's variable holds
         name = re.escape(inst)
         store = re.compile(rf"^\s*(\w+)\s*(?:->|\.)[\w.>\[\]-]*\s*=\s*{name}\s*;")
         for node in fn.fn.cfg.nodes:
@@ -233,7 +260,17 @@ class LockBalance(Rule):
             if name == fn.fn.name:
                 continue
             other = _WORD_RE.findall(name.lower())
-            if not other or other[0] != words[0] or not undo & set(other):
+            if not other:
+                continue
+            # `ocfs2_start_trans` -> `ocfs2_commit_trans`, `start_creating` ->
+            # `end_creating`: the same name with one word undone
+            swapped = len(other) == len(words) and [
+                (a, b) for a, b in zip(words, other, strict=True) if a != b
+            ]
+            if not (
+                (other[0] == words[0] and undo & set(other))
+                or (swapped and len(swapped) == 1 and swapped[0][1] in _UNDO.get(swapped[0][0], ()))
+            ):
                 continue
             if summ.releases or summ.may_release:
                 return True  # its lock is often reached another way (`args->lock`)

@@ -85,6 +85,8 @@ class LockPairing(Rule):
                     continue
                 for hold in reaching:
                     problem = self._problem(fn, rel, hold)
+                    if problem is not None and self._irq_handed_over(fn, nid, rel, hold):
+                        continue
                     if problem is None:
                         continue
                     if not hold.lowered:
@@ -118,7 +120,8 @@ class LockPairing(Rule):
                 rel.primitive in self.flags
                 and hold.args
                 and rel.args
-                and hold.args[-1] != rel.args[-1]
+                # the flags follow the lock: `spin_lock_irqsave_nested(l, flags, subclass)`
+                and rel.args[-1] not in hold.args[1:]
             ):
                 return (
                     f"restores the interrupt state from `{rel.args[-1]}`, but "
@@ -129,6 +132,39 @@ class LockPairing(Rule):
         if follow is not None and _call_follows(fn, hold.node, follow):
             return None
         return f"it was taken with `{hold.primitive}()`, which is undone by {pair.wanted()}"
+
+    def _irq_handed_over(self, fn: FunctionFacts, nid: int, rel: Release, hold: Hold) -> bool:
+        """The primitives differ only in what they do to interrupts, and
+        another operation does that part: `raw_spin_lock_irq(&a);
+        raw_spin_lock(&b); raw_spin_unlock(&a); ... raw_spin_unlock_irq(&b);`
+        hands the disabled interrupts from one lock to the other, as
+        `spin_lock_irqsave(); spin_unlock(); spin_lock();
+        spin_unlock_irqrestore()` keeps them off across a dropped lock. The
+        saved flags name the other half when a helper does it
+        (`base = lock_timer_base(timer, &flags)`)."""
+        pair = self.by_acquire.get(_without_irq(hold.primitive))
+        if pair is None or _without_irq(rel.primitive) not in pair.releases:
+            return False
+        if _disables_irqs(hold.primitive) and not _enables_irqs(rel.primitive):
+            # interrupts stay off past this release: a later one turns them on
+            saved = hold.args[-1] if hold.primitive.endswith("irqsave") and hold.args else None
+            return any(
+                ev is not rel and (_enables_irqs(_primitive(ev)) or _names(ev, saved))
+                for n in fn.reachable_from(nid)
+                for ev in fn.events[n]
+            )
+        if _enables_irqs(rel.primitive) and not _disables_irqs(hold.primitive):
+            # interrupts were turned off on the way here by another operation
+            saved = rel.args[-1] if "irqrestore" in rel.primitive and rel.args else None
+            return any(
+                ev is not rel
+                and ev.site != hold.site
+                and (_disables_irqs(_primitive(ev)) or _names(ev, saved))
+                and nid in fn.reachable_from(n)
+                for n, evs in enumerate(fn.events)
+                for ev in evs
+            )
+        return False
 
     def _report(
         self, ctx: RuleContext, fn: FunctionFacts, rel: Release, hold: Hold, problem: str
@@ -161,3 +197,42 @@ def _call_follows(fn: FunctionFacts, nid: int, callee: str) -> bool:
         for n in fn.reachable_from(nid)
         for ev in fn.events[n]
     )
+
+
+_IRQ_SUFFIXES = ("_irqsave", "_irqrestore", "_irq")
+_IRQ_OFF = frozenset({"local_irq_disable", "local_irq_save"})
+_IRQ_ON = frozenset({"local_irq_enable", "local_irq_restore"})
+
+
+def _without_irq(primitive: str) -> str:
+    """`raw_spin_lock_irq` -> `raw_spin_lock`, `spin_unlock_irqrestore` -> `spin_unlock`."""
+    for suffix in _IRQ_SUFFIXES:
+        if primitive.endswith(suffix):
+            return primitive[: -len(suffix)]
+        if primitive.endswith(suffix + "_nested"):
+            return primitive[: -len(suffix + "_nested")] + "_nested"
+    return primitive
+
+
+def _primitive(ev: object) -> str:
+    if isinstance(ev, (Acquire, Release)):
+        return ev.primitive
+    return ev.callee if isinstance(ev, Call) else ""
+
+
+def _names(ev: object, var: str | None) -> bool:
+    """Does a call or lock operation take the saved interrupt flags `var`?"""
+    if var is None:
+        return False
+    args = ev.args if isinstance(ev, (Acquire, Release, Call)) else ()
+    return any(a.lstrip("&") == var for a in args)
+
+
+def _disables_irqs(primitive: str) -> bool:
+    return primitive in _IRQ_OFF or (
+        "lock" in primitive and "unlock" not in primitive and "_irq" in primitive
+    )
+
+
+def _enables_irqs(primitive: str) -> bool:
+    return primitive in _IRQ_ON or ("unlock" in primitive and "_irq" in primitive)

@@ -1,0 +1,105 @@
+"""Cross-file summaries computed while a header is still being summarised.
+
+A header's inlines may wrap functions of the `.c` files beside it; summarising
+those files then reads the header as empty (it is in progress). Such a
+summary is incomplete and must not be kept for later callers: a file that
+calls the same function afterwards must see its real effects.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lockcheck.engine import Engine
+
+HEADER = """\
+struct box {
+\tspinlock_t lock;
+\tint n;
+};
+
+void box_lock_slow(struct box *b);
+void a_helper(struct box *b);
+
+static inline void box_lock(struct box *b)
+{
+\tbox_lock_slow(b);
+}
+
+static inline void box_unlock(struct box *b)
+{
+\tspin_unlock(&b->lock);
+}
+
+static inline void box_reset(struct box *b)
+{
+\ta_helper(b);
+}
+"""
+
+SLOW = """\
+#include "lk.h"
+
+void box_lock_slow(struct box *b)
+{
+\tspin_lock(&b->lock);
+}
+"""
+
+# a_count() releases the lock through the header's box_unlock()
+HELPERS = """\
+#include "lk.h"
+
+void a_helper(struct box *b)
+{
+\tb->n = 0;
+}
+
+void a_count(struct box *b)
+{
+\tb->n++;
+\tbox_unlock(b);
+}
+"""
+
+CALLER = """\
+#include "lk.h"
+
+void b_work(struct box *b, int x)
+{
+\tbox_lock(b);
+\tif (x) {
+\t\ta_count(b);
+\t\treturn;
+\t}
+\tb->n--;
+\tbox_unlock(b);
+}
+"""
+
+
+def _tree(tmp_path: Path) -> Path:
+    for name, text in (("lk.h", HEADER), ("slow.c", SLOW), ("a.c", HELPERS), ("b.c", CALLER)):
+        (tmp_path / name).write_text(text)
+    return tmp_path / "b.c"
+
+
+def test_callee_summary_is_not_the_one_computed_while_its_header_was_in_progress(
+    tmp_path: Path,
+) -> None:
+    caller = _tree(tmp_path)
+    engine = Engine()
+    analysis = engine.analyse_source(str(caller), caller.read_bytes())
+    summ = analysis.facts.summaries.get("a_count")
+    assert summ is not None, "a_count() releases the lock: it must have a summary"
+    assert [r.inst for r in summ.releases] == ["b->lock"]
+    assert engine.findings_for(analysis) == []
+
+
+def test_a_leak_through_the_same_files_is_still_found(tmp_path: Path) -> None:
+    caller = _tree(tmp_path)
+    caller.write_text(CALLER.replace("\t\ta_count(b);\n", "\t\tb->n++;\n"))
+    engine = Engine()
+    analysis = engine.analyse_source(str(caller), caller.read_bytes())
+    found = [(f.rule, f.line) for f in engine.findings_for(analysis)]
+    assert found == [("lock-balance", 5)]
