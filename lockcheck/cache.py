@@ -333,7 +333,11 @@ class FlowStore(MutableMapping[tuple[str, str], FunctionFacts]):
 
     def __setitem__(self, key: tuple[str, str], facts: FunctionFacts) -> None:
         self._known[key] = facts
-        _write(self._path(key), pickle.dumps(facts, pickle.HIGHEST_PROTOCOL))
+        try:
+            blob = pickle.dumps(facts, pickle.HIGHEST_PROTOCOL)
+        except (RecursionError, pickle.PicklingError, TypeError):
+            return  # kept in memory only: a store that cannot hold it is only slower
+        _write(self._path(key), blob)
         self._readable = None  # the directory may have just been made
 
     def __delitem__(self, key: tuple[str, str]) -> None:
