@@ -68,9 +68,7 @@ def test_callees_come_before_their_callers() -> None:
     assert order.index("low") < order.index("mid") < order.index("top")
     assert sorted(order) == sorted(f.name for f in fns) and len(order) == len(fns)
     # a cycle is broken in source order: the first function's callee first
-    ring = functions(
-        "static void a(void)\n{\n\tb();\n}\n\nstatic void b(void)\n{\n\ta();\n}\n"
-    )
+    ring = functions("static void a(void)\n{\n\tb();\n}\n\nstatic void b(void)\n{\n\ta();\n}\n")
     assert [ring[i].name for i in _call_graph_order(ring)] == ["b", "a"]
 
 
