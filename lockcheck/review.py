@@ -49,10 +49,9 @@ from lockcheck.inputs.patch import FilePatch, Patch, parse_patch_text
 from lockcheck.inputs.quote import quote_complete
 from lockcheck.model.finding import Finding, Related
 from lockcheck.model.ir import Act, Check
+from lockcheck.rules.base import ReviewRule
 from lockcheck.rules.decide import decide
 from lockcheck.rules.lock_effect import LockEffectChanged
-from lockcheck.rules.moved_out import MovedOutOfLock
-from lockcheck.rules.order_reversed import OrderReversed
 
 FRAGMENT_NOTE = (
     "fragment mode: no tree to apply to, so only the lines the hunks show were analysed; "
@@ -614,8 +613,8 @@ def lock_context(patch: Patch, pre: _Side, post: _Side) -> list[SiteContext]:
 def effect_findings(
     engine: Engine, pre: _Side, post: _Side, tree: Tree | None, new: Iterable[Finding]
 ) -> list[Finding]:
-    """The review-only comparisons of the changed functions, before and after:
-    `lock-effect-changed` (what they hold on each kind of return; not repeated
+    """The review-only rules (`ReviewRule`) on the changed functions, before and
+    after: `lock-effect-changed` (what they hold on each kind of return; not repeated
     where the patch already adds a lock-balance finding in the same function,
     the same leak seen from inside), `moved-out-of-lock` (tests and acts
     that left the lock they were made under) and `order-reversed` (two locks
@@ -624,8 +623,7 @@ def effect_findings(
     rules = [
         r
         for r in engine.rules
-        if isinstance(r, (LockEffectChanged, MovedOutOfLock, OrderReversed))
-        and (select is None or r.spec.id in select)
+        if isinstance(r, ReviewRule) and (select is None or r.spec.id in select)
     ]
     if not rules:
         return []

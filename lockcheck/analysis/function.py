@@ -78,6 +78,24 @@ class FunctionFacts:
                     stack.append(s)
         return False
 
+    def entry_reaches_avoiding(self, goal: int, avoid: set[int]) -> bool:
+        """Can `goal` be reached from the entry without passing a node in `avoid`?"""
+        start = self.fn.cfg.entry
+        if start in avoid:
+            return False
+        seen = {start}
+        stack = [start]
+        nodes = self.fn.cfg.nodes
+        while stack:
+            cur = stack.pop()
+            if cur == goal:
+                return True
+            for s, _ in nodes[cur].succ:
+                if s not in seen and s not in avoid:
+                    seen.add(s)
+                    stack.append(s)
+        return False
+
     def gates(self, check_node: int, act_node: int) -> bool:
         """Does the branch at `check_node` decide whether `act_node` runs?
 

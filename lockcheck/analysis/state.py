@@ -31,6 +31,12 @@ def mentions(inst: str, var: str) -> bool:
     return False
 
 
+def base_inst(inst: str) -> str:
+    """The lock's spelling without the analysis' rename suffix (`cursor@12`):
+    what pairs an acquisition with its release."""
+    return inst.split("@", 1)[0]
+
+
 def base_var(inst: str) -> str:
     """The variable a lock expression starts from: `mm` in `mm->mmap_lock`."""
     m = _BASE_RE.match(inst)

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from lockcheck.analysis.flow import _fixpoint
 from lockcheck.analysis.function import FunctionFacts, reverse_postorder
 from lockcheck.analysis.paths import apply_event
-from lockcheck.analysis.state import Held, LockState, base_var, initial_state
+from lockcheck.analysis.state import Held, LockState, base_inst, base_var, initial_state
 from lockcheck.analysis.summaries import substitute
 from lockcheck.analysis.transfer import Transfer
 from lockcheck.model.ir import Acquire, Act, Assign, Call, Downgrade, Read, Release, Site
@@ -296,15 +296,6 @@ class Hold:
     lowered: bool = False  # the hold is a downgrade, not an acquisition
 
 
-def lock_key(inst: str) -> str:
-    """A lock's spelling without the analysis' rename suffix: what pairs events."""
-    return inst.split("@", 1)[0]
-
-
-def _key(inst: str) -> str:
-    return inst.split("@", 1)[0]
-
-
 def reaching_holds(
     fn: FunctionFacts, downgraders: Mapping[str, str] | None = None
 ) -> dict[tuple[int, int], tuple[Hold, ...]]:
@@ -336,15 +327,15 @@ def reaching_holds(
                 cur |= out_sets.get(p, frozenset())
             for i, ev in enumerate(fn.events[nid]):
                 if isinstance(ev, Release) and not ev.maybe:
-                    key = _key(ev.lock.inst)
+                    key = base_inst(ev.lock.inst)
                     result[(nid, i)] = tuple(sorted((h for k, h in cur if k == key), key=str))
                     cur = {(k, h) for k, h in cur if k != key}
                 elif isinstance(ev, Acquire):
-                    key = _key(ev.lock.inst)
+                    key = base_inst(ev.lock.inst)
                     cur = {(k, h) for k, h in cur if k != key}
                     cur.add((key, Hold(ev.primitive, ev.site, ev.args, nid)))
                 elif isinstance(ev, Downgrade):
-                    key = _key(ev.lock.inst)
+                    key = base_inst(ev.lock.inst)
                     cur = {(k, h) for k, h in cur if k != key}
                     cur.add((key, Hold(ev.primitive, ev.site, (), nid, lowered=True)))
                 elif isinstance(ev, Call) and ev.callee in downgraders:
@@ -409,7 +400,7 @@ def path_hold_sites(fn: FunctionFacts) -> dict[tuple[int, int], frozenset[Site]]
                     h.site
                     for st, _ in paths
                     for ref, h in st.may.items()
-                    if st.same_lock(_key(ref.inst), _key(ev.lock.inst))
+                    if st.same_lock(base_inst(ref.inst), base_inst(ev.lock.inst))
                 }
                 out[(nid, i)] = frozenset(sites)
             paths = [apply_event(tr, p, ev) for p in paths]
@@ -440,7 +431,7 @@ def marked_since_taken(
     )
     out: dict[int, bool] = {}
     result: dict[tuple[int, int], bool] = {}
-    caller_held = any(_key(r.inst) == key for r in fn.entry_locks)
+    caller_held = any(base_inst(r.inst) == key for r in fn.entry_locks)
     changed = True
     rounds = 0
     while changed and rounds < 30:
@@ -457,7 +448,7 @@ def marked_since_taken(
             for i, ev in enumerate(fn.events[nid]):
                 result[(nid, i)] = cur
                 st = fn.before[nid][i]
-                if isinstance(ev, (Acquire, Release)) and _key(ev.lock.inst) == key:
+                if isinstance(ev, (Acquire, Release)) and base_inst(ev.lock.inst) == key:
                     # an acquisition may re-test by itself (pmd_trans_huge_lock())
                     cur = isinstance(ev, Acquire) and st is not None and is_mark(nid, ev, st)
                 elif st is not None and is_mark(nid, ev, st):

@@ -246,22 +246,6 @@ def _point(fn: FunctionFacts, c: Comment) -> tuple[int, LockState] | None:
     return (nid, st) if st is not None else None
 
 
-def _reachable_avoiding(fn: FunctionFacts, goal: int, avoid: set[int]) -> bool:
-    start = fn.fn.cfg.entry
-    if start in avoid:
-        return False
-    seen, stack = {start}, [start]
-    while stack:
-        cur = stack.pop()
-        if cur == goal:
-            return True
-        for s, _ in fn.fn.cfg.nodes[cur].succ:
-            if s not in seen and s not in avoid:
-                seen.add(s)
-                stack.append(s)
-    return False
-
-
 @dataclass(slots=True)
 class _Judge:
     fn: FunctionFacts
@@ -301,7 +285,7 @@ class _Judge:
         if claim.comment.trailing and nid in rel:  # state after the node: its release counts
             return self._released(claim, site, rel[nid])
         avoid = set(rel) - {nid}
-        if not avoid or _reachable_avoiding(self.fn, nid, avoid):
+        if not avoid or self.fn.entry_reaches_avoiding(nid, avoid):
             return None
         return self._released(claim, site, [r for n in sorted(avoid) for r in rel[n]])
 
@@ -356,7 +340,7 @@ class _Judge:
                 continue
             if any(self.match(lock, ref) for ref in st.may):
                 continue
-            if nid in avoid or not _reachable_avoiding(self.fn, nid, avoid):
+            if nid in avoid or not self.fn.entry_reaches_avoiding(nid, avoid):
                 continue
             where = ((ev.site.line, ev.site.column, f"`{_base(ev.lock)}` taken here"),)
             return Mismatch(

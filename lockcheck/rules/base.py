@@ -7,7 +7,9 @@ ordering happen in one place afterwards (`lockcheck.rules.decide`).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 from lockcheck.analysis.file import FileFacts
@@ -95,6 +97,32 @@ class Rule(ABC):
     @abstractmethod
     def run(self, ctx: RuleContext) -> None:
         """Inspect `ctx.facts` and report findings."""
+
+
+class ReviewRule(Rule):
+    """A rule that compares the functions a patch changes before and after it.
+
+    `lockcheck review` calls `compare`; a single image has no "before", so
+    `check` never reports it (the fixture harness and the docs tests review
+    `NAME.orig.c` -> `NAME.c` pairs instead).
+    """
+
+    review_only: ClassVar[bool] = True
+
+    def run(self, ctx: RuleContext) -> None:
+        """Nothing to compare in one image: the review step calls `compare`."""
+
+    @abstractmethod
+    def compare(
+        self,
+        path: str,
+        pre: Sequence[FunctionFacts],
+        post: Sequence[FunctionFacts],
+        changed: set[str],
+        elsewhere: Path | None = None,
+    ) -> list[Finding]:
+        """Findings for the functions named in `changed` (`elsewhere`: the
+        directory of C files beside the patched one, when `--tree` has one)."""
 
 
 def _check_type(spec: RuleSpec, key: str, value: Any, want: ParamType) -> None:

@@ -14,17 +14,15 @@ under the same rule quoting the comment.
 from __future__ import annotations
 
 from lockcheck.analysis.function import FunctionFacts
-from lockcheck.analysis.state import LockState
+from lockcheck.analysis.state import LockState, base_inst
 from lockcheck.analysis.summaries import substitute
 from lockcheck.model.finding import Related
 from lockcheck.model.ir import Call, Claim, Release
 from lockcheck.order.claims import Mismatch, check_comment_claims
 from lockcheck.rules.base import Rule, RuleContext
 from lockcheck.rules.queries import (
-    base_inst,
     code,
     held_locks,
-    reachable_avoiding,
     release_nodes,
     taken_at,
 )
@@ -42,7 +40,7 @@ def _released_on_every_path(fn: FunctionFacts, nid: int, claim: Claim) -> list[R
     if here:
         return here[-1:]
     avoid = release_nodes(fn, want) - {nid}
-    if not avoid or reachable_avoiding(fn, nid, avoid):
+    if not avoid or fn.entry_reaches_avoiding(nid, avoid):
         return []
     return [
         ev

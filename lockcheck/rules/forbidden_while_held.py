@@ -8,12 +8,13 @@ is judged in the helper, where the locks it drops first are known.
 
 from __future__ import annotations
 
+from lockcheck.analysis.state import base_inst
 from lockcheck.errors import PackError
 from lockcheck.model.ir import Act, Call, Event
 from lockcheck.packs import RuleSpec
 from lockcheck.rules.base import Rule, RuleContext
 from lockcheck.rules.check_under_lock import satisfied
-from lockcheck.rules.queries import base_inst, code, held_locks, taken_at
+from lockcheck.rules.queries import code, held_locks, taken_at
 
 
 class ForbiddenWhileHeld(Rule):

@@ -23,14 +23,14 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
 
 from lockcheck.analysis.function import FunctionFacts
 from lockcheck.analysis.paths import ZERO_VALUES
 from lockcheck.analysis.summaries import is_failure_value, substitute
 from lockcheck.model.finding import Finding, Related
 from lockcheck.model.ir import Acquire, Call, Function, Release, Site
-from lockcheck.rules.base import Rule, RuleContext
+from lockcheck.rules.base import ReviewRule
+from lockcheck.rules.queries import single_definitions
 
 MAX_TREE_FILES = 400  # C files of the directory searched for callers
 MAX_CALLERS = 6  # callers a message names
@@ -154,12 +154,8 @@ def _names(callers: Iterable[str]) -> str:
     return shown + (f" and {more} more" if more > 0 else "")
 
 
-class LockEffectChanged(Rule):
+class LockEffectChanged(ReviewRule):
     kind = "lock-effect-changed"
-    review_only: ClassVar[bool] = True  # the fixture harness and docs tests review pairs
-
-    def run(self, ctx: RuleContext) -> None:
-        """Nothing to compare in one image: the review step calls `compare`."""
 
     def compare(
         self,
@@ -170,7 +166,7 @@ class LockEffectChanged(Rule):
         elsewhere: Path | None = None,
     ) -> list[Finding]:
         """Findings for the functions in `changed` whose exit lock effects differ."""
-        before = _by_name(pre)
+        before = single_definitions(pre)
         out: list[Finding] = []
         for ff in post:
             name = ff.fn.name
@@ -263,9 +259,3 @@ class LockEffectChanged(Rule):
             anchor=site.text,
         )
 
-
-def _by_name(functions: Sequence[FunctionFacts]) -> dict[str, FunctionFacts]:
-    counts: dict[str, int] = {}
-    for ff in functions:
-        counts[ff.fn.name] = counts.get(ff.fn.name, 0) + 1
-    return {ff.fn.name: ff for ff in functions if counts[ff.fn.name] == 1}

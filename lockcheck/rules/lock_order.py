@@ -14,14 +14,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from lockcheck.analysis.function import FunctionFacts
-from lockcheck.analysis.state import Held
+from lockcheck.analysis.state import Held, base_inst
 from lockcheck.model.finding import Related
 from lockcheck.model.ir import Acquire, LockRef
 from lockcheck.order.doc import Names, OrderDoc, parse_order_comments
 from lockcheck.order.edges import file_inversions
 from lockcheck.packs import order_levels
 from lockcheck.rules.base import Rule, RuleContext
-from lockcheck.rules.queries import base_inst, cannot_wait, held_locks, taken_at
+from lockcheck.rules.queries import cannot_wait, held_locks, taken_at
 
 
 def acquisition_edges(fn: FunctionFacts) -> Iterator[tuple[LockRef, Held, Acquire]]:

@@ -16,14 +16,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from lockcheck.analysis.function import FunctionFacts
-from lockcheck.analysis.state import base_var
+from lockcheck.analysis.state import base_inst, base_var
 from lockcheck.analysis.values import Hold, downgraders, path_hold_sites, reaching_holds
 from lockcheck.errors import PackError
 from lockcheck.model.finding import Related
 from lockcheck.model.ir import Acquire, Assign, Call, Release, Site
 from lockcheck.packs import RuleSpec
 from lockcheck.rules.base import Rule, RuleContext
-from lockcheck.rules.queries import base_inst
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,13 +24,13 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
 
 from lockcheck.analysis.function import FunctionFacts
-from lockcheck.analysis.state import LockState
+from lockcheck.analysis.state import LockState, base_inst
 from lockcheck.model.finding import Finding, Related
 from lockcheck.model.ir import Acquire, Act
-from lockcheck.rules.base import Rule, RuleContext
+from lockcheck.rules.base import ReviewRule
+from lockcheck.rules.queries import single_definitions
 
 # calls that only wrap a condition: what they are given decides
 _WRAPPERS = frozenset(
@@ -62,15 +62,11 @@ def _norm(text: str) -> str:
     return " ".join(text.split())
 
 
-def _lock(inst: str) -> str:
-    return inst.split("@", 1)[0]
-
-
 def _own(st: LockState | None) -> frozenset[str]:
     """Locks this function surely holds by its own acquisitions (not a caller's)."""
     if st is None:
         return frozenset()
-    return frozenset(_lock(r.inst) for r, h in st.must.items() if not h.assumed)
+    return frozenset(base_inst(r.inst) for r, h in st.must.items() if not h.assumed)
 
 
 def _maybe(st: LockState | None) -> frozenset[str]:
@@ -80,8 +76,8 @@ def _maybe(st: LockState | None) -> frozenset[str]:
     if st is None:
         return frozenset()
     own = {r for r, h in st.must.items() if not h.assumed}
-    return frozenset(_lock(r.inst) for r, h in st.may.items() if not h.assumed or r in own) | {
-        _lock(r.inst) for r in own
+    return frozenset(base_inst(r.inst) for r, h in st.may.items() if not h.assumed or r in own) | {
+        base_inst(r.inst) for r in own
     }
 
 
@@ -141,7 +137,7 @@ def uses_of(ff: FunctionFacts) -> _Uses:
             use = _Use(ev.site.line, ev.site.column, _own(st), _maybe(st))
             out.acts.setdefault(_norm(ev.site.text), []).append(use)
         elif isinstance(ev, Acquire):
-            lock = _lock(ev.lock.inst)
+            lock = base_inst(ev.lock.inst)
             out.taken[lock] = min(ev.site.line, out.taken.get(lock, ev.site.line))
     for uses in (*out.tests.values(), *out.acts.values()):
         uses.sort(key=lambda u: (u.line, u.column))  # occurrences pair in source order
@@ -167,19 +163,9 @@ def _left(was: list[_Use], now: list[_Use]) -> list[tuple[str, _Use]]:
     return [(lock, first) for lock in sorted(before - maybe)]
 
 
-def _by_name(functions: Sequence[FunctionFacts]) -> dict[str, FunctionFacts]:
-    counts: dict[str, int] = {}
-    for ff in functions:
-        counts[ff.fn.name] = counts.get(ff.fn.name, 0) + 1
-    return {ff.fn.name: ff for ff in functions if counts[ff.fn.name] == 1}
 
-
-class MovedOutOfLock(Rule):
+class MovedOutOfLock(ReviewRule):
     kind = "moved-out-of-lock"
-    review_only: ClassVar[bool] = True
-
-    def run(self, ctx: RuleContext) -> None:
-        """Nothing to compare in one image: the review step calls `compare`."""
 
     def compare(
         self,
@@ -190,9 +176,9 @@ class MovedOutOfLock(Rule):
         elsewhere: Path | None = None,
     ) -> list[Finding]:
         """Findings for the functions in `changed` whose tests or acts left a lock."""
-        before = _by_name(pre)
+        before = single_definitions(pre)
         out: list[Finding] = []
-        for name, ff in sorted(_by_name(post).items()):
+        for name, ff in sorted(single_definitions(post).items()):
             old = before.get(name)
             if name not in changed or old is None or ff.budget_exceeded or old.budget_exceeded:
                 continue

@@ -8,9 +8,10 @@ classes to watch; `a | b` makes model classes one lockdep class.
 
 from __future__ import annotations
 
+from lockcheck.analysis.state import base_inst
 from lockcheck.model.ir import Acquire
 from lockcheck.rules.base import Rule, RuleContext
-from lockcheck.rules.queries import base_inst, cannot_wait, held_locks, taken_at
+from lockcheck.rules.queries import cannot_wait, held_locks, taken_at
 
 
 class NestedSameClass(Rule):

@@ -22,15 +22,13 @@ from pathlib import Path
 from typing import ClassVar
 
 from lockcheck.analysis.function import FunctionFacts
+from lockcheck.analysis.state import base_inst
 from lockcheck.model.finding import Finding, Related
 from lockcheck.model.ir import Acquire
-from lockcheck.rules.base import Rule, RuleContext
+from lockcheck.rules.base import ReviewRule
+from lockcheck.rules.queries import single_definitions
 
 _UNORDERED = frozenset({"rcu"})  # read-side sections that take part in no lock order
-
-
-def _lock(inst: str) -> str:
-    return inst.split("@", 1)[0]
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,33 +47,23 @@ def nestings(ff: FunctionFacts) -> list[Nesting]:
     for _nid, ev, st in ff.iter_events():
         if not isinstance(ev, Acquire) or "trylock" in ev.primitive:
             continue  # a trylock backs off instead of waiting: no deadlock
-        inner = _lock(ev.lock.inst)
+        inner = base_inst(ev.lock.inst)
         if inner in _UNORDERED or inner == "*":
             continue
         for ref, held in st.must.items():
-            outer = _lock(ref.inst)
+            outer = base_inst(ref.inst)
             if held.assumed or outer in (inner, "*") or outer in _UNORDERED:
                 continue
             out.append(Nesting(outer, inner, ev.site.line, ev.site.column, held.site.line))
     return out
 
 
-def _by_name(functions: Sequence[FunctionFacts]) -> dict[str, FunctionFacts]:
-    counts: dict[str, int] = {}
-    for ff in functions:
-        counts[ff.fn.name] = counts.get(ff.fn.name, 0) + 1
-    return {ff.fn.name: ff for ff in functions if counts[ff.fn.name] == 1}
 
-
-class OrderReversed(Rule):
+class OrderReversed(ReviewRule):
     kind = "order-reversed"
-    review_only: ClassVar[bool] = True
     # reversing the order back is a reversal too: the doc test's "the fix
     # is quiet" does not apply to a lone function
     symmetric: ClassVar[bool] = True
-
-    def run(self, ctx: RuleContext) -> None:
-        """Nothing to compare in one image: the review step calls `compare`."""
 
     def compare(
         self,
@@ -86,7 +74,7 @@ class OrderReversed(Rule):
         elsewhere: Path | None = None,
     ) -> list[Finding]:
         """Findings for the functions in `changed` that now nest two locks the other way."""
-        before = _by_name(pre)
+        before = single_definitions(pre)
         # how the rest of the file nests them: a patch that reverses one
         # function to the order the others keep is fixing an inversion
         elsewhere_pairs: dict[tuple[str, str], set[str]] = {}
@@ -95,7 +83,7 @@ class OrderReversed(Rule):
                 for n in nestings(ff):
                     elsewhere_pairs.setdefault((n.outer, n.inner), set()).add(ff.fn.name)
         out: list[Finding] = []
-        for name, ff in sorted(_by_name(post).items()):
+        for name, ff in sorted(single_definitions(post).items()):
             old = before.get(name)
             if name not in changed or old is None or ff.budget_exceeded or old.budget_exceeded:
                 continue

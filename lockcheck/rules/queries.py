@@ -7,18 +7,22 @@ statement of its law.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from lockcheck.analysis.function import FunctionFacts
-from lockcheck.analysis.state import Held, LockState
+from lockcheck.analysis.state import Held, LockState, base_inst
 from lockcheck.model.finding import Related
 from lockcheck.model.ir import Acquire, LockRef, Release
 from lockcheck.packs import Vocabulary
 
 
-def base_inst(inst: str) -> str:
-    """The lock's spelling without the analysis' rename suffix (`cursor@12`)."""
-    return inst.split("@", 1)[0]
+def single_definitions(functions: Sequence[FunctionFacts]) -> dict[str, FunctionFacts]:
+    """Functions by name, leaving out names defined more than once (`#ifdef`
+    variants): which variant a patch changed is not known."""
+    counts: dict[str, int] = {}
+    for ff in functions:
+        counts[ff.fn.name] = counts.get(ff.fn.name, 0) + 1
+    return {ff.fn.name: ff for ff in functions if counts[ff.fn.name] == 1}
 
 
 def acquirers(fn: FunctionFacts) -> dict[str, set[str]]:
@@ -68,25 +72,6 @@ def release_nodes(fn: FunctionFacts, inst: str) -> set[int]:
         for nid, evs in enumerate(fn.events)
         if any(isinstance(ev, Release) and base_inst(ev.lock.inst) == want for ev in evs)
     }
-
-
-def reachable_avoiding(fn: FunctionFacts, goal: int, avoid: set[int]) -> bool:
-    """Can `goal` be reached from the entry without passing a node in `avoid`?"""
-    start = fn.fn.cfg.entry
-    if start in avoid:
-        return False
-    seen = {start}
-    stack = [start]
-    nodes = fn.fn.cfg.nodes
-    while stack:
-        cur = stack.pop()
-        if cur == goal:
-            return True
-        for s, _ in nodes[cur].succ:
-            if s not in seen and s not in avoid:
-                seen.add(s)
-                stack.append(s)
-    return False
 
 
 def code(text: str) -> str:

@@ -15,23 +15,22 @@ Parameters: `acts` (act kinds), `locks` (classes of L), `revalidate`
 from __future__ import annotations
 
 from lockcheck.analysis.function import FunctionFacts
-from lockcheck.analysis.state import LockState
+from lockcheck.analysis.state import LockState, base_inst
 from lockcheck.analysis.values import (
     EntryValue,
     act_events,
     entry_values,
-    lock_key,
     marked_since_taken,
     uses,
 )
 from lockcheck.model.finding import Related
 from lockcheck.model.ir import Act, Call, LockRef, Read
 from lockcheck.rules.base import Rule, RuleContext
-from lockcheck.rules.queries import base_inst, code
+from lockcheck.rules.queries import code
 
 
 def _holds(st: LockState | None, key: str) -> bool:
-    return st is not None and any(lock_key(r.inst) == key for r in st.must)
+    return st is not None and any(base_inst(r.inst) == key for r in st.must)
 
 
 class RecheckAfterRelock(Rule):
@@ -52,7 +51,7 @@ class RecheckAfterRelock(Rule):
                 for ref, held in sorted(st.must.items(), key=lambda kv: kv[1].site):
                     if ref.cls not in locks or held.assumed:
                         continue
-                    b = self._stale_test(fn, an, ai, lock_key(ref.inst))
+                    b = self._stale_test(fn, an, ai, base_inst(ref.inst))
                     if b is None:
                         continue
                     key = (act.site.line, act.site.column)

@@ -7,10 +7,11 @@ through a primitive the tables do not describe, is not assumed atomic.
 
 from __future__ import annotations
 
+from lockcheck.analysis.state import base_inst
 from lockcheck.model.ir import Sleep
 from lockcheck.packs import Vocabulary
 from lockcheck.rules.base import Rule, RuleContext
-from lockcheck.rules.queries import acquirers, base_inst, code, held_locks, taken_at
+from lockcheck.rules.queries import acquirers, code, held_locks, taken_at
 
 
 def _atomic(vocab: Vocabulary, primitives: set[str]) -> bool:

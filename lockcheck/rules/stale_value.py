@@ -21,13 +21,12 @@ table out of every walker's reach: its entries are stable after them).
 from __future__ import annotations
 
 from lockcheck.analysis.function import FunctionFacts
-from lockcheck.analysis.state import Held, LockState
+from lockcheck.analysis.state import Held, LockState, base_inst
 from lockcheck.analysis.values import (
     EntryValue,
     act_events,
     entry_pointer,
     entry_values,
-    lock_key,
     marked_since_taken,
     uses,
 )
@@ -36,7 +35,7 @@ from lockcheck.model.finding import Related
 from lockcheck.model.ir import Acquire, Act, Call, LockRef, Read, Site
 from lockcheck.packs import RuleSpec
 from lockcheck.rules.base import Rule, RuleContext
-from lockcheck.rules.queries import base_inst, code
+from lockcheck.rules.queries import code
 
 
 class StaleValue(Rule):
@@ -117,7 +116,7 @@ class StaleValue(Rule):
             if values is None:
                 values = entry_values(fn, self.reads, self.snapshots)
             ref, held = holds[-1]  # the lock taken last is the one the act relies on
-            key = lock_key(ref.inst)
+            key = base_inst(ref.inst)
             candidates = [
                 *values,
                 *self._carried(fn, act, values),
@@ -334,7 +333,7 @@ class StaleValue(Rule):
 
 
 def _holds(st: LockState, key: str) -> bool:
-    return any(lock_key(ref.inst) == key for ref in st.must)
+    return any(base_inst(ref.inst) == key for ref in st.must)
 
 
 def _own_holds(st: LockState, classes: frozenset[str]) -> list[tuple[LockRef, Held]]:
