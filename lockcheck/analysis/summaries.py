@@ -148,6 +148,8 @@ def _acquire_outcome(facts: FunctionFacts, ref: LockRef) -> str:
     if conds == {"#ret"}:
         fails = {st.may[ref].fail_when for st, _ in holding}
         return "nonzero" if fails == {"zero"} else "zero" if fails == {"nonzero"} else "never"
+    if "#ret" in conds:
+        return _mixed_outcome(facts, ref)
     if not free and all(ref in st.must for st, _ in holding):
         return "always"
     held_vals = {ret for _, ret in holding}
@@ -156,6 +158,33 @@ def _acquire_outcome(facts: FunctionFacts, ref: LockRef) -> str:
         if all(_is_err(v) for v in free_vals) and not any(_is_zeroish(v) for v in held_vals):
             return "noerr"  # the object with the lock, an ERR_PTR() without: IS_ERR() tells
         return "zero" if all(_is_zeroish(v) for v in held_vals) else "nonzero"
+    return "never"
+
+
+def _mixed_outcome(facts: FunctionFacts, ref: LockRef) -> str:
+    """Some ways out return a lock call's result, others a constant
+    (`return nonblock ? trylock(m) ? 0 : -EAGAIN : mutex_lock_killable(m);`):
+    one outcome when every holding way out agrees on it (the call succeeded,
+    or a constant that reads the same) and every way out without the lock
+    returns the opposite."""
+    said: set[str] = set()
+    free: list[str] = []
+    for _, st, _, ret in facts.exits:
+        held = st.may.get(ref)
+        if held is None:
+            free.append(ret)
+        elif held.cond_var == "#ret":
+            said.add({"zero": "nonzero", "nonzero": "zero"}.get(held.fail_when or "", "?"))
+        elif _is_zeroish(ret):
+            said.add("zero")
+        elif is_constant(ret) and not is_failure_value(ret):
+            said.add("nonzero")
+        else:
+            said.add("?")
+    if said == {"zero"} and not any(_is_zeroish(v) or not v for v in free):
+        return "zero"
+    if said == {"nonzero"} and all(_is_zeroish(v) for v in free):
+        return "nonzero"
     return "never"
 
 

@@ -71,6 +71,8 @@ class SynNode:
     # an `#if`/`#ifdef` branch: its condition as written (`#if BITS == 32`),
     # true along the edge into the block
     preproc: str | None = None
+    # one arm of `return c ? a : b;`: the value this node returns (its item)
+    ret: Node | None = None
 
 
 @dataclass(slots=True)
@@ -491,10 +493,34 @@ class CfgBuilder:
         return []
 
     def _visit_return_statement(self, node: Node, preds: Preds) -> Preds:
+        value = node.named_children[0] if node.named_child_count else None
+        if value is not None and _strip(value).type == "conditional_expression":
+            self._return_arms(_strip(value), preds)
+            return []
         if node.named_child_count:
             preds = self._plain(node, preds)
         self._link(self._unwind(0, preds), self.exit)
         return []
+
+    def _return_arms(self, value: Node, preds: Preds) -> None:
+        """`return c ? a : b;` is `if (c) return a; return b;`: a helper that
+        returns `mutex_lock_interruptible(m) ? -EINTR : 0` holds the lock on
+        exactly one of its two returns, which one path through both cannot say."""
+        v = _strip(value)
+        cond = v.child_by_field_name("condition")
+        yes = v.child_by_field_name("consequence")
+        no = v.child_by_field_name("alternative")
+        if v.type == "conditional_expression" and cond is not None and yes is not None and no:
+            t, f = self._cond(cond, preds)
+            self._return_arms(yes, t)
+            self._return_arms(no, f)
+            return
+        if not preds:
+            return
+        nid = self._node("stmt", v.start_point[0] + 1, preds)
+        self.nodes[nid].items.append(v)
+        self.nodes[nid].ret = v
+        self._link(self._unwind(0, [(nid, None)]), self.exit)
 
     def _visit_goto_statement(self, node: Node, preds: Preds) -> Preds:
         lab = node.child_by_field_name("label")

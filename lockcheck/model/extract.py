@@ -353,14 +353,16 @@ class _Extractor:
         self.atom_call: int | None = None  # id of the call whose result is the atom
         self.naming_lock = 0  # >0 inside the arguments of a lock primitive
 
-    def run(self, node: Node, atom_call: int | None = None) -> list[Event]:
+    def run(self, node: Node, atom_call: int | None = None, returned: bool = False) -> list[Event]:
+        """The events of one item; `returned`: the item is a returned value
+        itself (an arm of `return c ? a : b;`), not a statement."""
         self.events = []
         self.atom_call = atom_call
         self.naming_lock = 0
         self.ret_call: int | None = None
         self.ret_negated = False
-        if node.type == "return_statement" and node.named_children:
-            value = _unwrap(node.named_children[0])
+        if returned or (node.type == "return_statement" and node.named_children):
+            value = _unwrap(node if returned else node.named_children[0])
             op = value.child_by_field_name("operator") if value.type == "unary_expression" else None
             arg = value.child_by_field_name("argument")
             if op is not None and text(op) == "!" and arg is not None:
@@ -809,7 +811,7 @@ def _lower_cfg(syn: SynCfg, ctx: _FnContext) -> Cfg:
             atom = replace(atom, factable=False, sign=atom.factable)
         events: list[Event] = []
         for item in sn.items:
-            events.extend(ex.run(item, atom_call))
+            events.extend(ex.run(item, atom_call, returned=item is sn.ret))
         if sn.macro is not None:
             # `list_for_each_entry(pos, ...)` gives `pos` a new value each
             # time round; the pack names macros whose cursor is elsewhere
@@ -831,6 +833,8 @@ def _lower_cfg(syn: SynCfg, ctx: _FnContext) -> Cfg:
             atom = Atom("opaque")
         first = sn.items[0] if sn.items else sn.macro
         node_text = text(first).split("\n")[0] if first is not None else ""
+        if sn.ret is not None:
+            node_text = f"return {' '.join(text(sn.ret).split())};"
         nodes.append(IrNode(sn.id, sn.line, sn.kind, events, atom, list(sn.succ), node_text))
     _link_check_vars(nodes)
     return Cfg(nodes, syn.entry, syn.exit)
