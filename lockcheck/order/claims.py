@@ -159,13 +159,13 @@ def comments(source: bytes) -> list[Comment]:
     return out
 
 
-def _prose(raw: str) -> str:
+def prose(raw: str) -> str:
     body = raw[2:-2] if raw.startswith("/*") else raw[2:]
     lines = [ln.strip().lstrip("*").strip() for ln in body.split("\n")]
     return " ".join(" ".join(lines).split())
 
 
-def _sentences(text: str) -> Iterator[str]:
+def sentences(text: str) -> Iterator[str]:
     for s in re.split(r"(?<=[.;!?:])\s+", text):
         if s.strip():
             yield s.strip()
@@ -177,7 +177,7 @@ def prose_claims(comment: Comment, header: bool) -> Iterator[ProseClaim]:
     A header comment also describes what the function returns with ("@ptl
     is locked"), so only sentences about calling it count there.
     """
-    for sentence in _sentences(_prose(comment.text)):
+    for sentence in sentences(prose(comment.text)):
         if "?" in sentence or not _SENTENCE_CHEAP_RE.search(sentence):
             continue
         if header and (not _ENTRY_RE.search(sentence) or _RETURN_RE.search(sentence)):

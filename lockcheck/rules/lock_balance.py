@@ -32,6 +32,7 @@ from lockcheck.analysis.state import Held, LockState, base_var
 from lockcheck.analysis.summaries import is_failure_value, signals_holding, substitute
 from lockcheck.model.finding import Related
 from lockcheck.model.ir import Acquire, Assign, Call, LockRef, Release
+from lockcheck.order.claims import Comment, comments, prose, sentences
 from lockcheck.rules.base import Rule, RuleContext
 
 _WORD_RE = re.compile(r"[a-z]+")
@@ -51,8 +52,21 @@ _UNDO = {
     "grab": ("release", "drop"),
     "hold": ("release", "drop"),
     "pin": ("unpin",),
+    "block": ("unblock",),
+    "reserve": ("commit", "complete", "unreserve", "cancel"),
 }
 
+
+# a header comment's sentence that says the function leaves the lock held:
+# "On success, returns with exec_update_lock held", "... and locks mutex"
+_HOLDS_RE = re.compile(r"\b(?:lock|locks|locked|held|holding|acquires?|takes?|grabs?)\b", re.I)
+_NOT_HOLDS_RE = re.compile(
+    r"\b(?:unlock\w*|releas\w*|drops?|dropped|dropping|without|must|caller\w*|called|no|not|never)\b",
+    re.I,
+)
+_RETURNS_RE = re.compile(r"\b(?:returns?|returning|success|succeeds?|exits?)\b", re.I)
+# a lock named only by its kind (`mutex`, `c->lock`) is named by many sentences
+_KIND_NAMES = frozenset({"lock", "mutex", "sem", "rwsem", "spinlock", "ptl", "rwlock"})
 
 _LOCK_WORDS = frozenset({"lock", "locks", "trylock", "locked", "relock", "spinlock"})
 _MODE_WORDS = frozenset(
@@ -85,6 +99,7 @@ class LockBalance(Rule):
     def __init__(self, spec):  # type: ignore[no-untyped-def]
         super().__init__(spec)
         self.skip = frozenset(spec.params.get("skip_classes", []))
+        self._comments: tuple[bytes, list[Comment]] | None = None
 
     def run(self, ctx: RuleContext) -> None:
         for fn in ctx.facts.functions:
@@ -204,11 +219,40 @@ class LockBalance(Rule):
             return True
         if self._handed_back(fn, ref) or self._sparse_marked(fn, ref):
             return True
-        if self._counterpart_releases(ctx, fn, ref):
+        if self._counterpart_releases(ctx, fn, ref) or self._documented(ctx, fn, ref):
             return True
         if void:
             return False
         return lock_named(name) or self._caller_releases(ctx, fn, ref)
+
+    def _documented(self, ctx: RuleContext, fn: FunctionFacts, ref: LockRef) -> bool:
+        """The comment right above the definition says the function leaves
+        the lock held, naming it ("On success, this function returns with
+        exec_update_lock held for writing", "returns element and locks
+        mutex"). A sentence about what the caller must hold, about dropping
+        the lock, or a negated one does not count; a lock named only by its
+        kind (`mutex`) needs the sentence to speak of the return as well."""
+        last = re.split(r"->|\.", ref.inst.split("@")[0])[-1].strip("()*& ")
+        head = self._header_comment(ctx, fn) if len(last) > 1 else None
+        if head is None:
+            return False
+        named = re.compile(rf"\b{re.escape(last)}\b")
+        return any(
+            named.search(s)
+            and _HOLDS_RE.search(s)
+            and not _NOT_HOLDS_RE.search(s)
+            and (last not in _KIND_NAMES or _RETURNS_RE.search(s))
+            for s in sentences(prose(head.text))
+        )
+
+    def _header_comment(self, ctx: RuleContext, fn: FunctionFacts) -> Comment | None:
+        if self._comments is None or self._comments[0] is not ctx.source:
+            self._comments = (ctx.source, comments(ctx.source))
+        start = fn.fn.start_line
+        for c in self._comments[1]:
+            if c.end_line == start - 1 and not c.trailing and c.text.startswith("/*"):
+                return c
+        return None
 
     @staticmethod
     def _sparse_marked(fn: FunctionFacts, ref: LockRef) -> bool:
