@@ -154,6 +154,7 @@ class _FnContext:
     # expression -> the variable, so both spellings name one lock
     canon: dict[str, str] = field(default_factory=dict)
     local_names: set[str] = field(default_factory=set)
+    bare_locals: set[str] = field(default_factory=set)  # declared without a value
 
     def resolve(self, expr: str, cls: str | None = None) -> LockRef:
         s = canonical(norm(expr), self.canon)
@@ -317,6 +318,8 @@ def _prepass(nodes: list[Node], ctx: _FnContext) -> None:
                     declared = _declared_name(d) if d.type != "identifier" else text(d)
                     if declared is not None:
                         ctx.local_names.add(declared)
+                        if d.type != "init_declarator":
+                            ctx.bare_locals.add(declared)
             continue
         elif node.type == "call_expression":
             name = call_name(node)
@@ -820,7 +823,7 @@ def _lower_cfg(syn: SynCfg, ctx: _FnContext) -> Cfg:
             # the macro itself, named but with its arguments already evaluated
             # before the loop (the simulator walks VMA loops by this name)
             events.append(Call(mname, _site(sn.macro)))
-            for i in ctx.vocab.iterators.get(mname, (0,)):
+            for i in ctx.vocab.iterators.get(mname) or _cursors(args, ctx):
                 if i < len(args) and args[i].type == "identifier":
                     events.append(Assign(text(args[i]), _site(args[i])))
         if sn.guard is not None:
@@ -838,6 +841,19 @@ def _lower_cfg(syn: SynCfg, ctx: _FnContext) -> Cfg:
         nodes.append(IrNode(sn.id, sn.line, sn.kind, events, atom, list(sn.succ), node_text))
     _link_check_vars(nodes)
     return Cfg(nodes, syn.entry, syn.exit)
+
+
+def _cursors(args: list[Node], ctx: _FnContext) -> tuple[int, ...]:
+    """The arguments a loop macro the pack does not list steps each time
+    round: the local variables among them declared without a value, which
+    the macro gives them (`queue_for_each_hw_ctx(q, hctx, i)` steps `hctx`
+    and `i`, `for_each_context(priv, tmp)` steps `tmp`, not `priv`, set
+    where it is declared, whose lock the loop runs under); the first
+    argument when no argument is such a local."""
+    local = tuple(
+        i for i, a in enumerate(args) if a.type == "identifier" and text(a) in ctx.bare_locals
+    )
+    return local or (0,)
 
 
 def _link_check_vars(nodes: list[IrNode]) -> None:
