@@ -17,7 +17,7 @@ from lockcheck.analysis.file import FileFacts, FlowMemo, analyse_file
 from lockcheck.analysis.summaries import Summary
 from lockcheck.analysis.tree import SummariseFile, TreeSummaries, file_summaries
 from lockcheck.errors import InputError, LockcheckError, RuleError
-from lockcheck.frontend.parse import parse_source
+from lockcheck.frontend.parse import NORETURN, noreturn_names, parse_source
 from lockcheck.inputs.files import collect_sources, read_c_source
 from lockcheck.inputs.tree import included_headers, kernel_root
 from lockcheck.model.extract import FileModel, build_file_model
@@ -176,6 +176,7 @@ class Engine:
         self.packs: list[Pack] = [self.registry.load(p) for p in self.config.packs]
         self.vocab = Vocabulary.merge(self.packs)
         self._headers: dict[Path, dict[str, Summary]] = {}
+        self._header_noreturn: dict[Path, frozenset[str]] = {}
         self._tree = _StoredIndex(self._summarise_elsewhere)
         self._includes: dict[tuple[str, str, Path | None, bytes], list[Path]] = {}
         self._roots: dict[tuple[str, Path], tuple[Path | None, bool]] = {}
@@ -204,7 +205,8 @@ class Engine:
         of another image of the file (analysis/file.py).
         """
         pf = parse_source(path, source)
-        model = build_file_model(pf, self.vocab, self.config.max_nodes)
+        noreturn = self._noreturn(path, source, tree)
+        model = build_file_model(pf, self.vocab, self.config.max_nodes, noreturn)
         library = self._header_summaries(path, source, tree) if self.config.headers else {}
         if self.config.headers:  # callees defined in other files beside this one (analysis/tree.py)
             where = tree / path if tree is not None and not Path(path).is_absolute() else Path(path)
@@ -218,11 +220,29 @@ class Engine:
             stored = self._store.get_file(file, data, headers)
             if stored is not None:
                 return stored
-        model = build_file_model(parse_source(str(file), data), self.vocab, self.config.max_nodes)
+        noreturn = self._noreturn(str(file), data, None)
+        pf = parse_source(str(file), data)
+        model = build_file_model(pf, self.vocab, self.config.max_nodes, noreturn)
         out = file_summaries(model.functions, self._header_summaries(str(file), data, None))
         if self._store is not None:
             self._store.put_file(file, data, headers, out)
         return out
+
+    def _noreturn(self, path: str, source: bytes, tree: Path | None) -> frozenset[str]:
+        """The calls that end a path in this file: its own `__noreturn`
+        declarations and those of the headers it includes (a subsystem's
+        panic helper is declared in its header, often behind a macro)."""
+        known = NORETURN
+        for header in self.headers_for(path, source, tree):
+            names = self._header_noreturn.get(header)
+            if names is None:
+                try:
+                    data = read_c_source(header)
+                except LockcheckError:
+                    data = b""
+                names = self._header_noreturn[header] = noreturn_names(data)
+            known = known | names
+        return noreturn_names(source, known)
 
     def headers_for(self, path: str, source: bytes, tree: Path | None = None) -> list[Path]:
         """The headers whose inline helpers the analysis of `path` reads.

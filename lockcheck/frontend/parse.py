@@ -115,18 +115,34 @@ ITERATOR_RE = re.compile(r"(for_each|foreach|_walk(?:_|$))", re.I)
 NORETURN = frozenset(
     {"BUG", "panic", "do_exit", "make_task_dead", "kthread_exit", "__noreturn_fail", "unreachable"}
 )
+_NORETURN_ATTR = rb"(?:__noreturn\b|__attribute__\s*\(\(\s*(?:__)?noreturn(?:__)?\s*\)\))"
 _NORETURN_DECL_RE = re.compile(
-    rb"__noreturn\b[^;{()]*?\b([A-Za-z_]\w*)\s*\(|\b([A-Za-z_]\w*)\s*\([^;{)]*\)\s*__noreturn\b"
+    _NORETURN_ATTR
+    + rb"[^;{()]*?\b([A-Za-z_]\w*)\s*\(|\b([A-Za-z_]\w*)\s*\([^;{)]*\)\s*"
+    + _NORETURN_ATTR
+)
+# `#define reiserfs_panic(s, ...) __reiserfs_panic(s, __func__, ...)`: a
+# macro whose body is one call is that call
+_ALIAS_MACRO_RE = re.compile(
+    rb"^[ \t]*#[ \t]*define[ \t]+([A-Za-z_]\w*)\([^)\n]*\)[ \t]*(?:\\[ \t]*\n[ \t]*)?"
+    rb"\(?([A-Za-z_]\w*)[ \t]*\(",
+    re.M,
 )
 
 
-def noreturn_names(source: bytes) -> frozenset[str]:
-    """Functions the file declares or defines `__noreturn`, with the kernel's own."""
-    found = set(NORETURN)
+def noreturn_names(source: bytes, known: frozenset[str] = NORETURN) -> frozenset[str]:
+    """Functions the file declares or defines `__noreturn` (or with
+    `__attribute__((noreturn))`), and macros that are a call to one, with
+    the `known` ones (the kernel's own, those of the headers it includes)."""
+    found = set(known)
     for m in _NORETURN_DECL_RE.finditer(source):
         name = (m.group(1) or m.group(2) or b"").decode("ascii", "replace")
         if name:
             found.add(name)
+    if b"define" in source:
+        for m in _ALIAS_MACRO_RE.finditer(source):
+            if m.group(2).decode("ascii", "replace") in found:
+                found.add(m.group(1).decode("ascii", "replace"))
     return frozenset(found)
 SCOPED_GUARDS = frozenset({"scoped_guard", "scoped_cond_guard"})
 

@@ -941,11 +941,19 @@ def local_iterators(source: bytes, known: dict[str, tuple[int, ...]]) -> dict[st
     return out
 
 
-def build_file_model(pf: ParsedFile, vocab: Vocabulary, max_nodes: int = 20000) -> FileModel:
+def build_file_model(
+    pf: ParsedFile,
+    vocab: Vocabulary,
+    max_nodes: int = 20000,
+    noreturn: frozenset[str] | None = None,
+) -> FileModel:
+    """`noreturn`: the calls that end a path (by default the kernel's own and
+    those the file declares; the engine adds its headers')."""
     local = local_iterators(pf.source, vocab.iterators)
     if local:
         vocab = replace(vocab, iterators={**vocab.iterators, **local})
-    noreturn = noreturn_names(pf.source)
+    if noreturn is None:
+        noreturn = noreturn_names(pf.source)
     functions = [
         lower_function(name, pf.path, node, vocab, max_nodes, noreturn)
         for name, node in iter_functions(pf)
