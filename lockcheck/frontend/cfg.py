@@ -115,13 +115,19 @@ def _headless_call(stmt: Node) -> Node | None:
 
     Known names aside, the shape decides: a call statement whose `;` the
     grammar had to invent, followed by a statement, is a loop macro's head
-    (kernel C always has the `;` after a real call).
+    (kernel C always has the `;` after a real call), unless its arguments
+    hold a block of code.
     """
     if stmt.type != "expression_statement" or stmt.named_child_count != 1:
         return None
     if not any(c.is_missing for c in stmt.children):
         return None
     call = stmt.named_children[0]
+    args = call.child_by_field_name("arguments") if call.type == "call_expression" else None
+    if args is not None and any(c.type == "compound_statement" for c in args.named_children):
+        # `D2(list_for_each_entry(..) { .. })`: a macro given code (debug
+        # builds keep it), a statement of its own, not the head of the next one
+        return None
     if is_macro_head(call):
         return call
     fn = call.child_by_field_name("function") if call.type == "call_expression" else None
