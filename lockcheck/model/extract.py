@@ -613,6 +613,36 @@ class _Extractor:
         # lockptr / sleeps: nothing more to record
 
 
+_CAPS_RE = re.compile(r"^[A-Z][A-Z0-9_]*$")
+_CONSTANT_LEAVES = frozenset({"number_literal", "char_literal", "string_literal", "true", "false"})
+_CONSTANT_COMPOUNDS = frozenset(
+    {"parenthesized_expression", "binary_expression", "unary_expression", "cast_expression"}
+)
+
+
+def _constant_expr(node: Node) -> bool:
+    """An expression of literals and ALL_CAPS names (macros and enum
+    constants, by the kernel's naming), through ALL_CAPS function-like
+    macros: the same value every time it is evaluated."""
+    t = node.type
+    if t in _CONSTANT_LEAVES:
+        return True
+    if t == "identifier":
+        return bool(_CAPS_RE.match(text(node)))
+    if t == "call_expression":
+        name = call_name(node)
+        args = node.child_by_field_name("arguments")
+        return (
+            name is not None
+            and bool(_CAPS_RE.match(name))
+            and (args is None or all(_constant_expr(a) for a in args.named_children))
+        )
+    if t in _CONSTANT_COMPOUNDS:
+        kids = [c for c in node.named_children if c.type != "type_descriptor"]
+        return bool(kids) and all(_constant_expr(c) for c in kids)
+    return False
+
+
 def _reads(node: Node) -> tuple[tuple[str, ...], bool]:
     """Identifiers an expression reads, and whether it is free of side effects."""
     names: set[str] = set()
@@ -622,6 +652,8 @@ def _reads(node: Node) -> tuple[tuple[str, ...], bool]:
         cur = stack.pop()
         if cur.type == "sizeof_expression":
             continue  # its operand is not evaluated: a compile-time constant
+        if cur.type == "call_expression" and _constant_expr(cur):
+            continue  # `OMAP1_IO_ADDRESS(ARM_CKCTL)`, `BIT(3)`: a macro of constants
         if cur.type == "call_expression" and call_name(cur) in _PURE_TESTS:
             args = cur.child_by_field_name("arguments")
             stack.extend(args.named_children if args is not None else ())
