@@ -118,14 +118,18 @@ def test_variants_that_disagree_have_no_summary() -> None:
     # #ifdef variants: one takes the lock, one does not (in either order)
     assert "variant" not in s and "variant2" not in s
     assert s["same"].acquires == ((LockRef("o->lock"), "excl", None),)
-    assert sorted(s) == ["low", "mid", "same"]
+    assert sorted(n for n in s if not s[n].pure) == ["low", "mid", "same"]
+    # an empty body changes nothing: a pure function, whose only fact is that
+    assert s["first"].pure and s["first"].effect_key()[:4] == ((), (), (), None)
 
 
 def test_a_local_definition_hides_a_library_summary() -> None:
     library = library_summaries(functions(HELPER))
     assert set(library) == {"helper"}
     mine = functions("static void helper(struct obj *o)\n{\n}\n")
-    assert analyse_file(mine, library).summaries == {}
+    hidden = analyse_file(mine, library).summaries
+    assert set(hidden) == {"helper"} and hidden["helper"].pure
+    assert not hidden["helper"].acquires and not hidden["helper"].releases
     other = functions("static void other(struct obj *o)\n{\n\thelper(o);\n}\n")
     s = analyse_file(other, library).summaries
     assert set(s) == {"helper", "other"} and s["other"].acquires == library["helper"].acquires

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, MutableMapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 
 from lockcheck.analysis.flow import analyse
@@ -76,6 +76,42 @@ def library_summaries(functions: list[Function]) -> dict[str, Summary]:
 FlowMemo = MutableMapping[tuple[str, str], FunctionFacts]
 
 
+def stable_tests(fn: Function, summaries: Mapping[str, Summary]) -> Function:
+    """`fn` with its tests of pure functions remembered like tests of
+    variables: `if (needs_global_mutex(dev)) lock; ... if (needs_global_mutex(dev))
+    unlock;` goes the same way twice. Only what the summaries show pure
+    counts (the callee and all it calls change nothing)."""
+    nodes = fn.cfg.nodes
+    flip = []
+    for n in nodes:
+        atom = n.atom
+        if atom is None or not atom.stable_if or atom.factable or atom.sign:
+            continue
+        summ = summaries.get(atom.stable_if)
+        if summ is not None and summ.pure:
+            flip.append(n.id)
+    if not flip:
+        return fn
+    changed = list(nodes)
+    for nid in flip:
+        atom = nodes[nid].atom
+        assert atom is not None
+        changed[nid] = replace(nodes[nid], atom=replace(atom, factable=True))
+    return replace(fn, cfg=replace(fn.cfg, nodes=changed))
+
+
+def _pure(fn: Function, summaries: Mapping[str, Summary]) -> bool:
+    """No side effects of its own, and every callee pure (a recursive one is
+    not: its summary is not there yet)."""
+    if fn.pure_calls is None:
+        return False
+    for callee in fn.pure_calls:
+        summ = summaries.get(callee)
+        if summ is None or not summ.pure:
+            return False
+    return True
+
+
 def _analyse(fn: Function, events: list[list[Event]], memo: FlowMemo | None) -> FunctionFacts:
     """`analyse`, or the facts of an identical function analysed before: the
     dataflow is a pure function of the two, so the facts are the same."""
@@ -108,7 +144,7 @@ def analyse_file(
     effects: dict[str, tuple[object, ...]] = {}
     ambiguous: set[str] = set()  # #ifdef variants that disagree: effects unknown
     for i in _call_graph_order(functions):
-        fn = functions[i]
+        fn = stable_tests(functions[i], out.summaries)
         events = effective_events(fn, out.summaries, defined - ambiguous)
         facts = _analyse(fn, events, memo)
         facts_by_index[i] = facts
@@ -117,6 +153,8 @@ def analyse_file(
             summarise(facts),
             partial(effective_events, fn, out.summaries, defined - ambiguous),
         )
+        if _pure(fn, out.summaries):
+            summ = replace(summ, pure=True)
         key = summ.effect_key()
         if effects.setdefault(fn.name, key) != key:
             ambiguous.add(fn.name)

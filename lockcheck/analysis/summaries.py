@@ -112,10 +112,14 @@ class Summary:
     # the caller's locks the function asserts held for write (`mmap_assert_write_locked(mm)`):
     # (lock, the assertion as written)
     asserts_write: tuple[tuple[LockRef, str], ...] = ()
+    # no side effects, and calls only functions without any: asked twice
+    # with the same arguments, it answers the same (analysis/file.py)
+    pure: bool = False
 
     def has_effects(self) -> bool:
         return bool(
-            self.acts
+            self.pure
+            or self.acts
             or self.acquires
             or self.releases
             or self.may_release
@@ -133,6 +137,7 @@ class Summary:
             self.returns,
             tuple(sorted(a.kind for a in self.acts)),
             self.container_drops,
+            self.pure,
         )
 
 

@@ -248,6 +248,27 @@ def _prepass_nodes(body: Node) -> list[Node]:
     return out
 
 
+def _pure_calls(nodes: list[Node], local_names: set[str]) -> tuple[str, ...] | None:
+    """The functions a body calls when it has no side effects of its own
+    (it assigns only its locals), or None: a predicate such as
+    `drm_dev_needs_global_mutex(dev)` gives the same answer when asked
+    twice, as long as what it calls does too."""
+    calls: set[str] = set()
+    for node in nodes:
+        t = node.type
+        if t in ("assignment_expression", "update_expression"):
+            side = node.child_by_field_name("left" if t == "assignment_expression" else "argument")
+            if side is None or side.type != "identifier" or text(side) not in local_names:
+                return None
+        elif t == "call_expression":
+            name = call_name(node)
+            if name is None:
+                return None  # through a pointer: anything
+            if name not in _PURE_TESTS and not _constant_expr(node):
+                calls.add(name)
+    return tuple(sorted(calls))
+
+
 def _stable_copies(nodes: list[Node], params: tuple[str, ...]) -> dict[str, str]:
     """Locals initialised once from an expression whose inputs never change.
 
@@ -702,12 +723,13 @@ def _atom(cond: Node | None, ctx: _FnContext) -> tuple[Atom | None, int | None]:
     if node.type == "call_expression":
         # `IS_ERR(vma)` reads its argument only: the answer can be remembered
         name = call_name(node) or ""
+        reads = [_reads(a) for a in _args(node)]
+        arg_names = tuple(sorted({n for r in reads for n in r[0]}))
+        pure_args = all(r[1] for r in reads)
         if name in _PURE_TESTS or _FLAG_TEST_RE.match(name):
-            reads = [_reads(a) for a in _args(node)]
-            arg_names = tuple(sorted({n for r in reads for n in r[0]}))
-            pure_test = all(r[1] for r in reads)
-            return Atom("value", "#atom", "", txt, arg_names, pure_test), node.id
-        return Atom("value", "#atom", "", txt, names, False), node.id
+            return Atom("value", "#atom", "", txt, arg_names, pure_args), node.id
+        stable_if = name if pure_args else ""
+        return Atom("value", "#atom", "", txt, names, False, stable_if=stable_if), node.id
     return Atom("opaque", "", "", txt, names, pure), None
 
 
@@ -848,6 +870,7 @@ def lower_function(
         canon=dict(ctx.canon),
         containers=_containers(nodes, params),
         local_names=frozenset(ctx.local_names),
+        pure_calls=_pure_calls(nodes, ctx.local_names | set(params)),
     )
 
 

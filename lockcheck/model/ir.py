@@ -208,6 +208,9 @@ class Atom:
     # a sign test lowered to non-zero (`ret < 0`): its true edge still tells
     # that the (pure) value is non-zero, its false edge tells nothing
     sign: bool = False
+    # a call of this function with side-effect-free arguments: the test is
+    # as stable as the function is pure (its summary says; analysis/file.py)
+    stable_if: str = ""
 
 
 @dataclass(slots=True)
@@ -256,3 +259,6 @@ class Function:
     canon: dict[str, str] = field(default_factory=dict)
     # the names the body declares (not `static`): state no other CPU sees
     local_names: frozenset[str] = frozenset()
+    # the body has no side effects of its own (it changes only its locals):
+    # the functions it calls, which must be pure too; None if it has some
+    pure_calls: tuple[str, ...] | None = None
