@@ -236,7 +236,10 @@ class LockBalance(Rule):
         head = self._header_comment(ctx, fn) if len(last) > 1 else None
         if head is None:
             return False
-        named = re.compile(rf"\b{re.escape(last)}\b")
+        spelt = re.escape(last)
+        if ref.cls == "rcu":  # "with rcu_read_lock() held", "in an RCU read-side section"
+            spelt = r"rcu(?:_read_lock)?"
+        named = re.compile(rf"\b{spelt}\b", re.I if ref.cls == "rcu" else 0)
         return any(
             named.search(s)
             and _HOLDS_RE.search(s)
