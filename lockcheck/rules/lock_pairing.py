@@ -133,37 +133,43 @@ class LockPairing(Rule):
         return f"it was taken with `{hold.primitive}()`, which is undone by {pair.wanted()}"
 
     def _irq_handed_over(self, fn: FunctionFacts, nid: int, rel: Release, hold: Hold) -> bool:
-        """The primitives differ only in what they do to interrupts, and
-        another operation does that part: `raw_spin_lock_irq(&a);
+        """The primitives differ only in what they do to interrupts or bottom
+        halves, and another operation does that part: `raw_spin_lock_irq(&a);
         raw_spin_lock(&b); raw_spin_unlock(&a); ... raw_spin_unlock_irq(&b);`
         hands the disabled interrupts from one lock to the other, as
         `spin_lock_irqsave(); spin_unlock(); spin_lock();
-        spin_unlock_irqrestore()` keeps them off across a dropped lock. The
-        saved flags name the other half when a helper does it
-        (`base = lock_timer_base(timer, &flags)`)."""
-        pair = self.by_acquire.get(_without_irq(hold.primitive))
-        if pair is None or _without_irq(rel.primitive) not in pair.releases:
+        spin_unlock_irqrestore()` keeps them off across a dropped lock, and
+        `spin_lock_bh(); ... spin_unlock(); ... local_bh_enable();` ends the
+        bottom-half section later on purpose. The saved flags name the other
+        half when a helper does it (`base = lock_timer_base(timer, &flags)`)."""
+        pair = self.by_acquire.get(_without_part(hold.primitive))
+        if pair is None or _without_part(rel.primitive) not in pair.releases:
             return False
-        if _disables_irqs(hold.primitive) and not _enables_irqs(rel.primitive):
-            # interrupts stay off past this release: a later one turns them on
+        held, released = _part(hold.primitive), _part(rel.primitive)
+        if held == released:
+            return False
+        if held is not None:
+            # the hold's part stays off past this release: a later operation turns it on
             saved = hold.args[-1] if hold.primitive.endswith("irqsave") and hold.args else None
-            return any(
-                ev is not rel and (_enables_irqs(_primitive(ev)) or _names(ev, saved))
+            if not any(
+                ev is not rel and (_enables(_primitive(ev), held) or _names(ev, saved))
                 for n in fn.reachable_from(nid)
                 for ev in fn.events[n]
-            )
-        if _enables_irqs(rel.primitive) and not _disables_irqs(hold.primitive):
-            # interrupts were turned off on the way here by another operation
+            ):
+                return False
+        if released is not None:
+            # the release's part was turned off on the way here by another operation
             saved = rel.args[-1] if "irqrestore" in rel.primitive and rel.args else None
-            return any(
+            if not any(
                 ev is not rel
                 and ev.site != hold.site
-                and (_disables_irqs(_primitive(ev)) or _names(ev, saved))
+                and (_disables(_primitive(ev), released) or _names(ev, saved))
                 and nid in fn.reachable_from(n)
                 for n, evs in enumerate(fn.events)
                 for ev in evs
-            )
-        return False
+            ):
+                return False
+        return True
 
     def _report(
         self, ctx: RuleContext, fn: FunctionFacts, rel: Release, hold: Hold, problem: str
@@ -198,19 +204,39 @@ def _call_follows(fn: FunctionFacts, nid: int, callee: str) -> bool:
     )
 
 
-_IRQ_SUFFIXES = ("_irqsave", "_irqrestore", "_irq")
-_IRQ_OFF = frozenset({"local_irq_disable", "local_irq_save"})
-_IRQ_ON = frozenset({"local_irq_enable", "local_irq_restore"})
+# what a primitive does besides the lock, by the suffix of its name: the
+# interrupts (`_irq`, `_irqsave`, `_irqrestore`) or the bottom halves (`_bh`)
+_PART_SUFFIXES = (("_irqsave", "irq"), ("_irqrestore", "irq"), ("_irq", "irq"), ("_bh", "bh"))
+_OFF = {
+    "irq": frozenset({"local_irq_disable", "local_irq_save"}),
+    "bh": frozenset({"local_bh_disable"}),
+}
+_ON = {
+    "irq": frozenset({"local_irq_enable", "local_irq_restore"}),
+    "bh": frozenset({"local_bh_enable"}),
+}
 
 
-def _without_irq(primitive: str) -> str:
-    """`raw_spin_lock_irq` -> `raw_spin_lock`, `spin_unlock_irqrestore` -> `spin_unlock`."""
-    for suffix in _IRQ_SUFFIXES:
+def _split(primitive: str) -> tuple[str, str | None]:
+    """`raw_spin_lock_irq` -> (`raw_spin_lock`, irq), `spin_unlock_bh` ->
+    (`spin_unlock`, bh), `spin_lock_irqsave_nested` -> (`spin_lock_nested`, irq)."""
+    for suffix, part in _PART_SUFFIXES:
         if primitive.endswith(suffix):
-            return primitive[: -len(suffix)]
+            return primitive[: -len(suffix)], part
         if primitive.endswith(suffix + "_nested"):
-            return primitive[: -len(suffix + "_nested")] + "_nested"
-    return primitive
+            return primitive[: -len(suffix + "_nested")] + "_nested", part
+    for part in ("irq", "bh"):
+        if primitive in _OFF[part] or primitive in _ON[part]:
+            return primitive, part
+    return primitive, None
+
+
+def _without_part(primitive: str) -> str:
+    return _split(primitive)[0]
+
+
+def _part(primitive: str) -> str | None:
+    return _split(primitive)[1]
 
 
 def _primitive(ev: object) -> str:
@@ -227,11 +253,11 @@ def _names(ev: object, var: str | None) -> bool:
     return any(a.lstrip("&") == var for a in args)
 
 
-def _disables_irqs(primitive: str) -> bool:
-    return primitive in _IRQ_OFF or (
-        "lock" in primitive and "unlock" not in primitive and "_irq" in primitive
+def _disables(primitive: str, part: str) -> bool:
+    return primitive in _OFF[part] or (
+        "lock" in primitive and "unlock" not in primitive and _part(primitive) == part
     )
 
 
-def _enables_irqs(primitive: str) -> bool:
-    return primitive in _IRQ_ON or ("unlock" in primitive and "_irq" in primitive)
+def _enables(primitive: str, part: str) -> bool:
+    return primitive in _ON[part] or ("unlock" in primitive and _part(primitive) == part)
