@@ -57,6 +57,13 @@ _UNDO = {
 }
 
 
+# the caller's own bookkeeping of what is locked, set by the function:
+# `path->locks[level] = BTRFS_WRITE_LOCK;`, `req->locked = true;`
+_RECORDED_RE = re.compile(
+    r"^\s*(\w+)\s*(?:->|\.)(?:\w+(?:->|\.))*\w*lock\w*\s*(?:\[[^\]]*\])?\s*="
+    r"\s*(?:[A-Z][A-Z0-9_]*|true|1)\s*;"
+)
+
 # a header comment's sentence that says the function leaves the lock held:
 # "On success, returns with exec_update_lock held", "... and locks mutex"
 _HOLDS_RE = re.compile(r"\b(?:lock|locks|locked|held|holding|acquires?|takes?|grabs?)\b", re.I)
@@ -151,6 +158,8 @@ class LockBalance(Rule):
                 # returns holding it wherever it took it (a locking helper), or
                 # the paths that do not hold it never took it
                 continue
+            if self._recorded(fn, ref):
+                continue  # held in the caller's own bookkeeping: it releases by that
             held_vals = {ret for _, ret in holding}
             free_vals = {ret for _, ret in releasing}
             void = held_vals | free_vals == {""}
@@ -290,6 +299,21 @@ class LockBalance(Rule):
             m = store.match(node.text)
             if m and m.group(1) in fn.fn.params:
                 return True
+        return False
+
+    @staticmethod
+    def _recorded(fn: FunctionFacts, ref: LockRef) -> bool:
+        """Right after taking the lock, the function marks it held in its
+        caller's structure (`btrfs_tree_lock(eb); path->locks[level] =
+        BTRFS_WRITE_LOCK;`): the caller releases what the record says,
+        whatever this function returns."""
+        for nid, ev, _st in fn.iter_events():
+            if not isinstance(ev, Acquire) or ev.lock.inst.split("@")[0] != ref.inst.split("@")[0]:
+                continue
+            for succ, _ in fn.fn.cfg.nodes[nid].succ:
+                m = _RECORDED_RE.match(fn.fn.cfg.nodes[succ].text)
+                if m and m.group(1) in fn.fn.params:
+                    return True
         return False
 
     @staticmethod
