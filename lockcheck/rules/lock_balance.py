@@ -338,13 +338,17 @@ class LockBalance(Rule):
             swapped = len(other) == len(words) and [
                 (a, b) for a, b in zip(words, other, strict=True) if a != b
             ]
-            if not (
-                (other[0] == words[0] and undo & set(other))
-                or (swapped and len(swapped) == 1 and swapped[0][1] in _UNDO.get(swapped[0][0], ()))
-            ):
+            one_word = bool(
+                swapped and len(swapped) == 1 and swapped[0][1] in _UNDO.get(swapped[0][0], ())
+            )
+            if not (one_word or (other[0] == words[0] and undo & set(other))):
                 continue
-            if summ.releases or summ.may_release:
-                return True  # its lock is often reached another way (`args->lock`)
+            dropped = (*summ.releases, *summ.may_release)
+            # its lock is often reached another way (`args->lock`); a pair found
+            # by a shared prefix alone (`ocfs2_reserve_*`, `ocfs2_commit_*`)
+            # must at least release a lock of the same class
+            if dropped and (one_word or any(r.cls == ref.cls for r in dropped)):
+                return True
         return False
 
     @staticmethod
