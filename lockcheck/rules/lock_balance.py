@@ -293,11 +293,33 @@ class LockBalance(Rule):
         for param in fn.fn.params:
             if inst.startswith((f"(*{param})", f"*{param}->", f"{param}[0]")):
                 return True  # `(*keyp)->sem`: the object the caller's variable holds
+        if LockBalance._inside_returned(fn, ref):
+            return True
         name = re.escape(inst)
         store = re.compile(rf"^\s*(\w+)\s*(?:->|\.)[\w.>\[\]-]*\s*=\s*{name}\s*;")
         for node in fn.fn.cfg.nodes:
             m = store.match(node.text)
             if m and m.group(1) in fn.fn.params:
+                return True
+        return False
+
+    @staticmethod
+    def _inside_returned(fn: FunctionFacts, ref: LockRef) -> bool:
+        """The lock lives in the private part of the object returned
+        (`f = JFFS2_INODE_INFO(inode); mutex_lock(&f->sem); ... return
+        inode;`, or through `container_of(obj, ...)`): the caller gets it
+        with the object."""
+        owner = base_var(ref.inst.split("@")[0])
+        if not re.fullmatch(r"[A-Za-z_]\w*", owner or ""):
+            return False
+        for _n, st, _, ret in fn.exits:
+            value = ret.rsplit(":", 1)[0]
+            if ref not in st.may or not re.fullmatch(r"[A-Za-z_]\w*", value):
+                continue
+            derived = re.compile(
+                rf"^\s*{re.escape(owner)}\s*=\s*\w+\(\s*{re.escape(value)}\s*[,)]"
+            )
+            if any(derived.match(node.text) for node in fn.fn.cfg.nodes):
                 return True
         return False
 
