@@ -76,7 +76,7 @@ def runners() -> dict[str, tuple[str, ...]]:
         "tests/test_rule_fixtures.py",
         "tests/test_rules_meta.py",
     )
-    for rule in ("lock_balance", "stale_value", "lock_effect", "claim"):
+    for rule in ("lock_balance", "stale_value", "lock_effect", "claim", "act_requires_locks"):
         out[f"lockcheck/rules/{rule}.py"] = (f"tests/test_rules_{rule}.py", *_RULES)
     return out
 
