@@ -76,7 +76,14 @@ def runners() -> dict[str, tuple[str, ...]]:
         "tests/test_rule_fixtures.py",
         "tests/test_rules_meta.py",
     )
-    for rule in ("lock_balance", "stale_value", "lock_effect", "claim", "act_requires_locks"):
+    for rule in (
+        "lock_balance",
+        "stale_value",
+        "lock_effect",
+        "claim",
+        "act_requires_locks",
+        "moved_out",
+    ):
         out[f"lockcheck/rules/{rule}.py"] = (f"tests/test_rules_{rule}.py", *_RULES)
     return out
 
