@@ -374,6 +374,7 @@ def test_snapshot_fields_found_in_reachable_code_in_name_order() -> None:
         ("*(*(pmd))", "pmd"),
         ("pte[0][1]", "pte[0]"),
         ("pmd", "pmd"),
+        ("(pte)+1", "(pte)+1"),  # parentheses around part of it stay
     ],
 )
 def test_entry_pointer_names_the_table(ptr: str, table: str) -> None:
@@ -549,3 +550,142 @@ void f(spinlock_t *l, int c)
     # the acquisition itself can be the mark (a primitive that re-tests)
     took = marked_since_taken(ff, "l", lambda _n, e, _s: isinstance(e, Acquire))
     assert took[unlock] is True
+
+
+def test_holds_reach_a_release_round_a_loop() -> None:
+    ff = facts_of(
+        """
+void f(spinlock_t *l, int n)
+{
+	spin_lock(l);
+	while (n--) {
+		spin_unlock(l);
+		work();
+		spin_lock_bh(l);
+	}
+	spin_unlock(l);
+}
+""",
+        "f",
+    )
+    got = {ff.events[n][i].site.line: hs for (n, i), hs in reaching_holds(ff).items()}
+    # the loop's release is reached by the first acquisition and, round the
+    # back edge, by the one in the loop
+    assert [h.primitive for h in got[6]] == ["spin_lock", "spin_lock_bh"]
+    assert [h.primitive for h in got[10]] == ["spin_lock", "spin_lock_bh"]
+
+
+def test_marks_round_a_loop_and_marks_that_hold() -> None:
+    ff = facts_of(
+        """
+void f(spinlock_t *l, pte_t *pte, pte_t orig, int n)
+{
+	spin_lock(l);
+	if (!pte_same(ptep_get(pte), orig)) {
+		spin_unlock(l);
+		return;
+	}
+	while (n--) {
+		work();
+		spin_unlock(l);
+		spin_lock(l);
+	}
+	done();
+	spin_unlock(l);
+}
+""",
+        "f",
+    )
+
+    def is_same(_nid: int, ev: object, _st: object) -> bool:
+        return isinstance(ev, Call) and ev.callee == "pte_same"
+
+    marks = marked_since_taken(ff, "l", is_same)
+    # before the loop every path passed pte_same() under this hold
+    assert marks[where(ff, Call, "work(")] is False  # round the loop: re-taken
+    assert marks[where(ff, Call, "done(")] is False
+    straight = facts_of(
+        "void g(spinlock_t *l, pte_t *pte, pte_t orig)\n{\n\tspin_lock(l);\n"
+        "\tif (!pte_same(ptep_get(pte), orig)) {\n\t\tspin_unlock(l);\n\t\treturn;\n\t}\n"
+        "\tdone();\n\tspin_unlock(l);\n}\n",
+        "g",
+    )
+    assert marked_since_taken(straight, "l", is_same)[where(straight, Call, "done(")] is True
+
+
+def test_downgraders_are_found_whatever_the_order_of_names() -> None:
+    analysis = Engine(Config(headers=False)).analyse_source(
+        "t.c",
+        b"""
+void a_low(struct mm_struct *mm) { work(mm); mmap_write_downgrade(mm); }
+void b_top(struct mm_struct *mm) { c_mid(mm); }
+void c_mid(struct mm_struct *mm) { d_low(mm); }
+void d_low(struct mm_struct *mm) { mmap_write_downgrade(mm); }
+""",
+    )
+    got = downgraders(analysis.facts.functions)
+    assert sorted(got) == ["a_low", "b_top", "c_mid", "d_low"]
+
+
+def test_a_name_already_carrying_the_value_is_skipped_not_the_rest() -> None:
+    body = "\n".join(f"\ta{i} = g(a{i - 1});" for i in range(3, 0, -1))
+    ff = facts_of(
+        f"void f(pte_t *pte)\n{{\n\tpte_t a0 = ptep_get(pte);\n\ta0 = h(a0);\n{body}\n}}\n", "f"
+    )
+    (value,) = entry_values(ff, {"pte_lock"})
+    assert value.names == {"a0", "a1", "a2", "a3"}
+
+
+def test_snapshots_assigned_by_a_call_or_seen_after_dead_code() -> None:
+    ff = facts_of(
+        """
+void f(struct vm_fault *vmf, struct walk *w)
+{
+	vmf->orig_pte = pte_mkyoung(x);
+	goto out;
+	g(vmf->dead.orig_pte);
+out:
+	g(vmf->orig_pte, w->orig_pte);
+}
+""",
+        "f",
+    )
+    values = entry_values(ff, {"pte_lock"}, {"orig_pte": "pte_lock"})
+    assert [v.label for v in values] == ["w->orig_pte"]
+
+
+def test_rereads_skip_statements_tests_after_the_act_and_see_every_release() -> None:
+    ff = facts_of(
+        """
+void f(struct vm_fault *w, pte_t orig)
+{
+	pte_t v = ptep_get(w->pte);
+
+	spin_unlock(w->ptl);
+	if (pte_none(ptep_get(w->pte)))
+		set_pte_at(w->vma->vm_mm, 0, w->pte, orig);
+	if (pte_none(ptep_get(w->other)))
+		g(v);
+	spin_unlock(w->lock);
+}
+""",
+        "f",
+    )
+    ((_, got),) = act_rereads(ff).items()
+    # only the test before the act, after the first release: not under the caller's hold
+    assert [(cls, ptr, "#caller" in keys) for cls, ptr, keys in got] == [
+        ("pte_lock", "w->pte", False)
+    ]
+
+
+def test_path_hold_sites_after_each_event_of_a_node() -> None:
+    ff = facts_of(
+        "void f(spinlock_t *a, spinlock_t *b)\n{\n\tspin_lock(a);\n\tspin_lock(b);\n"
+        "\tspin_unlock(a), work(), spin_unlock(b);\n}\n",
+        "f",
+    )
+    got = {
+        ff.events[n][i].site.text: {s.line for s in sites}
+        for (n, i), sites in path_hold_sites(ff).items()
+    }
+    assert got == {"spin_unlock(a)": {3}, "spin_unlock(b)": {4}}
