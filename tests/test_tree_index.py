@@ -130,6 +130,9 @@ def test_a_brace_or_semicolon_inside_the_parentheses_is_not_a_head() -> None:
     assert defined_functions(b"WRAP(a, { b }) {\n}\n") == []
     assert defined_functions(b"WRAP(a; b) {\n}\n") == []
     assert defined_functions(b"WRAP(a, } b) {\n}\n") == []
+    assert defined_functions(b"WRAP(a, { b) {\n}\n") == []
+    # a head that is not one does not end the search
+    assert defined_functions(b"WRAP(a; b)\nint g(void)\n{\n}\n") == ["g"]
     # deeper than the parameter list itself: an argument's own braces
     assert defined_functions(b"outer(inner({ 1 })) {\n}\n") == ["outer"]
 
@@ -145,6 +148,7 @@ def test_heads_that_end_early_or_run_out() -> None:
     assert defined_functions(b"int f(void) ") == []
     assert defined_functions(b"int f(int a") == []
     assert defined_functions(b"int f(void);\nint g(void)\n{\n}\n") == ["g"]
+    assert defined_functions(b"int f(void){\n}\n") == ["f"]  # the brace right after
 
 
 def test_annotations_between_the_head_and_its_body() -> None:
