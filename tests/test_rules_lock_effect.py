@@ -10,6 +10,8 @@ from __future__ import annotations
 from functools import cache
 from pathlib import Path
 
+import pytest
+
 from lockcheck.analysis.function import FunctionFacts
 from lockcheck.engine import Config, Engine
 from lockcheck.model.finding import Finding
@@ -19,6 +21,7 @@ from lockcheck.rules.lock_effect import (
     LockEffectChanged,
     _names,
     exit_effects,
+    return_kind,
     tree_callers,
 )
 
@@ -131,6 +134,13 @@ void two(struct w *w)
 	lookup(w);
 	lookup(w);
 }
+
+void three(struct w *w)
+{
+	int r;
+
+	r = lookup(w);
+}
 """
 
 LOOKUP_AFTER = LOOKUP.replace(
@@ -167,9 +177,10 @@ def test_a_lock_now_released_where_callers_release_it_again() -> None:
         f"`lookup()` now returns with `w->lock` held (return of zero at line {ret}); "
         "before the patch every return of zero released it; callers that expect it "
         f"released: one() at line {line_of(LOOKUP, 'if (lookup(w))')}, "
-        f"two() at line {LOOKUP.splitlines().index(chr(9) + 'lookup(w);') + 1}"
+        f"two() at line {LOOKUP.splitlines().index(chr(9) + 'lookup(w);') + 1}, "
+        f"three() at line {line_of(LOOKUP, 'r = lookup(w);')}"
     )
-    assert back.anchor == "lookup:w->lock:held:return of zero"
+    assert back.anchor == "lookup:w->lock:held:return of zero" and back.column == 1
     assert [(r.line, r.column, r.message) for r in back.related] == [
         (ret, 1, "returns here with the lock held")
     ]
@@ -203,13 +214,17 @@ def test_callers_beside_the_file_are_named_by_file_and_line(tmp_path: Path) -> N
     )
     (tmp_path / "c.c").write_text("void y(void)\n{\n        r = lookup (w);\n}\n")
     (tmp_path / "d.h").write_text("\tlookup(w);\n")
-    assert tree_callers(tmp_path, "lookup", "t.c") == ["a.c:6", "c.c:3"]
+    (tmp_path / "aa.c").write_text("void none(void)\n{\n}\n")  # no call: the next file is read
+    (tmp_path / "e.c").write_bytes(b"\xff\n\tlookup(w);\n")  # not UTF-8: read anyway
+    assert tree_callers(tmp_path, "lookup", "t.c") == ["a.c:6", "c.c:3", "e.c:2"]
+    # the patched file is skipped, not the files after it
+    assert tree_callers(tmp_path, "lookup", "a.c") == ["c.c:3", "e.c:2", "t.c:1"]
     assert tree_callers(tmp_path / "a.c", "lookup", "t.c") == []
     assert tree_callers(None, "lookup", "t.c") == []
     only = LOOKUP.replace("void one", "void one_x").split("void two")[0]
     [f] = compare(LOOKUP_AFTER.split("void two")[0], only, {"lookup"}, tmp_path)
     assert f.message.endswith(
-        f"released: one_x() at line {line_of(only, 'if (lookup(w))')}, a.c:6, c.c:3"
+        f"released: one_x() at line {line_of(only, 'if (lookup(w))')}, a.c:6, c.c:3, e.c:2"
     )
 
 
@@ -219,3 +234,79 @@ def test_at_most_six_callers_are_named() -> None:
     assert _names(f"f{i}" for i in range(6)) == "f0, f1, f2, f3, f4, f5"
     assert _names(f"f{i}" for i in range(7)) == "f0, f1, f2, f3, f4, f5 and 1 more"
     assert _names(f"f{i}" for i in range(9)) == "f0, f1, f2, f3, f4, f5 and 3 more"
+
+
+def test_kinds_of_return() -> None:
+    assert return_kind(" ") == "return"
+    assert return_kind("-EINVAL") == "error return"
+    assert return_kind("0") == return_kind("ret:zero") == "return of zero"
+    assert return_kind("ret:zerox") == return_kind("n") == "return of a value"
+
+
+def ways(*outs: tuple[str, bool]) -> str:
+    """`f()` with three ways out: each returns its value, released or not."""
+    body = []
+    for i, (value, released) in enumerate(outs):
+        unlock = "\t\tspin_unlock(&w->lock);\n" if released else ""
+        if i < 2:
+            body.append(f"\tif (w->c{i}) {{\n{unlock}\t\treturn {value};\n\t}}\n")
+        else:
+            body.append(unlock.replace("\t\t", "\t") + f"\treturn {value};\n")
+    return "int f(struct w *w)\n{\n\tspin_lock(&w->lock);\n" + "".join(body) + "}\n"
+
+
+HELD, FREE = False, True
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "kinds"),
+    [
+        # held now on a kind it was released on: reported, past a kind held before
+        (
+            (("-EINVAL", HELD), ("0", FREE), ("0", FREE)),
+            (("-EINVAL", HELD), ("0", HELD), ("0", FREE)),
+            ["held:return of zero"],
+        ),
+        # a new kind held, the lock never held before: released on every kind
+        (
+            (("-EINVAL", FREE), ("0", FREE), ("0", FREE)),
+            (("-EINVAL", FREE), ("1", HELD), ("0", FREE)),
+            ["held:return of a value"],
+        ),
+        # a new kind held where another was held before: no telling
+        (
+            (("-EINVAL", HELD), ("0", FREE), ("0", FREE)),
+            (("-EINVAL", HELD), ("1", HELD), ("0", FREE)),
+            [],
+        ),
+        # held and released on the same kind before and after: no change
+        (
+            (("0", HELD), ("0", FREE), ("-EINVAL", FREE)),
+            (("0", HELD), ("0", FREE), ("-EINVAL", FREE)),
+            [],
+        ),
+    ],
+)
+def test_which_kinds_of_return_changed(
+    before: tuple[tuple[str, bool], ...], after: tuple[tuple[str, bool], ...], kinds: list[str]
+) -> None:
+    got = compare(ways(*before), ways(*after), {"f"})
+    assert [f.anchor.split(":", 2)[2] for f in got] == kinds
+    assert all(f.column == 1 for f in got)
+
+
+def test_a_lock_taken_only_after_the_patch_is_no_change_of_effect() -> None:
+    after = LOOKUP_AFTER.replace(
+        "\tspin_lock(&w->lock);\n\tif (w->bad)",
+        "\tspin_lock(&w->other);\n\tspin_unlock(&w->other);\n\tspin_lock(&w->lock);\n\tif (w->bad)",
+    )
+    assert "w->other" in after
+    [f] = compare(LOOKUP, after, {"lookup"})
+    assert f.held == ("w->lock",)
+
+
+def test_variants_are_skipped_not_the_functions_after_them() -> None:
+    variants = LOOKUP_AFTER.split("void one")[0] * 2
+    before = LOOKUP.split("void one")[0] + ways(("-EINVAL", FREE), ("0", FREE), ("0", FREE))
+    after = variants + ways(("-EINVAL", FREE), ("1", HELD), ("0", FREE))
+    assert [f.function for f in compare(before, after, {"lookup", "f"})] == ["f"]
