@@ -173,3 +173,115 @@ def test_each_contradiction_and_what_it_says() -> None:
     assert rel(f) == [
         (lines(CODE, "mmap_read_unlock(mm);")[-1], 2, "`mm->mmap_lock` released here")
     ]
+
+
+MORE = """
+static void other_release_first(spinlock_t *ptl, spinlock_t *m)
+{
+	spin_lock(ptl);
+	spin_lock(m);
+	spin_unlock(ptl), spin_unlock(m);
+	spin_unlock(m), lockdep_assert_held(ptl);
+}
+
+static void three_before(spinlock_t *ptl)
+{
+	spin_lock(ptl);
+	spin_unlock(ptl), spin_unlock(ptl), spin_unlock(ptl), lockdep_assert_held(ptl);
+}
+
+static void taken_on_one_way(spinlock_t *l, int c)
+{
+	if (c) {
+		spin_lock(l);
+		spin_unlock(l);
+	}
+	lockdep_assert_held(l);
+}
+
+static void read_beside_other(struct mm_struct *mm, spinlock_t *x)
+{
+	mmap_read_lock(mm);
+	spin_lock(x);
+	mmap_assert_write_locked(mm);
+	spin_unlock(x);
+	mmap_read_unlock(mm);
+}
+
+static void released_beside_other(spinlock_t *ptl, spinlock_t *x)
+{
+	spin_lock(x);
+	spin_lock(ptl);
+	spin_unlock(ptl);
+	lockdep_assert_held(ptl);
+	spin_unlock(x);
+}
+
+static void asserts_write(struct mm_struct *mm)
+{
+	mmap_assert_write_locked(mm);
+}
+
+static void calls_beside_other(struct mm_struct *mm, spinlock_t *x)
+{
+	mmap_read_lock(mm);
+	spin_lock(x);
+	asserts_write(mm);
+	spin_unlock(x);
+	mmap_read_unlock(mm);
+}
+
+static void asserts_two(struct mm_struct *mm, struct rw_semaphore *sem)
+{
+	mmap_assert_write_locked(mm);
+	lockdep_assert_held_write(sem);
+}
+
+static void calls_two(struct mm_struct *mm, struct rw_semaphore *sem)
+{
+	mmap_write_lock(mm);
+	down_read(sem);
+	asserts_two(mm, sem);
+	up_read(sem);
+	mmap_write_unlock(mm);
+}
+
+static void comment_not_held(struct mm_struct *mm)
+{
+	mmap_read_lock(mm);
+	/* the mmap lock must not be held here */
+	work(mm);
+	mmap_read_unlock(mm);
+}
+"""
+
+
+def test_other_locks_beside_the_claimed_one() -> None:
+    got = findings(MORE)
+    # taken and released on one way only: the other way never took it
+    assert sorted(got) == [
+        "calls_beside_other",
+        "calls_two",
+        "comment_not_held",
+        "other_release_first",
+        "read_beside_other",
+        "released_beside_other",
+        "three_before",
+    ]
+    # another lock's release in the claim's statement, or beside the claimed
+    # one's, is not the release the claim contradicts
+    unlock_both = lines(MORE, "spin_unlock(ptl), spin_unlock(m);")[0]
+    assert rel(got["other_release_first"]) == [(unlock_both, 2, "`ptl` released here")]
+    # of three releases in the claim's statement, the last
+    assert rel(got["three_before"]) == [(got["three_before"].line, 38, "`ptl` released here")]
+    # another lock held beside: the claim still judged on its own lock
+    assert got["read_beside_other"].held == ("mm->mmap_lock",)
+    assert got["released_beside_other"].message.endswith("`ptl` was released on every path here")
+    assert got["calls_beside_other"].expected == ("mm->mmap_lock held for write",)
+    # the second of a helper's assertions, after one the caller meets
+    assert got["calls_two"].message.startswith(
+        "`asserts_two()` (it asserts `lockdep_assert_held_write(sem)`)"
+    )
+    f = got["comment_not_held"]
+    assert f.held == ("mm->mmap_lock",) and f.expected == ("mm->mmap_lock not held",)
+    assert f.message.endswith("`mm->mmap_lock` is held here")
