@@ -181,3 +181,66 @@ def test_a_set_of_locks_is_named_as_one_alternative() -> None:
     assert "without the mmap lock for write and " in f.message
     assert f.message.endswith("(held: `mmap_lock:write`)")
     assert "mmap_lock:write + i_mmap_rwsem:write" in f.expected
+
+
+MORE = """
+static void helper_sets(struct mm_struct *mm, pte_t *pte)
+{
+	set_pte_at(mm, 0, pte, __pte(0));
+}
+
+static void via_then_direct(struct mm_struct *mm, pte_t *pte, spinlock_t *ptl)
+{
+	spin_lock(ptl);
+	spin_unlock(ptl);
+	helper_sets(mm, pte);
+	set_pte_at(mm, 0, pte, __pte(1));
+}
+
+static void collapse_part(struct mm_struct *mm, struct vm_area_struct *vma, pmd_t *pmd)
+{
+	mmap_write_lock(mm);
+	pmdp_collapse_flush(vma, 0, pmd);
+	mmap_write_unlock(mm);
+}
+
+static void caller_part(struct mm_struct *mm, struct vm_area_struct *vma, pmd_t *pmd)
+{
+	collapse_part(mm, vma, pmd);
+}
+
+static void two_held(struct mm_struct *mm, pte_t *pte, spinlock_t *ptl, struct mutex *a)
+{
+	mutex_lock(a);
+	mmap_read_lock(mm);
+	spin_lock(ptl);
+	spin_unlock(ptl);
+	set_pte_at(mm, 0, pte, __pte(0));
+	mmap_read_unlock(mm);
+	mutex_unlock(a);
+}
+
+static void local_spaced(struct mm_struct *mm, spinlock_t *ptl)
+{
+	pmd_t __pmd;
+
+	spin_lock(ptl);
+	spin_unlock(ptl);
+	pmd_populate_kernel(&init_mm, & __pmd, pgtable);
+}
+"""
+
+
+def test_a_helper_act_before_a_direct_one_partial_sets_and_spaced_locals() -> None:
+    got = [(f.rule, f.function, f.line) for f in findings(MORE)]
+    assert got == [
+        # the helper's act, judged at the call, does not end the search
+        ("pt-act-unlocked", "via_then_direct", lines(MORE, "helper_sets(mm, pte);")[0]),
+        ("pt-act-unlocked", "via_then_direct", lines(MORE, "set_pte_at(mm, 0, pte, __pte(1));")[0]),
+        # part of a set held: the callers are relied on for the rest
+        ("pt-detach-locks", "caller_part", lines(MORE, "collapse_part(mm, vma, pmd);")[0]),
+        ("pt-act-unlocked", "two_held", lines(MORE, "set_pte_at(mm, 0, pte, __pte(0));")[1]),
+    ]
+    # a local entry written `& __pmd` is still the function's own
+    two = [f for f in findings(MORE) if f.function == "two_held"][0]
+    assert "(held: `a:excl`, `mmap_lock:read`)" in two.message
