@@ -53,6 +53,8 @@ def test_wrappers_read_only_what_they_are_given(wrapper: str) -> None:
         ("n == NULL || flags == true || n == false", False),
         ("w->n", True),
         ("*p", True),
+        ("*n", True),  # a dereference, even of a local pointer
+        ("!*n", True),
         ("!*p", True),
         ("* (p)", True),
         ("n*flags", False),  # a product, not a dereference
