@@ -63,6 +63,7 @@ def test_wrappers_read_only_what_they_are_given(wrapper: str) -> None:
         ("flags[1]*n", False),
         ("test_bit(1, &flags)", True),  # a call that is not a wrapper
         ("count", True),  # a global
+        ("n + count", True),  # after a local
         ("n.count", False),  # a field of a local struct: a name after `.`
         ("n->count", True),
     ],
@@ -167,3 +168,6 @@ def test_only_changed_functions_that_still_take_the_lock() -> None:
     assert compare(BEFORE, gone, {"f"}) == []
     renamed = BEFORE.replace("void f(", "void g(")
     assert compare(renamed, AFTER, {"f"}) == []
+    # an unchanged function before it in name order does not end the search
+    other = "void a(int x)\n{\n\tx++;\n}\n"
+    assert len(compare(other + BEFORE, other + AFTER, {"f"})) == 2
