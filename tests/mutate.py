@@ -83,6 +83,7 @@ def runners() -> dict[str, tuple[str, ...]]:
         "claim",
         "act_requires_locks",
         "moved_out",
+        "suppression",
     ):
         out[f"lockcheck/rules/{rule}.py"] = (f"tests/test_rules_{rule}.py", *_RULES)
     return out
