@@ -84,6 +84,7 @@ def runners() -> dict[str, tuple[str, ...]]:
         "act_requires_locks",
         "moved_out",
         "suppression",
+        "baseline",
     ):
         out[f"lockcheck/rules/{rule}.py"] = (f"tests/test_rules_{rule}.py", *_RULES)
     return out
