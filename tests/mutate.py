@@ -65,6 +65,7 @@ def runners() -> dict[str, tuple[str, ...]]:
     out["lockcheck/analysis/paths.py"] = ("tests/test_analysis_paths.py", *_ANALYSIS)
     out["lockcheck/analysis/summaries.py"] = ("tests/test_analysis_summaries.py", *_ANALYSIS)
     out["lockcheck/analysis/file.py"] = ("tests/test_analysis_file.py", *_ANALYSIS)
+    out["lockcheck/analysis/tree.py"] = ("tests/test_tree_index.py", *_ANALYSIS)
     out["lockcheck/rules/check_under_lock.py"] = (
         "tests/test_rules_check_under_lock.py",
         "tests/test_rule_fixtures.py",
@@ -75,6 +76,17 @@ def runners() -> dict[str, tuple[str, ...]]:
         "tests/test_rule_fixtures.py",
         "tests/test_rules_meta.py",
     )
+    for rule in (
+        "lock_balance",
+        "stale_value",
+        "lock_effect",
+        "claim",
+        "act_requires_locks",
+        "moved_out",
+        "suppression",
+        "baseline",
+    ):
+        out[f"lockcheck/rules/{rule}.py"] = (f"tests/test_rules_{rule}.py", *_RULES)
     return out
 
 

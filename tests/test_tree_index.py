@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from lockcheck.analysis.summaries import Summary
-from lockcheck.analysis.tree import TreeSummaries, defined_functions
-from lockcheck.engine import Engine
+from lockcheck.analysis.tree import SummariseFile, TreeSummaries, defined_functions, file_summaries
+from lockcheck.engine import Config, Engine
+from lockcheck.model.ir import Function, LockRef
 from tests.helpers import FIXTURES
 
 C_TEXT = b"""
@@ -113,3 +116,168 @@ def test_crossfile_fixture_uses_its_sibling() -> None:
     analysis = engine.analyse_source(str(users), users.read_bytes())
     assert "drop_range" in analysis.facts.summaries
     assert "finish_and_unlock" in analysis.facts.summaries
+
+
+# -- the definition heads, one shape at a time (analysis/tree.py's own runner)
+
+
+@pytest.mark.parametrize("word", ["if", "for", "while", "switch", "return", "sizeof"])
+def test_keywords_at_column_zero_are_not_definitions(word: str) -> None:
+    assert defined_functions(f"{word} (x) {{\n}}\nint real(void) {{\n}}\n".encode()) == ["real"]
+
+
+def test_a_brace_or_semicolon_inside_the_parentheses_is_not_a_head() -> None:
+    assert defined_functions(b"WRAP(a, { b }) {\n}\n") == []
+    assert defined_functions(b"WRAP(a; b) {\n}\n") == []
+    assert defined_functions(b"WRAP(a, } b) {\n}\n") == []
+    assert defined_functions(b"WRAP(a, { b) {\n}\n") == []
+    # a head that is not one does not end the search
+    assert defined_functions(b"WRAP(a; b)\nint g(void)\n{\n}\n") == ["g"]
+    # deeper than the parameter list itself: an argument's own braces
+    assert defined_functions(b"outer(inner({ 1 })) {\n}\n") == ["outer"]
+
+
+def test_a_head_is_looked_for_within_4000_bytes() -> None:
+    # the `(` is at index 5; its `)` must come before index 5 + 4000
+    assert defined_functions(b"int f(" + b" " * 3998 + b")\n{\n}\n") == ["f"]
+    assert defined_functions(b"int f(" + b" " * 3999 + b")\n{\n}\n") == []
+
+
+def test_heads_that_end_early_or_run_out() -> None:
+    assert defined_functions(b"int f(void)") == []
+    assert defined_functions(b"int f(void) ") == []
+    assert defined_functions(b"int f(int a") == []
+    assert defined_functions(b"int f(void);\nint g(void)\n{\n}\n") == ["g"]
+    assert defined_functions(b"int f(void){\n}\n") == ["f"]  # the brace right after
+
+
+def test_annotations_between_the_head_and_its_body() -> None:
+    text = b"void f(struct p *p)\n\t__must_hold(&p->a) __releases(&p->b)\n{\n}\n"
+    assert defined_functions(text) == ["f"]
+    assert defined_functions(b"void g(void) __cold {\n}\n") == ["g"]
+
+
+def test_static_or_extern_on_the_line_above_hides_a_definition() -> None:
+    assert defined_functions(b"extern int\nhidden(void)\n{\n}\n") == []
+    assert defined_functions(b"static\nhidden(void)\n{\n}\n") == []
+    # only the line right above counts
+    assert defined_functions(b"static int x;\n\nint\nshown(void)\n{\n}\n") == ["shown"]
+    assert defined_functions(b"int\nfirst(void)\n{\n}\n") == ["first"]
+    # a type on the line of the name: the line above is another statement
+    assert defined_functions(b"static int x;\nint shown(void)\n{\n}\n") == ["shown"]
+
+
+# -- the index and the per-file cache
+
+
+def _fake(calls: list[str]) -> SummariseFile:
+    def summarise(path: Path, data: bytes) -> dict[str, Summary]:
+        calls.append(path.name)
+        return {n: Summary(returns=path.name) for n in defined_functions(data)}
+
+    return summarise
+
+
+def test_the_index_reads_c_files_of_the_directory_only(tmp_path: Path) -> None:
+    _write(tmp_path, "a.c", HELPER + HELPER.replace("spin_unlock", "other_unlock"))
+    _write(tmp_path, "b.h", "void in_header(void)\n{\n}\n")
+    (tmp_path / "sub").mkdir()
+    _write(tmp_path / "sub", "c.c", "void below(void)\n{\n}\n")
+    (tmp_path / "dir.c").mkdir()
+    tree = TreeSummaries(_fake([]))
+    idx = tree.index(tmp_path)
+    # two #ifdef variants in one file are one file
+    assert idx == {"finish_it": [(tmp_path / "a.c").resolve()]}
+    assert tree.index(tmp_path) is idx  # built once per directory
+    assert TreeSummaries(_fake([])).index(tmp_path / "missing") == {}
+
+
+def test_the_index_reads_at_most_max_files(tmp_path: Path) -> None:
+    for i in range(4):
+        _write(tmp_path, f"f{i}.c", f"void def{i}(void)\n{{\n}}\n")
+    assert sorted(TreeSummaries(_fake([]), max_files=2).index(tmp_path)) == ["def0", "def1"]
+
+
+def _user(tmp_path: Path, body: str) -> tuple[Path, list[Function]]:
+    path = _write(tmp_path, "user.c", body)
+    return path, Engine().analyse_source(str(path), path.read_bytes()).model.functions
+
+
+def test_what_a_file_needs_from_its_siblings(tmp_path: Path) -> None:
+    for name in ("called", "callback", "known", "local"):
+        _write(tmp_path, f"{name}.c", f"void {name}(void)\n{{\n}}\n")
+    path, functions = _user(
+        tmp_path,
+        "void local(void)\n{\n}\n"
+        "static void u(struct x *x)\n{\n\tcalled();\n\tknown();\n\tlocal();\n"
+        "\tkref_put(&x->ref, callback);\n}\n",
+    )
+    calls: list[str] = []
+    tree = TreeSummaries(_fake(calls))
+    got = tree.library_for(path, functions, {"known": Summary()})
+    # a callback passed by name is a callee too; the file's own and the
+    # already known are not looked for
+    assert got == {"callback": Summary(returns="callback.c"), "called": Summary(returns="called.c")}
+    assert calls == ["callback.c", "called.c"]
+    every = {n: Summary() for n in ("called", "callback", "known")}
+    assert tree.library_for(path, functions, every) == {}
+    assert len(calls) == 2
+
+
+def test_a_file_does_not_summarise_itself(tmp_path: Path) -> None:
+    _write(tmp_path, "helper.c", HELPER)
+    user, functions = _user(tmp_path, USER)
+    calls: list[str] = []
+    tree = TreeSummaries(_fake(calls))
+    # the user's calls, but as if helper.c were the file checked
+    assert tree.library_for(tmp_path / "helper.c", functions, {}) == {}
+    assert calls == []
+    assert tree.library_for(user, functions, {}) == {"finish_it": Summary(returns="helper.c")}
+
+
+def test_a_file_gone_since_indexing_gives_nothing(tmp_path: Path) -> None:
+    _write(tmp_path, "helper.c", HELPER)
+    user, functions = _user(tmp_path, USER)
+    calls: list[str] = []
+    tree = TreeSummaries(_fake(calls))
+    tree.index(tmp_path)
+    (tmp_path / "helper.c").unlink()
+    assert tree.library_for(user, functions, {}) == {}
+    assert calls == []
+
+
+def test_the_cache_keeps_the_last_used_files(tmp_path: Path) -> None:
+    a = _write(tmp_path, "a.c", "void fa(void)\n{\n}\n")
+    b = _write(tmp_path, "b.c", "void fb(void)\n{\n}\n")
+    c = _write(tmp_path, "c.c", "void fc(void)\n{\n}\n")
+    calls: list[str] = []
+    tree = TreeSummaries(_fake(calls), max_cached=2)
+    for f in (a, b, a, c, a, b):
+        tree._file(f)
+    # c pushed out b (a was used again after it), then b came back
+    assert calls == ["a.c", "b.c", "c.c", "b.c"]
+    assert list(tree._cache.values()) == [
+        {"fa": Summary(returns="a.c")},
+        {"fb": Summary(returns="b.c")},
+    ]
+
+
+def test_summaries_computed_while_partial_are_not_kept(tmp_path: Path) -> None:
+    a = _write(tmp_path, "a.c", "void fa(void)\n{\n}\n")
+    calls: list[str] = []
+    tree = TreeSummaries(_fake(calls))
+    tree.partial = 1
+    assert tree._file(a) == {"fa": Summary(returns="a.c")}
+    tree.partial = 0
+    tree._file(a)
+    tree._file(a)
+    assert calls == ["a.c", "a.c"]
+
+
+def test_file_summaries_keep_the_files_own_functions_with_effects() -> None:
+    engine = Engine(Config(headers=False))
+    text = HELPER + "void quiet(void)\n{\n}\nvoid calls(struct pool *p)\n{\n\tlib_drop(p);\n}\n"
+    functions = engine.analyse_source("h.c", text.encode()).model.functions
+    lib = {"lib_drop": Summary(releases=(LockRef("p->lock", "spinlock"),), params=("p",))}
+    got = file_summaries(functions, lib)
+    assert list(got) == ["calls", "finish_it"]

@@ -392,7 +392,9 @@ class LockBalance(Rule):
                 if mine is not None and (owner in fn.fn.params or owner not in assigned):
                     want.add(mine)  # a parameter's lock, or a global (`report_lock`)
                 if ev.result and not ev.result.startswith("#") and owner in returned:
-                    want.add(ev.result + inst[len(owner) :])
+                    # `*w->ptlp` returned as `w`: the caller's `*found->ptlp`
+                    stars = inst[: len(inst) - len(inst.lstrip("*"))]
+                    want.add(stars + ev.result + inst[len(stars) + len(owner) :])
                 if not want:
                     continue
                 later = other.reachable_from(nid)
