@@ -280,4 +280,6 @@ def test_file_summaries_keep_the_files_own_functions_with_effects() -> None:
     functions = engine.analyse_source("h.c", text.encode()).model.functions
     lib = {"lib_drop": Summary(releases=(LockRef("p->lock", "spinlock"),), params=("p",))}
     got = file_summaries(functions, lib)
-    assert list(got) == ["calls", "finish_it"]
+    # `quiet` changes nothing: kept only as pure (a test of it is stable)
+    assert [n for n in got if not got[n].pure] == ["calls", "finish_it"]
+    assert got["quiet"].pure and not got["quiet"].releases and not got["calls"].pure
