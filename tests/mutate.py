@@ -48,7 +48,11 @@ def runners() -> dict[str, tuple[str, ...]]:
     """module -> the tests that exercise it (the fastest set that does); a new
     module of a mutated package gets its package's runner."""
     out: dict[str, tuple[str, ...]] = {
-        "lockcheck/review.py": ("tests/test_review.py", "tests/test_hook.py"),
+        "lockcheck/review.py": (
+            "tests/test_review_unit.py",
+            "tests/test_review.py",
+            "tests/test_hook.py",
+        ),
         "lockcheck/inputs/patch.py": ("tests/test_patch.py", "tests/test_fuzz_mbox.py"),
     }
     for package, tests in (("analysis", _ANALYSIS), ("rules", _RULES), ("report", _REPORT)):

@@ -1,0 +1,546 @@
+"""review.py in process: what a review reports, on every kind of input, in a
+second (tests/test_review.py does the same through the CLI and git, at tens of
+seconds; this file comes first in review.py's mutation runner).
+
+The golden file holds everything a reporter is made from (findings with their
+patches, locations, columns, related sites and sources; lock context; counts;
+notes; mode; errors) for a series against its tree, alone, in fragments and
+with `show_all`, a thread, a reply quoting a patch (alone and against the
+tree), the review-only rules' fixture pairs, and patches made here: duplicate
+sites, a patch that does not apply, new, deleted and non-C files. The parts
+are then pinned one by one where the golden file would not say why.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import lockcheck.analysis.file as file_module
+from lockcheck.engine import Config, Engine
+from lockcheck.errors import InputError
+from lockcheck.inputs.apply import DirTree
+from lockcheck.inputs.patch import Patch, order_series, parse_patch_text, read_patches
+from lockcheck.review import (
+    FRAGMENT_NOTE,
+    PARTIAL_NOTE,
+    QUOTED_NOTE,
+    Image,
+    LineOrigin,
+    Location,
+    ReviewResult,
+    SiteContext,
+    _aligned,
+    _keyed,
+    _scan,
+    _Side,
+    _source_map,
+    _split_held,
+    fragment_image,
+    review,
+    review_versions,
+)
+from tests.helpers import FIXTURES, ROOT, SOURCE, V1, assert_golden
+
+ENGINE = Engine()
+SERIES = FIXTURES / "series"
+THREAD = FIXTURES / "thread"
+
+
+def _rel(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace(str(ROOT), "<root>")
+    if isinstance(value, dict):
+        return {k: _rel(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_rel(v) for v in value]
+    return value
+
+
+def canon(result: ReviewResult) -> dict[str, Any]:
+    """Everything a reporter reads, as JSON."""
+    findings = []
+    for rf in result.findings:
+        f = rf.finding
+        findings.append(
+            {
+                "finding": repr(f),
+                "trace": [dict(s) for s in f.trace],
+                "fingerprint": f.fingerprint,
+                "extra": rf.extra(),
+                "image_text": len(rf.image_text.splitlines()),
+                "image_sha": hash_text(rf.image_text),
+            }
+        )
+    return _rel(
+        {
+            "findings": findings,
+            "lock_context": [c.as_dict() for c in result.lock_context],
+            "stats": result.stats.as_dict(),
+            "notes": result.notes(),
+            "mode": result.mode,
+            "tree": result.tree,
+            "errors": [str(e) for e in result.errors],
+            "failed": [p.subject for p in result.failed],
+            "reviewed": [p.subject for p in result.reviewed],
+            "fragment": [p.subject for p in result.fragment],
+            "patches": [p.subject for p in result.patches],
+        }
+    )
+
+
+def hash_text(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def diff(path: str, old: str, new: str, header: bool = True) -> str:
+    text = "".join(
+        difflib.unified_diff(
+            old.splitlines(keepends=True), new.splitlines(keepends=True), f"a/{path}", f"b/{path}"
+        )
+    )
+    return f"diff --git a/{path} b/{path}\n{text}" if header else text
+
+
+UFFD_TEST = "\t\tif (userfaultfd_wp(vma))\n\t\t\tcontinue;\n"
+DUP_BEFORE = """\
+struct s { spinlock_t lock; int flag; int v; };
+
+static void one(struct s *p)
+{
+\tspin_lock(&p->lock);
+\tp->v = 1;
+\tspin_unlock(&p->lock);
+}
+
+static void two(struct s *p)
+{
+\tp->v = 2;
+}
+"""
+
+
+def _dup_after(n: int) -> str:
+    """`one()` left holding its lock on `n` identical early returns."""
+    leak = "\tif (p->flag)\n\t\treturn;\n" * n
+    return DUP_BEFORE.replace("\tp->v = 1;\n", "\tp->v = 1;\n" + leak)
+
+
+def _inputs(tmp: Path) -> dict[str, ReviewResult]:
+    tree = DirTree(SERIES / "tree")
+    series = order_series(read_patches(SERIES / "series.mbox"))
+    reply = order_series(read_patches(SERIES / "reply.eml"))
+    out = {
+        "series": review(ENGINE, series, tree),
+        "series-all": review(ENGINE, series, tree, show_all=True),
+        "series-slow": review(ENGINE, series, tree, fast=False),
+        "series-fragments": review(ENGINE, series, None),
+        "thread": review(
+            ENGINE,
+            order_series(read_patches(THREAD / "thread.mbox")),
+            DirTree(THREAD / "tree"),
+            keep_going=True,
+        ),
+        "reply": review(ENGINE, reply, None),
+        "reply-tree": review(ENGINE, reply, tree),
+    }
+    for after in sorted((FIXTURES / "effects").glob("*.orig.c")):
+        name = after.name[: -len(".orig.c")]
+        new = after.with_name(name + ".c").read_text()
+        out[f"effects-{name}"] = review_versions(ENGINE, f"mm/{name}.c", after.read_text(), new)
+    # a tree of our own: duplicate sites added, a patch that does not apply
+    # (kept going), a new, a deleted and a non-C file
+    root = tmp / "tree"
+    (root / "mm").mkdir(parents=True)
+    (root / "mm" / "s.c").write_text(DUP_BEFORE)
+    (root / "mm" / "gone.c").write_text(DUP_BEFORE)
+    (root / "README").write_text("text\n")
+    own = DirTree(root)
+    (root / SOURCE).parent.mkdir(parents=True, exist_ok=True)
+    (root / SOURCE).write_text(V1)
+    dup = parse_patch_text(diff(SOURCE, V1, V1.replace(UFFD_TEST, UFFD_TEST * 2)), "<dup>")
+    out["duplicates"] = review(ENGINE, dup, own)
+    out["duplicates-all"] = review(ENGINE, dup, own, show_all=True)
+    out["duplicates-fragments"] = review(ENGINE, dup, None)
+    stale = diff("mm/s.c", DUP_BEFORE.replace("p->v = 2", "p->v = 3"), DUP_BEFORE)
+    bad = parse_patch_text(
+        "From: a@b\nSubject: [PATCH 1/2] stale\n\n" + stale, "<bad>"
+    ) + parse_patch_text(
+        "From: a@b\nSubject: [PATCH 2/2] leak once\n\n" + diff("mm/s.c", DUP_BEFORE, _dup_after(1)),
+        "<good>",
+    )
+    out["keep-going"] = review(ENGINE, bad, own, keep_going=True)
+    files = "".join(
+        [
+            diff("README", "text\n", "more text\n"),
+            "diff --git a/mm/new.c b/mm/new.c\nnew file mode 100644\n"
+            + diff("mm/new.c", "", _dup_after(1), header=False).replace(
+                "--- a/mm/new.c", "--- /dev/null"
+            ),
+            "diff --git a/mm/gone.c b/mm/gone.c\ndeleted file mode 100644\n"
+            + diff("mm/gone.c", DUP_BEFORE, "", header=False).replace(
+                "+++ b/mm/gone.c", "+++ /dev/null"
+            ),
+        ]
+    )
+    out["files"] = review(ENGINE, parse_patch_text(files, "<files>"), own)
+    return out
+
+
+@pytest.fixture(scope="module")
+def tmp_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("review")
+
+
+@pytest.fixture(scope="module")
+def results(tmp_root: Path) -> dict[str, ReviewResult]:
+    return _inputs(tmp_root)
+
+
+def test_reviews_golden(results: dict[str, ReviewResult], tmp_root: Path) -> None:
+    doc = {name: canon(r) for name, r in results.items()}
+    text = json.dumps(doc, indent=1, sort_keys=True) + "\n"
+    assert_golden("review.inprocess.json", text.replace(str(tmp_root), "<tmp>"))
+
+
+def test_fast_review_computes_fewer_dataflows(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = 0
+    real = file_module.analyse
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(file_module, "analyse", counting)
+    tree = DirTree(SERIES / "tree")
+    series = order_series(read_patches(SERIES / "series.mbox"))
+    counts = []
+    for fast in (True, False):
+        calls = 0
+        fresh = Engine()
+        review(fresh, series, tree, fast=fast)
+        counts.append(calls)
+    assert 0 < counts[0] < counts[1]
+
+
+def test_series_blames_patch_2_and_credits_patch_3(results: dict[str, ReviewResult]) -> None:
+    series = results["series"]
+    subjects = [p.subject for p in series.patches]
+    got = sorted(
+        (
+            rf.finding.rule,
+            subjects.index(rf.introduced_by.subject) if rf.introduced_by else None,
+            subjects.index(rf.fixed_by.subject) if rf.fixed_by else None,
+        )
+        for rf in series.findings
+    )
+    # patches[0] is the cover letter
+    assert got == [("anon-vma-under-ptl", 2, 3), ("uffd-wp-under-ptl", 2, 3)]
+    assert series.mode == "tree" and series.notes() == []
+    # every finding's source is the series' line showing the site
+    lines = (SERIES / "series.mbox").read_text().splitlines()
+    for rf in series.findings:
+        assert rf.source is not None
+        shown = lines[rf.source.line - 1]
+        assert shown[1:].strip() == rf.finding.anchor.strip() or rf.finding.anchor in shown
+
+
+def test_duplicate_sites_stay_two(results: dict[str, ReviewResult]) -> None:
+    """The copy of an unlocked test has the original's fingerprint, and is new."""
+    second = V1.splitlines().index("\t\tif (userfaultfd_wp(vma))") + 3
+    got = [(rf.finding.rule, rf.finding.line) for rf in results["duplicates"].findings]
+    assert got == [("uffd-wp-under-ptl", second)]
+
+
+def test_keep_going_skips_the_patch_that_does_not_apply(
+    results: dict[str, ReviewResult], tmp_path: Path
+) -> None:
+    r = results["keep-going"]
+    assert [p.subject for p in r.failed] == ["stale"]
+    assert len(r.errors) == 1 and r.stats.input_errors == 1
+    assert [p.subject for p in r.reviewed] == ["leak once"]
+    assert {rf.introduced_by.subject for rf in r.findings if rf.introduced_by} == {"leak once"}
+    with pytest.raises(InputError):
+        review(ENGINE, r.patches, DirTree(tmp_path), keep_going=False)
+
+
+def test_fragment_and_quoted_notes(results: dict[str, ReviewResult]) -> None:
+    assert results["series-fragments"].mode == "fragment"
+    assert results["series-fragments"].notes() == [FRAGMENT_NOTE]
+    assert results["reply"].notes() == [QUOTED_NOTE]
+    # the reply quotes only part of the patch: analysed as fragments even with a tree
+    assert results["reply-tree"].notes() == [QUOTED_NOTE, PARTIAL_NOTE]
+    assert results["reply-tree"].mode == "fragment"
+    assert results["reply-tree"].tree is not None
+
+
+def test_mixed_mode() -> None:
+    tree = DirTree(SERIES / "tree")
+    series = order_series(read_patches(SERIES / "series.mbox"))
+    reply = read_patches(SERIES / "reply.eml")
+    r = review(ENGINE, [*series, *reply], tree)
+    assert r.mode == "mixed"
+    assert len(r.fragment) == 1 and len(r.reviewed) == 4
+
+
+def test_quoted_findings_point_into_the_email_past_the_quote_marks(
+    results: dict[str, ReviewResult],
+) -> None:
+    email = (SERIES / "reply.eml").read_text()
+    lines = email.splitlines()
+    r = results["reply"]
+    assert r.findings
+    for rf in r.findings:
+        f = rf.finding
+        assert f.path == str(SERIES / "reply.eml")
+        line = lines[f.line - 1]
+        assert line.startswith(">")
+        # the column counts the quote marks and the diff prefix
+        assert line[f.column - 1 :].startswith(f.anchor.split("(")[0].strip()[:8])
+        assert rf.image_text == email if email.endswith("\n") else email + "\n"
+        assert rf.source == Location(str(SERIES / "reply.eml"), f.line)
+
+
+def test_show_all_adds_what_the_tree_already_had(results: dict[str, ReviewResult]) -> None:
+    ours = {repr(rf.finding) for rf in results["duplicates"].findings}
+    everything = results["duplicates-all"].findings
+    assert ours < {repr(rf.finding) for rf in everything}
+    old = [rf for rf in everything if rf.introduced_by is None]
+    assert old and all(rf.fixed_by is None for rf in old)
+    assert len(old) + len(ours) == len(everything)
+
+
+def test_review_versions_same_text_is_an_error() -> None:
+    with pytest.raises(InputError, match="x.c: the two versions are the same"):
+        review_versions(ENGINE, "x.c", "int a;\n", "int a;\n")
+
+
+def test_select_limits_the_review_only_rules() -> None:
+    base = FIXTURES / "effects" / "order_reversed"
+    old = base.with_name("order_reversed.orig.c").read_text()
+    new = base.with_name("order_reversed.c").read_text()
+    every = {rf.finding.rule for rf in review_versions(ENGINE, "o.c", old, new).findings}
+    assert "order-reversed" in every
+    engine = Engine(Config(select={"lock-balance"}))
+    rules = {rf.finding.rule for rf in review_versions(engine, "o.c", old, new).findings}
+    assert "order-reversed" not in rules
+
+
+# --- the parts
+
+
+def _ctx(before: tuple[str, ...] | None, after: tuple[str, ...] | None) -> SiteContext:
+    patch = Patch("s", (), "o")
+    return SiteContext(patch, "f.c", Location("f.c", 3), "fn", "x", "check x", before, after)
+
+
+def test_site_context_change_and_difference() -> None:
+    assert _ctx(None, ("a",)).change == "added"
+    assert _ctx(None, ("a",)).difference() == "site added by the patch"
+    assert _ctx(("a",), None).change == "removed"
+    assert _ctx(("a",), None).difference() == "site removed"
+    assert _ctx(("a",), ("a",)).change == "unchanged"
+    assert _ctx(("a",), ("a",)).difference() == "unchanged"
+    c = _ctx(("m:read", "p", "q"), ("m:write", "p", "r:read"))
+    assert c.change == "changed"
+    assert c.difference() == "`m` read -> write; no longer held: `q`; now held: `r:read`"
+    assert _ctx(("m:read",), ("m",)).difference() == "`m` read -> held"
+    assert _ctx(("m",), ("m:write",)).difference() == "`m` held -> write"
+    d = _ctx(("a",), ("a", "b")).as_dict()
+    assert d == {
+        "patch": "s",
+        "path": "f.c",
+        "file": "f.c",
+        "function": "fn",
+        "line": 3,
+        "site": "x",
+        "kind": "check x",
+        "before": ["a"],
+        "after": ["a", "b"],
+        "change": "changed",
+        "difference": "now held: `b`",
+        "source": None,
+    }
+    assert _ctx(None, None).as_dict()["before"] is None
+    assert _ctx(("a",), None).as_dict()["after"] is None
+
+
+def test_split_held() -> None:
+    assert _split_held("m:read") == ("m", "read")
+    assert _split_held("m:write") == ("m", "write")
+    assert _split_held("a:b") == ("a:b", "")
+    assert _split_held("m") == ("m", "")
+
+
+def test_scan_counts_braces_outside_comments_strings_and_chars() -> None:
+    assert _scan("{ {", False) == (2, False)
+    assert _scan("} x", False) == (-1, False)
+    assert _scan("/* { */ {", False) == (1, False)
+    assert _scan("/* { ", False) == (0, True)
+    assert _scan("{ */ }", True) == (-1, False)
+    assert _scan("{ // }", False) == (1, False)
+    assert _scan('"{\\"{" }', False) == (-1, False)
+    assert _scan("'{' {", False) == (1, False)
+    assert _scan("'\\'' {", False) == (1, False)
+    assert _scan("x / y {", False) == (1, False)
+
+
+def test_image_locations() -> None:
+    tree_img = Image("f.c", "a\nb\n", frozenset(), None, {2: 40})
+    patch = Patch("s", (), "p.patch", path="mail.eml")
+    assert tree_img.locate(2, patch) == Location("f.c", 2)
+    assert tree_img.column(2, 5, patch) == 5
+    assert tree_img.source(2, patch) == Location("mail.eml", 40)
+    assert tree_img.source(1, patch) is None
+    origins = (LineOrigin(10, 20, True, 3), None, LineOrigin(12, None, False, 4))
+    img = Image("f.c", "a\nb\nc\n", frozenset({1}), origins)
+    quoted = Patch("s", (), "o", quoted=True)
+    plain = Patch("s", (), "o")
+    assert img.locate(1, quoted) == Location("o", 20)
+    assert img.locate(1, plain) == Location("f.c", 10)
+    assert img.locate(2, plain) == Location("f.c", 0)
+    assert img.locate(3, quoted) == Location("f.c", 12)
+    assert img.locate(4, plain) == Location("f.c", 0)
+    assert img.locate(0, plain) == Location("f.c", 0)
+    assert img.column(1, 5, quoted) == 8
+    assert img.column(1, 5, plain) == 5
+    assert img.column(2, 5, quoted) == 5
+    assert img.column(3, 5, quoted) == 5  # no source line: not where locate points
+    assert img.column(4, 5, quoted) == 5
+    assert img.column(0, 5, quoted) == 5
+    assert img.source(1, plain) == Location("o", 20)
+    assert img.source(2, plain) is None
+    assert img.source(3, plain) is None
+    assert img.source(4, plain) is None
+    assert img.source(0, plain) is None
+
+
+def test_source_map_follows_hunk_offsets() -> None:
+    text = diff("f.c", "a\nb\nc\nd\ne\nf\ng\nh\ni\nj\n", "a\nB\nc\nd\ne\nf\ng\nh\nI\nj\n")
+    fp = parse_patch_text(text, "<t>")[0].files[0]
+    new = _source_map(fp, "new")
+    old = _source_map(fp, "old")
+    assert sorted(new) == list(range(1, 11))
+    assert new[1] == old[1] and new[2] == old[2] + 1  # -b, then +B
+    shifted = _source_map(fp, "new", (5,))
+    assert shifted == {k + 5: v for k, v in new.items()}
+    two = diff(
+        "f.c",
+        "".join(f"{i}\n" for i in range(30)),
+        "".join(f"{i}\n" if i not in (2, 25) else "x\n" for i in range(30)),
+    )
+    fp2 = parse_patch_text(two, "<t>")[0].files[0]
+    assert len(fp2.hunks) == 2
+    plain = _source_map(fp2, "old")
+    moved = _source_map(fp2, "old", (1, 2))
+    first = [k for k in plain if k < 10]
+    second = [k for k in plain if k > 10]
+    assert all(moved[k + 1] == plain[k] for k in first)
+    assert all(moved[k + 2] == plain[k] for k in second)
+
+
+def test_keyed_keeps_identical_findings_apart() -> None:
+    from lockcheck.model.finding import Finding
+
+    f1 = Finding("r", "warning", "f.c", 3, 1, "fn", "m", anchor="x")
+    f2 = Finding("r", "warning", "f.c", 9, 1, "fn", "m", anchor="x")
+    f3 = Finding("r", "warning", "f.c", 5, 1, "fn", "m", anchor="y")
+    keyed = _keyed([f2, f3, f1])
+    assert keyed == {(f1.fingerprint, 0): f1, (f1.fingerprint, 1): f2, (f3.fingerprint, 0): f3}
+
+
+def test_side_lines_through_padding() -> None:
+    side = _Side(Image("f.c", "", frozenset()), None, [], ((5, 2), (10, 3)))  # type: ignore[arg-type]
+    assert [side.analysed(n) for n in (1, 5, 6, 10, 11)] == [1, 5, 8, 12, 16]
+    assert [side.real(n) for n in (1, 5, 8, 12, 16)] == [1, 5, 6, 10, 11]
+    assert all(side.real(side.analysed(n)) == n for n in range(1, 30))
+    assert side.held(["ptl@12", "m"]) == frozenset({"ptl@10", "m"})
+    plain = _Side(Image("f.c", "", frozenset()), None, [])  # type: ignore[arg-type]
+    assert plain.held(["ptl@8"]) == frozenset({"ptl@8"})
+    assert plain.real(8) == 8 and plain.analysed(8) == 8
+
+
+def test_alignment_edges() -> None:
+    pre = "int a;\n\nvoid f(void)\n{\n\tg();\n}\n\nint b;\n\nint c;\n\nint d;\n"
+    post = pre.replace("\tg();\n", "\tg();\n\tk();\n")
+    aligned = _aligned(pre, post, frozenset(), frozenset({6}))
+    assert aligned is not None
+    text, pads = aligned
+    # not on line 7: within four lines of f()'s head
+    assert pads == ((9, 1),)
+    assert text.splitlines()[9:] == post.splitlines()[9:]
+    # a last line without its newline in either image
+    assert _aligned(pre.rstrip("\n"), post, frozenset(), frozenset({6})) is None
+    assert _aligned(pre, post.rstrip("\n"), frozenset(), frozenset({6})) is None
+    # lines added at two places: two pads, the second counting only its own lines
+    post2 = post.replace("int c;\n", "int c;\nint cc;\n")
+    aligned2 = _aligned(pre, post2, frozenset(), frozenset({6, 12}))
+    assert aligned2 is not None
+    assert aligned2[1] == ((9, 1), (11, 1))
+    assert aligned2[0].splitlines()[12:] == post2.splitlines()[12:]
+    # a blank line after a macro continuation is not safe
+    mac = "#define M \\\n\nint z;\n\nvoid f(void)\n{\n\tg();\n}\n"
+    got = _aligned(mac, "int y;\n" + mac, frozenset(), frozenset({1}))
+    assert got is not None and got[1] == ((4, 1),)
+    # nor is a blank line inside a block comment
+    com = "/*\n\n*/\nint z;\n\nint w;\n"
+    got = _aligned(com, "int y;\n" + com, frozenset(), frozenset({1}))
+    assert got is not None and got[1] == ((5, 1),)
+
+
+TWO_PADS_F1 = "static void f1(struct mm_struct *mm)\n{\n\tmmap_read_lock(mm);\n\tx();\n"
+TWO_PADS_F1 += "\tmmap_read_unlock(mm);\n}\n\n"
+TWO_PADS_F2 = "static void f2(struct vm_area_struct *vma, spinlock_t *ptl)\n{\n"
+TWO_PADS_F2 += "".join(f"\ty{i}();\n" for i in range(12))
+TWO_PADS_F2 += "\tspin_lock(ptl);\n\tif (userfaultfd_wp(vma))\n\t\tz();\n\tspin_unlock(ptl);\n}\n\n"
+
+
+def test_fast_review_with_two_pads_locates_removed_sites() -> None:
+    """The pre-image padded after two definitions: a site between the pads
+    is read back at its own line (it was one pad's lines off once)."""
+    f3 = "static void f3(void)\n{\n\tw();\n}\n"
+    pre = TWO_PADS_F1 + TWO_PADS_F2 + f3
+    post = TWO_PADS_F1.replace("\tx();\n", "\tx();\n" * 11)
+    post += TWO_PADS_F2.replace("\ty0();\n", "\ty0();\n" + "\tq();\n" * 3).replace(
+        "\tif (userfaultfd_wp(vma))\n\t\tz();\n", ""
+    )
+    post += f3
+    got = []
+    for fast in (True, False):
+        r = review_versions(ENGINE, "mm/x.c", pre, post, fast=fast)
+        got.append([(c.function, c.location.line, c.site, c.change) for c in r.lock_context])
+    line = pre.splitlines().index("\tif (userfaultfd_wp(vma))") + 1
+    assert got[0] == got[1] == [("f2", line, "userfaultfd_wp(vma)", "removed")]
+
+
+def test_fragment_image_keeps_each_sides_lines_and_where_they_come_from() -> None:
+    before = "void f(void)\n{\n\tx0();\n\tif (a) {\n"
+    before += "".join(f"\t\tx{i}();\n" for i in range(1, 20)) + "\t}\n\tw();\n}\n"
+    after = before.replace("\t\tx1();\n", "\t\tx1();\n\t\ty();\n").replace("\t\tx18();\n", "")
+    text = diff("f.c", before, after).replace(" @@\n", " @@ void f(void)\n")
+    fp = parse_patch_text(text, "<t>")[0].files[0]
+    assert len(fp.hunks) == 2
+    new = fragment_image(fp, "new")
+    old = fragment_image(fp, "old")
+    for img, real in ((new, after), (old, before)):
+        assert img.origins is not None
+        lines = img.text.splitlines()
+        assert len(lines) == len(img.origins)
+        shown = [o.code_line for o in img.origins if o is not None]
+        assert shown == sorted(shown) and len(shown) == 13
+        for i, o in enumerate(img.origins, 1):
+            if o is not None:
+                assert o.code_line is not None
+                assert real.splitlines()[o.code_line - 1] == lines[i - 1]
+        # braces balanced: the hunk that closes the `if` gets a head to close
+        assert img.text.count("{") == img.text.count("}")
+    assert [new.text.splitlines()[i - 1] for i in sorted(new.changed)] == ["\t\ty();"]
+    assert [old.text.splitlines()[i - 1] for i in sorted(old.changed)] == ["\t\tx18();"]
+    assert new.text.index("void f(void)") > new.text.index("y();")
