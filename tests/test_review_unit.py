@@ -70,7 +70,6 @@ def canon(result: ReviewResult) -> dict[str, Any]:
             {
                 "finding": repr(f),
                 "trace": [dict(s) for s in f.trace],
-                "fingerprint": f.fingerprint,
                 "extra": rf.extra(),
                 "image_text": len(rf.image_text.splitlines()),
                 "image_sha": hash_text(rf.image_text),
