@@ -81,6 +81,16 @@ def runners() -> dict[str, tuple[str, ...]]:
         "tests/test_rule_fixtures.py",
         "tests/test_rules_meta.py",
     )
+    for module, first in (
+        ("order_reversed", "tests/test_rules_order_reversed.py"),
+        ("recheck_after_lock", "tests/test_rules_recheck.py"),
+        ("recheck_after_relock", "tests/test_rules_recheck.py"),
+    ):
+        out[f"lockcheck/rules/{module}.py"] = (
+            first,
+            "tests/test_rule_fixtures.py",
+            "tests/test_rules_meta.py",
+        )
     return out
 
 
