@@ -350,6 +350,9 @@ def test_site_context_change_and_difference() -> None:
     c = _ctx(("m:read", "p", "q"), ("m:write", "p", "r:read"))
     assert c.change == "changed"
     assert c.difference() == "`m` read -> write; no longer held: `q`; now held: `r:read`"
+    assert _ctx(("a", "b", "c"), ("c", "d", "e")).difference() == (
+        "no longer held: `a`, `b`; now held: `d`, `e`"
+    )
     assert _ctx(("m:read",), ("m",)).difference() == "`m` read -> held"
     assert _ctx(("m",), ("m:write",)).difference() == "`m` held -> write"
     d = _ctx(("a",), ("a", "b")).as_dict()
@@ -371,6 +374,27 @@ def test_site_context_change_and_difference() -> None:
     assert _ctx(("a",), None).as_dict()["after"] is None
 
 
+def test_reviewed_finding_extra() -> None:
+    from lockcheck.model.finding import Finding
+    from lockcheck.review import ReviewedFinding
+
+    f = Finding("r", "warning", "f.c", 3, 1, "fn", "m")
+    p1, p2 = Patch("one", (), "o"), Patch("two", (), "o")
+    rf = ReviewedFinding(f, p1, p2, Location("mail", 9))
+    assert rf.extra() == {
+        "introduced_by": "one",
+        "fixed_by": "two",
+        "source": {"path": "mail", "line": 9},
+    }
+    bare = ReviewedFinding(f, None, None, unquoted="`x()` in f()")
+    assert bare.extra() == {
+        "introduced_by": None,
+        "fixed_by": None,
+        "source": None,
+        "unquoted": "`x()` in f()",
+    }
+
+
 def test_split_held() -> None:
     assert _split_held("m:read") == ("m", "read")
     assert _split_held("m:write") == ("m", "write")
@@ -389,6 +413,14 @@ def test_scan_counts_braces_outside_comments_strings_and_chars() -> None:
     assert _scan("'{' {", False) == (1, False)
     assert _scan("'\\'' {", False) == (1, False)
     assert _scan("x / y {", False) == (1, False)
+    # a comment that ends at the line's start, or right before a brace
+    assert _scan("*/ {", True) == (1, False)
+    assert _scan("*/{", True) == (1, False)
+    assert _scan("/**/ {", False) == (1, False)
+    assert _scan("/*{*/{", False) == (1, False)
+    assert _scan("X { X {", False) == (2, False)
+    assert _scan('"{{" x', False) == (0, False)
+    assert _scan('"x"{', False) == (1, False)
 
 
 def test_image_locations() -> None:
@@ -419,6 +451,15 @@ def test_image_locations() -> None:
     assert img.source(3, plain) is None
     assert img.source(4, plain) is None
     assert img.source(0, plain) is None
+    # the last line, and the lines just outside: the bounds are the image's own
+    last = Image("f.c", "a\nb\n", frozenset(), (None, LineOrigin(7, 30, True, 2)))
+    assert last.column(2, 5, quoted) == 7
+    assert last.column(0, 5, quoted) == 5
+    assert last.column(3, 5, quoted) == 5
+    assert last.source(2, plain) == Location("o", 30)
+    assert last.source(0, plain) is None
+    assert last.locate(2, quoted) == Location("o", 30)
+    assert last.locate(0, quoted) == Location("f.c", 0)
 
 
 def test_source_map_follows_hunk_offsets() -> None:
@@ -538,6 +579,8 @@ def test_fragment_image_keeps_each_sides_lines_and_where_they_come_from() -> Non
             if o is not None:
                 assert o.code_line is not None
                 assert real.splitlines()[o.code_line - 1] == lines[i - 1]
+        # whole hunks: no elision marker inside them
+        assert "/* ... */" not in img.text
         # braces balanced: the hunk that closes the `if` gets a head to close
         assert img.text.count("{") == img.text.count("}")
     assert [new.text.splitlines()[i - 1] for i in sorted(new.changed)] == ["\t\ty();"]
