@@ -25,6 +25,7 @@ from lockcheck.engine import Config, Engine
 from lockcheck.errors import InputError
 from lockcheck.inputs.apply import DirTree
 from lockcheck.inputs.patch import Patch, order_series, parse_patch_text, read_patches
+from lockcheck.inputs.patch import FilePatch, Hunk, HunkLine
 from lockcheck.review import (
     FRAGMENT_NOTE,
     PARTIAL_NOTE,
@@ -35,11 +36,13 @@ from lockcheck.review import (
     ReviewResult,
     SiteContext,
     _aligned,
+    _current_function,
     _keyed,
     _scan,
     _Side,
     _source_map,
     _split_held,
+    _wrap,
     fragment_image,
     review,
     review_versions,
@@ -586,3 +589,80 @@ def test_fragment_image_keeps_each_sides_lines_and_where_they_come_from() -> Non
     assert [new.text.splitlines()[i - 1] for i in sorted(new.changed)] == ["\t\ty();"]
     assert [old.text.splitlines()[i - 1] for i in sorted(old.changed)] == ["\t\tx18();"]
     assert new.text.index("void f(void)") > new.text.index("y();")
+
+
+def test_fragment_columns_skip_the_quote_marks_of_each_line() -> None:
+    lines = (
+        HunkLine(" ", "a;", 1, 1, 1),
+        HunkLine("+", "bX", None, 2, 2),  # the text ends in the letter X
+        HunkLine(" ", "c;", 2, 3, 3),
+        HunkLine(" ", "zz;", 3, 4, 0),  # a line number the input does not have
+        HunkLine(" ", "d;", 4, 5, 9),
+        HunkLine(" ", "e;", 5, 6, 4),
+        HunkLine(" ", "zz;", 6, 7, 5),
+    )
+    fp = FilePatch("f.c", "f.c", (Hunk(1, 6, 1, 7, "", lines),))
+    source = ("> \ta;", ">> +bX", "> c;", "> \t\te;\r\n", ">> zz;")
+    img = fragment_image(fp, "new", source)
+    assert img.origins is not None
+    got = [(o.code_line, o.source_line, o.shift) for o in img.origins if o is not None]
+    assert got == [(1, 1, 3), (2, 2, 4), (3, 3, 2), (4, 0, 0), (5, 9, 0), (6, 4, 4), (7, 5, 3)]
+    # without the input, no shifts
+    plain = fragment_image(fp, "new")
+    assert plain.origins is not None
+    assert {o.shift for o in plain.origins if o is not None} == {0}
+
+
+def test_current_function_and_wrapping() -> None:
+    # a prototype after a function is not the function the lines end in
+    assert _current_function(["void f(void)", "{", "\tx();", "}", "int g(int a);"], None) == (
+        "f",
+        0,
+    )
+    # lines that close a brace they did not open are inside the wrapper's function
+    assert _current_function(["\t\tx1();", "\t}", "\tif (b) {", "\t\ty();"], "f") == ("f", 1)
+    assert _current_function(["\tx();"], "f") == (None, 0)
+    o = LineOrigin(1, None)
+    closing = [("\t\tx();", o), ("\t}", o), ("\ty();", o)]
+    assert [t for t, _ in _wrap(closing, "f")] == ["void f(void)", "{", "\t\tx();", "\t}", "\ty();"]
+    assert [t for t, _ in _wrap([("\tx();", o), ("\t}", o), ("\t}", o)], "g")] == [
+        "void g(void)",
+        "{{",
+        "\tx();",
+        "\t}",
+        "\t}",
+    ]
+    opening = [("void f(void)", o), ("{", o), ("\tif (a) {", o)]
+    assert [t for t, _ in _wrap(opening, "f")] == [*(t for t, _ in opening), "}}"]
+
+
+def test_hunks_of_one_function_share_its_wrapper() -> None:
+    before = "void f(void)\n{\n\tif (a) {\n" + "".join(f"\t\tx{i}();\n" for i in range(1, 9))
+    before += "\t}\n\tif (b) {\n" + "".join(f"\t\tw{i}();\n" for i in range(12)) + "\t}\n}\n"
+    after = before.replace("\t\tx7();\n", "\t\tx7();\n\t\ty();\n").replace(
+        "\t\tw9();\n", "\t\tw9();\n\t\tz();\n"
+    )
+    text = diff("f.c", before, after).replace(" @@\n", " @@ void f(void)\n")
+    fp = parse_patch_text(text, "<t>")[0].files[0]
+    assert len(fp.hunks) == 2
+    img = fragment_image(fp, "new")
+    assert img.text.count("void f(void)") == 1
+    assert img.text.count("/* ... */") == 1
+    assert ENGINE.analyse_source("f.c", img.text.encode()).model.parse_errors == 0
+
+
+def test_an_elision_inside_a_comment_closes_it_first() -> None:
+    lines = (
+        HunkLine(" ", "\tx();", 1, 1, None),
+        HunkLine(" ", "\t/* a comment", 2, 2, None),
+        HunkLine(" ", "\t * that goes on */", 9, 9, None, gap_before=True),
+        HunkLine("+", "\ty();", None, 10, None),
+        HunkLine(" ", "}", 10, 11, None),
+    )
+    fp = FilePatch("f.c", "f.c", (Hunk(1, 10, 1, 11, "", lines),))
+    img = fragment_image(fp, "new")
+    texts = img.text.splitlines()
+    assert texts[0] == "void fragment(void)"  # no section to name the wrapper
+    assert texts.index("*/ /* ... */") == texts.index("\t/* a comment") + 1
+    plain = fragment_image(FilePatch("f.c", "f.c", (Hunk(1, 2, 1, 2, "", lines[3:]),)), "new")
+    assert plain.text.splitlines()[0] == "void fragment(void)"
