@@ -666,3 +666,43 @@ def test_an_elision_inside_a_comment_closes_it_first() -> None:
     assert texts.index("*/ /* ... */") == texts.index("\t/* a comment") + 1
     plain = fragment_image(FilePatch("f.c", "f.c", (Hunk(1, 2, 1, 2, "", lines[3:]),)), "new")
     assert plain.text.splitlines()[0] == "void fragment(void)"
+
+
+def _pads(pre: str, post: str, added: set[int]) -> tuple[tuple[int, int], ...] | None:
+    got = _aligned(pre, post, frozenset(), frozenset(added))
+    if got is not None:  # the kept lines have their post-image numbers
+        assert got[0].count("\n") == post.count("\n")
+    return got[1] if got is not None else None
+
+
+def test_alignment_blocks_functions_to_their_last_line() -> None:
+    body = ["int a;", "", "void f(void)", "{", "\tx();", "\tx();", "\tx();", ""]
+    body += ["\ty();", "", "}", "", "int b;"]
+    pre = "".join(t + "\n" for t in body)
+    post = pre.replace("\tx();\n", "\tx();\n\tnew();\n", 1)
+    # not inside f() (line 8 is past the four lines after its head): the blank line
+    # right after its closing brace
+    assert _pads(pre, post, {6}) == ((12, 1),)
+
+
+def test_alignment_blocks_four_lines_after_a_short_function() -> None:
+    pre = "void f(void)\n{\n}\n\n\n\nint a;\n"
+    assert _pads(pre, "int y;\n" + pre, {1}) == ((6, 1),)
+
+
+def test_alignment_blocks_lines_inside_comments_only() -> None:
+    pre = "int q;\nint r;\n/*\n\n\n*/\nint z;\n\nint w;\n"
+    post = pre.replace("int q;\n", "int q;\nint n;\n")
+    assert _pads(pre, post, {2}) == ((8, 1),)
+    # a blank line just before a comment, or just after it, is safe
+    before = pre.replace("int r;\n", "\n")
+    assert _pads(before, before.replace("int q;\n", "int q;\nint n;\n"), {2}) == ((2, 1),)
+    after = pre.replace("*/\nint z;\n", "*/\n\n")
+    assert _pads(after, after.replace("int q;\n", "int q;\nint n;\n"), {2}) == ((7, 1),)
+
+
+def test_alignment_from_the_first_line() -> None:
+    assert _pads("\nint a;\n", "int y;\n\nint a;\n", {1}) == ((1, 1),)
+    # the first line has no line before it, even when the file ends in a backslash
+    pre = "\nint a;\n#define X \\\n"
+    assert _pads(pre, "int y;\n" + pre, {1}) == ((1, 1),)
