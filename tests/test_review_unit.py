@@ -24,8 +24,15 @@ import lockcheck.analysis.file as file_module
 from lockcheck.engine import Config, Engine
 from lockcheck.errors import InputError
 from lockcheck.inputs.apply import DirTree
-from lockcheck.inputs.patch import Patch, order_series, parse_patch_text, read_patches
-from lockcheck.inputs.patch import FilePatch, Hunk, HunkLine
+from lockcheck.inputs.patch import (
+    FilePatch,
+    Hunk,
+    HunkLine,
+    Patch,
+    order_series,
+    parse_patch_text,
+    read_patches,
+)
 from lockcheck.review import (
     FRAGMENT_NOTE,
     PARTIAL_NOTE,
@@ -706,3 +713,44 @@ def test_alignment_from_the_first_line() -> None:
     # the first line has no line before it, even when the file ends in a backslash
     pre = "\nint a;\n#define X \\\n"
     assert _pads(pre, "int y;\n" + pre, {1}) == ((1, 1),)
+
+
+READ_EARLY = """
+static void f(struct vm_area_struct *vma, spinlock_t *ptl, pmd_t *pmd, unsigned long addr)
+{
+	bool wp;
+
+	spin_lock(ptl);
+	wp = userfaultfd_wp(vma);
+	spin_unlock(ptl);
+	if (wp)
+		pmdp_collapse_flush(vma, addr, pmd);
+}
+"""
+
+
+def test_a_check_through_a_variable_holds_what_was_held_at_the_read() -> None:
+    after = READ_EARLY.replace("\tif (wp)\n", "\tg();\n\tif (wp)\n")
+    r = review_versions(ENGINE, "mm/f.c", READ_EARLY, after)
+    sites = {(c.site, c.kind): (c.before, c.after) for c in r.lock_context}
+    assert sites[("userfaultfd_wp(vma)", "check uffd-wp")] == (("ptl",), ("ptl",))
+    assert sites[("pmdp_collapse_flush(vma, addr, pmd)", "act pt-detach")] == ((), ())
+    # one statement that takes the lock and then reads the flag: the state at
+    # the read, not the one entering the statement
+    comma = READ_EARLY.replace(
+        "\tspin_lock(ptl);\n\twp = userfaultfd_wp(vma);\n",
+        "\twp = (spin_lock(ptl), userfaultfd_wp(vma));\n",
+    )
+    later = comma.replace("\tif (wp)\n", "\tg();\n\tif (wp)\n")
+    r = review_versions(ENGINE, "mm/f.c", comma, later)
+    sites = {(c.site, c.kind): (c.before, c.after) for c in r.lock_context}
+    assert sites[("userfaultfd_wp(vma)", "check uffd-wp")] == (("ptl",), ("ptl",))
+
+
+def test_a_change_on_a_functions_first_or_last_line_changes_the_function() -> None:
+    head = READ_EARLY.replace("static void f(", "static noinline void f(")
+    tail = READ_EARLY[: READ_EARLY.rindex("}")] + "} /* f */\n"
+    for after in (head, tail):
+        r = review_versions(ENGINE, "mm/f.c", READ_EARLY, after)
+        assert {c.function for c in r.lock_context} == {"f"}
+        assert len(r.lock_context) == 2
