@@ -754,3 +754,48 @@ def test_a_change_on_a_functions_first_or_last_line_changes_the_function() -> No
         r = review_versions(ENGINE, "mm/f.c", READ_EARLY, after)
         assert {c.function for c in r.lock_context} == {"f"}
         assert len(r.lock_context) == 2
+
+
+def test_select_picks_a_review_only_rule_and_inline_suppressions_apply() -> None:
+    base = FIXTURES / "effects" / "order_reversed"
+    old = base.with_name("order_reversed.orig.c").read_text()
+    new = base.with_name("order_reversed.c").read_text()
+    engine = Engine(Config(select={"order-reversed"}))
+    (rf,) = review_versions(engine, "o.c", old, new).findings
+    assert rf.finding.rule == "order-reversed"
+    lines = new.splitlines(keepends=True)
+    line = lines[rf.finding.line - 1]
+    lines[rf.finding.line - 1] = (
+        line.rstrip("\n") + " /* lockcheck: ignore order-reversed the caller holds big */\n"
+    )
+    assert review_versions(engine, "o.c", old, "".join(lines)).findings == []
+
+
+def test_a_tree_review_reads_the_trees_headers_and_callers(tmp_path: Path) -> None:
+    """From the checkout's directory, not the tree's: the tree's own headers
+    give the helper's lock, its other files the callers of a changed function."""
+    tree = tmp_path / "tree"
+    (tree / "include" / "linux").mkdir(parents=True)
+    (tree / "mm").mkdir()
+    (tree / "include" / "linux" / "gadget.h").write_text(
+        "static inline void gadget_lock(struct gadget *g)\n{\n\tspin_lock(&g->lock);\n}\n\n"
+        "static inline void gadget_unlock(struct gadget *g)\n{\n\tspin_unlock(&g->lock);\n}\n"
+    )
+    grab = (
+        "#include <linux/gadget.h>\n\n"
+        "int gadget_poke(struct gadget *g, struct vm_area_struct *vma)\n{\n"
+        "\tgadget_lock(g);\n\tif (userfaultfd_wp(vma))\n\t\tg->count++;\n"
+        "\tspin_lock(&g->inner);\n\tg->count++;\n\tspin_unlock(&g->inner);\n"
+        "\treturn 0;\n}\n"
+    )
+    (tree / "mm" / "gadget.c").write_text(grab)
+    (tree / "mm" / "user.c").write_text(
+        "void use(struct gadget *g, struct vm_area_struct *vma)\n{\n\tgadget_poke(g, vma);\n}\n"
+    )
+    after = grab.replace("\tspin_unlock(&g->inner);\n", "")
+    patches = parse_patch_text(diff("mm/gadget.c", grab, after), "<p>")
+    r = review(ENGINE, patches, DirTree(tree))
+    site = next(c for c in r.lock_context if c.site == "userfaultfd_wp(vma)")
+    assert (site.before, site.after) == (("g->lock",), ("g->lock",))
+    effect = [rf.finding for rf in r.findings if rf.finding.rule == "lock-effect-changed"]
+    assert effect and all("callers that expect it released: user.c:3" in f.message for f in effect)
