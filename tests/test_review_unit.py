@@ -218,25 +218,46 @@ def test_reviews_golden(results: dict[str, ReviewResult], tmp_root: Path) -> Non
     assert_golden("review.inprocess.json", text.replace(str(tmp_root), "<tmp>"))
 
 
-def test_fast_review_computes_fewer_dataflows(monkeypatch: pytest.MonkeyPatch) -> None:
-    calls = 0
+def test_each_image_is_analysed_once_and_the_fast_review_shares_dataflows(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The series' file in four versions: each analysed once (five times when
+    fast: a pre-image is also analysed aligned), fewer dataflows when fast;
+    fragments are never aligned."""
+    calls = {"flow": 0, "source": 0}
     real = file_module.analyse
 
     def counting(*args: Any, **kwargs: Any) -> Any:
-        nonlocal calls
-        calls += 1
+        calls["flow"] += 1
         return real(*args, **kwargs)
 
     monkeypatch.setattr(file_module, "analyse", counting)
     tree = DirTree(SERIES / "tree")
     series = order_series(read_patches(SERIES / "series.mbox"))
-    counts = []
-    for fast in (True, False):
-        calls = 0
+    got = {}
+    for name, where, fast in (
+        ("tree-fast", tree, True),
+        ("tree-full", tree, False),
+        ("fragments-fast", None, True),
+        ("fragments-full", None, False),
+    ):
         fresh = Engine()
-        review(fresh, series, tree, fast=fast)
-        counts.append(calls)
-    assert 0 < counts[0] < counts[1]
+        analyse_source = fresh.analyse_source
+
+        def source(*args: Any, real: Any = analyse_source, **kwargs: Any) -> Any:
+            calls["source"] += 1
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(fresh, "analyse_source", source)
+        calls.update(flow=0, source=0)
+        review(fresh, series, where, fast=fast)
+        got[name] = (calls["source"], calls["flow"])
+    assert got == {
+        "tree-fast": (5, 13),
+        "tree-full": (4, 14),
+        "fragments-fast": (6, 11),
+        "fragments-full": (6, 11),
+    }
 
 
 def test_series_blames_patch_2_and_credits_patch_3(results: dict[str, ReviewResult]) -> None:
