@@ -250,7 +250,7 @@ def test_each_image_is_analysed_once_and_the_fast_review_shares_dataflows(
 
         monkeypatch.setattr(fresh, "analyse_source", source)
         calls.update(flow=0, source=0)
-        review(fresh, series, where, fast=fast)
+        review(fresh, series, where, **({} if fast else {"fast": False}))  # fast by default
         got[name] = (calls["source"], calls["flow"])
     assert got == {
         "tree-fast": (5, 13),
@@ -298,7 +298,7 @@ def test_keep_going_skips_the_patch_that_does_not_apply(
     assert [p.subject for p in r.reviewed] == ["leak once"]
     assert {rf.introduced_by.subject for rf in r.findings if rf.introduced_by} == {"leak once"}
     with pytest.raises(InputError):
-        review(ENGINE, r.patches, DirTree(tmp_path), keep_going=False)
+        review(ENGINE, r.patches, DirTree(tmp_path))  # not kept going by default
 
 
 def test_fragment_and_quoted_notes(results: dict[str, ReviewResult]) -> None:
@@ -820,3 +820,74 @@ def test_a_tree_review_reads_the_trees_headers_and_callers(tmp_path: Path) -> No
     assert (site.before, site.after) == (("g->lock",), ("g->lock",))
     effect = [rf.finding for rf in r.findings if rf.finding.rule == "lock-effect-changed"]
     assert effect and all("callers that expect it released: user.c:3" in f.message for f in effect)
+
+
+def test_counts_of_functions_over_budget_and_of_one_name_twice() -> None:
+    twice = DUP_BEFORE + "\n#ifdef X\nstatic void two(struct s *p)\n{\n}\n#endif\n"
+    after = twice.replace("\tp->v = 2;\n", "\tp->v = 3;\n")
+    r = review_versions(ENGINE, "mm/s.c", twice, after)
+    assert (r.stats.functions, r.stats.functions_analysed, r.stats.budget_outs) == (3, 3, 0)
+    small = Engine(Config(max_nodes=4))
+    r = review_versions(small, "mm/s.c", twice, after)
+    assert r.stats.budget_outs > 0
+    assert r.stats.functions_analysed == r.stats.functions - r.stats.budget_outs
+
+
+def _mail(n: int, subject: str, body: str) -> str:
+    return f"From: a@b\nSubject: [PATCH {n}/2] {subject}\n\n{body}"
+
+
+def test_a_finding_kept_by_a_later_patch_stays_and_one_it_removes_is_fixed(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "tree"
+    (root / "mm").mkdir(parents=True)
+    (root / "mm" / "s.c").write_text(DUP_BEFORE)
+    leak_two = DUP_BEFORE.replace(
+        "\tp->v = 2;\n",
+        "\tspin_lock(&p->lock);\n\tif (p->flag)\n\t\treturn;\n\tp->v = 2;\n"
+        "\tspin_unlock(&p->lock);\n",
+    )
+    both = (
+        _dup_after(1).split("static void two")[0]
+        + "static void two"
+        + leak_two.split("static void two")[1]
+    )
+    one_only = _dup_after(1)
+    patches = parse_patch_text(
+        _mail(1, "two leaks", diff("mm/s.c", DUP_BEFORE, both)), "<1>"
+    ) + parse_patch_text(_mail(2, "fix two()", diff("mm/s.c", both, one_only)), "<2>")
+    for show_all in (False, True):
+        r = review(ENGINE, patches, DirTree(root), show_all=show_all)
+        got = sorted(
+            (
+                rf.finding.function,
+                rf.introduced_by.subject if rf.introduced_by else None,
+                rf.fixed_by.subject if rf.fixed_by else None,
+            )
+            for rf in r.findings
+        )
+        assert got == [("one", "two leaks", None), ("two", "two leaks", "fix two()")], show_all
+
+
+def test_quoted_whole_hunks_that_do_not_apply_are_read_alone(tmp_path: Path) -> None:
+    new = _dup_after(1)
+    quoted = "".join("> " + ln + "\n" for ln in diff("mm/s.c", DUP_BEFORE, new).splitlines())
+    reply = (
+        "From: r@b\nSubject: Re: [PATCH] leak\nMessage-ID: <r@b>\n\nOn Mon, a@b wrote:\n"
+        + quoted
+        + "\nThis leaks.\n"
+    )
+    patches = parse_patch_text(reply, "<reply>")
+    assert patches[0].quoted
+    root = tmp_path / "tree"
+    (root / "mm").mkdir(parents=True)
+    (root / "mm" / "s.c").write_text(DUP_BEFORE.replace("p->v = 1", "p->v = 9"))
+    r = review(ENGINE, patches, DirTree(root))
+    assert r.mode == "fragment"
+    (remark,) = r.remarks
+    assert remark.startswith("the quoted hunks do not apply, so they were analysed alone: ")
+    assert r.notes()[0] == remark
+    # where they apply, the tree is used
+    (root / "mm" / "s.c").write_text(DUP_BEFORE)
+    assert review(ENGINE, patches, DirTree(root)).mode == "tree"
