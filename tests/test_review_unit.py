@@ -348,8 +348,9 @@ def test_show_all_adds_what_the_tree_already_had(results: dict[str, ReviewResult
 
 
 def test_review_versions_same_text_is_an_error() -> None:
-    with pytest.raises(InputError, match="x.c: the two versions are the same"):
+    with pytest.raises(InputError) as exc:
         review_versions(ENGINE, "x.c", "int a;\n", "int a;\n")
+    assert str(exc.value) == "x.c: the two versions are the same"
 
 
 def test_select_limits_the_review_only_rules() -> None:
@@ -891,3 +892,23 @@ def test_quoted_whole_hunks_that_do_not_apply_are_read_alone(tmp_path: Path) -> 
     # where they apply, the tree is used
     (root / "mm" / "s.c").write_text(DUP_BEFORE)
     assert review(ENGINE, patches, DirTree(root)).mode == "tree"
+
+
+def test_review_versions_is_fast_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = 0
+    real = file_module.analyse
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(file_module, "analyse", counting)
+    before = TWO_PADS_F1 + TWO_PADS_F2
+    after = TWO_PADS_F1.replace("\tx();\n", "\tx();\n\tx();\n") + TWO_PADS_F2
+    got = []
+    for kwargs in ({}, {"fast": False}):
+        calls = 0
+        review_versions(Engine(), "mm/x.c", before, after, **kwargs)  # type: ignore[arg-type]
+        got.append(calls)
+    assert got[0] < got[1]
