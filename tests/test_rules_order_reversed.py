@@ -157,3 +157,40 @@ def test_budget_exceeded_functions_are_not_compared() -> None:
     assert rule.compare("p.c", [pre], [over], {"move"}) == []
     assert rule.compare("p.c", [replace(pre, budget_exceeded=True)], [post], {"move"}) == []
     assert OrderReversed.symmetric is True
+
+
+def test_a_held_lock_that_is_no_outer_does_not_hide_the_next_one() -> None:
+    code = """
+static void f(struct pair *p, struct mutex *m)
+{
+	rcu_read_lock();
+	mutex_lock(m);
+	spin_lock(&p->a);
+	spin_unlock(&p->a);
+	mutex_unlock(m);
+	rcu_read_unlock();
+}
+"""
+    (ff,) = facts(code)
+    assert [(n.outer, n.inner) for n in nestings(ff)] == [("m", "p->a")]
+    same = code.replace("\tspin_lock(&p->a);\n", "\tmutex_lock(m);\n\tspin_lock(&p->a);\n", 1)
+    (ff,) = facts(same)
+    assert ("m", "p->a") in {(n.outer, n.inner) for n in nestings(ff)}
+
+
+def test_a_fixed_pair_does_not_hide_a_reversed_one_after_it() -> None:
+    keeper = "\nstatic void keep(struct pair *p)\n{\n\tspin_lock(&p->b);\n\tspin_lock(&p->a);\n"
+    keeper += "\tspin_unlock(&p->a);\n\tspin_unlock(&p->b);\n}\n"
+    before = AB.replace(
+        "\tspin_unlock(&p->a);\n}",
+        "\tspin_unlock(&p->a);\n\tspin_lock(&p->c);\n\tspin_lock(&p->d);\n"
+        "\tspin_unlock(&p->d);\n\tspin_unlock(&p->c);\n}",
+    )
+    after = BA.replace(
+        "\tspin_unlock(&p->b);\n}",
+        "\tspin_unlock(&p->b);\n\tspin_lock(&p->d);\n\tspin_lock(&p->c);\n"
+        "\tspin_unlock(&p->c);\n\tspin_unlock(&p->d);\n}",
+    )
+    # b -> a is fixed (as keep() nests them); d -> c is new
+    found = reversed_(before + keeper, after + keeper)
+    assert [f.anchor for f in found] == ["p->d -> p->c"]
