@@ -44,6 +44,7 @@ from lockcheck.review import (
     SiteContext,
     _aligned,
     _current_function,
+    _depths,
     _keyed,
     _scan,
     _Side,
@@ -912,3 +913,9 @@ def test_review_versions_is_fast_by_default(monkeypatch: pytest.MonkeyPatch) -> 
         review_versions(Engine(), "mm/x.c", before, after, **kwargs)  # type: ignore[arg-type]
         got.append(calls)
     assert got[0] < got[1]
+
+
+def test_depths() -> None:
+    assert _depths(["{", "\tx();", "}"]) == ([0, 1, 1], 0, 0)
+    assert _depths(["\tif (a) {", "\t\tx();"]) == ([0, 1], 0, 1)
+    assert _depths(["\t}", "}", "{"]) == ([0, -1, -2], -2, -1)
