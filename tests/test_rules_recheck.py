@@ -334,3 +334,97 @@ def test_relock_one_report_per_act_and_the_other_lock_classes() -> None:
     assert [f.line for f in relock(two)] == [line(two, "pmd_populate")]
     other = INSTALL.replace("pmd_populate(mm, pmd, new)", "pmd_clear(pmd)")
     assert [f.line for f in relock(other)] == [line(other, "pmd_clear")]
+
+
+def test_a_relock_of_a_lock_held_in_a_mode_is_seen(bar: str) -> None:
+    moded = bar.replace(".toml", "-w.toml")
+    Path(moded).write_text(
+        Path(bar).read_text().replace('locks = ["bar_lock"]', 'locks = ["bar_lock:write"]')
+    )
+    code = """
+static void drop(struct bar *b)
+{
+	if (bar_stale(b))
+		return;
+	write_lock(&b->bar_lock);
+	if (bar_stale(b))
+		goto out;
+	write_unlock(&b->bar_lock);
+	bar_wait(b);
+	write_lock(&b->bar_lock);
+	bar_drop(b);
+out:
+	write_unlock(&b->bar_lock);
+}
+"""
+    found = run(code, "bar-recheck", ["mm", moded])
+    assert [f.line for f in found] == [line(code, "bar_stale", 0), line(code, "bar_stale", 1)]
+
+
+def test_a_branch_on_another_call_is_no_check(bar: str) -> None:
+    code = """
+static void drop(struct bar *b)
+{
+	if (bar_stale(b))
+		return;
+	spin_lock(&b->bar_lock);
+	if (bar_busy(b))
+		bar_wait(b);
+	bar_drop(b);
+	spin_unlock(&b->bar_lock);
+}
+"""
+    assert [f.line for f in run(code, "bar-recheck", ["mm", bar])] == [line(code, "bar_stale")]
+
+
+def test_a_fresh_act_does_not_hide_a_stale_one_after_it() -> None:
+    code = NOT_RECHECKED.replace(
+        "\tfoo_zap_slot(foo, slot);\n",
+        "\tif (foo_slot_same(slot, gen))\n\t\tfoo_zap_slot(foo, slot);\n"
+        "\tspin_unlock(&foo->mmu_lock);\n\tspin_lock(&foo->mmu_lock);\n"
+        "\tfoo_zap_slot(foo, slot);\n",
+    )
+    assert [f.line for f in foo(code)] == [line(code, "foo_slot_generation")]
+
+
+def test_two_wanted_locks_in_the_message(bar: str) -> None:
+    two = bar.replace(".toml", "-2.toml")
+    Path(two).write_text(
+        Path(bar)
+        .read_text()
+        .replace('locks = ["bar_lock"]', 'locks = ["bar_lock", "mmap_lock:write"]')
+    )
+    code = """
+static void drop(struct bar *b)
+{
+	if (bar_stale(b))
+		return;
+	spin_lock(&b->bar_lock);
+	bar_drop(b);
+	spin_unlock(&b->bar_lock);
+}
+"""
+    (f,) = run(code, "bar-recheck", ["mm", two])
+    assert f.message == (
+        "bar-stale: `bar_stale(b)` not re-checked after `bar_lock` or the mmap lock for write "
+        "is taken"
+    )
+
+
+def test_relock_a_test_made_before_the_lock_was_ever_taken() -> None:
+    code = (
+        INSTALL.replace("\tspinlock_t *ptl = pmd_lock(mm, pmd);\n", "\tspinlock_t *ptl;\n")
+        .replace("\t\tspin_unlock(ptl);\n\t\tnew", "\t\tnew")
+        .replace("\t}\n\tspin_unlock(ptl);\n", "\t\tspin_unlock(ptl);\n\t}\n")
+    )
+    assert "spin_lock(ptl);\n\t\tpmd_populate" in code
+    assert relock(code) == []
+
+
+def test_relock_acts_of_other_kinds_are_skipped_not_stopped_at() -> None:
+    code = INSTALL.replace(
+        "\t\tpmd_populate(mm, pmd, new);\n",
+        "\t\tfoo_zap_slot(foo, slot);\n\t\tpmd_populate(mm, pmd, new);\n",
+    )
+    found = run(code, "recheck-after-relock", ["mm", str(FOO)])
+    assert [f.line for f in found] == [line(code, "pmd_populate")]
