@@ -428,3 +428,43 @@ def test_relock_acts_of_other_kinds_are_skipped_not_stopped_at() -> None:
     )
     found = run(code, "recheck-after-relock", ["mm", str(FOO)])
     assert [f.line for f in found] == [line(code, "pmd_populate")]
+
+
+def test_relock_another_lock_dropped_meanwhile_is_not_this_rules() -> None:
+    """ptl held throughout, a mutex dropped and taken again: nothing stale."""
+    code = INSTALL.replace("\t\tspin_unlock(ptl);\n", "\t\tmutex_unlock(&mm->lock);\n", 1).replace(
+        "\t\tspin_lock(ptl);\n", "\t\tmutex_lock(&mm->lock);\n"
+    )
+    code = code.replace("\tspinlock_t *ptl = pmd_lock(mm, pmd);\n", "\tspinlock_t *ptl;\n")
+    code = code.replace("\tpgtable_t new;\n", "\tpgtable_t new;\n\n\tmutex_lock(&mm->lock);\n")
+    code = code.replace(
+        "\tpgtable_t new;\n\n", "\tpgtable_t new;\n\n\tptl = pmd_lock(mm, pmd);\n", 1
+    )
+    code = code.replace("\treturn 0;\n}", "\tmutex_unlock(&mm->lock);\n\treturn 0;\n}")
+    assert relock(code) == []
+
+
+def test_relock_other_locks_held_at_the_act_do_not_stop_the_search() -> None:
+    # the mmap lock (not a page-table lock) taken first, held throughout
+    first = INSTALL.replace(
+        "\tspinlock_t *ptl = pmd_lock(mm, pmd);\n",
+        "\tspinlock_t *ptl;\n\n\tmmap_read_lock(mm);\n\tptl = pmd_lock(mm, pmd);\n",
+    ).replace("\treturn 0;\n}", "\tmmap_read_unlock(mm);\n\treturn 0;\n}")
+    assert [f.line for f in relock(first)] == [line(first, "pmd_populate")]
+    # a page-table lock held throughout, taken first, then the relocked one
+    both = INSTALL.replace(
+        "\tspinlock_t *ptl = pmd_lock(mm, pmd);\n",
+        "\tspinlock_t *ptl;\n\n\tspin_lock(&mm->page_table_lock);\n\tptl = pmd_lock(mm, pmd);\n",
+    ).replace("\treturn 0;\n}", "\tspin_unlock(&mm->page_table_lock);\n\treturn 0;\n}")
+    assert [f.line for f in relock(both)] == [line(both, "pmd_populate")]
+
+
+def test_relock_each_act_is_reported() -> None:
+    code = INSTALL.replace(
+        "\t\tpmd_populate(mm, pmd, new);\n",
+        "\t\tpmd_populate(mm, pmd, new);\n\t\tpmd_populate(mm, pmd + 1, new);\n",
+    )
+    assert [f.line for f in relock(code)] == [
+        line(code, "pmd_populate", 0),
+        line(code, "pmd_populate", 1),
+    ]
