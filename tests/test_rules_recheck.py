@@ -468,3 +468,17 @@ def test_relock_each_act_is_reported() -> None:
         line(code, "pmd_populate", 0),
         line(code, "pmd_populate", 1),
     ]
+
+
+def test_relock_a_pmd_or_pud_entry_read_into_a_local() -> None:
+    pmd = INSTALL.replace("\tpgtable_t new;\n", "\tpgtable_t new;\n\tpmd_t val = pmdp_get(pmd);\n")
+    pmd = pmd.replace("if (pmd_none(*pmd))", "if (pmd_none(val))")
+    assert [f.line for f in relock(pmd)] == [line(pmd, "pmd_populate")]
+    pud = pmd.replace("pmd_t val = pmdp_get(pmd)", "pud_t val = pudp_get(pud)")
+    pud = pud.replace("pmd_none(val)", "pud_none(val)").replace(
+        "pmd_populate(mm, pmd, new)", "pud_populate(mm, pud, new)"
+    )
+    assert [f.line for f in relock(pud)] == [line(pud, "pud_populate")]
+    # a test of something else, beside an entry read into a local: not stale
+    other = pmd.replace("if (pmd_none(val))", "if (mm->flags)")
+    assert relock(other) == []
