@@ -13,6 +13,7 @@ runner must escape.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -139,12 +140,17 @@ def test_fixed_findings_golden() -> None:
 # --- reviews: the series against its tree, a reply quoting patch 2, the thread
 
 ENGINE = Engine()
+REPLY = "fixtures/series/reply.eml"
 
 
 def _reviews() -> dict[str, tuple[ReviewResult, str]]:
     tree = DirTree(FIXTURES / "series" / "tree")
     series = order_series(read_patches(FIXTURES / "series" / "series.mbox"))
-    reply = order_series(read_patches(FIXTURES / "series" / "reply.eml"))
+    # the reply by a relative name, as a user gives it: findings point into the
+    # email by that name, so the output is the same wherever the checkout is
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(ROOT)
+        reply = order_series(read_patches(Path(REPLY)))
     thread = order_series(read_patches(FIXTURES / "thread" / "thread.mbox"))
     return {
         "series": (review(ENGINE, series, tree), "lockcheck review series.mbox"),
@@ -189,7 +195,7 @@ def test_reviews_golden(reviews: dict[str, tuple[ReviewResult, str]]) -> None:
             out = render_report(fmt, findings, stats, _sources(result), run)
             parts.append(f"===== {name} {fmt}\n{out}")
         email_text = (FIXTURES / "series" / "reply.eml").read_text()
-        source = str(FIXTURES / "series" / "reply.eml")
+        source = REPLY
         annotated = render_annotated(email_text, source, findings, _run(result, command))
         parts.append(f"===== {name} annotate\n{annotated}")
     text = "".join(parts).replace(str(ROOT), "<root>")
@@ -496,7 +502,7 @@ def test_annotate_without_a_review_changes_nothing() -> None:
 def test_annotate_reply(reviews: dict[str, tuple[ReviewResult, str]]) -> None:
     result, command = reviews["reply"]
     text = (FIXTURES / "series" / "reply.eml").read_text()
-    source = str(FIXTURES / "series" / "reply.eml")
+    source = REPLY
     findings = [rf.finding for rf in result.findings]
     out = render_annotated(text, source, findings, _run(result, command))
     added = [ln for ln in out.splitlines() if ln not in text.splitlines()]
