@@ -482,3 +482,25 @@ def test_relock_a_pmd_or_pud_entry_read_into_a_local() -> None:
     # a test of something else, beside an entry read into a local: not stale
     other = pmd.replace("if (pmd_none(val))", "if (mm->flags)")
     assert relock(other) == []
+
+
+def test_relock_names_the_tested_atom_and_a_callee_act() -> None:
+    neg = INSTALL.replace("if (pmd_none(*pmd))", "if (!pmd_present(*pmd))")
+    (f,) = relock(neg)
+    assert "is decided by `pmd_present(*pmd)` (line" in f.message
+    assert f.related[0].message == "`pmd_present(*pmd)` tested under `ptl` here"
+    both = INSTALL.replace("if (pmd_none(*pmd))", "if (pmd_none(*pmd) && mm)")
+    assert "is decided by `pmd_none(*pmd)` (line" in relock(both)[0].message
+    helper = "static void install(struct mm_struct *mm, pmd_t *pmd, pgtable_t new)\n{\n"
+    helper += "\tpmd_populate(mm, pmd, new);\n}\n"
+    code = helper + INSTALL.replace("\t\tpmd_populate(mm, pmd, new);", "\t\tinstall(mm, pmd, new);")
+    (f,) = relock(code)
+    assert f.message.startswith("`install()` is decided by `pmd_none(*pmd)`")
+
+
+def test_relock_earlier_branches_that_are_not_the_test_are_passed_over() -> None:
+    code = INSTALL.replace(
+        "\tpgtable_t new;\n",
+        "\tpgtable_t new;\n\n\tif (mm->flags)\n\t\tg();\n\tif (pmd_trans_huge(*pmd))\n\t\tg();\n",
+    )
+    assert [f.line for f in relock(code)] == [line(code, "pmd_populate")]
