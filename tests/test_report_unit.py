@@ -376,6 +376,9 @@ def test_github_escaping_and_levels() -> None:
     assert out[3].startswith("::warning file=mm/a.c,line=40,title=")  # column 0: none
     assert "%0Aevidence: simulated" in out[1]
     assert "%0Ain `g()`; held here: {-}" in out[5]
+    two = render_report("github", [finding(held=("a", "b:read"))], STATS)
+    assert "%0Ain `f()`; held here: {a, b%3Aread}" not in two  # the message is data, not a property
+    assert "%0Ain `f()`; held here: {a, b:read}%0A" in two
 
 
 def test_checkpatch_levels() -> None:
