@@ -220,6 +220,8 @@ def test_explain_golden() -> None:
 def test_make_reporter_names_every_format() -> None:
     for fmt in REVIEW_FORMATS:
         assert make_reporter(fmt).name == fmt
+    plain = make_reporter("text")
+    assert plain.color is False and plain.quiet is False  # type: ignore[attr-defined]
     assert make_reporter("text", color=True).color is True  # type: ignore[attr-defined]
     assert make_reporter("text", quiet=True).quiet is True  # type: ignore[attr-defined]
     with pytest.raises(InputError) as exc:
@@ -257,6 +259,8 @@ def test_source_line_and_char_column() -> None:
     assert char_column(None, 7) == 7
     assert char_column(None, -3) == 1
     assert char_column("ab", 2) == 2
+    assert char_column("→x", 3) == 2  # inside a character: what is before it counts
+    assert source_line(["abX\n"], 1) == "abX"
 
 
 def test_want_color() -> None:
@@ -583,3 +587,21 @@ def test_quote_patch_keeps_context_above_comments() -> None:
     whole = quote_patch(patch, {10: ["a"], 19: ["b"]})
     assert whole[4:6] == [">  l0", ""] and whole[-1] == "b"
     assert quote_patch(patch, {99: ["x"]}) == []
+
+
+def test_a_run_without_details(reviews: dict[str, tuple[ReviewResult, str]]) -> None:
+    """RunInfo's defaults: no command to reproduce, the default sender, no date."""
+    details = json.loads(render_report("b4", FINDINGS[:1], STATS))[0]["details"]
+    assert "reproduce" not in details
+    result, _ = reviews["series"]
+    findings = [rf.finding for rf in result.findings]
+    out = render_report("email", findings, {}, None, RunInfo(review=result))
+    assert out.startswith("From: lockcheck <lockcheck@localhost>\n")
+    assert "\nDate: " not in out
+    # without rules, nothing is said of what they want
+    assert "wants" not in out
+    for result, _ in reviews.values():
+        out = render_report(
+            "email", [rf.finding for rf in result.findings], {}, None, RunInfo(review=result)
+        )
+        assert "wants" not in out
