@@ -507,12 +507,14 @@ def test_insert_notes() -> None:
     assert insert_notes("a\r\nb", {1: ["n"], 2: ["m"]}) == "a\r\nn\r\nb\nm\n"
     assert insert_notes("a\rb\r", {2: ["n"]}) == "a\rb\rn\r"
     assert insert_notes("a\n", {}) == "a\n"
+    assert insert_notes("aX\nb\n", {1: ["n"]}) == "aX\nn\nb\n"
     assert insert_notes("a\n", {5: ["n"]}) == "a\n"
 
 
 def test_annotate_without_a_review_changes_nothing() -> None:
     assert render_annotated("x\ny\n", "e", FINDINGS, RunInfo()) == "x\ny\n"
     assert AnnotateReporter("x", "e").notes() == {}
+    assert AnnotateReporter("x", "e").name == "annotate"
 
 
 def test_annotate_reply(reviews: dict[str, tuple[ReviewResult, str]]) -> None:
