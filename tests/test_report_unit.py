@@ -527,6 +527,9 @@ def test_annotate_reply(reviews: dict[str, tuple[ReviewResult, str]]) -> None:
     assert added and all(ln.startswith("[lockcheck]") for ln in added)
     assert sum(ln.startswith("[lockcheck] uffd-wp-under-ptl: ") for ln in added) == 1
     assert sum(ln.startswith("[lockcheck] anon-vma-under-ptl: ") for ln in added) == 1
+    # a finding the review does not know, sorted first, changes nothing
+    foreign = finding(path="a/x.c")
+    assert render_annotated(text, source, [foreign, *findings], _run(result, command)) == out
     # another email's name: nothing is about it
     assert render_annotated(text, "other.eml", findings, _run(result, command)) == text
 
