@@ -619,3 +619,48 @@ def test_a_run_without_details(reviews: dict[str, tuple[ReviewResult, str]]) -> 
             "email", [rf.finding for rf in result.findings], {}, None, RunInfo(review=result)
         )
         assert "wants" not in out
+
+
+def test_annotate_notes_checks_without_findings_and_merges_findings_on_a_line() -> None:
+    from lockcheck.engine import Stats
+    from lockcheck.review import ReviewedFinding
+
+    text = "".join(f"> line {i}\n" for i in range(1, 8))
+    patch = Patch("s", (), "o")
+
+    def ctx(line: int, kind: str, before: Any, after: Any) -> SiteContext:
+        loc = Location("mail", line)
+        return SiteContext(patch, "f.c", loc, "fn", f"x{line}", kind, before, after, loc)
+
+    contexts = [
+        ctx(2, "check uffd-wp", None, ("a",)),
+        ctx(3, "check uffd-wp", ("a",), ("b",)),
+        ctx(4, "check uffd-wp", ("a",), ("a",)),
+        ctx(5, "act pt-detach", None, ("a",)),
+        ctx(1, "check anon-vma", ("a",), None),
+    ]
+    f1 = finding(line=6, related=(), held=())
+    f2 = finding(line=6, column=9, rule="anon-vma-under-ptl", related=(), held=())
+    rfs = [
+        ReviewedFinding(f1, patch, None, Location("mail", 6)),
+        ReviewedFinding(f2, patch, None, Location("mail", 6), unquoted="`y()` in fn()"),
+    ]
+    result = ReviewResult([patch], rfs, contexts, Stats(), [], None)
+    out = render_annotated(text, "mail", [f1, f2], RunInfo(rules=(SPEC,), review=result))
+    notes = [ln for ln in out.splitlines() if ln.startswith("[lockcheck]")]
+    assert out.splitlines()[0] == "> line 1"
+    assert out.splitlines()[2].startswith("[lockcheck] `x2` (check uffd-wp) is new here")
+    assert "[lockcheck] `x3` (check uffd-wp): before this patch it ran holding {a};" in out
+    assert "x4" not in out and "x5" not in out and "x1`" not in out
+    assert "[lockcheck] Rule uffd-wp-under-ptl wants the pte lock" in out
+    at6 = out.split("> line 6\n")[1].split("> line 7")[0].splitlines()
+    assert at6 == [
+        "[lockcheck] anon-vma-under-ptl: `userfaultfd_wp(vma)` tested without the",
+        "[lockcheck] pte lock.",
+        "[lockcheck]",
+        "[lockcheck] Not quoted above: this is about `y()` in fn().",
+        "[lockcheck]",  # the two findings apart
+        "[lockcheck] uffd-wp-under-ptl: `userfaultfd_wp(vma)` tested without the",
+        "[lockcheck] pte lock.",
+    ]
+    assert len(notes) > 8
