@@ -625,7 +625,7 @@ def test_annotate_notes_checks_without_findings_and_merges_findings_on_a_line() 
     from lockcheck.engine import Stats
     from lockcheck.review import ReviewedFinding
 
-    text = "".join(f"> line {i}\n" for i in range(1, 8))
+    text = "".join(f"> line {i}\n" for i in range(1, 9))
     patch = Patch("s", (), "o")
 
     def ctx(line: int, kind: str, before: Any, after: Any) -> SiteContext:
@@ -638,9 +638,11 @@ def test_annotate_notes_checks_without_findings_and_merges_findings_on_a_line() 
         ctx(4, "check uffd-wp", ("a",), ("a",)),
         ctx(5, "act pt-detach", None, ("a",)),
         ctx(1, "check anon-vma", ("a",), None),
+        ctx(6, "check uffd-wp", None, ("a",)),  # a finding is there: no note of its own
+        ctx(7, "check anon-vma", None, ()),
     ]
     f1 = finding(line=6, related=(), held=())
-    f2 = finding(line=6, column=9, rule="anon-vma-under-ptl", related=(), held=())
+    f2 = finding(line=6, column=9, rule="anon-vma-under-ptl", related=(Related(2, 1, "r"),))
     rfs = [
         ReviewedFinding(f1, patch, None, Location("mail", 6)),
         ReviewedFinding(f2, patch, None, Location("mail", 6), unquoted="`y()` in fn()"),
@@ -659,8 +661,12 @@ def test_annotate_notes_checks_without_findings_and_merges_findings_on_a_line() 
         "[lockcheck] pte lock.",
         "[lockcheck]",
         "[lockcheck] Not quoted above: this is about `y()` in fn().",
+        "[lockcheck]",
+        "[lockcheck] In `f()`, see mm/a.c:2 (r).",
         "[lockcheck]",  # the two findings apart
         "[lockcheck] uffd-wp-under-ptl: `userfaultfd_wp(vma)` tested without the",
         "[lockcheck] pte lock.",
     ]
     assert len(notes) > 8
+    assert "[lockcheck] `x7` (check anon-vma) is new here and runs holding {}." in notes
+    assert "`x6`" not in out
