@@ -428,6 +428,8 @@ def test_b4_status_and_summary() -> None:
     assert doc[0]["tool"] == "lockcheck" and doc[0]["status"] == "fail"
     assert doc[0]["details"].endswith("reproduce: lockcheck check mm/a.c mm/b.c")
     assert "\n  mm/b.c:9: the act\n" in doc[0]["details"]
+    two = json.loads(render_report("b4", [finding(held=("a", "b"))], STATS))[0]["details"]
+    assert "\n  in f(); held here: {a, b}\n" in two
     assert json.loads(render_report("b4", [], STATS)) == [
         {"tool": "lockcheck", "status": "pass", "summary": "no lock findings"}
     ]
