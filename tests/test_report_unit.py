@@ -220,7 +220,39 @@ def test_explain_golden() -> None:
     ):
         analysis = ENGINE.analyse_source(path.name, path.read_bytes())
         parts.extend(render_explain(ff) for ff in analysis.facts.functions)
+    analysis = ENGINE.analyse_source("x.c", EXPLAINED.encode())
+    parts.extend(render_explain(ff) for ff in analysis.facts.functions)
     assert_golden("report.explain.txt", "".join(parts))
+
+
+# events the fixtures above lack: a downgrade, a check through a variable, an
+# act inside a callee, claims, a trylock, a nested and a read acquisition
+EXPLAINED = """
+static void drop(struct vm_area_struct *vma, unsigned long addr, pmd_t *pmd)
+{
+	pmdp_collapse_flush(vma, addr, pmd);
+}
+
+static void f(struct mm_struct *mm, struct vm_area_struct *vma, spinlock_t *ptl,
+	      unsigned long addr, pmd_t *pmd)
+	__must_hold(&mm->mmap_lock)
+{
+	bool wp;
+
+	lockdep_assert_held(&mm->mmap_lock);
+	mmap_write_downgrade(mm);
+	wp = userfaultfd_wp(vma);
+	if (!spin_trylock(ptl))
+		return;
+	lockdep_assert_not_held(&vma->lock);
+	spin_lock_nested(&vma->lock, 1);
+	if (wp)
+		drop(vma, addr, pmd);
+	spin_unlock(&vma->lock);
+	spin_unlock(ptl);
+	mmap_read_lock(mm);
+}
+"""
 
 
 # --- the details
