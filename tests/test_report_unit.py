@@ -233,8 +233,7 @@ static void drop(struct vm_area_struct *vma, unsigned long addr, pmd_t *pmd)
 	pmdp_collapse_flush(vma, addr, pmd);
 }
 
-static void f(struct mm_struct *mm, struct vm_area_struct *vma, spinlock_t *ptl,
-	      unsigned long addr, pmd_t *pmd)
+static void f(struct mm_struct *mm, struct vm_area_struct *vma, spinlock_t *ptl, pmd_t *pmd)
 	__must_hold(&mm->mmap_lock)
 {
 	bool wp;
@@ -247,7 +246,7 @@ static void f(struct mm_struct *mm, struct vm_area_struct *vma, spinlock_t *ptl,
 	lockdep_assert_not_held(&vma->lock);
 	spin_lock_nested(&vma->lock, 1);
 	if (wp)
-		drop(vma, addr, pmd);
+		drop(vma, 0, pmd);
 	spin_unlock(&vma->lock);
 	spin_unlock(ptl);
 	mmap_read_lock(mm);
