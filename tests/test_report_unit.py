@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from lockcheck.engine import Engine
+from lockcheck.engine import Config, Engine
 from lockcheck.errors import InputError
 from lockcheck.inputs.apply import DirTree
 from lockcheck.inputs.patch import FilePatch, Hunk, HunkLine, Patch, order_series, read_patches
@@ -222,6 +222,8 @@ def test_explain_golden() -> None:
         parts.extend(render_explain(ff) for ff in analysis.facts.functions)
     analysis = ENGINE.analyse_source("x.c", EXPLAINED.encode())
     parts.extend(render_explain(ff) for ff in analysis.facts.functions)
+    small = Engine(Config(max_nodes=4)).analyse_source("x.c", EXPLAINED.encode())
+    parts.extend(render_explain(ff) for ff in small.facts.functions)
     assert_golden("report.explain.txt", "".join(parts))
 
 
@@ -250,6 +252,15 @@ static void f(struct mm_struct *mm, struct vm_area_struct *vma, spinlock_t *ptl,
 	spin_unlock(&vma->lock);
 	spin_unlock(ptl);
 	mmap_read_lock(mm);
+}
+
+static void g(struct vm_area_struct *vma, struct zone *z, struct anon *a)
+{
+	bool wp = (userfaultfd_wp(vma), spin_lock(&vma->lock), 1);
+
+	spin_lock(&z->l); spin_lock(&a->l);
+	spin_unlock(&a->l); spin_unlock(&z->l);
+	spin_unlock(&vma->lock);
 }
 """
 
