@@ -714,3 +714,6 @@ def test_annotate_notes_checks_without_findings_and_merges_findings_on_a_line() 
     assert len(notes) > 8
     assert "[lockcheck] `x7` (check anon-vma) is new here and runs holding {}." in notes
     assert "`x6`" not in out
+    # no rules in the run: the same notes, without what rules want
+    bare = render_annotated(text, "mail", [f1, f2], RunInfo(review=result))
+    assert "wants" not in bare and "`x7` (check anon-vma) is new here" in bare
