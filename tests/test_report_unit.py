@@ -529,9 +529,9 @@ def test_context_paragraphs_and_rule_wants() -> None:
     assert rule_wants("act uffd-wp", [SPEC]) is None
     assert rule_wants("check anon-vma", [SPEC]) is None
     two = RuleSpec("a-rule", "check-under-lock", "error", "m", "", "mm", params=SPEC.params)
-    assert rule_wants("check uffd-wp", [SPEC, two]).startswith(  # type: ignore[union-attr]
-        "rule a-rule wants"
-    )
+    both = rule_wants("check uffd-wp", [SPEC, two])
+    assert both is not None and both.startswith("rule a-rule wants")
+    assert "removal; rule uffd-wp-under-ptl wants" in both
     for change, before, after, extra in (
         ("added", None, ("a",), True),
         ("changed", ("a",), ("b",), True),
