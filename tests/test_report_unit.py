@@ -38,7 +38,14 @@ from lockcheck.report.email_reply import (
 from lockcheck.report.explain import render_explain
 from lockcheck.report.github import escape_data, escape_property, workflow_command
 from lockcheck.report.json_report import render_json
-from lockcheck.report.notes import context_note, context_paragraph, held_set, rule_wants, wrap
+from lockcheck.report.notes import (
+    context_note,
+    context_paragraph,
+    finding_paragraphs,
+    held_set,
+    rule_wants,
+    wrap,
+)
 from lockcheck.report.text import parse_error_note, printable, render_text, want_color
 from lockcheck.review import Location, ReviewResult, SiteContext, review, review_versions
 from tests.helpers import FIXTURES, ROOT, assert_golden
@@ -717,3 +724,11 @@ def test_annotate_notes_checks_without_findings_and_merges_findings_on_a_line() 
     # no rules in the run: the same notes, without what rules want
     bare = render_annotated(text, "mail", [f1, f2], RunInfo(review=result))
     assert "wants" not in bare and "`x7` (check anon-vma) is new here" in bare
+
+
+def test_finding_paragraphs() -> None:
+    f = finding(message="tested without the lock", evidence="a run that races", related=())
+    assert finding_paragraphs(f, None, None) == [
+        "lockcheck [uffd-wp-under-ptl]: Tested without the lock.",
+        "Evidence: a run that races.",
+    ]
