@@ -732,3 +732,12 @@ def test_finding_paragraphs() -> None:
         "lockcheck [uffd-wp-under-ptl]: Tested without the lock.",
         "Evidence: a run that races.",
     ]
+
+
+def test_text_reporter_defaults_and_two_held_locks() -> None:
+    from lockcheck.report.text import TextReporter
+
+    reporter = TextReporter()
+    assert reporter.color is False and reporter.quiet is False
+    out = render_text([finding(held=("a", "b:read"), related=())], STATS)
+    assert "\n  in `f()`; held here: {a, b:read}\n" in out
