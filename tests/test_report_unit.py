@@ -741,3 +741,16 @@ def test_text_reporter_defaults_and_two_held_locks() -> None:
     assert reporter.color is False and reporter.quiet is False
     out = render_text([finding(held=("a", "b:read"), related=())], STATS)
     assert "\n  in `f()`; held here: {a, b:read}\n" in out
+
+
+def test_text_caret_span_and_highlighting() -> None:
+    src = {"mm/a.c": ["\n", "\tspin_lock(ptl);\n", "\n"]}
+    # the caret covers the anchor's first line only; no anchor: one column
+    two_lines = render_text([finding(line=2, column=2, anchor="spin_lock(\nptl)")], STATS, src)
+    assert "         | \t^" + "~" * 9 + "\n" in two_lines  # len("spin_lock(")
+    bare = render_text([finding(line=2, column=2, anchor="")], STATS, src)
+    assert "         | \t^\n" in bare
+    # with colour the code itself is highlighted, also after a blank first line
+    coloured = render_text([finding(line=2, column=2, anchor="")], STATS, src, color=True)
+    marked = next(ln for ln in coloured.splitlines() if "    2 | " in ln)
+    assert "\x1b[" in marked.split("    2 | ")[1]
