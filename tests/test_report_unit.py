@@ -754,3 +754,59 @@ def test_text_caret_span_and_highlighting() -> None:
     coloured = render_text([finding(line=2, column=2, anchor="")], STATS, src, color=True)
     marked = next(ln for ln in coloured.splitlines() if "    2 | " in ln)
     assert "\x1b[" in marked.split("    2 | ")[1]
+
+
+def test_header_lines_of_addresses_and_long_encoded_words() -> None:
+    assert header_line("Cc", "A  <a@x.org>,, b@y.org") == "Cc: A <a@x.org>, b@y.org"
+    long = header_line("Subject", " ".join(["é" + "x" * 10] * 12))
+    assert long.count("\n =?utf-8?q?") == 3  # continuation lines start with a space
+
+
+def test_recipients_of_a_header_block_after_a_body() -> None:
+    lines = (
+        "the previous mail's last line",
+        "",
+        "Cc: c@x.org",
+        "To: b@x.org",
+        "Message-ID: <m@x>",
+        "",
+        "body",
+    )
+    p = Patch("s", (), "o", message_id="<m@x>", source_lines=lines)
+    assert recipients(p) == ["b@x.org", "c@x.org"]
+
+
+def test_replies_to_two_patches_come_as_an_mbox(tmp_path: Path) -> None:
+    base = "struct s { spinlock_t lock; int v; };\n\n"
+    fns = [
+        f"static void {n}(struct s *p)\n{{\n\tspin_lock(&p->lock);\n\tp->v = 1;\n"
+        "\tspin_unlock(&p->lock);\n}\n"
+        for n in ("one", "two")
+    ]
+    v0 = base + fns[0] + "\n" + fns[1]
+    v1 = v0.replace("\tp->v = 1;\n", "\tp->v = 1;\n\tif (p->v)\n\t\treturn;\n", 1)
+    v2 = v1[: v1.rindex("\tp->v = 1;\n")] + "\tp->v = 1;\n\tif (p->v)\n\t\treturn;\n"
+    v2 += v1[v1.rindex("\tp->v = 1;\n") + len("\tp->v = 1;\n") :]
+    (tmp_path / "mm").mkdir()
+    (tmp_path / "mm" / "s.c").write_text(v0)
+    text = ""
+    for n, (a, b) in enumerate(((v0, v1), (v1, v2)), 1):
+        import difflib
+
+        d = "".join(
+            difflib.unified_diff(
+                a.splitlines(keepends=True), b.splitlines(keepends=True), "a/mm/s.c", "b/mm/s.c"
+            )
+        )
+        text += f"From x Mon Sep 17 00:00:00 2001\nFrom: a@b\nSubject: [PATCH {n}/2] p{n}\n\n"
+        text += f"diff --git a/mm/s.c b/mm/s.c\n{d}\n"
+    mbox = tmp_path / "s.mbox"
+    mbox.write_text(text)
+    result = review(ENGINE, order_series(read_patches(mbox)), DirTree(tmp_path))
+    assert len({rf.introduced_by.subject for rf in result.findings if rf.introduced_by}) == 2
+    out = render_report(
+        "email", [rf.finding for rf in result.findings], {}, None, RunInfo(review=result)
+    )
+    assert out.startswith("From lockcheck Mon Sep 17 00:00:00 2001\nFrom: ")
+    assert out.count("\nFrom lockcheck Mon Sep 17 00:00:00 2001\n") == 1
+    assert "Subject: Re: [PATCH 1/2] p1" in out and "Subject: Re: [PATCH 2/2] p2" in out
