@@ -810,3 +810,15 @@ def test_replies_to_two_patches_come_as_an_mbox(tmp_path: Path) -> None:
     assert out.startswith("From lockcheck Mon Sep 17 00:00:00 2001\nFrom: ")
     assert out.count("\nFrom lockcheck Mon Sep 17 00:00:00 2001\n") == 1
     assert "Subject: Re: [PATCH 1/2] p1" in out and "Subject: Re: [PATCH 2/2] p2" in out
+
+
+def test_quote_patch_of_new_and_deleted_files() -> None:
+    hunk = _hunk([("+", "x", 10)])
+    new = Patch("s", (FilePatch(None, "mm/n.c", (hunk,)),), "o")
+    assert quote_patch(new, {10: ["c"]})[:3] == [
+        "> diff --git a/mm/n.c b/mm/n.c",
+        "> --- /dev/null",
+        "> +++ b/mm/n.c",
+    ]
+    gone = Patch("s", (FilePatch("mm/g.c", None, (hunk,)),), "o")
+    assert quote_patch(gone, {10: ["c"]})[1:3] == ["> --- a/mm/g.c", "> +++ /dev/null"]
