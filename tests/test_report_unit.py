@@ -822,3 +822,28 @@ def test_quote_patch_of_new_and_deleted_files() -> None:
     ]
     gone = Patch("s", (FilePatch("mm/g.c", None, (hunk,)),), "o")
     assert quote_patch(gone, {10: ["c"]})[1:3] == ["> --- a/mm/g.c", "> +++ /dev/null"]
+
+
+def test_quote_patch_of_several_files_and_hunks() -> None:
+    def h(first: int) -> Hunk:
+        return _hunk([(" ", f"l{i}", first + i) for i in range(8)])
+
+    files = (
+        FilePatch("mm/a.c", "mm/a.c", (h(10),)),  # nothing said about it
+        FilePatch("mm/b.c", "mm/b.c", (h(30), h(50))),
+        FilePatch("mm/c.c", "mm/c.c", (h(70),)),
+    )
+    out = quote_patch(Patch("s", files, "o"), {34: ["one"], 54: ["two"], 70: ["three"]})
+    quoted = [">  l1", ">  l2", ">  l3", ">  l4"]
+    head = "> @@ -1,9 +1,9 @@ f()"
+    assert out == [
+        "> diff --git a/mm/b.c b/mm/b.c",
+        "> --- a/mm/b.c",
+        "> +++ b/mm/b.c",
+        *(head, "...", *quoted, "", "one", "", "..."),
+        *(head, "...", *quoted, "", "two", "", "..."),
+        "> diff --git a/mm/c.c b/mm/c.c",
+        "> --- a/mm/c.c",
+        "> +++ b/mm/c.c",
+        *(head, ">  l0", "", "three", "", "..."),
+    ]
