@@ -29,6 +29,7 @@ from lockcheck.report.annotate import AnnotateReporter, insert_notes, render_ann
 from lockcheck.report.b4 import status_of, summary_of
 from lockcheck.report.base import char_column, drive, source_line
 from lockcheck.report.email_reply import (
+    MBOX_FROM,
     EmailReporter,
     _mboxrd,
     header_line,
@@ -847,3 +848,52 @@ def test_quote_patch_of_several_files_and_hunks() -> None:
         "> +++ b/mm/c.c",
         *(head, ">  l0", "", "three", "", "..."),
     ]
+
+
+def test_email_replies_from_a_review() -> None:
+    from lockcheck.engine import Stats
+    from lockcheck.review import ReviewedFinding
+
+    def patch(subject: str, first: int) -> Patch:
+        hunk = _hunk([(" ", f"l{i}", first + i) for i in range(8)])
+        fp = FilePatch("mm/a.c", "mm/a.c", (hunk,))
+        return Patch(subject, (fp,), "o", raw_subject=f"[PATCH] {subject}", author="Ann <a@x.org>")
+
+    p1, p2 = patch("one", 10), patch("two", 30)
+
+    def ctx(p: Patch, line: int, kind: str, before: Any, after: Any) -> SiteContext:
+        loc = Location("o", line)
+        return SiteContext(p, "mm/a.c", loc, "fn", f"x{line}", kind, before, after, loc)
+
+    f1 = finding(line=12, related=(), held=())
+    f2 = finding(line=12, column=30, rule="r2", related=(), held=())
+    f3 = finding(line=99, rule="r3", related=(), held=())
+    f4 = finding(line=13, rule="r4", related=(), held=())
+    rfs = [
+        ReviewedFinding(f1, p1, None, Location("o", 12)),
+        ReviewedFinding(f2, p1, None, Location("o", 12)),
+        ReviewedFinding(f3, p1, None, Location("o", 99)),
+        ReviewedFinding(f4, None, None, Location("o", 13)),
+    ]
+    contexts = [
+        ctx(p1, 14, "check uffd-wp", ("a",), ("b",)),
+        ctx(p1, 15, "check uffd-wp", None, ("a",)),
+        ctx(p1, 16, "check uffd-wp", ("a",), ("a",)),
+        ctx(p1, 17, "act pt-detach", ("a",), ("b",)),
+        ctx(p2, 31, "check anon-vma", ("a",), ("b",)),
+    ]
+    result = ReviewResult([p2, p1], rfs, contexts, Stats(), [], None)
+    out = render_report("email", [f1, f2, f3, f4], {}, None, RunInfo(review=result))
+    assert out.startswith(MBOX_FROM)
+    two, one = out.split(MBOX_FROM + "\n")[1:]
+    assert "Subject: Re: [PATCH] two" in two and "Subject: Re: [PATCH] one" in one
+    assert "To: Ann <a@x.org>" in one
+    assert "`x31` (check anon-vma): before this patch" in two
+    body = one.split("\n\n", 1)[1]
+    assert "lockcheck [uffd-wp-under-ptl]:" in body and "lockcheck [r2]:" in body
+    assert "\n\nlockcheck [r2]:" in body.split("lockcheck [uffd-wp-under-ptl]:")[1]
+    assert "mm/a.c:99, in `f()`, outside the quoted hunks:" in body
+    assert "r4" not in body
+    assert "`x14` (check uffd-wp): before this patch" in body
+    assert "`x15` (check uffd-wp) is new here" in body
+    assert "x16" not in body and "x17" not in body
