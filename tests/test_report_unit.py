@@ -888,11 +888,16 @@ def test_email_replies_from_a_review() -> None:
     two, one = out.split(MBOX_FROM + "\n")[1:]
     assert "Subject: Re: [PATCH] two" in two and "Subject: Re: [PATCH] one" in one
     assert "To: Ann <a@x.org>" in one
+    nameless = Patch("s", p1.files, "o", author="Ann")  # no address: no To:
+    alone = ReviewResult(
+        [nameless], [ReviewedFinding(f1, nameless, None, Location("o", 12))], [], Stats(), [], None
+    )
+    assert "\nTo: " not in render_report("email", [f1], {}, None, RunInfo(review=alone))
     assert "`x31` (check anon-vma): before this patch" in two
     body = one.split("\n\n", 1)[1]
     assert "lockcheck [uffd-wp-under-ptl]:" in body and "lockcheck [r2]:" in body
     assert "\n\nlockcheck [r2]:" in body.split("lockcheck [uffd-wp-under-ptl]:")[1]
-    assert "mm/a.c:99, in `f()`, outside the quoted hunks:" in body
+    assert "\n\nmm/a.c:99, in `f()`, outside the quoted hunks:\n" in body
     assert "r4" not in body
     assert "`x14` (check uffd-wp): before this patch" in body
     assert "`x15` (check uffd-wp) is new here" in body
