@@ -898,6 +898,19 @@ def test_email_replies_from_a_review() -> None:
     assert "lockcheck [uffd-wp-under-ptl]:" in body and "lockcheck [r2]:" in body
     assert "\n\nlockcheck [r2]:" in body.split("lockcheck [uffd-wp-under-ptl]:")[1]
     assert "\n\nmm/a.c:99, in `f()`, outside the quoted hunks:\n" in body
+    assert body.startswith("Ann <a@x.org> wrote:\n> diff --git a/mm/a.c b/mm/a.c\n")
+    dated = Patch("s", p1.files, "o", author="Ann <a@x.org>", date="Mon, 5 Jan 2026")
+    lone = ReviewResult(
+        [dated], [ReviewedFinding(f1, dated, None, Location("o", 12))], [], Stats(), [], None
+    )
+    assert "\n\nOn Mon, 5 Jan 2026, Ann <a@x.org> wrote:\n" in render_report(
+        "email", [f1], {}, None, RunInfo(review=lone)
+    )
+    # nothing found: the reply goes to the cover letter
+    cover = Patch("cover", (), "o", raw_subject="[PATCH 0/1] cover")
+    quiet = ReviewResult([p1, cover], [], [], Stats(), [], None)
+    said = render_report("email", [], {}, None, RunInfo(review=quiet))
+    assert "Subject: Re: [PATCH 0/1] cover" in said
     assert "r4" not in body
     assert "`x14` (check uffd-wp): before this patch" in body
     assert "`x15` (check uffd-wp) is new here" in body
