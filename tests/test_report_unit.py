@@ -619,6 +619,7 @@ def test_recipients_come_from_the_patch_header_block() -> None:
 
 def test_mboxrd_escapes_from_lines() -> None:
     assert _mboxrd("a\nFrom b\n>From c\nFromage") == "a\n>From b\n>>From c\nFromage"
+    assert _mboxrd("XFrom b") == "XFrom b"
 
 
 def _hunk(kinds_texts: list[tuple[str, str, int | None]]) -> Hunk:
@@ -884,7 +885,8 @@ def test_email_replies_from_a_review() -> None:
     ]
     result = ReviewResult([p2, p1], rfs, contexts, Stats(), [], None)
     out = render_report("email", [f1, f2, f3, f4], {}, None, RunInfo(review=result))
-    assert out.startswith(MBOX_FROM)
+    assert out.startswith(MBOX_FROM + "\nFrom: ")
+    assert out.count("\n\n" + MBOX_FROM + "\nFrom: ") == 1 and out.endswith("\n\n")
     two, one = out.split(MBOX_FROM + "\n")[1:]
     assert "Subject: Re: [PATCH] two" in two and "Subject: Re: [PATCH] one" in one
     assert "To: Ann <a@x.org>" in one
