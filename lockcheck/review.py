@@ -419,7 +419,7 @@ class _Side:
         """The image line of a line of the analysed text."""
         out = line
         for after, count in self.padding:
-            if line <= after:
+            if out <= after:  # `out` counts no padding before `after` any more
                 break
             out -= count
         return out

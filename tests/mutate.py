@@ -1,6 +1,6 @@
 """Mutation testing with mutmut: each module against its own fast tests.
 
-`make mutate` (or `python -m tests.mutate [MODULE ...]`) copies the checkout
+`make mutate` (or `python -m tests.mutate [--first] [MODULE ...]`) copies the checkout
 to .cache/mutate/<module>/src for each module, so mutants never touch the
 working tree and one module's survivors can be studied (`mutmut show ID`,
 `mutmut apply ID` there) while the next module runs, and runs `mutmut run`
@@ -48,13 +48,19 @@ def runners() -> dict[str, tuple[str, ...]]:
     """module -> the tests that exercise it (the fastest set that does); a new
     module of a mutated package gets its package's runner."""
     out: dict[str, tuple[str, ...]] = {
-        "lockcheck/review.py": ("tests/test_review.py", "tests/test_hook.py"),
+        "lockcheck/review.py": (
+            "tests/test_review_unit.py",
+            "tests/test_review.py",
+            "tests/test_hook.py",
+        ),
         "lockcheck/inputs/patch.py": ("tests/test_patch.py", "tests/test_fuzz_mbox.py"),
     }
     for package, tests in (("analysis", _ANALYSIS), ("rules", _RULES), ("report", _REPORT)):
         for path in sorted((ROOT / "lockcheck" / package).glob("*.py")):
             if path.name != "__init__.py":
                 out[str(path.relative_to(ROOT))] = tests
+    for path in sorted((ROOT / "lockcheck" / "report").glob("*.py")):
+        out[str(path.relative_to(ROOT))] = ("tests/test_report_unit.py", *_REPORT)
     out["lockcheck/report/sarif.py"] = ("tests/test_report_sarif.py",)
     # in-process tests of the module itself first: they kill most mutants in a second
     out["lockcheck/analysis/state.py"] = ("tests/test_analysis_state.py", *_ANALYSIS)
@@ -87,6 +93,16 @@ def runners() -> dict[str, tuple[str, ...]]:
         "baseline",
     ):
         out[f"lockcheck/rules/{rule}.py"] = (f"tests/test_rules_{rule}.py", *_RULES)
+    for module, first in (
+        ("order_reversed", "tests/test_rules_order_reversed.py"),
+        ("recheck_after_lock", "tests/test_rules_recheck.py"),
+        ("recheck_after_relock", "tests/test_rules_recheck.py"),
+    ):
+        out[f"lockcheck/rules/{module}.py"] = (
+            first,
+            "tests/test_rule_fixtures.py",
+            "tests/test_rules_meta.py",
+        )
     return out
 
 
@@ -109,6 +125,13 @@ def copy_checkout(dest: Path) -> None:
 
 def main(argv: list[str]) -> int:
     table = runners()
+    # --first: only each runner's first test file (the module's in-process tests),
+    # for a module whose full runner costs minutes per survivor; the survivors
+    # are then run against the rest of the runner by hand (docs/testing.md)
+    first = "--first" in argv
+    argv = [a for a in argv if a != "--first"]
+    if first:
+        table = {m: tests[:1] for m, tests in table.items()}
     modules = argv or list(table)
     unknown = [m for m in modules if m not in table]
     if unknown:
