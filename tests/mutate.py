@@ -91,6 +91,11 @@ def runners() -> dict[str, tuple[str, ...]]:
         "moved_out",
         "suppression",
         "baseline",
+        "sleep_in_atomic",
+        "nesting",
+        "forbidden_while_held",
+        "lock_order",
+        "queries",
     ):
         out[f"lockcheck/rules/{rule}.py"] = (f"tests/test_rules_{rule}.py", *_RULES)
     for module, first in (
