@@ -194,3 +194,33 @@ def test_a_files_own_order_comment_replaces_the_hierarchy_and_is_cited() -> None
         (15, 2, "`dev->inner_lock` (the inner lock) taken here"),
         (2, 1, "the file's lock ordering comment"),
     ]
+
+
+def test_one_lock_held_under_two_names_is_reported_once_and_later_ones_still_are() -> None:
+    code = _fn(
+        "struct address_space *m, struct address_space *n, struct mm_struct *a,"
+        " struct mm_struct *b",
+        "i_mmap_lock_write(m);",
+        "m = n;",
+        "i_mmap_lock_write(m);",
+        "mmap_write_lock(a);",
+        "mmap_write_lock(b);",
+    )
+    found = order(code)
+    assert [(f.line, f.held) for f in found] == [
+        (6, ("m->i_mmap_rwsem",)),
+        (7, ("m->i_mmap_rwsem",)),
+    ]
+    again = DOCUMENTED.replace(
+        "\tspin_lock(&dev->inner_lock);\n\tmutex_lock",
+        "\tspin_lock(&dev->inner_lock);\n\tdev = dev->next;\n"
+        "\tspin_lock(&dev->inner_lock);\n\tmutex_lock",
+    )
+    assert [f.line for f in order(again)] == [18, 19]
+
+
+def test_a_documented_file_that_is_not_utf8_is_still_read() -> None:
+    latin1 = DOCUMENTED.encode() + b"/* caf\xe9 */\n"
+    engine = _engine()
+    found = engine.findings_for(engine.analyse_source("t.c", latin1))
+    assert [f.line for f in found] == [16, 17]
