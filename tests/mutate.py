@@ -96,6 +96,8 @@ def runners() -> dict[str, tuple[str, ...]]:
         "forbidden_while_held",
         "lock_order",
         "queries",
+        "base",
+        "registry",
     ):
         out[f"lockcheck/rules/{rule}.py"] = (f"tests/test_rules_{rule}.py", *_RULES)
     for module, first in (
