@@ -16,6 +16,7 @@ from lockcheck.errors import PackError, RuleError
 from lockcheck.packs import RuleSpec, builtin_pack_names
 from lockcheck.rules import registry
 from lockcheck.rules.base import Rule, RuleContext
+from lockcheck.rules.builtin import register
 from lockcheck.rules.lock_order import LockOrder
 from lockcheck.rules.registry import ENTRY_POINT_GROUP, Registry, load_registry
 
@@ -128,3 +129,11 @@ def test_a_plugin_that_fails_to_load_is_one_clear_error(monkeypatch: pytest.Monk
     assert str(err.value) == (
         f"rule plugin 'bad' ({__name__}:_broken) failed to load: no such table"
     )
+
+
+def test_register_adds_every_builtin_kind_under_its_own_name() -> None:
+    reg = Registry()
+    register(reg)
+    assert len(reg.kinds) == 16
+    assert all(name == cls.kind for name, cls in reg.kinds.items())
+    assert {"lock-balance", "forbidden-while-held", "suppression"} <= set(reg.kinds)
