@@ -110,6 +110,7 @@ def runners() -> dict[str, tuple[str, ...]]:
             "tests/test_rule_fixtures.py",
             "tests/test_rules_meta.py",
         )
+    out["lockcheck/rules/docs.py"] = ("tests/test_rules_docs_render.py", *_RULES)
     out["lockcheck/rules/builtin.py"] = ("tests/test_rules_registry.py", *_RULES)
     out["lockcheck/rules/fixtures.py"] = ("tests/test_rules_fixture_examples.py", *_RULES)
     return out
