@@ -358,10 +358,19 @@ def _owner(ref: LockRef) -> str:
     return m.group(0) if m else ""
 
 
+def _is_header(c: Comment, fn: FunctionFacts) -> bool:
+    """The block comment that ends on the line before the definition."""
+    return c.end_line == fn.fn.start_line - 1 and not c.trailing and c.text.startswith("/*")
+
+
+def header_comment(fn: FunctionFacts, cs: list[Comment]) -> Comment | None:
+    return next((c for c in cs if _is_header(c, fn)), None)
+
+
 def _function_comments(fn: FunctionFacts, cs: list[Comment]) -> Iterator[tuple[Comment, bool]]:
     start, end = fn.fn.start_line, fn.fn.end_line
     for c in cs:
-        if c.end_line == start - 1 and not c.trailing and c.text.startswith("/*"):
+        if _is_header(c, fn):
             yield c, True
         elif start < c.line <= end:
             yield c, False

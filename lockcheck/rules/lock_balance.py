@@ -28,11 +28,11 @@ from __future__ import annotations
 import re
 
 from lockcheck.analysis.function import FunctionFacts, return_value
-from lockcheck.analysis.state import Held, LockState, base_var
+from lockcheck.analysis.state import Held, LockState, base_inst, base_var
 from lockcheck.analysis.summaries import is_failure_value, signals_holding, substitute
 from lockcheck.model.finding import Related
 from lockcheck.model.ir import Acquire, Assign, Call, LockRef, Release
-from lockcheck.order.claims import Comment, comments, prose, sentences
+from lockcheck.order.claims import Comment, comments, header_comment, prose, sentences
 from lockcheck.rules.base import Rule, RuleContext
 
 _WORD_RE = re.compile(r"[a-z]+")
@@ -134,7 +134,7 @@ class LockBalance(Rule):
             for ref, held in st.may.items():
                 if held.assumed or held.escaped or ref in annotated or ref in fn.entry_locks:
                     continue
-                if ref.cls in self.skip or ref.inst.split("@")[0] not in released:
+                if ref.cls in self.skip or base_inst(ref.inst) not in released:
                     continue  # never released here: a lock-taking helper, not a leak
                 candidates.setdefault(ref, held)
         reported: list[tuple[int, str]] = []  # (way out, lock): one report per lock
@@ -142,7 +142,7 @@ class LockBalance(Rule):
             holding = [
                 (n, ret) for n, st, _, ret in fn.exits if ref in st.may and not st.may[ref].escaped
             ]
-            base = ref.inst.split("@")[0]
+            base = base_inst(ref.inst)
             # ways out without the lock that one of its releases leads to (paths
             # with equal lock states are merged, so "surely released" is lost
             # where an error path that never took it joins the success path)
@@ -180,7 +180,7 @@ class LockBalance(Rule):
                 continue  # the same lock under another name (`ptl == pml`), already reported
             reported.append((leak, ref.inst))
             line = cfg.nodes[leak].line
-            name = ref.inst.split("@")[0]
+            name = base_inst(ref.inst)
             ctx.report(
                 fn,
                 held.site,
@@ -195,9 +195,9 @@ class LockBalance(Rule):
         """Is the lock this acquisition took still held here, under the name
         its pointer had before a reassignment (`parent = NULL;` after
         locking `parent->d_lock` returns with it held as `parent->d_lock@N`)?"""
-        base = ref.inst.split("@")[0]
+        base = base_inst(ref.inst)
         return any(
-            r != ref and r.inst.split("@")[0] == base and h.site == held.site and not h.escaped
+            r != ref and base_inst(r.inst) == base and h.site == held.site and not h.escaped
             for r, h in st.may.items()
         )
 
@@ -206,7 +206,7 @@ class LockBalance(Rule):
         out: set[int] = set()
         for nid, evs in enumerate(fn.events):
             if nid not in out and any(
-                isinstance(ev, Release) and ev.lock.inst.split("@")[0] == base for ev in evs
+                isinstance(ev, Release) and base_inst(ev.lock.inst) == base for ev in evs
             ):
                 out |= fn.reachable_from(nid)
         return out
@@ -241,7 +241,7 @@ class LockBalance(Rule):
         mutex"). A sentence about what the caller must hold, about dropping
         the lock, or a negated one does not count; a lock named only by its
         kind (`mutex`) needs the sentence to speak of the return as well."""
-        last = re.split(r"->|\.", ref.inst.split("@")[0])[-1].strip("()*& ")
+        last = re.split(r"->|\.", base_inst(ref.inst))[-1].strip("()*& ")
         head = self._header_comment(ctx, fn) if len(last) > 1 else None
         if head is None:
             return False
@@ -260,11 +260,7 @@ class LockBalance(Rule):
     def _header_comment(self, ctx: RuleContext, fn: FunctionFacts) -> Comment | None:
         if self._comments is None or self._comments[0] is not ctx.source:
             self._comments = (ctx.source, comments(ctx.source))
-        start = fn.fn.start_line
-        for c in self._comments[1]:
-            if c.end_line == start - 1 and not c.trailing and c.text.startswith("/*"):
-                return c
-        return None
+        return header_comment(fn, self._comments[1])
 
     @staticmethod
     def _sparse_marked(fn: FunctionFacts, ref: LockRef) -> bool:
@@ -280,7 +276,7 @@ class LockBalance(Rule):
         """The lock is handed to the caller: returned (`return ptl;`, or the
         object that holds it), or stored where the caller finds it
         (`fw->ptl = ptl;` with `fw` a parameter)."""
-        inst = ref.inst.split("@")[0]
+        inst = base_inst(ref.inst)
         for n, st, _, ret in fn.exits:
             if ref not in st.may:
                 continue
@@ -309,7 +305,7 @@ class LockBalance(Rule):
         (`f = JFFS2_INODE_INFO(inode); mutex_lock(&f->sem); ... return
         inode;`, or through `container_of(obj, ...)`): the caller gets it
         with the object."""
-        owner = base_var(ref.inst.split("@")[0])
+        owner = base_var(base_inst(ref.inst))
         if not re.fullmatch(r"[A-Za-z_]\w*", owner or ""):
             return False
         for _n, st, _, ret in fn.exits:
@@ -330,7 +326,7 @@ class LockBalance(Rule):
         BTRFS_WRITE_LOCK;`): the caller releases what the record says,
         whatever this function returns."""
         for nid, ev, _st in fn.iter_events():
-            if not isinstance(ev, Acquire) or ev.lock.inst.split("@")[0] != ref.inst.split("@")[0]:
+            if not isinstance(ev, Acquire) or base_inst(ev.lock.inst) != base_inst(ref.inst):
                 continue
             for succ, _ in fn.fn.cfg.nodes[nid].succ:
                 m = _RECORDED_RE.match(fn.fn.cfg.nodes[succ].text)
@@ -376,7 +372,7 @@ class LockBalance(Rule):
     @staticmethod
     def _caller_releases(ctx: RuleContext, fn: FunctionFacts, ref: LockRef) -> bool:
         """A caller in the file releases `ref` (in its own terms) after calling `fn`."""
-        inst = ref.inst.split("@")[0]
+        inst = base_inst(ref.inst)
         returned = {ret.rsplit(":", 1)[0] for _, st, _, ret in fn.exits if ref in st.may}
         owner = base_var(inst.lstrip("*"))
         assigned = {ev.var for evs in fn.events for ev in evs if isinstance(ev, Assign)}
@@ -404,7 +400,7 @@ class LockBalance(Rule):
                             isinstance(rev, Release)
                             and not rev.maybe
                             and rev.primitive != fn.fn.name  # the call's own summary
-                            and rev.lock.inst.split("@")[0] in want
+                            and base_inst(rev.lock.inst) in want
                         ):
                             return True
         return False
@@ -441,7 +437,7 @@ class LockBalance(Rule):
                 oev
                 for evs in fn.events
                 for oev in evs
-                if isinstance(oev, Acquire) and oev.lock.inst.split("@")[0] == name
+                if isinstance(oev, Acquire) and base_inst(oev.lock.inst) == name
             ]
             if prior:
                 last = max(prior, key=lambda p: (p[1].site.line <= ev.site.line, p[1].site))[1]
