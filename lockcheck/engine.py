@@ -210,7 +210,8 @@ class Engine:
         library = self._header_summaries(path, source, tree) if self.config.headers else {}
         if self.config.headers:  # callees defined in other files beside this one (analysis/tree.py)
             where = tree / path if tree is not None and not Path(path).is_absolute() else Path(path)
-            library = {**self._tree.library_for(where, model.functions, library), **library}
+            root = tree or self._root_of(where)
+            library = {**self._tree.library_for(where, model.functions, library, root), **library}
         return Analysis(path, source, model, analyse_file(model.functions, library, memo))
 
     def _summarise_elsewhere(self, file: Path, data: bytes) -> dict[str, Summary]:
@@ -290,13 +291,21 @@ class Engine:
                 source = read_c_source(path)
             except LockcheckError:
                 continue
-            idx = self._tree.index(path.parent)
+            dirs = self._tree.search_dirs(path, self._root_of(path))
             me = path.resolve()
             for name in set(_CALLED_RE.findall(source)):
-                where = idx.get(name.decode("ascii"))
-                if where is not None and len(where) == 1 and where[0] != me:
+                where = self._tree.defining(name.decode("ascii"), dirs)
+                if len(where) == 1 and where[0] != me:
                     wanted.add(where[0])
         return sorted(wanted)
+
+    def _root_of(self, path: Path) -> Path | None:
+        """The kernel tree `path` lies in (remembered per directory)."""
+        here, parent = os.getcwd(), path.parent
+        found_dir = self._roots.get((here, parent))
+        if found_dir is None:
+            found_dir = self._roots[(here, parent)] = (kernel_root(path), parent.is_dir())
+        return found_dir[0]
 
     def summaries_of(self, file: Path) -> tuple[bytes, dict[str, Summary]] | None:
         return self._tree.summaries_of(file)

@@ -283,3 +283,61 @@ def test_file_summaries_keep_the_files_own_functions_with_effects() -> None:
     # `quiet` changes nothing: kept only as pure (a test of it is stable)
     assert [n for n in got if not got[n].pure] == ["calls", "finish_it"]
     assert got["quiet"].pure and not got["quiet"].releases and not got["calls"].pure
+
+
+# -- callees in an ancestor directory of a kernel tree
+
+
+def _kernel(tmp_path: Path) -> Path:
+    """A kernel-shaped tree: `include/linux/` at its top marks it."""
+    (tmp_path / "include" / "linux").mkdir(parents=True)
+    (tmp_path / "fs" / "sub" / "deeper").mkdir(parents=True)
+    return tmp_path
+
+
+def test_a_callee_in_an_ancestor_directory_is_summarised(tmp_path: Path) -> None:
+    root = _kernel(tmp_path)
+    _write(root / "fs", "core.c", HELPER)
+    user = _write(root / "fs" / "sub", "user.c", USER)
+    result = Engine().check_paths([user])
+    assert [f.rule for f in result.findings] == []
+    # two levels up is still below the top
+    deep = _write(root / "fs" / "sub" / "deeper", "user.c", USER)
+    assert [f.rule for f in Engine().check_paths([deep]).findings] == []
+    # outside a kernel tree only the file's own directory counts
+    (root / "include" / "linux").rmdir()
+    assert [f.rule for f in Engine().check_paths([user]).findings] == ["lock-balance"]
+
+
+def test_the_nearest_directory_decides(tmp_path: Path) -> None:
+    root = _kernel(tmp_path)
+    _write(root / "fs", "core.c", HELPER)
+    # the subsystem's own finish_it() does not unlock: it hides the core's
+    _write(root / "fs" / "sub", "own.c", HELPER.replace("spin_unlock", "other_unlock"))
+    user = _write(root / "fs" / "sub", "user.c", USER)
+    assert [f.rule for f in Engine().check_paths([user]).findings] == ["lock-balance"]
+    # two definitions in the nearest directory: neither is used, nor is the core's
+    (root / "fs" / "sub" / "own.c").write_text(HELPER)
+    _write(root / "fs" / "sub", "own_arch.c", HELPER)
+    assert [f.rule for f in Engine().check_paths([user]).findings] == ["lock-balance"]
+
+
+def test_the_search_stops_below_the_top_and_after_max_up(tmp_path: Path) -> None:
+    root = _kernel(tmp_path)
+    _write(root, "top.c", HELPER)  # files at the very top are not looked at
+    user = _write(root / "fs" / "sub" / "deeper", "user.c", USER)
+    assert [f.rule for f in Engine().check_paths([user]).findings] == ["lock-balance"]
+    tree = TreeSummaries(_fake([]), max_up=1)
+    got = tree.search_dirs(user, root)
+    assert got == [(root / "fs" / "sub" / "deeper").resolve(), (root / "fs" / "sub").resolve()]
+    assert TreeSummaries(_fake([])).search_dirs(user, root)[-1] == (root / "fs").resolve()
+    assert TreeSummaries(_fake([])).search_dirs(user, None) == [user.parent.resolve()]
+    elsewhere = tmp_path.parent / "elsewhere.c"
+    assert TreeSummaries(_fake([])).search_dirs(elsewhere, root) == [tmp_path.parent.resolve()]
+
+
+def test_the_pool_prefetches_ancestor_callee_files(tmp_path: Path) -> None:
+    root = _kernel(tmp_path)
+    core = _write(root / "fs", "core.c", HELPER)
+    user = _write(root / "fs" / "sub", "user.c", USER)
+    assert Engine().callee_files([user]) == [core.resolve()]

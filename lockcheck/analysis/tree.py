@@ -7,10 +7,16 @@ definitions only, built once per directory and reused) finds the file; that
 file is analysed on its own (with its header inlines, without looking further
 afield, so the depth is bounded) and its summaries are cached by content.
 
-Bounded: at most `max_files` files indexed per directory and `max_callee_files`
-other files read for one checked file. Deterministic: names defined in more
-than one file are not used (arch or config variants may disagree), files are
-visited in sorted order.
+In a kernel tree the callee may also live in an ancestor directory below the
+tree's top: a subsystem's files call their core (fs/smb/server/vfs.c ->
+fs/namei.c, kernel/sched/core.c -> kernel/workqueue.c is not an ancestor and
+is not looked at). The nearest directory that defines the name decides.
+
+Bounded: at most `max_files` files indexed per directory, `max_up` ancestor
+directories and `max_callee_files` other files read for one checked file.
+Deterministic: names defined in more than one file of the deciding directory
+are not used (arch or config variants may disagree), files are visited in
+sorted order.
 """
 
 from __future__ import annotations
@@ -87,6 +93,7 @@ class TreeSummaries:
     summarise_file: SummariseFile
     max_files: int = 4000
     max_callee_files: int = 32
+    max_up: int = 3
     max_cached: int = 512
     _index: dict[Path, dict[str, list[Path]]] = field(default_factory=dict)
     _cache: OrderedDict[bytes, dict[str, Summary]] = field(default_factory=OrderedDict)
@@ -117,14 +124,40 @@ class TreeSummaries:
         self._index[directory] = out
         return out
 
+    def search_dirs(self, path: Path, root: Path | None) -> list[Path]:
+        """Where `path`'s callees are looked for, nearest first: its directory,
+        then (in the kernel tree `root`) its ancestors strictly below the top."""
+        here = path.parent.resolve()
+        out = [here]
+        if root is None:
+            return out
+        top = root.resolve()
+        if top not in here.parents:
+            return out
+        for parent in here.parents:
+            if parent == top or len(out) > self.max_up:
+                break
+            out.append(parent)
+        return out
+
+    def defining(self, name: str, dirs: list[Path]) -> list[Path]:
+        """The files of the nearest directory of `dirs` that define `name`."""
+        for directory in dirs:
+            where = self.index(directory).get(name)
+            if where:
+                return where
+        return []
+
     def library_for(
         self,
         path: Path,
         functions: list[Function],
         have: Mapping[str, Summary],
+        root: Path | None = None,
     ) -> dict[str, Summary]:
         """Summaries of the functions `functions` call that another file of
-        `path`'s directory defines (and neither the file nor `have` does)."""
+        `path`'s directory (or of an ancestor, in the kernel tree `root`)
+        defines (and neither the file nor `have` does)."""
         own = {f.name for f in functions}
         wanted: set[str] = set()
         for fn in functions:
@@ -138,11 +171,11 @@ class TreeSummaries:
         wanted -= set(have)
         if not wanted:
             return {}
-        idx = self.index(path.parent)
+        dirs = self.search_dirs(path, root)
         me = path.resolve()
         by_file: dict[Path, list[str]] = {}
         for name in sorted(wanted):
-            where = idx.get(name, [])
+            where = self.defining(name, dirs)
             if len(where) == 1 and where[0] != me:
                 by_file.setdefault(where[0], []).append(name)
         out: dict[str, Summary] = {}
