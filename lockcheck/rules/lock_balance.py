@@ -71,6 +71,8 @@ _NOT_HOLDS_RE = re.compile(
     r"\b(?:unlock\w*|releas\w*|drops?|dropped|dropping|without|must|caller\w*|called|no|not|never)\b",
     re.I,
 )
+_NEGATED_RE = re.compile(r"\b(?:without|no|not|never)\b", re.I)
+_CALLED_RE = re.compile(r"\b([A-Za-z_]\w*)\(\)")
 _RETURNS_RE = re.compile(r"\b(?:returns?|returning|success|succeeds?|exits?)\b", re.I)
 # a lock named only by its kind (`mutex`, `c->lock`) is named by many sentences
 _KIND_NAMES = frozenset({"lock", "mutex", "sem", "rwsem", "spinlock", "ptl", "rwlock"})
@@ -79,6 +81,11 @@ _LOCK_WORDS = frozenset({"lock", "locks", "trylock", "locked", "relock", "spinlo
 _MODE_WORDS = frozenset(
     {"read", "write", "irq", "irqsave", "bh", "nested", "killable", "interruptible"}
 )
+
+
+def _field(cls: str) -> str:
+    """The member a lock class ends in (`jheads[jhead].wbuf.io_mutex` -> `io_mutex`)."""
+    return re.split(r"->|\.", cls)[-1]
 
 
 def lock_named(name: str) -> bool:
@@ -245,6 +252,8 @@ class LockBalance(Rule):
         head = self._header_comment(ctx, fn) if len(last) > 1 else None
         if head is None:
             return False
+        if self._documented_undo(ctx, fn, ref, head):
+            return True
         spelt = re.escape(last)
         if ref.cls == "rcu":  # "with rcu_read_lock() held", "in an RCU read-side section"
             spelt = r"rcu(?:_read_lock)?"
@@ -256,6 +265,25 @@ class LockBalance(Rule):
             and (last not in _KIND_NAMES or _RETURNS_RE.search(s))
             for s in sentences(prose(head.text))
         )
+
+    @staticmethod
+    def _documented_undo(ctx: RuleContext, fn: FunctionFacts, ref: LockRef, head: Comment) -> bool:
+        """The comment says something stays locked and names the function
+        that unlocks it ("the journal head stays locked and later has to be
+        unlocked using 'release_head()'"), and that function releases a lock
+        of the same class: the pair is the contract, as with a named undo."""
+        for s in sentences(prose(head.text)):
+            if not _HOLDS_RE.search(s) or _NEGATED_RE.search(s):
+                continue
+            for name in _CALLED_RE.findall(s):
+                summ = ctx.facts.summaries.get(name) if name != fn.fn.name else None
+                # its lock is spelt from its own parameters (`c->jheads[h].wbuf.io_mutex`
+                # for `wbuf->io_mutex`): the field names the class
+                if summ is not None and any(
+                    _field(r.cls) == _field(ref.cls) for r in (*summ.releases, *summ.may_release)
+                ):
+                    return True
+        return False
 
     def _header_comment(self, ctx: RuleContext, fn: FunctionFacts) -> Comment | None:
         if self._comments is None or self._comments[0] is not ctx.source:
