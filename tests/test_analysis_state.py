@@ -13,6 +13,7 @@ from lockcheck.analysis.state import (
     Held,
     LockState,
     base_var,
+    below,
     h_assumed,
     initial_state,
     join,
@@ -162,3 +163,16 @@ def test_initial_state_from_claims_and_inferred_caller_locks() -> None:
     assert st.must[SEM].site == S1
     assert st.must[LockRef("q->lock")].site == Site(7, 1, "(held by the caller)")
     assert initial_state(function()).must == {}
+
+
+def test_same_lock_through_a_stored_field() -> None:
+    st = state({}, eqs=("dio->inode", "inode"))
+    assert st.same_lock("dio->inode->i_rwsem", "inode->i_rwsem")
+    assert st.same_lock("inode->i_rwsem", "dio->inode->i_rwsem")
+    assert st.same_lock("dio->inode.i_rwsem", "inode.i_rwsem")
+    assert not st.same_lock("dio->inode->i_rwsem", "inode->i_lock")
+    assert not st.same_lock("dio->inodes->i_rwsem", "inode->i_rwsem")
+    assert not st.same_lock("dio->inode", "inode->i_rwsem")
+    assert not state({}).same_lock("dio->inode->i_rwsem", "inode->i_rwsem")
+    assert below("a->b->c", "a->b") and below("a->b.c", "a->b")
+    assert not below("a->bc", "a->b") and not below("a->b", "a->b")

@@ -197,3 +197,19 @@ def test_an_equality_edge_names_the_lock_both_ways() -> None:
     out = tr.edge(st, Atom("eq", a="ptl", b="pml"), True)
     assert {r.inst for r in out.must} == {"ptl", "pml"} and out.eqs == {frozenset(("ptl", "pml"))}
     assert TR.edge(st, Atom("eq", a="ptl", b="pml"), False).eqs == frozenset()
+
+
+def test_a_field_store_renames_the_locks_below_it_and_kills_equalities_on_it() -> None:
+    host = LockRef("req->host->lock", "mutex")
+    own = LockRef("req->lock", "mutex")
+    st = state({host: Held("excl", S1), own: Held("excl", S1)}, ("req->host", "h"), ("a", "b"))
+    out = TR.event(st, Assign("req->host", S2, alias="other"))
+    # the old host's lock is still held, but `req->host` no longer names it
+    assert sorted(r.inst for r in out.may) == ["req->host->lock@9", "req->lock"]
+    assert out.eqs == frozenset({frozenset(("a", "b")), frozenset(("req->host", "other"))})
+    # replacing the structure's pointer kills what was said about its fields
+    again = TR.event(out, Assign("req", S2))
+    assert again.eqs == frozenset({frozenset(("a", "b"))})
+    # a field with a longer name is not below a shorter one
+    longer = state({LockRef("req->hostess->lock", "mutex"): Held("excl", S1)})
+    assert [r.inst for r in TR.event(longer, Assign("req->host", S2)).may] == ["req->hostess->lock"]

@@ -31,6 +31,11 @@ def mentions(inst: str, var: str) -> bool:
     return False
 
 
+def below(inst: str, prefix: str) -> bool:
+    """Is `inst` a member reached from `prefix` (`p->q->lock` from `p->q`)?"""
+    return inst.startswith(prefix) and inst[len(prefix) :].startswith(("->", "."))
+
+
 def base_inst(inst: str) -> str:
     """The lock's spelling without the analysis' rename suffix (`cursor@12`):
     what pairs an acquisition with its release."""
@@ -91,12 +96,20 @@ class LockState:
         if a == b or frozenset((a, b)) in self.eqs:
             return True
         ha, hb = base_var(a), base_var(b)
-        return (
+        if (
             ha != hb
             and a[len(ha) :] == b[len(hb) :]
             and a[len(ha) :] != ""
             and frozenset((ha, hb)) in self.eqs
-        )
+        ):
+            return True
+        # `dio->inode->i_rwsem` and `inode->i_rwsem` after `dio->inode = inode`
+        for pair in self.eqs:
+            for x in pair:
+                (y,) = pair - {x} or (x,)
+                if below(a, x) and below(b, y) and a[len(x) :] == b[len(y) :]:
+                    return True
+        return False
 
     def without(self, gone: Callable[[LockRef, Held], bool]) -> LockState:
         """The state less the holds `gone` picks (itself when it picks none)."""

@@ -11,6 +11,7 @@ from lockcheck.analysis.state import (
     Held,
     LockState,
     base_var,
+    below,
     h_assumed,
     mentions,
 )
@@ -131,10 +132,14 @@ class Transfer:
         A lock reached through the old value (`cursor` after `cursor = next`)
         is still held, but is no longer the lock the name `cursor` means.
         """
-        eqs = frozenset(e for e in st.eqs if var not in e)
+        eqs = frozenset(e for e in st.eqs if not any(mentions(x, var) or x == var for x in e))
+
+        def gone(inst: str) -> bool:
+            # `req->host = other;` renames `req->host->lock`, not `req->lock`
+            return mentions(inst, var) or below(inst.split("@")[0], var)
 
         def renamed(ref: LockRef) -> LockRef:
-            if mentions(ref.inst, var):
+            if gone(ref.inst):
                 return LockRef(f"{ref.inst.split('@')[0]}@{line}", cls=ref.cls)
             return ref
 
@@ -144,7 +149,7 @@ class Transfer:
                 for r, h in d.items()
             }
 
-        touched = any(h.cond_var == var or mentions(r.inst, var) for r, h in st.may.items())
+        touched = any(h.cond_var == var or gone(r.inst) for r, h in st.may.items())
         if eqs == st.eqs and not touched:
             return st
         return LockState(fix(st.must), fix(st.may), eqs)

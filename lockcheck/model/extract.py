@@ -429,6 +429,12 @@ class _Extractor:
             op = node.child_by_field_name("operator")
             plain = op is None or text(op) == "="
             chained = _chained_target(right) if plain else None
+            if var is None and target is not None and plain and chained is None:
+                # `dio->inode = inode;`: the field and the variable name one
+                # object from here on (an unlock through either releases it)
+                alias = _alias_of(right)
+                if alias is not None:
+                    self.events.append(Assign(target, _site(node), None, alias))
             if var is not None and chained is None:
                 # the new value is bound before its lock effects are recorded,
                 # so `pml = pmd_lock(...)` holds the new `pml`, not a stale one
