@@ -19,7 +19,7 @@ from lockcheck.analysis.paths import (
 )
 from lockcheck.analysis.state import Held, LockState
 from lockcheck.analysis.transfer import Transfer
-from lockcheck.model.ir import Acquire, Assign, Atom, LockRef, Release, Site
+from lockcheck.model.ir import ERR_CODE, Acquire, Assign, Atom, LockRef, Release, Site
 
 S = Site(4, 2)
 TR = Transfer({})
@@ -272,3 +272,14 @@ def test_an_equality_with_a_released_lock_releases_both_names() -> None:
         assert out is not None and "pml" in {r.inst for r in out[0].must}
     out = take_edge(TR, (held("pml"), Facts()), eq("ptl", "pml"), True)
     assert out is not None and {r.inst for r in out[0].must} == {"pml", "ptl"}
+
+
+def test_an_error_code_out_of_an_error_pointer_is_negative_but_no_constant() -> None:
+    f = Facts(consts=frozenset({("err", "0")})).assign("err", ERR_CODE)
+    assert f.consts == frozenset()
+    assert f.decide(value("err")) is True
+    assert f.decide(value("err", sign=True)) is True
+    assert f.describe_value("err") == "err:neg"
+    assert f.decide(eq("err", "-ENOSPC")) is None  # it may be any error
+    # assigned again, it is forgotten
+    assert f.assign("err", None) == Facts()

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from lockcheck.analysis.state import Held, LockState, join, mentions
 from lockcheck.analysis.transfer import Transfer
 from lockcheck.model.ir import (
+    ERR_CODE,
     Acquire,
     Assign,
     Atom,
@@ -64,7 +65,11 @@ class Facts:
     def assign(self, var: str, value: str | None) -> Facts:
         atoms = frozenset(a for a in self.atoms if var not in a[2])
         consts = frozenset(c for c in self.consts if c[0] != var)
-        if value is not None:
+        if value == ERR_CODE:
+            # `err = PTR_ERR(p)`: non-zero and negative, but not a constant
+            # that an equality test (`err == -ENOSPC`) could decide
+            atoms = atoms | {(var, True, (var,)), (f"{var}<0", True, (var,))}
+        elif value is not None:
             consts = consts | {(var, value)}
         # `folio = next` after `folio_unlock(folio)`: the new folio is not released
         released = frozenset(r for r in self.released if not mentions(r, var))

@@ -27,6 +27,7 @@ from lockcheck.frontend.parse import (
     text,
 )
 from lockcheck.model.ir import (
+    ERR_CODE,
     Acquire,
     Act,
     Assign,
@@ -752,14 +753,17 @@ def _case_atom(switch: Node | None, value: Node) -> Atom:
 
 
 def _const_value(node: Node | None) -> str | None:
-    """The assigned value when it is a literal or an ALL_CAPS constant, or
-    an address (`m1 = &sb->mutex`: not NULL, whatever it is)."""
+    """The assigned value when it is a literal or an ALL_CAPS constant, an
+    address (`m1 = &sb->mutex`: not NULL, whatever it is), or an error code
+    taken out of an error pointer (`err = PTR_ERR(ni)`: `ERR_CODE`)."""
     if node is None:
         return None
     inner = _unwrap(node)
     if inner.type == "pointer_expression" and text(inner).lstrip().startswith("&"):
         return "&" + norm(text(inner))
     val = norm(text(inner))
+    if val.startswith("PTR_ERR(") and val.endswith(")"):
+        return ERR_CODE  # the error inside an ERR_PTR(): negative, whatever it is
     return val if is_constant(val) else None
 
 

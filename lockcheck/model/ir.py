@@ -22,6 +22,11 @@ _CONSTANT_RE = re.compile(
 )
 
 
+# An assigned value that is not a constant but is surely a negative error
+# code: `err = PTR_ERR(p)` (the kernel takes it only out of an error pointer).
+ERR_CODE = "#errcode"
+
+
 def is_constant(text: str) -> bool:
     return bool(_CONSTANT_RE.match(text))
 
