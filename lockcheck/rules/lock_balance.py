@@ -36,6 +36,8 @@ from lockcheck.order.claims import Comment, comments, header_comment, prose, sen
 from lockcheck.rules.base import Rule, RuleContext
 
 _WORD_RE = re.compile(r"[a-z]+")
+# pack effects of a function that returns holding a lock
+_LOCKING_EFFECTS = ("acquire", "try", "returns-lock", "out-lock")
 
 
 # a function's name word -> the words that name its undo
@@ -231,15 +233,36 @@ class LockBalance(Rule):
         """
         name = fn.fn.name
         entry = ctx.vocab.api.get(name)
-        if entry is not None and entry.effect in ("acquire", "try", "returns-lock", "out-lock"):
+        if entry is not None and entry.effect in _LOCKING_EFFECTS:
             return True
         if self._handed_back(fn, ref) or self._sparse_marked(fn, ref):
             return True
         if self._counterpart_releases(ctx, fn, ref) or self._documented(ctx, fn, ref):
             return True
+        if self._wraps_locker(ctx, fn, ref):
+            return True
         if void:
             return False
         return lock_named(name) or self._caller_releases(ctx, fn, ref)
+
+    @staticmethod
+    def _wraps_locker(ctx: RuleContext, fn: FunctionFacts, ref: LockRef) -> bool:
+        """The lock is taken by a locking helper whose whole name is part of
+        this function's (`ovl_lock_rename_workdir()` takes it with
+        `lock_rename()`): a wrapper, with the helper's contract."""
+        me = f"_{fn.fn.name}_"
+        base = base_inst(ref.inst)
+        for evs in fn.events:
+            for ev in evs:
+                if not isinstance(ev, Acquire) or base_inst(ev.lock.inst) != base:
+                    continue
+                name = ev.primitive
+                if name == fn.fn.name or "_" not in name or f"_{name}_" not in me:
+                    continue
+                entry = ctx.vocab.api.get(name)
+                if lock_named(name) or (entry is not None and entry.effect in _LOCKING_EFFECTS):
+                    return True
+        return False
 
     def _documented(self, ctx: RuleContext, fn: FunctionFacts, ref: LockRef) -> bool:
         """The comment right above the definition says the function leaves
