@@ -283,3 +283,25 @@ def test_an_error_code_out_of_an_error_pointer_is_negative_but_no_constant() -> 
     assert f.decide(eq("err", "-ENOSPC")) is None  # it may be any error
     # assigned again, it is forgotten
     assert f.assign("err", None) == Facts()
+
+
+def test_node_paths_keep_the_lock_deciding_conditions_apart_longest() -> None:
+    noise = [f"f{i}" for i in range(4)]
+    np = NodePaths(frozenset({"a", *noise}), frozenset({"a", "x"}))
+    assert np.gating == frozenset({"a"})  # only retested conditions count
+    for bits in range(16):
+        for a in (True, False):
+            known = {fact(v, bool(bits >> i & 1)) for i, v in enumerate(noise)} | {fact("a", a)}
+            np.add((held("l"), Facts(atoms=frozenset(known))))
+    # too many combinations: only `a` keeps them apart now, both outcomes kept
+    assert np.retested == frozenset({"a"}) and not np.collapsed
+    got = sorted(v for _, f in np.ordered() for t, v, _ in f.atoms if t == "a")
+    assert got == [False, True] and len(np.ordered()) == 2
+    # without a deciding condition the same paths join into one by lock state
+    plain = NodePaths(frozenset({"a", *noise}))
+    for bits in range(16):
+        for a in (True, False):
+            known = {fact(v, bool(bits >> i & 1)) for i, v in enumerate(noise)} | {fact("a", a)}
+            plain.add((held("l"), Facts(atoms=frozenset(known))))
+    assert plain.retested == frozenset() and len(plain.ordered()) == 1
+    assert not any(t == "a" for _, f in plain.ordered() for t, _v, _ in f.atoms)

@@ -40,7 +40,18 @@ def _fixpoint(
         if node.kind == "branch" and atom is not None and atom.factable and atom.text:
             tests[atom.text] = tests.get(atom.text, 0) + 1
     retested = frozenset(t for t, n in tests.items() if n > 1)
-    states = [NodePaths(retested) for _ in nodes]
+    # a retested condition whose branch leads straight to a lock event
+    gating = frozenset(
+        node.atom.text
+        for node in nodes
+        if node.kind == "branch"
+        and node.atom is not None
+        and node.atom.text in retested
+        and any(
+            isinstance(ev, Acquire | Release) for succ, _ in node.succ for ev in events[succ]
+        )
+    )
+    states = [NodePaths(retested, gating) for _ in nodes]
     states[fn.cfg.entry].add((init, Facts()))
     pending = {fn.cfg.entry}
     visits = 0

@@ -173,15 +173,38 @@ def merge_paths(paths: Iterable[Path]) -> Path | None:
 class NodePaths:
     """The paths reaching one node, kept apart while their lock states differ."""
 
-    __slots__ = ("paths", "collapsed", "retested")
+    __slots__ = ("paths", "collapsed", "retested", "gating")
 
-    def __init__(self, retested: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self, retested: frozenset[str] = frozenset(), gating: frozenset[str] = frozenset()
+    ) -> None:
         self.paths: dict[object, Path] = {}
         self.collapsed = False
         # conditions the function tests more than once: paths that know
         # different outcomes stay apart even with equal lock states, so that
         # `if (a || b) lock; ... if (a || b) unlock;` stays balanced
         self.retested = retested
+        # those of them that decide a lock event: kept apart longest
+        self.gating = gating & retested
+
+    def _key(self, path: Path) -> object:
+        key: object = _path_key(path[0])
+        if self.retested:
+            known = tuple(sorted((t, v) for t, v, _ in path[1].atoms if t in self.retested))
+            key = (key, known)
+        return key
+
+    def _rekey(self, retested: frozenset[str]) -> None:
+        """Keep paths apart by fewer conditions, joining those that now agree."""
+        self.retested = retested
+        kept = self.ordered()
+        self.paths = {}
+        for old in kept:
+            k = self._key(old)
+            had = self.paths.get(k)
+            joined = merge_paths((had, old)) if had is not None else old
+            assert joined is not None
+            self.paths[k] = joined
 
     def add(self, path: Path) -> bool:
         if self.collapsed:
@@ -192,24 +215,17 @@ class NodePaths:
                 return False
             self.paths = {"*": merged}
             return True
-        key: object = _path_key(path[0])
-        if self.retested:
-            known = tuple(sorted((t, v) for t, v, _ in path[1].atoms if t in self.retested))
-            key = (key, known)
+        key = self._key(path)
         prev = self.paths.get(key)
         if prev is None:
             self.paths[key] = path
+            if len(self.paths) > MAX_PATHS and self.retested != self.gating:
+                # too many: keep apart only by the conditions that decide a
+                # lock event (`if (a == X || b == X) down_read(..)`)
+                self._rekey(self.gating)
             if len(self.paths) > MAX_PATHS and self.retested:
-                # too many: keep apart by lock state only, as without them
-                self.retested = frozenset()
-                kept = self.ordered()
-                self.paths = {}
-                for old in kept:
-                    k = _path_key(old[0])
-                    had = self.paths.get(k)
-                    joined = merge_paths((had, old)) if had is not None else old
-                    assert joined is not None
-                    self.paths[k] = joined
+                # still too many: keep apart by lock state only, as without them
+                self._rekey(frozenset())
             if len(self.paths) > MAX_PATHS:
                 merged = merge_paths(self.paths.values())
                 assert merged is not None
