@@ -452,6 +452,31 @@ def _returned(facts: FunctionFacts, ref: LockRef, local: frozenset[str]) -> Lock
     return LockRef(RETURNED, cls=ref.cls) if rets == {inst} else ref
 
 
+_MEMBER_PATH_RE = re.compile(r"[A-Za-z_]\w*(?:(?:->|\.)[A-Za-z_]\w*)+")
+
+
+def _member_copies(fn: Function) -> dict[str, str]:
+    """Locals that are a fixed copy of a parameter's member (`inode` set once
+    to `dentry->d_inode`): local -> that member path."""
+    return {
+        var: expr
+        for expr, var in fn.canon.items()
+        if _MEMBER_PATH_RE.fullmatch(expr) and base_var(expr) in fn.params
+    }
+
+
+def _lifted(ref: LockRef, lift: Mapping[str, str]) -> LockRef:
+    """A lock spelt through such a copy (`inode->i_lock`), spelt through the
+    parameter instead (`dentry->d_inode->i_lock`), which a caller can name."""
+    if "@" in ref.inst:
+        return ref
+    var = base_var(ref.inst)
+    expr = lift.get(var)
+    if expr is None or not ref.inst[len(var) :].startswith(("->", ".")):
+        return ref
+    return LockRef(expr + ref.inst[len(var) :], cls=ref.cls)
+
+
 def _entry_site(fn: Function) -> Site:
     return Site(fn.start_line, 1, "(entry)")
 
@@ -553,6 +578,11 @@ def summarise(facts: FunctionFacts) -> Summary:
         ev.var for evs in facts.events for ev in evs if isinstance(ev, Assign)
     ) - frozenset(fn.params)
     acquires = [(_returned(facts, ref, assigned), m, s) for ref, m, s in acquires]
+    lift = _member_copies(fn)
+    if lift:
+        acquires = [(_lifted(ref, lift), m, s) for ref, m, s in acquires]
+        releases = [_lifted(ref, lift) for ref in releases]
+        may_release = [_lifted(ref, lift) for ref in may_release]
     return Summary(
         fn.params,
         tuple(acts),

@@ -60,6 +60,7 @@ _LOCK_RETURNING = frozenset({"returns-lock", "lockptr"})
 # entry reads such as ptep_get()) and dereferences (`*pte`)
 _VALUE_SOURCES = frozenset({"call_expression", "pointer_expression"})
 _CALL_HEAD_RE = re.compile(r"^(\w+)\(.*\)$")
+_MEMBER_PATH_RE = re.compile(r"[A-Za-z_]\w*(?:(?:->|\.)[A-Za-z_]\w*)+")
 _STORE_TARGETS = ("field_expression", "pointer_expression")
 # calls whose answer does not change while a function runs: the same test
 # made again goes the way it went (a lock taken under
@@ -434,7 +435,7 @@ class _Extractor:
                 # `dio->inode = inode;`: the field and the variable name one
                 # object from here on (an unlock through either releases it)
                 alias = _alias_of(right)
-                if alias is not None:
+                if alias is not None and _MEMBER_PATH_RE.fullmatch(alias) is None:
                     self.events.append(Assign(target, _site(node), None, alias))
             if var is not None and chained is None:
                 # the new value is bound before its lock effects are recorded,
@@ -817,7 +818,13 @@ def _alias_of(node: Node | None) -> str | None:
     if node is None:
         return None
     inner = _unwrap(node)
-    return text(inner) if inner.type == "identifier" else None
+    if inner.type == "identifier":
+        return text(inner)
+    if inner.type == "field_expression":
+        path = norm(text(inner))
+        if _MEMBER_PATH_RE.fullmatch(path):
+            return path  # `inode = dentry->d_inode`: members only, no calls or indexes
+    return None
 
 
 def _guard_events(
