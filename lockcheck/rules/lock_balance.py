@@ -73,6 +73,7 @@ _NOT_HOLDS_RE = re.compile(
     r"\b(?:unlock\w*|releas\w*|drops?|dropped|dropping|without|must|caller\w*|called|no|not|never)\b",
     re.I,
 )
+_LOCKED_RE = re.compile(r"\b(?:locked|held)\b", re.I)
 _NEGATED_RE = re.compile(r"\b(?:without|no|not|never)\b", re.I)
 _CALLED_RE = re.compile(r"\b([A-Za-z_]\w*)\(\)")
 _RETURNS_RE = re.compile(r"\b(?:returns?|returning|success|succeeds?|exits?)\b", re.I)
@@ -268,9 +269,11 @@ class LockBalance(Rule):
         """The comment right above the definition says the function leaves
         the lock held, naming it ("On success, this function returns with
         exec_update_lock held for writing", "returns element and locks
-        mutex"). A sentence about what the caller must hold, about dropping
-        the lock, or a negated one does not count; a lock named only by its
-        kind (`mutex`) needs the sentence to speak of the return as well."""
+        mutex"), or naming its owner as locked on return ("return true and
+        have that dentry's inode and parent both locked"). A sentence about
+        what the caller must hold, about dropping the lock, or a negated one
+        does not count; a lock named only by its kind (`mutex`) needs the
+        sentence to speak of the return as well."""
         last = re.split(r"->|\.", base_inst(ref.inst))[-1].strip("()*& ")
         head = self._header_comment(ctx, fn) if len(last) > 1 else None
         if head is None:
@@ -281,11 +284,23 @@ class LockBalance(Rule):
         if ref.cls == "rcu":  # "with rcu_read_lock() held", "in an RCU read-side section"
             spelt = r"rcu(?:_read_lock)?"
         named = re.compile(rf"\b{spelt}\b", re.I if ref.cls == "rcu" else 0)
+        # the object that holds the lock, said to be locked on return ("return
+        # true and have that dentry's inode and parent both locked")
+        parts = re.split(r"->|\.", base_inst(ref.inst))
+        owner = parts[-2].strip("()*& ") if len(parts) > 1 else ""
+        whose = re.compile(rf"\b{re.escape(owner)}\b") if len(owner) > 1 else None
         return any(
-            named.search(s)
-            and _HOLDS_RE.search(s)
+            _HOLDS_RE.search(s)
             and not _NOT_HOLDS_RE.search(s)
-            and (last not in _KIND_NAMES or _RETURNS_RE.search(s))
+            and (
+                (named.search(s) and (last not in _KIND_NAMES or _RETURNS_RE.search(s)))
+                or (
+                    whose is not None
+                    and whose.search(s) is not None
+                    and _LOCKED_RE.search(s) is not None
+                    and _RETURNS_RE.search(s) is not None
+                )
+            )
             for s in sentences(prose(head.text))
         )
 
