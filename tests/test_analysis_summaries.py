@@ -11,6 +11,7 @@ import pytest
 
 from lockcheck.analysis.summaries import (
     Summary,
+    addressed_params,
     is_failure_value,
     signals_holding,
     substitute,
@@ -50,14 +51,19 @@ def events_of(code: str, function: str) -> list[object]:
 def test_substitute_puts_a_callee_lock_in_the_callers_terms(inst: str, want: str) -> None:
     params = ("p", "m", "ptlp", "pp", "idx")
     args = ("q", "&x->m", "ptl", "pp_arg", "i + 1")
-    assert substitute(inst, params, args, addressed=frozenset({"ptl"})) == want
+    assert substitute(inst, params, args, addressed=frozenset({"ptlp"})) == want
 
 
 def test_substitute_of_a_struct_passed_by_address() -> None:
     assert substitute("s->lock", ("s",), ("&obj",)) == "obj.lock"
-    assert substitute("s->lock", ("s",), ("obj",), addressed=frozenset({"obj"})) == "obj.lock"
+    assert substitute("s->lock", ("s",), ("obj",), addressed=frozenset({"s"})) == "obj.lock"
     assert substitute("s", ("s",), ("&obj",)) == "&obj"
     assert substitute("s->lock", ("s",), ("obj",)) == "obj->lock"
+    # one variable passed both ways (`cow(eb, &eb)`): only the `&eb` parameter is an address
+    both = frozenset({"ret"})
+    assert substitute("buf->lock", ("buf", "ret"), ("eb", "eb"), addressed=both) == "eb->lock"
+    assert substitute("*ret", ("buf", "ret"), ("eb", "eb"), addressed=both) == "eb"
+    assert addressed_params(("buf", "ret"), (1, 5)) == both
 
 
 def test_substitute_drops_what_the_caller_cannot_name() -> None:

@@ -204,12 +204,37 @@ def test_a_field_store_renames_the_locks_below_it_and_kills_equalities_on_it() -
     own = LockRef("req->lock", "mutex")
     st = state({host: Held("excl", S1), own: Held("excl", S1)}, ("req->host", "h"), ("a", "b"))
     out = TR.event(st, Assign("req->host", S2, alias="other"))
-    # the old host's lock is still held, but `req->host` no longer names it
+    # the old host's lock is still held, but `req->host` no longer names it;
+    # `h` still does
     assert sorted(r.inst for r in out.may) == ["req->host->lock@9", "req->lock"]
-    assert out.eqs == frozenset({frozenset(("a", "b")), frozenset(("req->host", "other"))})
+    assert out.eqs == frozenset(
+        {
+            frozenset(("a", "b")),
+            frozenset(("req->host", "other")),
+            frozenset(("h->lock", "req->host->lock@9")),
+        }
+    )
+    assert out.same_lock("h->lock", "req->host->lock@9")
     # replacing the structure's pointer kills what was said about its fields
     again = TR.event(out, Assign("req", S2))
     assert again.eqs == frozenset({frozenset(("a", "b"))})
     # a field with a longer name is not below a shorter one
     longer = state({LockRef("req->hostess->lock", "mutex"): Held("excl", S1)})
     assert [r.inst for r in TR.event(longer, Assign("req->host", S2)).may] == ["req->hostess->lock"]
+
+
+def test_an_assignment_keeps_a_lock_one_with_another_name_of_the_old_value() -> None:
+    eb = LockRef("eb->lock", "lock")
+    # `parent = eb; ... eb = next;`: `parent->lock` is the renamed lock
+    st = state({eb: Held("excl", S1)}, ("eb", "parent"))
+    out = TR.event(st, Assign("eb", S2))
+    assert [r.inst for r in out.may] == ["eb->lock@9"]
+    assert out.eqs == frozenset({frozenset(("parent->lock", "eb->lock@9"))})
+    released = TR.event(out, Release(LockRef("parent->lock", "lock"), S2, "spin_unlock"))
+    assert dict(released.may) == {}
+    # a lock of an older value, or an equality about the old value itself
+    # (`x = eb->next`), gives no other name
+    old = state({LockRef("eb->lock@3", "lock"): Held("excl", S1)}, ("eb", "parent"))
+    assert TR.event(old, Assign("eb", S2)).eqs == frozenset()
+    derived = state({eb: Held("excl", S1)}, ("eb", "eb->next"))
+    assert TR.event(derived, Assign("eb", S2)).eqs == frozenset()

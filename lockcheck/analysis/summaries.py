@@ -40,7 +40,9 @@ def substitute(
     those rooted at a name the callee never assigns (a global such as
     `hugetlb_fault_mutex_table[hash]`) are kept as they are. `*ptlp` (a
     lock handed back through an out-parameter) is `ptl` for an argument
-    written `&ptl` (one of `addressed`), `*p` for a pointer `p` passed on.
+    written `&ptl`, `*p` for a pointer `p` passed on. `addressed` names the
+    parameters whose argument was written `&x` (see `addressed_params`): by
+    position, as one variable may be passed both ways (`cow(eb, &eb)`).
     """
     mapping = dict(zip(params, args, strict=False))
     inst = inst.split("@")[0]
@@ -51,7 +53,7 @@ def substitute(
         arg = dict(zip(params, args, strict=False)).get(param)
         if arg is None:
             return None
-        return arg if arg in addressed else "*" + arg
+        return arg if param in addressed else "*" + arg
     head = re.match(r"[A-Za-z_]\w*", inst)
     if head is None:
         return None
@@ -64,12 +66,17 @@ def substitute(
         # expression are the caller's arguments too
         return name + rest
     arg = mapping[name]
-    if (arg.startswith("&") or arg in addressed) and rest.startswith("->"):
+    if (arg.startswith("&") or name in addressed) and rest.startswith("->"):
         return arg.lstrip("&") + "." + rest[2:]
     return arg + rest
 
 
 _INNER_NAME_RE = re.compile(r"(?<!->)(?<![\w.])([A-Za-z_]\w*)(?!\w)(?!\s*\()")
+
+
+def addressed_params(params: tuple[str, ...], positions: tuple[int, ...]) -> frozenset[str]:
+    """The callee's parameters whose argument the call wrote `&x`."""
+    return frozenset(params[i] for i in positions if i < len(params))
 
 
 def _inner_params(rest: str, mapping: Mapping[str, str]) -> str:
@@ -319,7 +326,7 @@ def effective_events(
             if summ is None:
                 continue
             callee_params = summ.params
-            addressed = frozenset(ev.args[i] for i in ev.addressed if i < len(ev.args))
+            addressed = addressed_params(callee_params, ev.addressed)
             for ref in summ.releases:
                 inst = _canon(
                     substitute(ref.inst, callee_params, ev.args, summ.locals, addressed), fn
@@ -342,9 +349,11 @@ def effective_events(
             until = dict(summ.bound)
             taken = 0
             for ref, mode, success in summ.acquires:
-                if ref.inst == RETURNED:
-                    returned = ev.result is not None and not ev.result.startswith("#")
-                    inst = ev.result if returned else None
+                if ref.inst == RETURNED or ref.inst.startswith((RETURNED + "->", RETURNED + ".")):
+                    # the result, or a lock inside it (`eb = lock_root(..)` holding `eb->lock`)
+                    result = ev.result
+                    returned = result is not None and not result.startswith("#")
+                    inst = result + ref.inst[len(RETURNED) :] if result and returned else None
                 else:
                     inst = _canon(
                         substitute(ref.inst, callee_params, ev.args, summ.locals, addressed), fn
@@ -443,13 +452,17 @@ def param_keyed(
 
 def _returned(facts: FunctionFacts, ref: LockRef, local: frozenset[str]) -> LockRef:
     """A lock held in a local the function returns (`return ptl;` with `ptl`
-    locked, NULL without) is, for the caller, the lock its result points to:
-    without this the caller's `spin_unlock(ptl)` releases a lock it never took."""
+    locked, NULL without), or inside the object it returns (`return eb;`
+    with `eb->lock` held), is, for the caller, the lock its result points to
+    (or holds): without this the caller's `spin_unlock(ptl)` releases a lock
+    it never took."""
     inst = ref.inst.split("@")[0]
-    if inst not in local:
+    var = base_var(inst)
+    rest = inst[len(var) :]
+    if var not in local or (rest and not rest.startswith(("->", "."))):
         return ref
     rets = {ret.rsplit(":", 1)[0] for _, st, _, ret in facts.exits if ref in st.may}
-    return LockRef(RETURNED, cls=ref.cls) if rets == {inst} else ref
+    return LockRef(RETURNED + rest, cls=ref.cls) if rets == {var} else ref
 
 
 _MEMBER_PATH_RE = re.compile(r"[A-Za-z_]\w*(?:(?:->|\.)[A-Za-z_]\w*)+")

@@ -130,7 +130,9 @@ class Transfer:
         """`var = ...`: facts about the old value die, locks named by it are renamed.
 
         A lock reached through the old value (`cursor` after `cursor = next`)
-        is still held, but is no longer the lock the name `cursor` means.
+        is still held, but is no longer the lock the name `cursor` means: it
+        gets a rename suffix, and stays one with the lock reached through
+        another name the old value had (`prev->lock` after `prev = cursor`).
         """
         eqs = frozenset(e for e in st.eqs if not any(mentions(x, var) or x == var for x in e))
 
@@ -138,10 +140,22 @@ class Transfer:
             # `req->host = other;` renames `req->host->lock`, not `req->lock`
             return mentions(inst, var) or below(inst.split("@")[0], var)
 
+        # another name of the old value (`parent = eb;` before `eb = next`):
+        # the renamed lock stays one with the lock reached through that name
+        other = sorted(
+            x for e in st.eqs if var in e for x in e if x != var and not mentions(x, var)
+        )
+        kept: set[frozenset[str]] = set()
+
         def renamed(ref: LockRef) -> LockRef:
-            if gone(ref.inst):
-                return LockRef(f"{ref.inst.split('@')[0]}@{line}", cls=ref.cls)
-            return ref
+            if not gone(ref.inst):
+                return ref
+            new = f"{ref.inst.split('@')[0]}@{line}"
+            rest = ref.inst[len(var) :]
+            member = rest.startswith(("->", ".")) and "@" not in rest
+            if other and member and ref.inst.startswith(var):
+                kept.add(frozenset((other[0] + rest, new)))
+            return LockRef(new, cls=ref.cls)
 
         def fix(d: Mapping[LockRef, Held]) -> dict[LockRef, Held]:
             return {
@@ -152,7 +166,8 @@ class Transfer:
         touched = any(h.cond_var == var or gone(r.inst) for r, h in st.may.items())
         if eqs == st.eqs and not touched:
             return st
-        return LockState(fix(st.must), fix(st.may), eqs)
+        must, may = fix(st.must), fix(st.may)
+        return LockState(must, may, eqs | kept)
 
     def edge(self, st: LockState, atom: Atom | None, label: bool | None) -> LockState:
         if atom is not None and label is not None:

@@ -29,7 +29,12 @@ import re
 
 from lockcheck.analysis.function import FunctionFacts, return_value
 from lockcheck.analysis.state import Held, LockState, base_inst, base_var
-from lockcheck.analysis.summaries import is_failure_value, signals_holding, substitute
+from lockcheck.analysis.summaries import (
+    addressed_params,
+    is_failure_value,
+    signals_holding,
+    substitute,
+)
 from lockcheck.model.finding import Related
 from lockcheck.model.ir import Acquire, Assign, Call, LockRef, Release
 from lockcheck.order.claims import Comment, comments, header_comment, prose, sentences
@@ -449,7 +454,7 @@ class LockBalance(Rule):
                 if not isinstance(ev, Call) or ev.callee != fn.fn.name:
                     continue
                 want: set[str] = set()
-                addressed = frozenset(ev.args[i] for i in ev.addressed if i < len(ev.args))
+                addressed = addressed_params(fn.fn.params, ev.addressed)
                 mine = substitute(inst, fn.fn.params, ev.args, frozenset(), addressed)
                 if mine is not None and (owner in fn.fn.params or owner not in assigned):
                     want.add(mine)  # a parameter's lock, or a global (`report_lock`)

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from lockcheck.analysis.function import FunctionFacts
 from lockcheck.analysis.paths import ZERO_VALUES
-from lockcheck.analysis.summaries import is_failure_value, substitute
+from lockcheck.analysis.summaries import addressed_params, is_failure_value, substitute
 from lockcheck.model.finding import Finding, Related
 from lockcheck.model.ir import Acquire, Call, Function, Release, Site
 from lockcheck.rules.base import ReviewRule
@@ -105,7 +105,7 @@ def _callers(
 
 
 def _in_caller(callee: Function, call: Call, lock: str) -> str:
-    addressed = frozenset(call.args[i] for i in call.addressed if i < len(call.args))
+    addressed = addressed_params(callee.params, call.addressed)
     return substitute(lock, callee.params, call.args, frozenset(), addressed) or lock
 
 
