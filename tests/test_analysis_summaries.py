@@ -401,7 +401,8 @@ def test_how_a_caller_tells_that_a_helper_took_its_lock() -> None:
         (lock("b->lock"), "excl", None),
     )
     # `p` is a fixed copy of `o->next`: the caller can name the lock through `o`
-    assert s["drop_local"].releases == (lock("o->next->lock"),) and s["drop_local"].locals == {"p"}
+    assert s["drop_local"].releases == (lock("p->lock"),) and s["drop_local"].locals == {"p"}
+    assert s["drop_local"].may_release == (lock("o->next->lock"),)
 
 
 def test_a_caller_sees_nested_takes_and_releases_it_cannot_name() -> None:
@@ -409,7 +410,8 @@ def test_a_caller_sees_nested_takes_and_releases_it_cannot_name() -> None:
     takes = [(ev.lock.inst, ev.nested, ev.cond_var) for ev in evs if isinstance(ev, Acquire)]
     assert takes == [("a->lock", False, None), ("b->lock", True, None), ("a->lock", False, "#atom")]
     drops = [(ev.lock, ev.maybe, ev.primitive) for ev in evs if isinstance(ev, Release)]
-    assert drops[0] == (lock("a->next->lock"), False, "drop_local")  # `p` was `o->next`
+    assert drops[0] == (lock("*"), True, "drop_local")  # `p` is the helper's own
+    assert drops[1] == (lock("a->next->lock"), True, "drop_local")  # and it was `o->next`
 
 
 ANNOTATED = """
@@ -604,9 +606,10 @@ def test_parameters_passed_on_and_functions_that_stop() -> None:
     assert s["outer"].kept_unless == ((lock("o->lock"), 1),)
     # `must` zero never returns (BUG()); `unlock` zero keeps the lock
     assert s["must_then"].kept_unless == ((lock("o->lock"), 2),)
-    # the helper's local is a fixed copy of `o->next`: the caller names both
+    # the helper's own lock is not the caller's to hold, even though its local
+    # is a fixed copy of `o->next`: acquisitions are not lifted
     takes = [ev.lock.inst for ev in events_of(PASSED_ON, "caller") if isinstance(ev, Acquire)]
-    assert takes == ["a->next->lock", "a->lock"]
+    assert takes == ["a->lock"]
 
 
 ASSERTING = """
@@ -684,7 +687,7 @@ def test_substitute_an_argument_taken_by_address_starting_with_x() -> None:
     assert substitute("s->lock", ("s",), ("&Xdev",)) == "Xdev.lock"
 
 
-def test_a_lock_reached_through_a_fixed_copy_of_a_member_is_spelt_through_the_parameter() -> None:
+def test_a_release_through_a_fixed_member_copy_is_also_a_maybe_release_of_the_member() -> None:
     got = summaries(
         """
 void finish(struct req *r)
@@ -709,8 +712,9 @@ void moved(struct req *r)
 }
 """
     )
-    assert [r.inst for r in got["finish"].releases] == ["r->host->lock"]
-    # members only: a copy of a whole parameter keeps its own spelling
-    assert sorted(r.inst for r, _m, _s in got["take"].acquires) == ["o->lock", "r->host->lock"]
+    assert [r.inst for r in got["finish"].may_release] == ["r->host->lock"]
+    assert [r.inst for r in got["finish"].releases] == ["h->lock"]
+    # acquisitions keep the local's spelling
+    assert sorted(r.inst for r, _m, _s in got["take"].acquires) == ["h->lock", "o->lock"]
     # assigned twice: not a fixed copy, nothing the caller can name
     assert [r.inst for r in got["moved"].releases] == ["h->lock"]

@@ -480,7 +480,9 @@ def _member_copies(fn: Function) -> dict[str, str]:
 
 def _lifted(ref: LockRef, lift: Mapping[str, str]) -> LockRef:
     """A lock spelt through such a copy (`inode->i_lock`), spelt through the
-    parameter instead (`dentry->d_inode->i_lock`), which a caller can name."""
+    parameter instead (`dentry->d_inode->i_lock`), which a caller can name.
+    Only releases are lifted: an acquisition the caller would then hold
+    needs more certainty than a copy made at the top of the function."""
     if "@" in ref.inst:
         return ref
     var = base_var(ref.inst)
@@ -593,9 +595,13 @@ def summarise(facts: FunctionFacts) -> Summary:
     acquires = [(_returned(facts, ref, assigned), m, s) for ref, m, s in acquires]
     lift = _member_copies(fn)
     if lift:
-        acquires = [(_lifted(ref, lift), m, s) for ref, m, s in acquires]
-        releases = [_lifted(ref, lift) for ref in releases]
-        may_release = [_lifted(ref, lift) for ref in may_release]
+        # a lock the callers could not name, named through the parameter: a
+        # release the callers now see, but as a maybe (an inferred caller
+        # lock, or a local that is not always that member, stays harmless)
+        # (the local's own spelling stays too: for the direct caller it is
+        # still any lock of its class that may be gone)
+        named = [_lifted(ref, lift) for ref in (*releases, *may_release)]
+        may_release += [ref for ref in named if ref not in may_release and ref not in releases]
     return Summary(
         fn.params,
         tuple(acts),
