@@ -18,8 +18,10 @@ helper (its summary says so) and is not reported. One that returns holding
 it on some paths only is quiet when there is evidence that this is its
 contract: a sparse annotation (`__acquires`, `__cond_acquires`), a pack row
 for its name, a name that says it locks (`*_lock`, `*trylock*`, `lock_*`),
-or a caller in the file that releases the lock after calling it; and its
-return value must not report a failure (NULL, -Exxx) with the lock held.
+a name that wraps a locking helper's, an undo partner, a header comment
+that says so, or a caller in the file that releases the lock after calling
+it; and its return value must not report a failure (NULL, -Exxx) with the
+lock held.
 Without such evidence the return value does not excuse the path.
 """
 
