@@ -171,6 +171,16 @@ def test_an_err_test_resolves_the_hold_its_variable_or_an_equal_one_decides() ->
     assert TR.edge(plain, Atom("value", a="#atom", text="IS_ERR(mp)"), True).must[SPIN]
 
 
+def test_equal_to_an_error_pointer_resolves_like_an_err_test() -> None:
+    st = state({SPIN: Held("excl", S1, cond_var="key", fail_when="err")})
+    for a, b in (("key", "ERR_PTR(-ENOKEY)"), ("ERR_PTR(-ENOKEY)", "key")):
+        eq = Atom("eq", a=a, b=b, text=f"{a}=={b}")
+        assert SPIN not in TR.edge(st, eq, True).may
+        assert TR.edge(st, eq, False).must[SPIN]
+    other = Atom("eq", a="key", b="NULL", text="key==NULL")
+    assert TR.edge(st, other, True).must[SPIN]
+
+
 def test_a_null_owner_holds_none_of_its_locks() -> None:
     inner = {
         LockRef("n->lock", "spinlock_t"): Held("excl", S1),

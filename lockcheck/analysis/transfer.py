@@ -179,6 +179,10 @@ class Transfer:
                 if not label and atom.a != "#atom":
                     st = self._drop_null_owner(st, atom.a)
             elif atom.kind == "eq" and label:
+                for var, other in ((atom.a, atom.b), (atom.b, atom.a)):
+                    if other.startswith("ERR_PTR("):
+                        # `if (key == ERR_PTR(-ENOKEY))`: an error pointer, nothing taken
+                        st = self._resolve_err(st, var)
                 st = self._add_eq(st, atom.a, atom.b)
         return self._clear_atom(st)
 
