@@ -109,6 +109,11 @@ UNDO_PAIRS = [
     ("hold", "release"),
     ("hold", "drop"),
     ("pin", "unpin"),
+    ("block", "unblock"),
+    ("reserve", "commit"),
+    ("reserve", "complete"),
+    ("reserve", "unreserve"),
+    ("reserve", "cancel"),
 ]
 
 
@@ -1089,3 +1094,75 @@ def test_the_pair_is_reported_at_one_acquisition_whatever_the_hash_seed(
         runs.append(res.stdout)
     assert runs[0] == runs[1]
     assert f"two_names.c:{line_of(TWO_NAMES, 'spin_lock(ptl);')}:3: warning: `pml`" in runs[0]
+
+
+DOCUMENTED = """
+struct thing {
+	spinlock_t KIND;
+	int busy;
+};
+
+/*
+ * SENTENCE
+ */
+int thing_walk(struct thing *t)
+{
+	spin_lock(&t->KIND);
+	if (t->busy) {
+		spin_unlock(&t->KIND);
+		return -EBUSY;
+	}
+	return 0;
+}
+"""
+
+KIND_NAMES = ["lock", "mutex", "sem", "rwsem", "spinlock", "ptl", "rwlock"]
+
+
+@pytest.mark.parametrize("kind", KIND_NAMES)
+def test_a_lock_named_by_its_kind_is_documented_only_by_a_sentence_about_the_return(
+    kind: str,
+) -> None:
+    """`t->mutex` is named by many sentences: one that takes it says nothing
+    of the contract unless it speaks of the return too. A member named
+    otherwise (`t->walk_mutex`) needs no such word."""
+    code = DOCUMENTED.replace("KIND", kind)
+    assert balance(code.replace("SENTENCE", f"On success, returns with the {kind} held.")) == []
+    [f] = balance(code.replace("SENTENCE", f"Takes the {kind} for the walk."))
+    assert f.function == "thing_walk"
+    code = DOCUMENTED.replace("KIND", f"walk_{kind}")
+    assert balance(code.replace("SENTENCE", f"Takes walk_{kind} for the walk.")) == []
+
+
+RECORDED = """
+struct block {
+	struct rw_semaphore lock;
+};
+
+struct walk_path {
+	struct block *nodes[8];
+	int locks[8];
+};
+
+int walk_two(struct walk_path *path, int level, struct thing *t)
+{
+	struct block *b = path->nodes[level];
+	int ret;
+
+	down_write(&b->lock);
+	path->locks[level] = WRITE_LOCKED;
+	spin_lock(&t->lock); /* R */
+	ret = block_lookup(b);
+	if (ret < 0) {
+		spin_unlock(&t->lock);
+		up_write(&b->lock);
+		path->locks[level] = 0;
+		return ret;
+	}
+	return 0;
+}
+"""
+
+
+def test_a_lock_recorded_in_the_callers_path_does_not_hide_another_leak() -> None:
+    assert reported(RECORDED) == marked(RECORDED)
