@@ -1166,3 +1166,78 @@ int walk_two(struct walk_path *path, int level, struct thing *t)
 
 def test_a_lock_recorded_in_the_callers_path_does_not_hide_another_leak() -> None:
     assert reported(RECORDED) == marked(RECORDED)
+
+
+NAMED_IN_COMMENTS = """
+struct fs_inode_info {
+	struct mutex sem;
+	int flags;
+};
+
+struct thing {
+	spinlock_t lk;
+	int busy;
+};
+
+/* the object holding the lock is returned only where it was released */
+struct inode *fs_swap_x(struct inode *dir, struct inode *inode)
+{
+	struct fs_inode_info *f;
+
+	f = FS_INODE_INFO(inode);
+	mutex_lock(&f->sem); /* R */
+	if (fs_busy(f)) {
+		mutex_unlock(&f->sem);
+		return inode;
+	}
+	return dir;
+}
+
+/*
+ * Finds the entry for @key. On success, returns with the RCU read lock held.
+ */
+struct entry *entry_find_x(struct table *t, unsigned long key)
+{
+	struct entry *e;
+
+	rcu_read_lock();
+	e = table_lookup(t, key);
+	if (!e)
+		rcu_read_unlock();
+	return e;
+}
+
+/*
+ * On success, returns with lk held.
+ */
+int two_letters_x(struct thing *t)
+{
+	spin_lock(&t->lk);
+	if (t->busy) {
+		spin_unlock(&t->lk);
+		return -EBUSY;
+	}
+	return 0;
+}
+
+/*
+ * On success, returns with l held.
+ */
+int one_letter_x(spinlock_t *l, int busy)
+{
+	spin_lock(l); /* R */
+	if (busy) {
+		spin_unlock(l);
+		return -EBUSY;
+	}
+	return 0;
+}
+"""
+
+
+def test_objects_returned_without_the_lock_and_names_in_header_comments() -> None:
+    """The object a lock lives in, returned only on the way that released it,
+    hands nothing back; the RCU read side is named in any case; a two-letter
+    lock name is looked up in the comment, a one-letter one (`l`, a word in
+    too many sentences) is not."""
+    assert reported(NAMED_IN_COMMENTS) == marked(NAMED_IN_COMMENTS)
