@@ -1241,3 +1241,25 @@ def test_objects_returned_without_the_lock_and_names_in_header_comments() -> Non
     lock name is looked up in the comment, a one-letter one (`l`, a word in
     too many sentences) is not."""
     assert reported(NAMED_IN_COMMENTS) == marked(NAMED_IN_COMMENTS)
+
+
+EQUAL_ELSEWHERE = """
+int pair_x(spinlock_t *a, spinlock_t *b, int c)
+{
+	spin_lock(a); /* R */
+	spin_lock(b); /* R */
+	if (c)
+		return 1;
+	if (a == b)
+		return 2;
+	spin_unlock(b);
+	spin_unlock(a);
+	return 0;
+}
+"""
+
+
+def test_locks_equal_only_on_another_way_out_are_two_leaks() -> None:
+    """`a == b` is known at `return 2;`, not at `return 1;` where both leak
+    first: two locks there, two reports."""
+    assert reported(EQUAL_ELSEWHERE) == marked(EQUAL_ELSEWHERE)
