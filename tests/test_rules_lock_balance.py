@@ -1263,3 +1263,32 @@ def test_locks_equal_only_on_another_way_out_are_two_leaks() -> None:
     """`a == b` is known at `return 2;`, not at `return 1;` where both leak
     first: two locks there, two reports."""
     assert reported(EQUAL_ELSEWHERE) == marked(EQUAL_ELSEWHERE)
+
+
+SUCCESS_FIRST = """
+struct fs_inode_info {
+	struct mutex sem;
+	int flags;
+};
+
+struct inode *fs_new_y(struct inode *dir)
+{
+	struct inode *inode;
+	struct fs_inode_info *f;
+
+	inode = new_inode(dir->i_sb);
+	f = FS_INODE_INFO(inode);
+	mutex_lock(&f->sem);
+	if (!fs_alloc_ino(dir, inode))
+		return inode;
+	mutex_unlock(&f->sem);
+	iput(inode);
+	return ERR_PTR(-ENOSPC);
+}
+"""
+
+
+def test_an_error_return_listed_first_does_not_stop_the_search_for_the_object() -> None:
+    """The error return (no lock, not a name) comes first among the ways out;
+    the success return after it hands the object with its private lock back."""
+    assert balance(SUCCESS_FIRST) == []
