@@ -1292,3 +1292,43 @@ def test_an_error_return_listed_first_does_not_stop_the_search_for_the_object() 
     """The error return (no lock, not a name) comes first among the ways out;
     the success return after it hands the object with its private lock back."""
     assert balance(SUCCESS_FIRST) == []
+
+
+LOCAL_OWNER = """
+struct thing {
+	spinlock_t lock;
+	int busy;
+};
+
+struct table {
+	struct thing *first;
+	struct thing *last;
+};
+
+int first_busy_x(struct table *tb)
+{
+	struct thing *w = tb->first;
+
+	spin_lock(&w->lock); /* R */
+	if (w->busy) {
+		spin_unlock(&w->lock);
+		return -EBUSY;
+	}
+	return 0;
+}
+
+void user_last(struct table *tb)
+{
+	struct thing *w = tb->last;
+
+	if (first_busy_x(tb))
+		return;
+	spin_unlock(&w->lock);
+}
+"""
+
+
+def test_a_caller_releasing_its_own_variable_of_the_same_name_is_no_evidence() -> None:
+    """The helper's `w` is a local it assigns: the caller's `w->lock` is
+    another object's lock, whatever the spelling."""
+    assert reported(LOCAL_OWNER) == marked(LOCAL_OWNER)
