@@ -153,7 +153,10 @@ class LockBalance(Rule):
                     continue
                 if ref.cls in self.skip or base_inst(ref.inst) not in released:
                     continue  # never released here: a lock-taking helper, not a leak
-                candidates.setdefault(ref, held)
+                # ways out of one node come in an order that may follow the
+                # hash seed: the report points at the earliest acquisition
+                if ref not in candidates or held.site < candidates[ref].site:
+                    candidates[ref] = held
         reported: list[tuple[int, str]] = []  # (way out, lock): one report per lock
         for ref, held in sorted(candidates.items(), key=lambda kv: (kv[1].site, kv[0].inst)):
             holding = [
