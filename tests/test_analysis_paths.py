@@ -305,3 +305,30 @@ def test_node_paths_keep_the_lock_deciding_conditions_apart_longest() -> None:
             plain.add((held("l"), Facts(atoms=frozenset(known))))
     assert plain.retested == frozenset() and len(plain.ordered()) == 1
     assert not any(t == "a" for _, f in plain.ordered() for t, _v, _ in f.atoms)
+
+
+def test_node_paths_are_ordered_the_same_whatever_the_hash_seed() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "from lockcheck.analysis.paths import NodePaths, Facts\n"
+        "from lockcheck.analysis.state import Held, LockState\n"
+        "from lockcheck.model.ir import LockRef, Site\n"
+        "np = NodePaths()\n"
+        "for names in (['b', 'a'], ['c'], ['a', 'd', 'e'], ['e', 'b']):\n"
+        "    h = {LockRef(n, 'spinlock_t'): Held('excl', Site(1, 1, n)) for n in names}\n"
+        "    np.add((LockState(h, dict(h)), Facts()))\n"
+        "print([sorted(r.inst for r in st.must) for st, _ in np.ordered()])\n"
+    )
+    outs = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            env={"PYTHONHASHSEED": seed, "PATH": "/usr/bin:/bin"},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for seed in ("0", "1", "4", "17")
+    }
+    assert len(outs) == 1, outs

@@ -170,6 +170,16 @@ def merge_paths(paths: Iterable[Path]) -> Path | None:
     return out
 
 
+def _stable_key(key: object) -> str:
+    """A path key's spelling that does not depend on the hash seed: the
+    `repr()` of a frozenset lists its members in hash order."""
+    if isinstance(key, frozenset):
+        return "{" + ", ".join(sorted(_stable_key(k) for k in key)) + "}"
+    if isinstance(key, tuple):
+        return "(" + ", ".join(_stable_key(k) for k in key) + ")"
+    return repr(key)
+
+
 class NodePaths:
     """The paths reaching one node, kept apart while their lock states differ."""
 
@@ -242,7 +252,7 @@ class NodePaths:
     def ordered(self) -> list[Path]:
         if len(self.paths) == 1:  # the usual case: nothing to order
             return list(self.paths.values())
-        return [self.paths[k] for k in sorted(self.paths, key=repr)]
+        return [self.paths[k] for k in sorted(self.paths, key=_stable_key)]
 
     def merged(self) -> LockState | None:
         m = merge_paths(self.ordered())
