@@ -947,3 +947,31 @@ def test_explain_shows_an_event_repeated_at_one_site_once_and_goes_on() -> None:
         (11, 2, "act pte-set inside `set_two()`: `set_two(mm, pte, e)`", ["ptl"], ["ptl"]),
         (11, 23, "release `ptl` via spin_unlock", ["ptl"], []),
     ]
+
+
+def test_email_notes_go_on_past_a_check_on_a_line_with_a_finding() -> None:
+    from lockcheck.engine import Stats
+    from lockcheck.review import ReviewedFinding
+
+    hunk = _hunk([(" ", f"l{i}", 10 + i) for i in range(8)])
+    p1 = Patch("one", (FilePatch("mm/a.c", "mm/a.c", (hunk,)),), "o", raw_subject="[PATCH] one")
+
+    def ctx(line: int) -> SiteContext:
+        loc = Location("o", line)
+        return SiteContext(
+            p1, "mm/a.c", loc, "fn", f"x{line}", "check uffd-wp", ("a",), ("b",), loc
+        )
+
+    f1 = finding(line=12, related=(), held=())
+    # the check on the finding's line sorts first: its line already has the
+    # finding's comment, and the changed check after it still gets its note
+    result = ReviewResult(
+        [p1],
+        [ReviewedFinding(f1, p1, None, Location("o", 12))],
+        [ctx(12), ctx(14)],
+        Stats(),
+        [],
+        None,
+    )
+    body = render_report("email", [f1], {}, None, RunInfo(review=result)).split("\n\n", 1)[1]
+    assert "`x14` (check uffd-wp): before this patch" in body
