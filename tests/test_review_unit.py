@@ -919,3 +919,24 @@ def test_depths() -> None:
     assert _depths(["{", "\tx();", "}"]) == ([0, 1, 1], 0, 0)
     assert _depths(["\tif (a) {", "\t\tx();"]) == ([0, 1], 0, 1)
     assert _depths(["\t}", "}", "{"]) == ([0, -1, -2], -2, -1)
+
+
+def test_a_tree_finding_sorts_before_its_twin_a_patch_added(tmp_path: Path) -> None:
+    """Patch 1 adds a copy of a test the tree already has; patch 2 moves the
+    tree's one down to where the copy was: the two findings have one place and
+    one message. The one no patch introduced comes first."""
+    twice = V1.replace(UFFD_TEST, UFFD_TEST * 2)
+    moved = twice.replace(UFFD_TEST * 2, "\t\t/* a */\n\t\t/* b */\n" + UFFD_TEST * 2)
+    root = tmp_path / "tree"
+    (root / "mm").mkdir(parents=True)
+    (root / SOURCE).write_text(V1)
+    patches = parse_patch_text(
+        _mail(1, "twice", diff(SOURCE, V1, twice)), "<1>"
+    ) + parse_patch_text(_mail(2, "comment", diff(SOURCE, twice, moved)), "<2>")
+    r = review(ENGINE, patches, DirTree(root), show_all=True)
+    uffd = [rf for rf in r.findings if rf.finding.rule == "uffd-wp-under-ptl"]
+    assert [rf.finding.sort_key() for rf in uffd][0] == uffd[1].finding.sort_key()
+    assert [rf.introduced_by.subject if rf.introduced_by else None for rf in uffd] == [
+        None,
+        "twice",
+    ]
