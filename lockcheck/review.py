@@ -346,11 +346,14 @@ def _current_function(lines: list[str], wrapper: str | None) -> tuple[str | None
 def _wrap(
     chunk: list[tuple[str, LineOrigin | None]], name: str
 ) -> list[tuple[str, LineOrigin | None]]:
-    """The chunk inside just enough braces to parse best (fewest ERROR nodes)."""
+    """The chunk inside just enough braces to parse best: fewest ERROR nodes,
+    then fewest statements left outside any function (tree-sitter-c takes
+    statements at the top level without an error, but no function holds them
+    there, so a hunk of statements alone would go unanalysed)."""
     texts = [t for t, _ in chunk]
     _, low, final = _depths(texts)
     best: list[tuple[str, LineOrigin | None]] = []
-    best_errors = -1
+    best_score = (-1, -1)
     for extra in range(2):
         opens = -low + extra
         head: list[tuple[str, LineOrigin | None]] = []
@@ -360,9 +363,11 @@ def _wrap(
         tail: list[tuple[str, LineOrigin | None]] = [("}" * closes, None)] if closes > 0 else []
         lines = head + chunk + tail
         src = ("\n".join(t for t, _ in lines) + "\n").encode()
-        errors = count_errors(parse_source("<fragment>", src).root)
-        if best_errors < 0 or errors < best_errors:
-            best, best_errors = lines, errors
+        root = parse_source("<fragment>", src).root
+        stray = sum(1 for c in root.children if c.type.endswith("_statement"))
+        score = (count_errors(root), stray)
+        if best_score[0] < 0 or score < best_score:
+            best, best_score = lines, score
     return best
 
 

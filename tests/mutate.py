@@ -71,7 +71,11 @@ def runners() -> dict[str, tuple[str, ...]]:
     out["lockcheck/analysis/paths.py"] = ("tests/test_analysis_paths.py", *_ANALYSIS)
     out["lockcheck/analysis/summaries.py"] = ("tests/test_analysis_summaries.py", *_ANALYSIS)
     out["lockcheck/analysis/file.py"] = ("tests/test_analysis_file.py", *_ANALYSIS)
-    out["lockcheck/analysis/tree.py"] = ("tests/test_tree_index.py", *_ANALYSIS)
+    out["lockcheck/analysis/tree.py"] = (
+        "tests/test_tree_index.py",
+        "tests/test_tree_partial.py",
+        *_ANALYSIS,
+    )
     out["lockcheck/rules/check_under_lock.py"] = (
         "tests/test_rules_check_under_lock.py",
         "tests/test_rule_fixtures.py",

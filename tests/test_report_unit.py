@@ -36,7 +36,7 @@ from lockcheck.report.email_reply import (
     quote_patch,
     recipients,
 )
-from lockcheck.report.explain import render_explain
+from lockcheck.report.explain import render_explain, transitions
 from lockcheck.report.github import escape_data, escape_property, workflow_command
 from lockcheck.report.json_report import render_json
 from lockcheck.report.notes import (
@@ -917,3 +917,61 @@ def test_email_replies_from_a_review() -> None:
     assert "`x14` (check uffd-wp): before this patch" in body
     assert "`x15` (check uffd-wp) is new here" in body
     assert "x16" not in body and "x17" not in body
+
+
+TWO_ACTS = """
+static void set_two(struct mm_struct *mm, pte_t *pte, pte_t e)
+{
+	set_pte_at(mm, 0, pte, e);
+	set_pte_at(mm, 0, pte + 1, e);
+}
+
+static void caller(struct mm_struct *mm, pte_t *pte, spinlock_t *ptl, pte_t e)
+{
+	spin_lock(ptl);
+	set_two(mm, pte, e), spin_unlock(ptl);
+}
+"""
+
+
+def test_explain_shows_an_event_repeated_at_one_site_once_and_goes_on() -> None:
+    """The helper's two acts land at its call as two equal rows: one is shown,
+    and the release after them in the statement still is."""
+    (ff,) = [
+        f
+        for f in ENGINE.analyse_source("x.c", TWO_ACTS.encode()).facts.functions
+        if f.fn.name == "caller"
+    ]
+    assert transitions(ff) == [
+        (10, 2, "acquire `ptl` [pte_lock] via spin_lock", [], ["ptl"]),
+        (11, 2, "act pte-set inside `set_two()`: `set_two(mm, pte, e)`", ["ptl"], ["ptl"]),
+        (11, 23, "release `ptl` via spin_unlock", ["ptl"], []),
+    ]
+
+
+def test_email_notes_go_on_past_a_check_on_a_line_with_a_finding() -> None:
+    from lockcheck.engine import Stats
+    from lockcheck.review import ReviewedFinding
+
+    hunk = _hunk([(" ", f"l{i}", 10 + i) for i in range(8)])
+    p1 = Patch("one", (FilePatch("mm/a.c", "mm/a.c", (hunk,)),), "o", raw_subject="[PATCH] one")
+
+    def ctx(line: int) -> SiteContext:
+        loc = Location("o", line)
+        return SiteContext(
+            p1, "mm/a.c", loc, "fn", f"x{line}", "check uffd-wp", ("a",), ("b",), loc
+        )
+
+    f1 = finding(line=12, related=(), held=())
+    # the check on the finding's line sorts first: its line already has the
+    # finding's comment, and the changed check after it still gets its note
+    result = ReviewResult(
+        [p1],
+        [ReviewedFinding(f1, p1, None, Location("o", 12))],
+        [ctx(12), ctx(14)],
+        Stats(),
+        [],
+        None,
+    )
+    body = render_report("email", [f1], {}, None, RunInfo(review=result)).split("\n\n", 1)[1]
+    assert "`x14` (check uffd-wp): before this patch" in body

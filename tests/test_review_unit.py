@@ -256,8 +256,9 @@ def test_each_image_is_analysed_once_and_the_fast_review_shares_dataflows(
     assert got == {
         "tree-fast": (5, 13),
         "tree-full": (4, 14),
-        "fragments-fast": (6, 11),
-        "fragments-full": (6, 11),
+        # statement-only hunks are wrapped in a function and analysed too
+        "fragments-fast": (6, 16),
+        "fragments-full": (6, 16),
     }
 
 
@@ -618,7 +619,9 @@ def test_fragment_image_keeps_each_sides_lines_and_where_they_come_from() -> Non
         assert img.text.count("{") == img.text.count("}")
     assert [new.text.splitlines()[i - 1] for i in sorted(new.changed)] == ["\t\ty();"]
     assert [old.text.splitlines()[i - 1] for i in sorted(old.changed)] == ["\t\tx18();"]
-    assert new.text.index("void f(void)") > new.text.index("y();")
+    # each hunk inside its own wrapper, the first one's statements too
+    assert new.text.startswith("void f(void)\n{\n\tx0();\n")
+    assert new.text.count("void f(void)") == 2
 
 
 def test_fragment_columns_skip_the_quote_marks_of_each_line() -> None:
@@ -654,7 +657,23 @@ def test_current_function_and_wrapping() -> None:
     assert _current_function(["\tx();"], "f") == (None, 0)
     o = LineOrigin(1, None)
     closing = [("\t\tx();", o), ("\t}", o), ("\ty();", o)]
-    assert [t for t, _ in _wrap(closing, "f")] == ["void f(void)", "{", "\t\tx();", "\t}", "\ty();"]
+    # one brace more than the text closes: `y();` stays inside the function
+    assert [t for t, _ in _wrap(closing, "f")] == [
+        "void f(void)",
+        "{{",
+        "\t\tx();",
+        "\t}",
+        "\ty();",
+        "}",
+    ]
+    # statements alone: wrapped, not left at the top level where no function holds them
+    assert [t for t, _ in _wrap([("\tx();", o), ("\ty();", o)], "h")] == [
+        "void h(void)",
+        "{",
+        "\tx();",
+        "\ty();",
+        "}",
+    ]
     assert [t for t, _ in _wrap([("\tx();", o), ("\t}", o), ("\t}", o)], "g")] == [
         "void g(void)",
         "{{",
@@ -919,3 +938,43 @@ def test_depths() -> None:
     assert _depths(["{", "\tx();", "}"]) == ([0, 1, 1], 0, 0)
     assert _depths(["\tif (a) {", "\t\tx();"]) == ([0, 1], 0, 1)
     assert _depths(["\t}", "}", "{"]) == ([0, -1, -2], -2, -1)
+
+
+def test_a_tree_finding_sorts_before_its_twin_a_patch_added(tmp_path: Path) -> None:
+    """Patch 1 adds a copy of a test the tree already has; patch 2 moves the
+    tree's one down to where the copy was: the two findings have one place and
+    one message. The one no patch introduced comes first."""
+    twice = V1.replace(UFFD_TEST, UFFD_TEST * 2)
+    moved = twice.replace(UFFD_TEST * 2, "\t\t/* a */\n\t\t/* b */\n" + UFFD_TEST * 2)
+    root = tmp_path / "tree"
+    (root / "mm").mkdir(parents=True)
+    (root / SOURCE).write_text(V1)
+    patches = parse_patch_text(
+        _mail(1, "twice", diff(SOURCE, V1, twice)), "<1>"
+    ) + parse_patch_text(_mail(2, "comment", diff(SOURCE, twice, moved)), "<2>")
+    r = review(ENGINE, patches, DirTree(root), show_all=True)
+    uffd = [rf for rf in r.findings if rf.finding.rule == "uffd-wp-under-ptl"]
+    assert [rf.finding.sort_key() for rf in uffd][0] == uffd[1].finding.sort_key()
+    assert [rf.introduced_by.subject if rf.introduced_by else None for rf in uffd] == [
+        None,
+        "twice",
+    ]
+
+
+def test_a_hunk_of_statements_alone_is_analysed_in_fragment_mode() -> None:
+    """No brace and no function head in the hunk: tree-sitter-c takes the
+    statements at the top level without an error, where no function holds
+    them; wrapped in one, the leak the patch adds is found."""
+    text = _mail(
+        1,
+        "leak",
+        "diff --git a/mm/s.c b/mm/s.c\n--- a/mm/s.c\n+++ b/mm/s.c\n"
+        "@@ -10,3 +10,5 @@ static void two(struct s *p)\n"
+        " \tspin_lock(&p->lock);\n+\tif (p->flag)\n+\t\treturn;\n"
+        " \tp->v = 2;\n \tspin_unlock(&p->lock);\n",
+    )
+    r = review(ENGINE, parse_patch_text(text, "<p>"), None)
+    assert r.mode == "fragment" and r.stats.functions_analysed == 1
+    assert [(rf.finding.rule, rf.finding.line, rf.finding.function) for rf in r.findings] == [
+        ("lock-balance", 10, "two")
+    ]

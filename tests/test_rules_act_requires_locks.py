@@ -244,3 +244,38 @@ def test_a_helper_act_before_a_direct_one_partial_sets_and_spaced_locals() -> No
     # a local entry written `& __pmd` is still the function's own
     two = [f for f in findings(MORE) if f.function == "two_held"][0]
     assert "(held: `a:excl`, `mmap_lock:read`)" in two.message
+
+
+RECURSIVE = """
+static void walk(struct mm_struct *mm, pte_t *pte, spinlock_t *ptl, int n)
+{
+	set_pte_at(mm, 0, pte, __pte(0));
+	if (n) {
+		spin_lock(ptl);
+		g(pte);
+		spin_unlock(ptl);
+		walk(mm, pte + 1, ptl, n - 1);
+	}
+}
+
+static void top(struct mm_struct *mm, pte_t *pte, spinlock_t *ptl)
+{
+	spin_lock(ptl);
+	walk(mm, pte, ptl, 4);
+	spin_unlock(ptl);
+}
+"""
+
+
+def test_a_function_calling_itself_without_the_lock_is_one_of_its_callers() -> None:
+    """top() holds the lock for walk()'s act, but walk() calls itself after
+    dropping the lock it manages: the recursive call runs the act unlocked."""
+    [f] = findings(RECURSIVE)
+    assert (f.function, f.line) == ("walk", lines(RECURSIVE, "walk(mm, pte + 1, ptl, n - 1);")[0])
+    assert f.anchor == "walk(mm, pte + 1, ptl, n - 1)"
+    # the recursive call under the lock: quiet
+    held = RECURSIVE.replace(
+        "\t\tspin_unlock(ptl);\n\t\twalk(mm, pte + 1, ptl, n - 1);\n",
+        "\t\twalk(mm, pte + 1, ptl, n - 1);\n\t\tspin_unlock(ptl);\n",
+    )
+    assert held != RECURSIVE and findings(held) == []

@@ -285,3 +285,97 @@ def test_other_locks_beside_the_claimed_one() -> None:
     f = got["comment_not_held"]
     assert f.held == ("mm->mmap_lock",) and f.expected == ("mm->mmap_lock not held",)
     assert f.message.endswith("`mm->mmap_lock` is held here")
+
+
+NAMES = """
+static void asserts_sem(struct rw_semaphore *s)
+{
+	lockdep_assert_held_write(s);
+}
+
+/* one lock under a second name, by assignment: held for read */
+static void claimed_by_alias(struct rw_semaphore *a)
+{
+	struct rw_semaphore *b;
+
+	down_read(a);
+	b = a;
+	lockdep_assert_held_write(b);
+	up_read(a);
+}
+
+static void callee_by_alias(struct rw_semaphore *a)
+{
+	struct rw_semaphore *b;
+
+	down_read(a);
+	b = a;
+	asserts_sem(b);
+	up_read(a);
+}
+
+/* one acquisition under two names after a test of their equality */
+static void callee_by_both_names(struct rw_semaphore *a, struct rw_semaphore *b)
+{
+	down_read(b);
+	if (a == b)
+		asserts_sem(a);
+	up_read(b);
+}
+
+/* a helper's assertion the call cannot put in its terms, then one it contradicts */
+static void asserts_own_then_mm(struct mm_struct *mm, struct rw_semaphore *s)
+{
+	int i = pick();
+
+	lockdep_assert_held_write(&s[i]);
+	mmap_assert_write_locked(mm);
+}
+
+static void calls_own_first(struct mm_struct *mm, struct rw_semaphore *s)
+{
+	mmap_read_lock(mm);
+	asserts_own_then_mm(mm, s);
+	mmap_read_unlock(mm);
+}
+
+/* ... or one on a lock held on some paths only, then one it contradicts */
+static void asserts_sem_then_mm(struct mm_struct *mm, struct rw_semaphore *sem)
+{
+	lockdep_assert_held_write(sem);
+	mmap_assert_write_locked(mm);
+}
+
+static void calls_sem_on_one_way(struct mm_struct *mm, struct rw_semaphore *sem, int c)
+{
+	mmap_read_lock(mm);
+	if (c)
+		down_read(sem);
+	asserts_sem_then_mm(mm, sem);
+	if (c)
+		up_read(sem);
+	mmap_read_unlock(mm);
+}
+"""
+
+
+def test_the_claimed_lock_under_a_second_name() -> None:
+    got = findings(NAMES)
+    assert sorted(got) == [
+        "callee_by_alias",
+        "callee_by_both_names",
+        "calls_own_first",
+        "calls_sem_on_one_way",
+        "claimed_by_alias",
+    ]
+    take = lines(NAMES, "down_read(a);")
+    assert got["claimed_by_alias"].message.endswith("`b` is held only for read here")
+    assert rel(got["claimed_by_alias"]) == [(take[0], 2, "`a` taken for read here")]
+    assert rel(got["callee_by_alias"]) == [(take[1], 2, "`a` taken for read here")]
+    # both names carry the one acquisition: the related place names the first
+    # of them in name order, whichever name the analysis learnt first
+    (b_take,) = lines(NAMES, "down_read(b);")
+    assert rel(got["callee_by_both_names"]) == [(b_take, 2, "`a` taken for read here")]
+    # past an assertion the caller cannot judge, the next one is judged
+    for name in ("calls_own_first", "calls_sem_on_one_way"):
+        assert got[name].expected == ("mm->mmap_lock held for write",)

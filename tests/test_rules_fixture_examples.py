@@ -7,8 +7,13 @@ examples gathered in order.
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from pathlib import Path
 
+import pytest
+
+import lockcheck.rules.fixtures as module
 from lockcheck.rules.fixtures import ANNOT_RE, Example, examples, fixtures_root, rule_examples
 
 SOURCE = """\
@@ -76,3 +81,31 @@ def test_a_marker_above_every_function_has_none(tmp_path: Path) -> None:
     path = tmp_path / "f.c"
     path.write_text("/* ok: r */\nint x;\nint last(void)\n")
     assert [ex.function for ex in examples(path)] == [""]
+
+
+def _fixtures_root_as_installed(
+    tmp_path: Path, beside: bool, monkeypatch: pytest.MonkeyPatch
+) -> tuple[Path | None, Path]:
+    """fixtures_root() of a copy of the module laid out as the wheel installs it:
+    site/lockcheck/rules/fixtures.py with the fixtures in site/lockcheck/_fixtures."""
+    site = tmp_path / "site"
+    (site / "lockcheck" / "rules").mkdir(parents=True)
+    (site / "lockcheck" / "_fixtures" / "rules").mkdir(parents=True)
+    if beside:  # a source tree's fixtures/ beside the package too: the wheel's win
+        (site / "fixtures").mkdir()
+    copy = site / "lockcheck" / "rules" / "fixtures.py"
+    copy.write_bytes(Path(module.__file__).read_bytes())
+    spec = importlib.util.spec_from_file_location("installed_fixtures", copy)
+    assert spec is not None and spec.loader is not None
+    installed = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "installed_fixtures", installed)  # for its dataclass
+    spec.loader.exec_module(installed)
+    return installed.fixtures_root(), site
+
+
+@pytest.mark.parametrize("beside", [False, True])
+def test_an_installed_wheels_fixtures_are_found(
+    tmp_path: Path, beside: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root, site = _fixtures_root_as_installed(tmp_path, beside, monkeypatch)
+    assert root == site / "lockcheck" / "_fixtures"

@@ -15,6 +15,7 @@ import pytest
 from lockcheck.analysis.function import FunctionFacts
 from lockcheck.engine import Config, Engine
 from lockcheck.model.finding import Finding
+from lockcheck.model.ir import Release
 from lockcheck.rules.lock_effect import (
     MAX_CALLERS,
     Effect,
@@ -310,3 +311,50 @@ def test_variants_are_skipped_not_the_functions_after_them() -> None:
     before = LOOKUP.split("void one")[0] + ways(("-EINVAL", FREE), ("0", FREE), ("0", FREE))
     after = variants + ways(("-EINVAL", FREE), ("1", HELD), ("0", FREE))
     assert [f.function for f in compare(before, after, {"lookup", "f"})] == ["f"]
+
+
+def test_an_unreadable_file_beside_the_patched_one_is_skipped(tmp_path: Path) -> None:
+    # a dangling symlink and a directory named like C files: reading them
+    # fails (even as root); the files after them are still read
+    (tmp_path / "a.c").symlink_to(tmp_path / "gone.c")
+    (tmp_path / "b.c").mkdir()
+    (tmp_path / "c.c").write_text("void y(void)\n{\n\tlookup(w);\n}\n")
+    assert tree_callers(tmp_path, "lookup", "t.c") == ["c.c:3"]
+
+
+NAMED = """
+void drop_own(struct w *w)
+{
+	spinlock_t *l = pick(w);
+
+	spin_unlock(l);
+}
+
+int class_wide(struct w *w)
+{
+	spin_lock(&w->lock);
+	drop_own(w);
+	spin_unlock(&w->lock);
+	return 0;
+}
+
+int renamed(struct w *w, spinlock_t *l)
+{
+	spin_lock(l);
+	l = w->next;
+	return 0;
+}
+"""
+
+
+def test_effects_are_of_locks_the_function_can_name() -> None:
+    got = {ff.fn.name: ff for ff in functions(NAMED)}
+    wide = got["class_wide"]
+    # drop_own()'s lock has no name here: a release of any lock of its class
+    assert any(isinstance(ev, Release) and ev.lock.inst == "*" for evs in wide.events for ev in evs)
+    assert sorted(exit_effects(wide)) == ["w->lock"]
+    # a held lock whose variable is set again is renamed (`l@N`): still `l`
+    held = got["renamed"]
+    assert any("@" in r.inst for _, st, _, _ in held.exits for r in st.may)
+    last = [i for i, t in enumerate(NAMED.splitlines(), 1) if t.strip() == "return 0;"][-1]
+    assert exit_effects(held) == {"l": Effect(held={"return of zero": last}, free={})}

@@ -171,3 +171,61 @@ def test_only_changed_functions_that_still_take_the_lock() -> None:
     # an unchanged function before it in name order does not end the search
     other = "void a(int x)\n{\n\tx++;\n}\n"
     assert len(compare(other + BEFORE, other + AFTER, {"f"})) == 2
+
+
+HELD_BEFORE = """
+void f(struct w *w, spinlock_t *a, spinlock_t *b, int c)
+{
+	if (c)
+		return;
+	if (c)
+		g(w);
+	spin_lock(a);
+	spin_lock(b);
+	spin_lock(&w->lock);
+	if (w->ready)
+		w->n++;
+	spin_unlock(&w->lock);
+	spin_unlock(b);
+	spin_unlock(a);
+}
+"""
+
+
+def test_locks_held_on_one_way_asserted_or_no_longer_taken() -> None:
+    # the test moved above all three locks; `a` is no longer taken at all,
+    # and a branch the dataflow never reaches comes first
+    after = """
+void f(struct w *w, spinlock_t *a, spinlock_t *b, int c)
+{
+	if (c)
+		return;
+	if (c)
+		g(w);
+	if (w->ready)
+		w->n++;
+	spin_lock(b);
+	spin_lock(&w->lock);
+	spin_unlock(&w->lock);
+	spin_unlock(b);
+}
+"""
+    found = compare(HELD_BEFORE, after, {"f"})
+    assert sorted((f.line, f.expected) for f in found) == [
+        (lines(after, "if (w->ready)")[0], ("b",)),
+        (lines(after, "if (w->ready)")[0], ("w->lock",)),
+    ]
+    # held on one way only: possibly held, not moved out
+    one_way = after.replace(
+        "\tif (w->ready)\n", "\tif (w->n)\n\t\tspin_lock(b);\n\tif (w->ready)\n"
+    ).replace(
+        "\t\tw->n++;\n\tspin_lock(b);\n",
+        "\t\tw->n++;\n\tif (w->n)\n\t\tspin_unlock(b);\n\tspin_lock(b);\n",
+    )
+    assert [f.expected for f in compare(HELD_BEFORE, one_way, {"f"})] == [("w->lock",)]
+    # only asserted held here (the caller's hold), taken later: not this
+    # function's own hold, so still moved out of it
+    asserted = after.replace(
+        "\tif (w->ready)\n", "\tlockdep_assert_held(&w->lock);\n\tif (w->ready)\n"
+    )
+    assert [f.expected for f in compare(HELD_BEFORE, asserted, {"f"})] == [("b",), ("w->lock",)]

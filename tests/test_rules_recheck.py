@@ -504,3 +504,36 @@ def test_relock_earlier_branches_that_are_not_the_test_are_passed_over() -> None
         "\tpgtable_t new;\n\n\tif (mm->flags)\n\t\tg();\n\tif (pmd_trans_huge(*pmd))\n\t\tg();\n",
     )
     assert [f.line for f in relock(code)] == [line(code, "pmd_populate")]
+
+
+GOTO_BACK = """
+static int install_later(struct mm_struct *mm, pmd_t *pmd, pgtable_t new)
+{
+	spinlock_t *ptl = pmd_lock(mm, pmd);
+
+	goto first;
+relocked:
+	if (pmd_present(*pmd))
+		goto out;
+	pmd_populate(mm, pmd, new);
+	goto out;
+first:
+	if (!pmd_none(*pmd))
+		goto out;
+	spin_unlock(ptl);
+	cond_resched();
+	spin_lock(ptl);
+	goto relocked;
+out:
+	spin_unlock(ptl);
+	return 0;
+}
+"""
+
+
+def test_relock_a_fresh_test_written_above_the_stale_one() -> None:
+    """The test under the new hold comes first in the source (a backward
+    goto): it does not hide the stale one below it, which it does not repeat."""
+    (f,) = relock(GOTO_BACK)
+    assert f.line == line(GOTO_BACK, "pmd_populate(mm, pmd, new);")
+    assert f.expected == ("`pmd_none(*pmd)`",)

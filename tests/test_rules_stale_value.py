@@ -627,3 +627,185 @@ def test_what_counts_as_a_re_test_under_the_lock() -> None:
     An act under no lock does not end the search; two stale acts are two
     reports."""
     assert reported(MARKS) == marked(MARKS)
+
+
+EXCUSES = """
+/* a helper's act on its own parameter: in the caller's terms it acts on
+   vmf->pte, so on the snapshot vmf carries */
+static void put_entry(struct mm_struct *mm, pte_t *ptep, pte_t e)
+{
+	set_pte_at(mm, 0, ptep, e);
+}
+
+static void helper_on_carried(struct vm_fault *vmf, struct mm_struct *mm, pte_t entry)
+{
+	spin_lock(vmf->ptl);
+	put_entry(mm, vmf->pte, entry); /* R */
+	spin_unlock(vmf->ptl);
+}
+
+/* an act of a kind this rule does not watch (a pmd's), under its lock */
+static void other_kind(struct mm_struct *mm, pte_t *pte, pmd_t *pmd, spinlock_t *ptl)
+{
+	pte_t val = ptep_get(pte);
+
+	if (!pte_present(val))
+		return;
+	spin_lock(ptl);
+	set_pmd_at(mm, 0, pmd, pte_pmd(val));
+	spin_unlock(ptl);
+}
+
+/* the value the act uses is read again into its name; the one its test
+   read is not: still stale */
+static void two_values(struct mm_struct *mm, pte_t *pte, spinlock_t *ptl)
+{
+	pte_t old = ptep_get(pte);
+	pte_t val = ptep_get(pte);
+
+	if (!pte_present(old))
+		return;
+	spin_lock(ptl);
+	val = ptep_get(pte);
+	set_pte_at(mm, 0, pte, pte_mkyoung(val)); /* R */
+	spin_unlock(ptl);
+}
+
+/* the name read on a way that returns is set again before the act */
+static void read_then_reset(struct mm_struct *mm, pte_t *pte, spinlock_t *ptl, int c, pte_t e)
+{
+	pte_t val;
+
+	if (c) {
+		val = ptep_get(pte);
+		g(val);
+		return;
+	}
+	val = e;
+	spin_lock(ptl);
+	set_pte_at(mm, 0, pte, val);
+	spin_unlock(ptl);
+}
+
+/* the caller's snapshot of another entry decides nothing here */
+static void other_snapshot(struct vm_fault *vmf, struct mm_struct *mm, pte_t *other, pte_t e)
+{
+	spin_lock(vmf->ptl);
+	set_pte_at(mm, 0, other, e);
+	spin_unlock(vmf->ptl);
+	g(vmf->orig_pte);
+}
+
+/* a callee that drops the lock, takes it again and re-tests the entry */
+static void relock_and_set(struct mm_struct *mm, pte_t *pte, spinlock_t *ptl, pte_t e)
+{
+	spin_unlock(ptl);
+	cond_resched();
+	spin_lock(ptl);
+	if (!pte_none(ptep_get(pte)))
+		return;
+	set_pte_at(mm, 0, pte, e);
+}
+
+static void calls_relocking(struct mm_struct *mm, pte_t *pte, spinlock_t *ptl, pte_t e)
+{
+	pte_t val = ptep_get(pte);
+
+	if (!pte_none(val))
+		return;
+	spin_lock(ptl);
+	relock_and_set(mm, pte, ptl, e);
+	spin_unlock(ptl);
+}
+"""
+
+
+def test_helpers_snapshots_and_names_that_excuse_or_not() -> None:
+    """Reported: a helper's act on its parameter, which in the caller's
+    terms is the entry whose snapshot vmf carries; a value read again into
+    its name beside one that is not. Quiet: an act of a kind the rule does not watch; a name
+    read only on a way that returns; a snapshot of another entry; a callee
+    re-testing the entry after taking the lock again itself."""
+    assert reported(EXCUSES) == marked(EXCUSES)
+    got = {f.function: f for f in findings(EXCUSES)}
+    assert "decided by `vmf->orig_pte` (read by the caller)" in got["helper_on_carried"].message
+    assert "decided by `old` (read at line" in got["two_values"].message
+
+
+HELD_LAST = """
+static void takes_another(struct mm_struct *mm, pte_t *pte, spinlock_t *ptl, struct foo *f)
+{
+	pte_t val = ptep_get(pte);
+
+	if (!pte_present(val))
+		return;
+	spin_lock(ptl);
+	spin_lock(&f->lock);
+	set_pte_at(mm, 0, pte, pte_mkyoung(val));
+	spin_unlock(&f->lock);
+	spin_unlock(ptl);
+}
+"""
+
+
+def test_the_lock_named_is_the_rules_own_not_one_taken_after_it() -> None:
+    (f,) = findings(HELD_LAST)
+    assert f.held == ("ptl",)
+    assert "under `ptl`" in f.message
+
+
+CHAIN = """
+/* re-testing helpers defined callers first: one round per link */
+static bool t5(struct vm_fault *vmf);
+static bool t4(struct vm_fault *vmf);
+static bool t3(struct vm_fault *vmf);
+static bool t2(struct vm_fault *vmf);
+static bool t1(struct vm_fault *vmf);
+
+static bool t5(struct vm_fault *vmf)
+{
+	return t4(vmf);
+}
+
+static bool t4(struct vm_fault *vmf)
+{
+	return t3(vmf);
+}
+
+static bool t3(struct vm_fault *vmf)
+{
+	return t2(vmf);
+}
+
+static bool t2(struct vm_fault *vmf)
+{
+	return t1(vmf);
+}
+
+static bool t1(struct vm_fault *vmf)
+{
+	if (!pte_none(ptep_get(vmf->pte)))
+		return false;
+	return true;
+}
+
+static void fill_deep(struct vm_fault *vmf, struct mm_struct *mm, pte_t entry)
+{
+	if (!pte_none(vmf->orig_pte))
+		return;
+	spin_lock(vmf->ptl);
+	if (!t5(vmf)) {
+		spin_unlock(vmf->ptl);
+		return;
+	}
+	set_pte_at(mm, 0, vmf->pte, entry);
+	spin_unlock(vmf->ptl);
+}
+"""
+
+
+def test_a_re_testing_helper_is_found_through_a_chain_in_any_order() -> None:
+    """Five helpers down, defined callers first (each round of the search
+    finds one more link): the entry is re-tested, quiet."""
+    assert reported(CHAIN) == Counter()
+    assert findings(CHAIN.replace("if (!t5(vmf)) {", "if (!g(vmf)) {"))  # not quiet by itself

@@ -22,7 +22,7 @@ lockcheck: ignore d-rule
 
 def test_a_reasonless_suppression_is_reported_where_it_is() -> None:
     engine = Engine(Config(packs=["mm"], select={"suppression-without-reason"}, headers=False))
-    found = engine.findings_for(engine.analyse_source("t.c", CODE.encode() + b"/* \\xff */\n"))
+    found = engine.findings_for(engine.analyse_source("t.c", CODE.encode() + b"/* \xff */\n"))
     got = [(f.line, f.column, f.function) for f in found]
     assert got == [(1, 4, ""), (2, 26, "f"), (4, 19, "f"), (5, 5, "f"), (7, 6, "f"), (9, 1, "")]
     assert found[2].anchor == "spin_lock(l); /* lockcheck: ignore lock-balance */"
@@ -35,3 +35,11 @@ def test_a_reasonless_suppression_is_reported_where_it_is() -> None:
         "write why the finding is accepted after the rule id"
     )
     assert engine.findings_for(engine.analyse_source("t.c", b"")) == []
+
+
+def test_a_source_that_is_not_utf8_is_read_anyway() -> None:
+    # a byte that is not UTF-8 before a reasonless suppression
+    engine = Engine(Config(packs=["mm"], select={"suppression-without-reason"}, headers=False))
+    source = b"/* caf\xe9 */\n/* lockcheck: ignore lock-balance */\n"
+    found = engine.findings_for(engine.analyse_source("t.c", source))
+    assert [(f.line, f.column) for f in found] == [(2, 4)]

@@ -341,3 +341,10 @@ def test_the_pool_prefetches_ancestor_callee_files(tmp_path: Path) -> None:
     core = _write(root / "fs", "core.c", HELPER)
     user = _write(root / "fs" / "sub", "user.c", USER)
     assert Engine().callee_files([user]) == [core.resolve()]
+
+@pytest.mark.skipif(not Path("/proc/self/mem").is_file(), reason="needs Linux's /proc/self/mem")
+def test_a_file_the_index_cannot_read_is_skipped_not_the_rest(tmp_path: Path) -> None:
+    # a regular file that fails to read even as root: /proc/self/mem at offset 0
+    (tmp_path / "a.c").symlink_to("/proc/self/mem")
+    _write(tmp_path, "b.c", "void after(void)\n{\n}\n")
+    assert TreeSummaries(_fake([])).index(tmp_path) == {"after": [(tmp_path / "b.c").resolve()]}

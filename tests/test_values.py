@@ -689,3 +689,102 @@ def test_path_hold_sites_after_each_event_of_a_node() -> None:
         for (n, i), sites in path_hold_sites(ff).items()
     }
     assert got == {"spin_unlock(a)": {3}, "spin_unlock(b)": {4}}
+
+
+def test_an_in_place_read_is_carried_by_the_next_call_it_feeds_only() -> None:
+    # a call before the read in the statement, and one after the first it feeds
+    ff = facts_of(
+        "void f(pte_t *pte)\n{\n\tpte_t a, y, z;\n\n"
+        "\ta = g(pte), y = pte_mkyoung(ptep_get(pte)), z = h(pte);\n}\n",
+        "f",
+    )
+    (value,) = entry_values(ff, {"pte_lock"})
+    assert value.names == {"y"}
+    # fed to a call without a result, right after one with a result: no name
+    ff = facts_of("void f(pte_t *pte)\n{\n\tpte_t a;\n\n\ta = g(pte), h(ptep_get(pte));\n}\n", "f")
+    (value,) = entry_values(ff, {"pte_lock"})
+    assert value.names == set()
+
+
+def test_a_snapshot_after_an_assigned_one_in_the_same_text() -> None:
+    ff = facts_of(
+        """
+void f(struct vm_fault *vmf, struct walk *w)
+{
+	vmf->orig_pte = pte_mkyoung(x);
+	if (vmf->orig_pte.pte == w->orig_pte.pte)
+		return;
+}
+""",
+        "f",
+    )
+    values = entry_values(ff, {"pte_lock"}, {"orig_pte": "pte_lock"})
+    assert [v.label for v in values] == ["w->orig_pte"]
+
+
+def test_rereads_sorted_by_class_then_table() -> None:
+    # the classes' order is not the tables', and the held keys' subset order
+    # is not the tables' either
+    ff = facts_of(
+        """
+void f(struct w *a, struct w *y, struct w *z, pte_t orig)
+{
+	if (pte_none(ptep_get(a->pte)))
+		return;
+	spin_unlock(a->ptl);
+	if (pmd_none(*y->pmd))
+		return;
+	if (pte_none(ptep_get(z->pte)))
+		return;
+	set_pte_at(mm, 0, a->pte, orig);
+}
+""",
+        "f",
+    )
+    ((_, got),) = act_rereads(ff).items()
+    assert [(cls, ptr, "#caller" in keys) for cls, ptr, keys in got] == [
+        ("pmd_lock", "y->pmd", False),
+        ("pte_lock", "a->pte", True),
+        ("pte_lock", "z->pte", False),
+    ]
+
+
+def _is_mark_call(_nid: int, ev: object, _st: LockState) -> bool:
+    return isinstance(ev, Call) and ev.callee == "mark"
+
+
+def test_marks_ignore_code_the_lock_dataflow_never_reaches() -> None:
+    # the second `if (c)` is decided by the first: its release never runs, so
+    # the mark made before still holds at work()
+    ff = facts_of(
+        """
+void f(spinlock_t *l, int c)
+{
+	spin_lock(l);
+	mark();
+	if (c) {
+		spin_unlock(l);
+		return;
+	}
+	if (c)
+		spin_unlock(l);
+	work();
+	spin_unlock(l);
+}
+""",
+        "f",
+    )
+    dead = [n for n, evs in enumerate(ff.events) if evs and ff.state_in[n] is None]
+    assert len(dead) == 1 and ff.rpo_index[dead[0]] >= 0  # in the CFG, not in the dataflow
+    marks = marked_since_taken(ff, "l", _is_mark_call)
+    assert marks[where(ff, Call, "work(")] is True
+
+
+def test_a_mark_holds_for_the_rest_of_its_statement() -> None:
+    ff = facts_of(
+        "void f(spinlock_t *l)\n{\n\tspin_lock(l);\n\twork(mark());\n\tspin_unlock(l);\n}\n", "f"
+    )
+    marks = marked_since_taken(ff, "l", _is_mark_call)
+    assert marks[where(ff, Call, "mark(")] is False
+    assert marks[where(ff, Call, "work(")] is True
+    assert marks[where(ff, Release)] is True

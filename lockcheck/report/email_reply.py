@@ -134,10 +134,7 @@ def quote_patch(patch: Patch, comments: Mapping[int, list[str]]) -> list[str]:
             continue
         out += [f"> {line}" for line in _file_header(fp)]
         for hunk in hunks:
-            quoted = _quote_hunk(hunk, comments)
-            if out and out[-1] == "..." and quoted[0] == "...":
-                quoted = quoted[1:]
-            out += quoted
+            out += _quote_hunk(hunk, comments)  # each starts with its `@@` line
     while out and out[-1] == "":
         out.pop()
     return out

@@ -121,7 +121,9 @@ class ActRequiresLocks(Rule):
 
         `keys` holds what is held at the act along this chain of calls.
         """
-        sites = [c for c in callers.get(fn.fn.name, []) if c[0] is not fn]
+        # a function calling itself is one of its callers too: a recursive
+        # call made without the lock runs the act without it (the depth bounds it)
+        sites = callers.get(fn.fn.name, [])
         if not sites or depth >= _MAX_DEPTH:
             return [_Unmet(fn, site, keys)] if evidence else []
         out: list[_Unmet] = []

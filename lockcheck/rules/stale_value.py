@@ -93,10 +93,14 @@ class StaleValue(Rule):
                         and not any(isinstance(e, Act) for e in ff.events[nid])
                     ):
                         found.add(ff.fn.name)
-        for _ in range(3):
+        # to a fixed point: one round per link when callers come before their callees
+        grew = True
+        while grew:
+            grew = False
             for name, callees in calls.items():
-                if callees & found:
+                if name not in found and callees & found:
                     found.add(name)
+                    grew = True
         return frozenset(found)
 
     def _function(self, ctx: RuleContext, fn: FunctionFacts) -> None:
