@@ -675,3 +675,30 @@ def test_locks_taken_after_assumed_or_escaped_ones_are_still_acquired() -> None:
 
 def test_substitute_an_argument_taken_by_address_starting_with_x() -> None:
     assert substitute("s->lock", ("s",), ("&Xdev",)) == "Xdev.lock"
+
+
+MAYBE_LOCAL = """
+struct obj { spinlock_t lock; int n; struct obj *next; };
+
+static void maybe_drop_local(struct obj *o)
+{
+	struct obj *p = o->next;
+
+	spin_unlock(&p->lock);
+	if (o->n)
+		spin_lock(&p->lock);
+}
+
+static void caller(struct obj *a)
+{
+	maybe_drop_local(a);
+}
+"""
+
+
+def test_a_lock_a_helper_may_drop_and_the_caller_cannot_name_is_any_of_its_class() -> None:
+    s = summaries(MAYBE_LOCAL)["maybe_drop_local"]
+    assert s.may_release == (lock("p->lock"),) and s.locals == {"p"} and s.releases == ()
+    (drop,) = [ev for ev in events_of(MAYBE_LOCAL, "caller") if isinstance(ev, Release)]
+    assert (drop.lock.inst, drop.lock.cls, drop.maybe) == ("*", "lock", True)
+    assert drop.primitive == "maybe_drop_local"

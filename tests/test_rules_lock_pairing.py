@@ -293,9 +293,7 @@ def test_an_irq_part_is_handed_over_only_where_another_operation_does_it() -> No
     itself handed to a call restores nothing."""
     got = reported_lines(HELPERS)
     assert got[("bh_handed_irq_not", "spin_unlock(l);")].expected == ("spin_lock_irq",)
-    assert got[("raw_taken_plain_released", "spin_unlock(a);")].expected == (
-        "raw_spin_lock_irq",
-    )
+    assert got[("raw_taken_plain_released", "spin_unlock(a);")].expected == ("raw_spin_lock_irq",)
     assert not [k for k in got if k[0] == "flags_restored_by_a_helper"]
     assert ("lock_passed_on_irqs_off", "spin_unlock(a);") in got
 
