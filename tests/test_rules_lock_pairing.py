@@ -255,6 +255,95 @@ static void nested_wrong_flags(spinlock_t *a, int depth)
 	spin_lock_irqsave_nested(a, flags, depth);
 	spin_unlock_irqrestore(a, old);
 }
+static void irqs_off_around_a_plain_lock(spinlock_t *l)
+{
+	unsigned long flags;
+
+	local_irq_save(flags);
+	spin_lock(l);
+	spin_unlock_irqrestore(l, flags);
+}
+
+static void irqs_disabled_then_plain_lock(spinlock_t *l)
+{
+	local_irq_disable();
+	spin_lock(l);
+	spin_unlock_irq(l);
+}
+
+static void irqs_saved_then_plain_lock(spinlock_t *l)
+{
+	unsigned long flags;
+
+	local_irq_save(flags);
+	spin_lock(l);
+	spin_unlock_irq(l);
+}
+
+static void bh_disabled_then_plain_lock(spinlock_t *l)
+{
+	local_bh_disable();
+	spin_lock(l);
+	spin_unlock_bh(l);
+}
+
+static void irqs_enabled_after_plain_unlock(spinlock_t *l)
+{
+	spin_lock_irq(l);
+	spin_unlock(l);
+	local_irq_enable();
+}
+
+static void irqs_restored_after_plain_unlock(spinlock_t *l)
+{
+	unsigned long flags;
+
+	local_irq_save(flags);
+	spin_lock_irq(l);
+	spin_unlock(l);
+	local_irq_restore(flags);
+}
+
+static void nested_irqsave_restored_later(spinlock_t *l, int depth)
+{
+	unsigned long flags;
+
+	spin_lock_irqsave_nested(l, flags, depth);
+	spin_unlock(l);
+	local_irq_restore(flags);
+}
+
+static void flags_saved_lock_passed_on(spinlock_t *a)
+{
+	unsigned long flags;
+
+	spin_lock_irqsave(a, flags);
+	spin_unlock(a);
+	wait_for(a);
+}
+
+static void callers_lock_dropped_first(spinlock_t *a, spinlock_t *b)
+{
+	spin_unlock_irq(a);
+	spin_lock(b);
+	spin_unlock_irq(b);
+}
+
+static void flags_saved_by_a_helper(spinlock_t *l)
+{
+	unsigned long flags;
+
+	save_irqs(&flags);
+	spin_lock(l);
+	spin_unlock_irqrestore(l, flags);
+}
+
+static void lock_used_then_irq_unlock(spinlock_t *l)
+{
+	spin_lock(l);
+	use(l);
+	spin_unlock_irq(l);
+}
 """
 
 
@@ -304,3 +393,28 @@ def test_flags_of_a_nested_irqsave_are_the_argument_after_the_lock() -> None:
         "`spin_unlock_irqrestore()` releases `a`, but restores the interrupt state from "
         "`old`, but `spin_lock_irqsave_nested()` saved it in `flags`"
     )
+
+
+def test_another_operation_doing_the_interrupt_part() -> None:
+    """The kernel's own shapes: interrupts or bottom halves turned off before
+    a plain lock and back on by the release's `_irq`/`_bh`/`_irqrestore`
+    (or on after a plain unlock), a nested irqsave ended by
+    `local_irq_restore()`, flags saved through a helper given `&flags`. Not
+    a hand-over: an earlier `_irq` unlock (it turned interrupts on), a later
+    call given the lock rather than the flags, a call given the lock before
+    an `_irq` unlock."""
+    got = reported_lines(HELPERS)
+    for quiet in (
+        "irqs_off_around_a_plain_lock",
+        "irqs_disabled_then_plain_lock",
+        "irqs_saved_then_plain_lock",
+        "bh_disabled_then_plain_lock",
+        "irqs_enabled_after_plain_unlock",
+        "irqs_restored_after_plain_unlock",
+        "nested_irqsave_restored_later",
+        "flags_saved_by_a_helper",
+    ):
+        assert not [k for k in got if k[0] == quiet], quiet
+    assert got[("flags_saved_lock_passed_on", "spin_unlock(a);")].expected == ("spin_lock_irqsave",)
+    assert got[("callers_lock_dropped_first", "spin_unlock_irq(b);")].expected == ("spin_lock",)
+    assert got[("lock_used_then_irq_unlock", "spin_unlock_irq(l);")].expected == ("spin_lock",)
