@@ -702,3 +702,88 @@ def test_a_lock_a_helper_may_drop_and_the_caller_cannot_name_is_any_of_its_class
     (drop,) = [ev for ev in events_of(MAYBE_LOCAL, "caller") if isinstance(ev, Release)]
     assert (drop.lock.inst, drop.lock.cls, drop.maybe) == ("*", "lock", True)
     assert drop.primitive == "maybe_drop_local"
+
+
+MIXED = """
+struct obj { struct mutex m; spinlock_t lock; int dead; int busy; };
+
+static int lock_unless_dead(struct obj *o)
+{
+	if (o->dead)
+		return 0;
+	return mutex_lock_interruptible(&o->m);
+}
+
+static int try_unless_busy(struct obj *o)
+{
+	if (o->busy)
+		return -EBUSY;
+	return spin_trylock(&o->lock);
+}
+
+static int try_or_wait(struct obj *o, int wait)
+{
+	if (o->dead)
+		return 0;
+	if (wait) {
+		spin_lock(&o->lock);
+		return 1;
+	}
+	return spin_trylock(&o->lock);
+}
+
+static int lock_or_try(struct obj *o, int nb)
+{
+	if (!nb)
+		return mutex_lock_killable(&o->m);
+	if (!mutex_trylock(&o->m))
+		return -EAGAIN;
+	return 0;
+}
+
+static int count_or_try(struct obj *o, int wait)
+{
+	if (wait) {
+		spin_lock(&o->lock);
+		return o->dead;
+	}
+	if (o->busy)
+		return 0;
+	return spin_trylock(&o->lock);
+}
+
+static int count_or_busy(struct obj *o, int wait)
+{
+	if (wait) {
+		spin_lock(&o->lock);
+		return o->dead;
+	}
+	if (o->busy)
+		return -EBUSY;
+	return spin_trylock(&o->lock);
+}
+
+static struct obj *get_locked_cast(struct obj *o, struct thing *t)
+{
+	if (o->busy)
+		return ERR_CAST(t);
+	spin_lock(&o->lock);
+	return o;
+}
+"""
+
+
+def test_a_lock_calls_result_returned_beside_constants() -> None:
+    """Some ways out return a lock call's result: the caller can tell only
+    when every way out with the lock agrees on the answer (the call's
+    success, or a constant that reads the same) and every way out without
+    it returns the other one."""
+    s = summaries(MIXED)
+    assert s["try_or_wait"].acquires == ((lock("o->lock"), "excl", "nonzero"),)
+    assert s["lock_or_try"].acquires == ((lock("o->m", "m"), "excl", "zero"),)
+    # 0 also without the lock; a non-zero -EBUSY also without it; a count
+    # with it, which may be 0: no telling
+    for helper in ("lock_unless_dead", "try_unless_busy", "count_or_try", "count_or_busy"):
+        assert helper not in s, helper
+    # the object with the lock, an ERR_CAST() without: IS_ERR() tells
+    assert s["get_locked_cast"].acquires == ((lock("o->lock"), "excl", "noerr"),)

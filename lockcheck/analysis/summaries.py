@@ -150,10 +150,7 @@ def _acquire_outcome(facts: FunctionFacts, ref: LockRef) -> str:
     holding = [(st, ret) for _, st, _, ret in facts.exits if ref in st.may]
     free = [ret for _, st, _, ret in facts.exits if ref not in st.may]
     conds = {st.may[ref].cond_var for st, _ in holding}
-    if conds == {"#ret"}:
-        fails = {st.may[ref].fail_when for st, _ in holding}
-        return "nonzero" if fails == {"zero"} else "zero" if fails == {"nonzero"} else "never"
-    if "#ret" in conds:
+    if "#ret" in conds:  # ways out without the lock must return the other answer
         return _mixed_outcome(facts, ref)
     if not free and all(ref in st.must for st, _ in holding):
         return "always"
