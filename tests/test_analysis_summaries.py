@@ -76,6 +76,7 @@ def test_substitute_drops_what_the_caller_cannot_name() -> None:
         ("false", True),
         ("-EINVAL", True),
         ("ERR_PTR(-ENOMEM)", True),
+        ("ERR_CAST(page)", True),
         ("(-EAGAIN)", True),
         ("ret:err", True),
         ("ret:neg", True),
@@ -787,3 +788,83 @@ def test_a_lock_calls_result_returned_beside_constants() -> None:
         assert helper not in s, helper
     # the object with the lock, an ERR_CAST() without: IS_ERR() tells
     assert s["get_locked_cast"].acquires == ((lock("o->lock"), "excl", "noerr"),)
+
+
+RETURNS_LOCK = """
+struct obj { spinlock_t lock; int n; };
+
+static spinlock_t *lock_of(struct obj *o)
+{
+	spinlock_t *ptl = pick_lock(o);
+
+	if (!o->n)
+		return NULL;
+	spin_lock(ptl);
+	return ptl;
+}
+
+static void caller(struct obj *o)
+{
+	spinlock_t *ptl = lock_of(o);
+
+	if (ptl)
+		spin_unlock(ptl);
+	if (lock_of(o))
+		o->n = 0;
+	lock_of(o);
+}
+
+static spinlock_t *lock_if_any(struct obj *o)
+{
+	spinlock_t *ptl = pick_lock(o);
+
+	if (!ptl)
+		return NULL;
+	spin_lock(ptl);
+	return ptl;
+}
+
+static spinlock_t *lock_then_other(struct obj *o)
+{
+	spinlock_t *ptl = pick_lock(o);
+
+	if (!o->n)
+		return NULL;
+	spin_lock(ptl);
+	ptl = pick_lock(o->next);
+	return ptl;
+}
+
+static void caller_of_other(struct obj *o)
+{
+	spinlock_t *ptl = lock_then_other(o);
+
+	if (ptl)
+		spin_unlock(ptl);
+}
+"""
+
+
+def test_a_returned_lock_is_the_callers_only_where_it_keeps_the_result() -> None:
+    """The lock a helper returns is, for its caller, the variable given the
+    result; a call tested directly or whose result is dropped gives no name."""
+    assert summaries(RETURNS_LOCK)["lock_of"].acquires == (
+        (lock("#ret", "pte_lock"), "excl", "nonzero"),
+    )
+    # returned after a test: `ptl:nonzero`, the same variable
+    assert summaries(RETURNS_LOCK)["lock_if_any"].acquires == (
+        (lock("#ret", "pte_lock"), "excl", "nonzero"),
+    )
+    takes = [ev for ev in events_of(RETURNS_LOCK, "caller") if isinstance(ev, Acquire)]
+    assert [(ev.lock.inst, ev.site.text, ev.cond_var) for ev in takes] == [
+        ("ptl", "lock_of(o)", "ptl")
+    ]
+    assert (
+        takes[0].site.line == RETURNS_LOCK.splitlines().index("\tspinlock_t *ptl = lock_of(o);") + 1
+    )
+
+
+def test_a_local_given_another_value_after_its_lock_is_not_the_returned_lock() -> None:
+    (taken,) = summaries(RETURNS_LOCK)["lock_then_other"].acquires
+    assert taken[0].inst.startswith("ptl@")  # the old value, the function's own
+    assert not [ev for ev in events_of(RETURNS_LOCK, "caller_of_other") if isinstance(ev, Acquire)]

@@ -441,8 +441,10 @@ def param_keyed(
 def _returned(facts: FunctionFacts, ref: LockRef, local: frozenset[str]) -> LockRef:
     """A lock held in a local the function returns (`return ptl;` with `ptl`
     locked, NULL without) is, for the caller, the lock its result points to:
-    without this the caller's `spin_unlock(ptl)` releases a lock it never took."""
-    inst = ref.inst.split("@")[0]
+    without this the caller's `spin_unlock(ptl)` releases a lock it never took.
+    A renamed one (`ptl@N`: the local was given another value after the lock)
+    is not what the function returns."""
+    inst = ref.inst
     if inst not in local:
         return ref
     rets = {ret.rsplit(":", 1)[0] for _, st, _, ret in facts.exits if ref in st.may}
