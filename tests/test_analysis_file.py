@@ -6,6 +6,7 @@ In process: `make mutate` runs these first for lockcheck/analysis/file.py.
 from __future__ import annotations
 
 from lockcheck.analysis.file import _call_graph_order, analyse_file, library_summaries
+from lockcheck.analysis.function import FunctionFacts
 from lockcheck.engine import Config, Engine
 from lockcheck.model.ir import Acquire, Function, LockRef
 
@@ -133,3 +134,28 @@ def test_a_local_definition_hides_a_library_summary() -> None:
     other = functions("static void other(struct obj *o)\n{\n\thelper(o);\n}\n")
     s = analyse_file(other, library).summaries
     assert set(s) == {"helper", "other"} and s["other"].acquires == library["helper"].acquires
+
+
+def test_a_memo_reanalyses_only_what_a_change_reaches() -> None:
+    """A dataflow is kept by its function and its effective events: an
+    unchanged function is not analysed again, and neither is one whose
+    callees' summaries are unchanged; a changed callee's callers are."""
+    memo: dict[tuple[str, str], FunctionFacts] = {}
+    first = analyse_file(functions(CODE), memo=memo)
+    assert len(memo) == len({(repr(ff.fn), repr(ff.events)) for ff in first.functions})
+    again = analyse_file(functions(CODE), memo=memo)
+    assert all(a is b for a, b in zip(first.functions, again.functions, strict=True))
+    # on the same line, so that no other function moves
+    low = "static void low(struct obj *o)\n{\n\tspin_lock(&o->lock);"
+    same = CODE.replace(low, low + " o->n = 1;")
+    gone = CODE.replace(low, low.replace("spin_lock", "spin_unlock"))
+    assert same != CODE and gone != CODE
+    for code, want in ((same, ["low"]), (gone, ["low", "mid", "top"])):
+        after = analyse_file(functions(code), memo=memo)
+        new = sorted(
+            b.fn.name for a, b in zip(first.functions, after.functions, strict=True) if a is not b
+        )
+        # the same summary keeps mid() and top(); another one reaches both
+        assert new == want
+        fresh = analyse_file(functions(code))
+        assert [ff.state_in for ff in after.functions] == [ff.state_in for ff in fresh.functions]

@@ -82,6 +82,7 @@ def test_substitute_drops_what_the_caller_cannot_name() -> None:
         ("false", True),
         ("-EINVAL", True),
         ("ERR_PTR(-ENOMEM)", True),
+        ("ERR_CAST(page)", True),
         ("(-EAGAIN)", True),
         ("ret:err", True),
         ("ret:neg", True),
@@ -718,3 +719,195 @@ void moved(struct req *r)
     assert sorted(r.inst for r, _m, _s in got["take"].acquires) == ["h->lock", "o->lock"]
     # assigned twice: not a fixed copy, nothing the caller can name
     assert [r.inst for r in got["moved"].releases] == ["h->lock"]
+
+
+MAYBE_LOCAL = """
+struct obj { spinlock_t lock; int n; struct obj *next; };
+
+static void maybe_drop_local(struct obj *o)
+{
+	struct obj *p = o->next;
+
+	spin_unlock(&p->lock);
+	if (o->n)
+		spin_lock(&p->lock);
+}
+
+static void caller(struct obj *a)
+{
+	maybe_drop_local(a);
+}
+"""
+
+
+def test_a_lock_a_helper_may_drop_and_the_caller_cannot_name_is_any_of_its_class() -> None:
+    s = summaries(MAYBE_LOCAL)["maybe_drop_local"]
+    assert s.may_release == (lock("p->lock"),) and s.locals == {"p"} and s.releases == ()
+    (drop,) = [ev for ev in events_of(MAYBE_LOCAL, "caller") if isinstance(ev, Release)]
+    assert (drop.lock.inst, drop.lock.cls, drop.maybe) == ("*", "lock", True)
+    assert drop.primitive == "maybe_drop_local"
+
+
+MIXED = """
+struct obj { struct mutex m; spinlock_t lock; int dead; int busy; };
+
+static int lock_unless_dead(struct obj *o)
+{
+	if (o->dead)
+		return 0;
+	return mutex_lock_interruptible(&o->m);
+}
+
+static int try_unless_busy(struct obj *o)
+{
+	if (o->busy)
+		return -EBUSY;
+	return spin_trylock(&o->lock);
+}
+
+static int try_or_wait(struct obj *o, int wait)
+{
+	if (o->dead)
+		return 0;
+	if (wait) {
+		spin_lock(&o->lock);
+		return 1;
+	}
+	return spin_trylock(&o->lock);
+}
+
+static int lock_or_try(struct obj *o, int nb)
+{
+	if (!nb)
+		return mutex_lock_killable(&o->m);
+	if (!mutex_trylock(&o->m))
+		return -EAGAIN;
+	return 0;
+}
+
+static int count_or_try(struct obj *o, int wait)
+{
+	if (wait) {
+		spin_lock(&o->lock);
+		return o->dead;
+	}
+	if (o->busy)
+		return 0;
+	return spin_trylock(&o->lock);
+}
+
+static int count_or_busy(struct obj *o, int wait)
+{
+	if (wait) {
+		spin_lock(&o->lock);
+		return o->dead;
+	}
+	if (o->busy)
+		return -EBUSY;
+	return spin_trylock(&o->lock);
+}
+
+static struct obj *get_locked_cast(struct obj *o, struct thing *t)
+{
+	if (o->busy)
+		return ERR_CAST(t);
+	spin_lock(&o->lock);
+	return o;
+}
+"""
+
+
+def test_a_lock_calls_result_returned_beside_constants() -> None:
+    """Some ways out return a lock call's result: the caller can tell only
+    when every way out with the lock agrees on the answer (the call's
+    success, or a constant that reads the same) and every way out without
+    it returns the other one."""
+    s = summaries(MIXED)
+    assert s["try_or_wait"].acquires == ((lock("o->lock"), "excl", "nonzero"),)
+    assert s["lock_or_try"].acquires == ((lock("o->m", "m"), "excl", "zero"),)
+    # 0 also without the lock; a non-zero -EBUSY also without it; a count
+    # with it, which may be 0: no telling
+    for helper in ("lock_unless_dead", "try_unless_busy", "count_or_try", "count_or_busy"):
+        assert helper not in s, helper
+    # the object with the lock, an ERR_CAST() without: IS_ERR() tells
+    assert s["get_locked_cast"].acquires == ((lock("o->lock"), "excl", "noerr"),)
+
+
+RETURNS_LOCK = """
+struct obj { spinlock_t lock; int n; };
+
+static spinlock_t *lock_of(struct obj *o)
+{
+	spinlock_t *ptl = pick_lock(o);
+
+	if (!o->n)
+		return NULL;
+	spin_lock(ptl);
+	return ptl;
+}
+
+static void caller(struct obj *o)
+{
+	spinlock_t *ptl = lock_of(o);
+
+	if (ptl)
+		spin_unlock(ptl);
+	if (lock_of(o))
+		o->n = 0;
+	lock_of(o);
+}
+
+static spinlock_t *lock_if_any(struct obj *o)
+{
+	spinlock_t *ptl = pick_lock(o);
+
+	if (!ptl)
+		return NULL;
+	spin_lock(ptl);
+	return ptl;
+}
+
+static spinlock_t *lock_then_other(struct obj *o)
+{
+	spinlock_t *ptl = pick_lock(o);
+
+	if (!o->n)
+		return NULL;
+	spin_lock(ptl);
+	ptl = pick_lock(o->next);
+	return ptl;
+}
+
+static void caller_of_other(struct obj *o)
+{
+	spinlock_t *ptl = lock_then_other(o);
+
+	if (ptl)
+		spin_unlock(ptl);
+}
+"""
+
+
+def test_a_returned_lock_is_the_callers_only_where_it_keeps_the_result() -> None:
+    """The lock a helper returns is, for its caller, the variable given the
+    result; a call tested directly or whose result is dropped gives no name."""
+    assert summaries(RETURNS_LOCK)["lock_of"].acquires == (
+        (lock("#ret", "pte_lock"), "excl", "nonzero"),
+    )
+    # returned after a test: `ptl:nonzero`, the same variable
+    assert summaries(RETURNS_LOCK)["lock_if_any"].acquires == (
+        (lock("#ret", "pte_lock"), "excl", "nonzero"),
+    )
+    takes = [ev for ev in events_of(RETURNS_LOCK, "caller") if isinstance(ev, Acquire)]
+    assert [(ev.lock.inst, ev.site.text, ev.cond_var) for ev in takes] == [
+        ("ptl", "lock_of(o)", "ptl")
+    ]
+    assert (
+        takes[0].site.line == RETURNS_LOCK.splitlines().index("\tspinlock_t *ptl = lock_of(o);") + 1
+    )
+
+
+def test_a_local_given_another_value_after_its_lock_is_not_the_returned_lock() -> None:
+    (taken,) = summaries(RETURNS_LOCK)["lock_then_other"].acquires
+    assert taken[0].inst.startswith("ptl@")  # the old value, the function's own
+    assert not [ev for ev in events_of(RETURNS_LOCK, "caller_of_other") if isinstance(ev, Acquire)]

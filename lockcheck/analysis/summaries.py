@@ -157,10 +157,7 @@ def _acquire_outcome(facts: FunctionFacts, ref: LockRef) -> str:
     holding = [(st, ret) for _, st, _, ret in facts.exits if ref in st.may]
     free = [ret for _, st, _, ret in facts.exits if ref not in st.may]
     conds = {st.may[ref].cond_var for st, _ in holding}
-    if conds == {"#ret"}:
-        fails = {st.may[ref].fail_when for st, _ in holding}
-        return "nonzero" if fails == {"zero"} else "zero" if fails == {"nonzero"} else "never"
-    if "#ret" in conds:
+    if "#ret" in conds:  # ways out without the lock must return the other answer
         return _mixed_outcome(facts, ref)
     if not free and all(ref in st.must for st, _ in holding):
         return "always"
@@ -455,11 +452,12 @@ def _returned(facts: FunctionFacts, ref: LockRef, local: frozenset[str]) -> Lock
     locked, NULL without), or inside the object it returns (`return eb;`
     with `eb->lock` held), is, for the caller, the lock its result points to
     (or holds): without this the caller's `spin_unlock(ptl)` releases a lock
-    it never took."""
-    inst = ref.inst.split("@")[0]
+    it never took. A renamed one (`ptl@N`: the local was given another value
+    after the lock) is not what the function returns."""
+    inst = ref.inst
     var = base_var(inst)
     rest = inst[len(var) :]
-    if var not in local or (rest and not rest.startswith(("->", "."))):
+    if "@" in inst or var not in local or (rest and not rest.startswith(("->", "."))):
         return ref
     rets = {ret.rsplit(":", 1)[0] for _, st, _, ret in facts.exits if ref in st.may}
     return LockRef(RETURNED + rest, cls=ref.cls) if rets == {var} else ref

@@ -124,7 +124,7 @@ class LockPairing(Rule):
             ):
                 return (
                     f"restores the interrupt state from `{rel.args[-1]}`, but "
-                    f"`{hold.primitive}()` saved it in `{hold.args[-1]}`"
+                    f"`{hold.primitive}()` saved it in `{hold.args[1]}`"
                 )
             return None
         follow = pair.completed.get(rel.primitive)
