@@ -911,3 +911,64 @@ def test_a_local_given_another_value_after_its_lock_is_not_the_returned_lock() -
     (taken,) = summaries(RETURNS_LOCK)["lock_then_other"].acquires
     assert taken[0].inst.startswith("ptl@")  # the old value, the function's own
     assert not [ev for ev in events_of(RETURNS_LOCK, "caller_of_other") if isinstance(ev, Acquire)]
+
+
+def test_a_lock_inside_the_returned_object_is_the_callers_result_lock_once() -> None:
+    got = summaries(
+        """
+struct base { spinlock_t lock; };
+struct timer { struct base *base; };
+struct q { spinlock_t *lock_ptr; };
+
+struct base *lock_base(struct timer *t)
+    __acquires(t->base->lock)
+{
+    struct base *b = t->base;
+    spin_lock(&b->lock);
+    return b;
+}
+
+struct base *lock_base_plain(struct timer *t)
+{
+    struct base *b = pick(t);
+    spin_lock(&b->lock);
+    return b;
+}
+
+struct base *lock_and_note(struct q *q, struct timer *t)
+{
+    struct base *b = pick(t);
+    q->lock_ptr = &b->lock;
+    spin_lock(&b->lock);
+    return b;
+}
+"""
+    )
+    # the annotation names the same lock as the body: one acquisition
+    assert [r.inst for r, _m, _s in got["lock_base"].acquires] == ["#ret->lock"]
+    assert [r.inst for r, _m, _s in got["lock_base_plain"].acquires] == ["#ret->lock"]
+    # its address kept in the caller's structure: the caller may release it
+    # under that name, so it is not handed back as the result's
+    assert [r.inst for r, _m, _s in got["lock_and_note"].acquires] == ["b->lock"]
+    caller = events_of(
+        """
+struct base { spinlock_t lock; };
+struct timer { struct base *base; };
+
+static struct base *lock_base_plain(struct timer *t)
+{
+    struct base *b = pick(t);
+    spin_lock(&b->lock);
+    return b;
+}
+
+static void user(struct timer *t)
+{
+    struct base *got;
+    got = lock_base_plain(t);
+    spin_unlock(&got->lock);
+}
+""",
+        "user",
+    )
+    assert [ev.lock.inst for ev in caller if isinstance(ev, Acquire)] == ["got->lock"]

@@ -459,6 +459,12 @@ def _returned(facts: FunctionFacts, ref: LockRef, local: frozenset[str]) -> Lock
     rest = inst[len(var) :]
     if "@" in inst or var not in local or (rest and not rest.startswith(("->", "."))):
         return ref
+    if rest:
+        # its address stored elsewhere (`q->lock_ptr = &hb->lock;`): the
+        # caller may release it under that name, which summaries do not carry
+        stored = re.compile(rf"=\s*&\s*\(?\s*{re.escape(inst)}\b")
+        if any(stored.search(node.text) for node in facts.fn.cfg.nodes):
+            return ref
     rets = {ret.rsplit(":", 1)[0] for _, st, _, ret in facts.exits if ref in st.may}
     return LockRef(RETURNED + rest, cls=ref.cls) if rets == {var} else ref
 
@@ -580,9 +586,6 @@ def summarise(facts: FunctionFacts) -> Summary:
                 suffix = ev.lock.inst.split("@")[0][len(base_var(ev.lock.inst)) :]
                 if suffix and (suffix, ev.lock.cls) not in drops:
                     drops.append((suffix, ev.lock.cls))
-    for ref in fn.exit_acquires:
-        if all(r != ref for r, _, _ in acquires):
-            acquires.append((ref, "excl", _annotated_success(facts)))
     values = {return_value(fn.cfg.nodes[n].text) for n, _, _, _ in facts.exits}
     returns = next(iter(values)) if len(values) == 1 else None
     if returns is not None and not is_constant(returns):
@@ -591,6 +594,12 @@ def summarise(facts: FunctionFacts) -> Summary:
         ev.var for evs in facts.events for ev in evs if isinstance(ev, Assign)
     ) - frozenset(fn.params)
     acquires = [(_returned(facts, ref, assigned), m, s) for ref, m, s in acquires]
+    # a lock the body hands back inside its result (`return base;` holding
+    # `base->lock`) is the lock `__acquires(timer->base->lock)` names: once
+    inside = {r.cls for r, _, _ in acquires if r.inst.startswith((RETURNED + "->", RETURNED + "."))}
+    for ref in fn.exit_acquires:
+        if all(r != ref for r, _, _ in acquires) and ref.cls not in inside:
+            acquires.append((ref, "excl", _annotated_success(facts)))
     lift = _member_copies(fn)
     if lift:
         # a lock the callers could not name, named through the parameter: a
