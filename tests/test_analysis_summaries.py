@@ -726,7 +726,7 @@ struct obj { spinlock_t lock; int n; struct obj *next; };
 
 static void maybe_drop_local(struct obj *o)
 {
-	struct obj *p = o->next;
+	struct obj *p = pick(o);
 
 	spin_unlock(&p->lock);
 	if (o->n)

@@ -31,6 +31,8 @@ from lockcheck.model.ir import Acquire, Act, Assign, Call, Downgrade, Read, Rele
 _FIELD_RE_CACHE: dict[str, re.Pattern[str]] = {}
 
 
+_IDENT_RE = re.compile(r"[A-Za-z_]\w*")
+
 def uses_name(text: str, name: str) -> bool:
     """Does C text read `name` (a variable, or a field spelling like `vmf->orig_pte`)?
 
@@ -150,7 +152,10 @@ def entry_values(
                         val.names.add(later.result)
                         break
             out.append(val)
-        elif isinstance(ev, Assign):
+        elif isinstance(ev, Assign) and _IDENT_RE.fullmatch(ev.var):
+            # a store into a field (`vmf->orig_pte = pte;`) names one object
+            # twice for the lock state; a snapshot is still the caller's until
+            # it is read back, which this flow-insensitive set cannot tell
             assigned.add(ev.var)
         elif isinstance(ev, Call) and ev.result and not ev.result.startswith("#"):
             assigned.add(ev.result)
@@ -191,7 +196,7 @@ def _flows(fn: FunctionFacts) -> list[tuple[tuple[str, ...], str]]:
         for ev in evs:
             if isinstance(ev, Call) and ev.result and not ev.result.startswith("#"):
                 out.append((ev.args, ev.result))
-            elif isinstance(ev, Assign) and ev.alias is not None:
+            elif isinstance(ev, Assign) and ev.alias is not None and _IDENT_RE.fullmatch(ev.var):
                 out.append(((ev.alias,), ev.var))
     return out
 
