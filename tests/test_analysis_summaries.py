@@ -972,3 +972,40 @@ static void user(struct timer *t)
         "user",
     )
     assert [ev.lock.inst for ev in caller if isinstance(ev, Acquire)] == ["got->lock"]
+
+
+def test_an_annotation_naming_the_returned_local_is_handed_back_like_the_body() -> None:
+    # two #ifdef variants of one helper: one keeps a reference (an unseen
+    # call takes the local, so the body's hold escapes), one does not; both
+    # say __acquires(&wb->list_lock) of the local they return
+    got = summaries(
+        """
+struct wb { spinlock_t list_lock; };
+
+struct wb *lock_list_ref(struct inode *inode)
+    __releases(&inode->i_lock)
+    __acquires(&wb->list_lock)
+{
+    struct wb *wb = inode_to_wb(inode);
+
+    wb_get(wb);
+    spin_unlock(&inode->i_lock);
+    spin_lock(&wb->list_lock);
+    wb_put(wb);
+    return wb;
+}
+
+struct wb *lock_list_plain(struct inode *inode)
+    __releases(&inode->i_lock)
+    __acquires(&wb->list_lock)
+{
+    struct wb *wb = inode_to_wb(inode);
+
+    spin_unlock(&inode->i_lock);
+    spin_lock(&wb->list_lock);
+    return wb;
+}
+"""
+    )
+    for name in ("lock_list_ref", "lock_list_plain"):
+        assert [r.inst for r, _m, _s in got[name].acquires] == ["#ret->list_lock"], name

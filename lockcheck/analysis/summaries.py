@@ -593,13 +593,25 @@ def summarise(facts: FunctionFacts) -> Summary:
     assigned = frozenset(
         ev.var for evs in facts.events for ev in evs if isinstance(ev, Assign)
     ) - frozenset(fn.params)
-    acquires = [(_returned(facts, ref, assigned), m, s) for ref, m, s in acquires]
+    for ref in fn.exit_acquires:
+        if all(r != ref for r, _, _ in acquires):
+            acquires.append((ref, "excl", _annotated_success(facts)))
+    # an annotation may name the local the function returns
+    # (`__acquires(&wb->list_lock)` ... `return wb;`): handed back like the body's
+    handed: list[tuple[LockRef, Mode, str | None]] = []
+    for ref, m, s in acquires:
+        got = _returned(facts, ref, assigned)
+        if all(r != got for r, _, _ in handed):
+            handed.append((got, m, s))
     # a lock the body hands back inside its result (`return base;` holding
     # `base->lock`) is the lock `__acquires(timer->base->lock)` names: once
-    inside = {r.cls for r, _, _ in acquires if r.inst.startswith((RETURNED + "->", RETURNED + "."))}
-    for ref in fn.exit_acquires:
-        if all(r != ref for r, _, _ in acquires) and ref.cls not in inside:
-            acquires.append((ref, "excl", _annotated_success(facts)))
+    inside = {r.cls for r, _, _ in handed if r.inst.startswith((RETURNED + "->", RETURNED + "."))}
+    annotated = set(fn.exit_acquires)
+    acquires = [
+        (r, m, s)
+        for r, m, s in handed
+        if not (r in annotated and r.cls in inside)
+    ]
     lift = _member_copies(fn)
     if lift:
         # a lock the callers could not name, named through the parameter: a
