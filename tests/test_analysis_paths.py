@@ -13,6 +13,7 @@ from lockcheck.analysis.paths import (
     MAX_PATHS,
     Facts,
     NodePaths,
+    _stable_key,
     apply_event,
     merge_paths,
     take_edge,
@@ -305,6 +306,34 @@ def test_node_paths_keep_the_lock_deciding_conditions_apart_longest() -> None:
             plain.add((held("l"), Facts(atoms=frozenset(known))))
     assert plain.retested == frozenset() and len(plain.ordered()) == 1
     assert not any(t == "a" for _, f in plain.ordered() for t, _v, _ in f.atoms)
+
+
+def test_node_paths_keep_retested_conditions_apart_up_to_the_limit() -> None:
+    conds = [f"c{i}" for i in range(MAX_PATHS)]
+    np = NodePaths(frozenset(conds), frozenset({"g"}))
+    for n, c in enumerate(conds, 1):
+        assert np.add((held("l"), Facts(atoms=frozenset({fact(c, True)})))) is True
+        # not one path fewer, until the limit is passed
+        assert len(np.ordered()) == n and np.retested == frozenset(conds)
+    assert not np.collapsed
+
+
+def test_node_paths_join_the_paths_a_rekeying_makes_agree() -> None:
+    noise = [f"f{i}" for i in range(MAX_PATHS + 1)]
+    np = NodePaths(frozenset({"a", *noise}), frozenset({"a"}))
+    for i, f in enumerate(noise):
+        np.add((held("l"), Facts(atoms=frozenset({fact("a", i % 2 == 0), fact(f, True)}))))
+    # the last path passes the limit: the paths agreeing on `a` are joined,
+    # each keeping only what all of them knew
+    assert np.retested == frozenset({"a"})
+    got = [sorted((t, v) for t, v, _ in f.atoms) for _, f in np.ordered()]
+    assert sorted(got) == [[("a", False)], [("a", True)]]
+
+
+def test_a_path_key_is_spelled_with_sorted_set_members() -> None:
+    key = ((frozenset({("b", "excl", None), ("a", "read", "ok")}), frozenset()), (("a", True),))
+    spelled = "(({('a', 'read', 'ok'), ('b', 'excl', None)}, {}), (('a', True)))"
+    assert _stable_key(key) == spelled
 
 
 def test_node_paths_are_ordered_the_same_whatever_the_hash_seed() -> None:

@@ -141,6 +141,11 @@ def test_assignment_kills_equalities_and_renames_the_locks_it_names() -> None:
     other = state({SPIN: Held("excl", S1, cond_var="ok")}, ("x", "y"))
     out = TR.event(other, Assign("x", S2))
     assert out.eqs == frozenset() and out.must[SPIN].cond_var == "ok"
+    # `ok = spin_trylock(&p->lock); ... ok = 0;`: the hold stays, no longer
+    # decided by `ok`, although neither the lock nor an equality names `ok`
+    tried = state({SPIN: Held("excl", S1, cond_var="ok")})
+    out = TR.event(tried, Assign("ok", S2))
+    assert out.must[SPIN].cond_var is None and out.may[SPIN].cond_var is None
 
 
 def test_assignment_of_an_alias_records_one_equality() -> None:
@@ -248,3 +253,10 @@ def test_an_assignment_keeps_a_lock_one_with_another_name_of_the_old_value() -> 
     assert TR.event(old, Assign("eb", S2)).eqs == frozenset()
     derived = state({eb: Held("excl", S1)}, ("eb", "eb->next"))
     assert TR.event(derived, Assign("eb", S2)).eqs == frozenset()
+    # a member reached with `.` stays one with the other name as with `->`:
+    # one lock before the assignment, one lock after it
+    dot = state({LockRef("eb.lock", "lock"): Held("excl", S1)}, ("eb", "parent"))
+    assert dot.same_lock("parent.lock", "eb.lock")
+    out = TR.event(dot, Assign("eb", S2))
+    assert out.eqs == frozenset({frozenset(("parent.lock", "eb.lock@9"))})
+    assert out.same_lock("parent.lock", "eb.lock@9")
