@@ -1,6 +1,7 @@
 """Mutation testing with mutmut: each module against its own fast tests.
 
-`make mutate` (or `python -m tests.mutate [--first] [MODULE ...]`) copies the checkout
+`make mutate` (or `python -m tests.mutate [--first] [--since REV] [MODULE ...]`;
+`--since REV` mutates only the lines changed since REV) copies the checkout
 to .cache/mutate/<module>/src for each module, so mutants never touch the
 working tree and one module's survivors can be studied (`mutmut show ID`,
 `mutmut apply ID` there) while the next module runs, and runs `mutmut run`
@@ -146,6 +147,16 @@ def main(argv: list[str]) -> int:
     argv = [a for a in argv if a != "--first"]
     if first:
         table = {m: tests[:1] for m, tests in table.items()}
+    # --since REV: only the lines each module changed since REV (mutmut's
+    # --use-patch-file, which needs the `patch` extra: whatthepatch)
+    since: str | None = None
+    if "--since" in argv:
+        i = argv.index("--since")
+        if i + 1 >= len(argv):
+            print("mutate: --since needs a revision", file=sys.stderr)
+            return 2
+        since = argv[i + 1]
+        argv = argv[:i] + argv[i + 2 :]
     modules = argv or list(table)
     unknown = [m for m in modules if m not in table]
     if unknown:
@@ -154,9 +165,30 @@ def main(argv: list[str]) -> int:
     mutmut = [sys.executable, "-m", "mutmut"]
     env = {k: v for k, v in os.environ.items() if k != "LOCKCHECK_DEBUG"}
     for module in modules:
+        patch_text = ""
+        if since is not None:
+            diff = subprocess.run(
+                ["git", "diff", since, "--", module],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if diff.returncode != 0:
+                print(f"mutate: git diff {since}: {diff.stderr.strip()}", file=sys.stderr)
+                return 2
+            if not diff.stdout:
+                print(f"mutate: {module}: no change since {since}", flush=True)
+                continue
+            patch_text = diff.stdout
         work = ROOT / ".cache" / "mutate" / module.replace("/", "_")
         src = work / "src"
         copy_checkout(src)
+        extra: list[str] = []
+        if patch_text:
+            patch = work / "changes.patch"
+            patch.write_text(patch_text)
+            extra = ["--use-patch-file", str(patch)]
         # mutmut 2 counts only exit status 1 as killed: a collection error (2),
         # a crash or the time limit (124) is a kill too
         pytest = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider"]
@@ -167,7 +199,7 @@ def main(argv: list[str]) -> int:
         log = work / "log"  # mutmut's progress line
         with log.open("w") as out:
             subprocess.run(
-                [*mutmut, "run", "--paths-to-mutate", module, "--runner", runner],
+                [*mutmut, "run", "--paths-to-mutate", module, "--runner", runner, *extra],
                 cwd=src,
                 env=env,
                 stdout=out,

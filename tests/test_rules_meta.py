@@ -148,3 +148,14 @@ def test_every_mutated_module_has_a_runner_of_existing_tests() -> None:
     assert {"lockcheck/review.py", "lockcheck/inputs/patch.py"} <= set(table)
     for tests in table.values():
         assert tests and all((ROOT / t).is_file() for t in tests), tests
+
+
+def test_mutate_since_needs_a_good_revision(capsys: pytest.CaptureFixture[str]) -> None:
+    """`python -m tests.mutate --since REV` mutates only lines changed since
+    REV: a missing or unknown revision is an error before anything runs."""
+    from tests.mutate import main
+
+    assert main(["--since"]) == 2
+    assert "needs a revision" in capsys.readouterr().err
+    assert main(["--since", "no-such-revision-xyz", "lockcheck/analysis/state.py"]) == 2
+    assert "git diff no-such-revision-xyz" in capsys.readouterr().err
