@@ -726,7 +726,7 @@ struct obj { spinlock_t lock; int n; struct obj *next; };
 
 static void maybe_drop_local(struct obj *o)
 {
-	struct obj *p = o->next;
+	struct obj *p = first_of(o);
 
 	spin_unlock(&p->lock);
 	if (o->n)
@@ -746,6 +746,19 @@ def test_a_lock_a_helper_may_drop_and_the_caller_cannot_name_is_any_of_its_class
     (drop,) = [ev for ev in events_of(MAYBE_LOCAL, "caller") if isinstance(ev, Release)]
     assert (drop.lock.inst, drop.lock.cls, drop.maybe) == ("*", "lock", True)
     assert drop.primitive == "maybe_drop_local"
+
+
+def test_a_lock_dropped_through_a_copy_of_a_member_is_named_through_the_parameter() -> None:
+    # `p` is a fixed copy of `o->next`: the caller can name the lock as `a->next->lock`
+    # (a maybe), and keeps the any-of-its-class release of the local's own spelling
+    src = MAYBE_LOCAL.replace("struct obj *p = first_of(o);", "struct obj *p = o->next;")
+    s = summaries(src)["maybe_drop_local"]
+    assert s.may_release == (lock("p->lock"), lock("o->next->lock")) and s.releases == ()
+    drops = [ev for ev in events_of(src, "caller") if isinstance(ev, Release)]
+    assert [(d.lock.inst, d.lock.cls, d.maybe) for d in drops] == [
+        ("*", "lock", True),
+        ("a->next->lock", "lock", True),
+    ]
 
 
 MIXED = """
