@@ -64,6 +64,8 @@ def test_substitute_of_a_struct_passed_by_address() -> None:
     assert substitute("buf->lock", ("buf", "ret"), ("eb", "eb"), addressed=both) == "eb->lock"
     assert substitute("*ret", ("buf", "ret"), ("eb", "eb"), addressed=both) == "eb"
     assert addressed_params(("buf", "ret"), (1, 5)) == both
+    # `&x` in a variadic call's extra arguments: no parameter of the callee
+    assert addressed_params(("buf", "ret"), (2,)) == frozenset()
 
 
 def test_substitute_drops_what_the_caller_cannot_name() -> None:
@@ -726,7 +728,7 @@ struct obj { spinlock_t lock; int n; struct obj *next; };
 
 static void maybe_drop_local(struct obj *o)
 {
-	struct obj *p = pick(o);
+	struct obj *p = first_of(o);
 
 	spin_unlock(&p->lock);
 	if (o->n)
@@ -746,6 +748,19 @@ def test_a_lock_a_helper_may_drop_and_the_caller_cannot_name_is_any_of_its_class
     (drop,) = [ev for ev in events_of(MAYBE_LOCAL, "caller") if isinstance(ev, Release)]
     assert (drop.lock.inst, drop.lock.cls, drop.maybe) == ("*", "lock", True)
     assert drop.primitive == "maybe_drop_local"
+
+
+def test_a_lock_dropped_through_a_copy_of_a_member_is_named_through_the_parameter() -> None:
+    # `p` is a fixed copy of `o->next`: the caller can name the lock as `a->next->lock`
+    # (a maybe), and keeps the any-of-its-class release of the local's own spelling
+    src = MAYBE_LOCAL.replace("struct obj *p = first_of(o);", "struct obj *p = o->next;")
+    s = summaries(src)["maybe_drop_local"]
+    assert s.may_release == (lock("p->lock"), lock("o->next->lock")) and s.releases == ()
+    drops = [ev for ev in events_of(src, "caller") if isinstance(ev, Release)]
+    assert [(d.lock.inst, d.lock.cls, d.maybe) for d in drops] == [
+        ("*", "lock", True),
+        ("a->next->lock", "lock", True),
+    ]
 
 
 MIXED = """
@@ -1009,3 +1024,113 @@ struct wb *lock_list_plain(struct inode *inode)
     )
     for name in ("lock_list_ref", "lock_list_plain"):
         assert [r.inst for r, _m, _s in got[name].acquires] == ["#ret->list_lock"], name
+
+
+BY_VALUE = """
+struct obj { spinlock_t lock; struct obj *next; int n; };
+struct ref { struct obj *obj; int flags; };
+struct holder { struct ref ref; struct obj *next; };
+extern struct obj *the_obj;
+
+static struct ref grab_ref(struct holder *h)
+{
+	struct ref r = pick_ref(h);
+
+	spin_lock(&r.obj->lock);
+	return r;
+}
+
+static struct ref grab_ref_annotated(struct holder *h)
+	__acquires(h->ref.obj->lock)
+{
+	struct ref r = pick_ref(h);
+
+	spin_lock(&r.obj->lock);
+	return r;
+}
+
+static struct obj *lock_then_next(struct holder *h)
+{
+	struct obj *p = pick(h);
+
+	spin_lock(&p->lock);
+	p = p->next;
+	return p;
+}
+
+static void user(struct holder *h)
+{
+	struct ref got = grab_ref(h);
+
+	spin_unlock(&got.obj->lock);
+}
+"""
+
+
+def test_a_lock_inside_a_struct_returned_by_value_is_the_callers_result_lock() -> None:
+    # `struct fd`-like results: the lock behind the returned struct's pointer
+    s = summaries(BY_VALUE)
+    assert [r.inst for r, _m, _s in s["grab_ref"].acquires] == ["#ret.obj->lock"]
+    # the annotation names the same lock: one acquisition, not two
+    assert [r.inst for r, _m, _s in s["grab_ref_annotated"].acquires] == ["#ret.obj->lock"]
+    takes = [ev.lock.inst for ev in events_of(BY_VALUE, "user") if isinstance(ev, Acquire)]
+    assert takes == ["got.obj->lock"]
+
+
+def test_a_member_lock_of_a_local_given_another_value_is_not_handed_back() -> None:
+    # `p->lock` was taken on the old `p`: the returned `p` is another object
+    (taken,) = summaries(BY_VALUE)["lock_then_next"].acquires
+    assert taken[0].inst.startswith("p->lock@") and taken[0].cls == "lock"
+
+
+COPIES = """
+struct obj { spinlock_t lock; struct obj *next; int n; };
+struct ref { struct obj *obj; int flags; };
+struct holder { struct ref ref; };
+extern struct obj *the_obj;
+
+static void drop_through_copy(struct holder *h)
+{
+	struct ref r = h->ref;
+
+	spin_unlock(&r.obj->lock);
+}
+
+static void drop_both(struct obj *o)
+{
+	struct obj *p = o->next;
+
+	spin_unlock(&o->lock);
+	if (o->n)
+		spin_unlock(&p->lock);
+}
+
+static void drop_global_copy(struct obj *o)
+{
+	struct obj *p = the_obj->next;
+
+	if (o->n)
+		spin_unlock(&p->lock);
+}
+
+static void caller(struct holder *h)
+{
+	drop_through_copy(h);
+}
+"""
+
+
+def test_only_a_lock_spelt_through_a_copy_of_a_parameters_member_is_lifted() -> None:
+    s = summaries(COPIES)
+    # through a struct copy (`r = h->ref`, `r.obj->lock`): the member's pointer is shared
+    assert s["drop_through_copy"].releases == (lock("r.obj->lock"),)
+    assert s["drop_through_copy"].may_release == (lock("h->ref.obj->lock"),)
+    drops = [ev for ev in events_of(COPIES, "caller") if isinstance(ev, Release)]
+    assert ("h->ref.obj->lock", True) in [(d.lock.inst, d.maybe) for d in drops]
+    # the parameter's own lock is named already: not lifted, not a maybe as well
+    # (entry locks come from a set: their order follows the hash seed)
+    assert sorted(r.inst for r in s["drop_both"].releases) == ["o->lock", "p->lock"]
+    assert s["drop_both"].may_release == (lock("o->next->lock"),)
+    # a copy of a global's member is not a parameter's: left to its local spelling
+    assert s["drop_global_copy"].releases == (lock("p->lock"),)
+    assert s["drop_global_copy"].may_release == ()

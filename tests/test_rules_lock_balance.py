@@ -1332,3 +1332,164 @@ def test_a_caller_releasing_its_own_variable_of_the_same_name_is_no_evidence() -
     """The helper's `w` is a local it assigns: the caller's `w->lock` is
     another object's lock, whatever the spelling."""
     assert reported(LOCAL_OWNER) == marked(LOCAL_OWNER)
+
+
+WRAPPERS = """
+struct obj {
+	struct mutex m;
+	struct mutex extra;
+	struct rw_semaphore rw;
+	int dead;
+};
+
+void lock_pair(struct obj *a, struct obj *b)
+{
+	mutex_lock(&a->m);
+	mutex_lock_nested(&b->m, 1);
+}
+
+void grab_pair(struct obj *a, struct obj *b)
+{
+	mutex_lock(&a->m);
+	mutex_lock_nested(&b->m, 1);
+}
+
+void unlock_pair(struct obj *a, struct obj *b)
+{
+	mutex_unlock(&b->m);
+	mutex_unlock(&a->m);
+}
+
+static void lock(struct obj *o)
+{
+	mutex_lock(&o->m);
+}
+
+int dev_lock_pair_extra(struct obj *a, struct obj *b)
+{
+	lock_pair(a, b);
+	mutex_lock(&a->extra); /* R */
+	if (a->dead) {
+		mutex_unlock(&a->extra);
+		unlock_pair(a, b);
+		return -EIO;
+	}
+	unlock_pair(a, b);
+	return 0;
+}
+
+int dev_lock_pair_again(struct obj *a, struct obj *b)
+{
+	mutex_lock(&a->m);
+	mutex_unlock(&a->m);
+	lock_pair(a, b);
+	if (a->dead) {
+		unlock_pair(a, b);
+		return -EIO;
+	}
+	return 0;
+}
+
+int sb_down_write_checked(struct obj *o)
+{
+	down_write(&o->rw);
+	if (o->dead) {
+		up_write(&o->rw);
+		return -EROFS;
+	}
+	return 0;
+}
+
+int dev_grab_pair_checked(struct obj *a, struct obj *b)
+{
+	grab_pair(a, b); /* R */ /* R */
+	if (a->dead) {
+		unlock_pair(a, b);
+		return -EIO;
+	}
+	return 0;
+}
+
+int dev_lock_checked(struct obj *o)
+{
+	lock(o); /* R */
+	if (o->dead) {
+		mutex_unlock(&o->m);
+		return -EIO;
+	}
+	return 0;
+}
+"""
+
+
+def test_a_wrapper_is_named_after_the_locking_helper_that_takes_its_lock() -> None:
+    """Excused: a wrapper of a helper named as locking (also after another
+    acquisition of the same lock) or of a pack row that locks (`down_write`,
+    not named so). Not: a lock taken by another primitive beside a wrapped
+    helper, a helper neither named nor packed as locking, a one-word
+    helper (`lock()`, whose word is in many names)."""
+    assert reported(WRAPPERS) == marked(WRAPPERS)
+
+
+OWNERS = """
+struct node { spinlock_t n_lock; int busy; };
+struct slot { struct mutex io_mutex; int used; };
+struct ring { struct slot slots[4]; int ro; };
+
+/*
+ * Returns 0 with a reference held on the node.
+ */
+static int node_get(struct node *a)
+{
+	spin_lock(&a->n_lock); /* R */
+	if (a->busy) {
+		spin_unlock(&a->n_lock);
+		return -EBUSY;
+	}
+	return 0;
+}
+
+/*
+ * Return 0 and have eb locked, or -EAGAIN if it is busy.
+ */
+static int eb_claim(struct node *eb)
+{
+	spin_lock(&eb->n_lock);
+	if (eb->busy) {
+		spin_unlock(&eb->n_lock);
+		return -EAGAIN;
+	}
+	return 0;
+}
+
+static void slot_release(struct ring *r, int n)
+{
+	mutex_unlock(&r->slots[n].io_mutex);
+}
+
+/*
+ * slot_put - put data in slot @n.
+ *
+ * The slot is not left locked for slot_release() on failure.
+ */
+static int slot_put(struct ring *r, int n, int len)
+{
+	struct slot *s = &r->slots[n];
+
+	mutex_lock(&s->io_mutex); /* R */
+	if (r->ro) {
+		mutex_unlock(&s->io_mutex);
+		return -EROFS;
+	}
+	s->used += len;
+	return 0;
+}
+"""
+
+
+def test_owners_said_locked_on_return_and_a_negated_undo_in_header_comments() -> None:
+    """A two-letter owner said locked on return (`eb`) is evidence; a
+    one-letter one (`a`) is not looked up, as it is also the article; a
+    sentence that names the undo but says the lock is not left held is no
+    evidence."""
+    assert reported(OWNERS) == marked(OWNERS)

@@ -336,11 +336,22 @@ def test_the_search_stops_below_the_top_and_after_max_up(tmp_path: Path) -> None
     assert TreeSummaries(_fake([])).search_dirs(elsewhere, root) == [tmp_path.parent.resolve()]
 
 
+def test_by_default_three_ancestors_are_searched(tmp_path: Path) -> None:
+    # drivers/net/ethernet/<vendor>/<chip>/x.c reaches drivers/net/, not drivers/
+    root = _kernel(tmp_path)
+    chip = root / "a" / "b" / "c" / "d" / "e"
+    chip.mkdir(parents=True)
+    got = TreeSummaries(_fake([])).search_dirs(chip / "x.c", root)
+    assert got == [chip.resolve(), *list(chip.resolve().parents)[:3]]
+    assert got[-1] == (root / "a" / "b").resolve()
+
+
 def test_the_pool_prefetches_ancestor_callee_files(tmp_path: Path) -> None:
     root = _kernel(tmp_path)
     core = _write(root / "fs", "core.c", HELPER)
     user = _write(root / "fs" / "sub", "user.c", USER)
     assert Engine().callee_files([user]) == [core.resolve()]
+
 
 @pytest.mark.skipif(not Path("/proc/self/mem").is_file(), reason="needs Linux's /proc/self/mem")
 def test_a_file_the_index_cannot_read_is_skipped_not_the_rest(tmp_path: Path) -> None:
