@@ -531,7 +531,7 @@ def summarise(facts: FunctionFacts) -> Summary:
         # only what the function itself releases: a lock it merely asserts
         # (lockdep_assert_held() on one branch) is not dropped by calling it
         released_here = {ev.lock for evs in facts.events for ev in evs if isinstance(ev, Release)}
-        for ref in facts.entry_locks:
+        for ref in sorted(facts.entry_locks, key=lambda r: (r.inst, r.cls)):
             if ref not in released_here:
                 continue
             if ref not in exit_st.may and ref not in releases and not fn.parse_errors:
