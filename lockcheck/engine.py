@@ -262,10 +262,7 @@ class Engine:
             if tree is not None and not where.is_absolute():
                 where = tree / where
             parent = where.parent
-            found_dir = self._roots.get((here, parent))
-            if found_dir is None:
-                found_dir = self._roots[(here, parent)] = (kernel_root(where), parent.is_dir())
-            found, is_dir = found_dir
+            found, is_dir = self._root_and_dir(where)
             root = tree or found
             known = included_headers(source, root, parent if is_dir else None)
             self._includes[memo] = known
@@ -300,12 +297,17 @@ class Engine:
         return sorted(wanted)
 
     def _root_of(self, path: Path) -> Path | None:
-        """The kernel tree `path` lies in (remembered per directory)."""
-        here, parent = os.getcwd(), path.parent
-        found_dir = self._roots.get((here, parent))
-        if found_dir is None:
-            found_dir = self._roots[(here, parent)] = (kernel_root(path), parent.is_dir())
-        return found_dir[0]
+        """The kernel tree `path` lies in."""
+        return self._root_and_dir(path)[0]
+
+    def _root_and_dir(self, path: Path) -> tuple[Path | None, bool]:
+        """The kernel tree `path` lies in, and whether its directory exists
+        (remembered per directory: every file of it asks)."""
+        key = (os.getcwd(), path.parent)
+        found = self._roots.get(key)
+        if found is None:
+            found = self._roots[key] = (kernel_root(path), path.parent.is_dir())
+        return found
 
     def summaries_of(self, file: Path) -> tuple[bytes, dict[str, Summary]] | None:
         return self._tree.summaries_of(file)

@@ -8,8 +8,8 @@ from dataclasses import dataclass, replace
 
 from lockcheck.analysis.function import FunctionFacts, return_value
 from lockcheck.analysis.paths import ZERO_VALUES
-from lockcheck.analysis.state import base_var, mentions
-from lockcheck.model.extract import canonical, class_of
+from lockcheck.analysis.state import base_var, below, mentions
+from lockcheck.model.extract import MEMBER_PATH_RE, canonical, class_of
 from lockcheck.model.ir import (
     Acquire,
     Act,
@@ -346,7 +346,7 @@ def effective_events(
             until = dict(summ.bound)
             taken = 0
             for ref, mode, success in summ.acquires:
-                if ref.inst == RETURNED or ref.inst.startswith((RETURNED + "->", RETURNED + ".")):
+                if ref.inst == RETURNED or below(ref.inst, RETURNED):
                     # the result, or a lock inside it (`eb = lock_root(..)` holding `eb->lock`)
                     result = ev.result
                     returned = result is not None and not result.startswith("#")
@@ -469,16 +469,13 @@ def _returned(facts: FunctionFacts, ref: LockRef, local: frozenset[str]) -> Lock
     return LockRef(RETURNED + rest, cls=ref.cls) if rets == {var} else ref
 
 
-_MEMBER_PATH_RE = re.compile(r"[A-Za-z_]\w*(?:(?:->|\.)[A-Za-z_]\w*)+")
-
-
 def _member_copies(fn: Function) -> dict[str, str]:
     """Locals that are a fixed copy of a parameter's member (`inode` set once
     to `dentry->d_inode`): local -> that member path."""
     return {
         var: expr
         for expr, var in fn.canon.items()
-        if _MEMBER_PATH_RE.fullmatch(expr) and base_var(expr) in fn.params
+        if MEMBER_PATH_RE.fullmatch(expr) and base_var(expr) in fn.params
     }
 
 
@@ -491,7 +488,7 @@ def _lifted(ref: LockRef, lift: Mapping[str, str]) -> LockRef:
         return ref
     var = base_var(ref.inst)
     expr = lift.get(var)
-    if expr is None or not ref.inst[len(var) :].startswith(("->", ".")):
+    if expr is None or not below(ref.inst, var):
         return ref
     return LockRef(expr + ref.inst[len(var) :], cls=ref.cls)
 
@@ -605,7 +602,7 @@ def summarise(facts: FunctionFacts) -> Summary:
             handed.append((got, m, s))
     # a lock the body hands back inside its result (`return base;` holding
     # `base->lock`) is the lock `__acquires(timer->base->lock)` names: once
-    inside = {r.cls for r, _, _ in handed if r.inst.startswith((RETURNED + "->", RETURNED + "."))}
+    inside = {r.cls for r, _, _ in handed if below(r.inst, RETURNED)}
     annotated = set(fn.exit_acquires)
     acquires = [
         (r, m, s)

@@ -151,10 +151,8 @@ class Transfer:
             if not gone(ref.inst):
                 return ref
             new = f"{ref.inst.split('@')[0]}@{line}"
-            rest = ref.inst[len(var) :]
-            member = rest.startswith(("->", ".")) and "@" not in rest
-            if other and member and ref.inst.startswith(var):
-                kept.add(frozenset((other[0] + rest, new)))
+            if other and "@" not in ref.inst and below(ref.inst, var):
+                kept.add(frozenset((other[0] + ref.inst[len(var) :], new)))
             return LockRef(new, cls=ref.cls)
 
         def fix(d: Mapping[LockRef, Held]) -> dict[LockRef, Held]:

@@ -60,7 +60,8 @@ _LOCK_RETURNING = frozenset({"returns-lock", "lockptr"})
 # entry reads such as ptep_get()) and dereferences (`*pte`)
 _VALUE_SOURCES = frozenset({"call_expression", "pointer_expression"})
 _CALL_HEAD_RE = re.compile(r"^(\w+)\(.*\)$")
-_MEMBER_PATH_RE = re.compile(r"[A-Za-z_]\w*(?:(?:->|\.)[A-Za-z_]\w*)+")
+# a member path, no calls or indexes: `dentry->d_inode`, `r.obj->lock`
+MEMBER_PATH_RE = re.compile(r"[A-Za-z_]\w*(?:(?:->|\.)[A-Za-z_]\w*)+")
 _STORE_TARGETS = ("field_expression", "pointer_expression")
 # calls whose answer does not change while a function runs: the same test
 # made again goes the way it went (a lock taken under
@@ -435,7 +436,7 @@ class _Extractor:
                 # `dio->inode = inode;`: the field and the variable name one
                 # object from here on (an unlock through either releases it)
                 alias = _alias_of(right)
-                if alias is not None and _MEMBER_PATH_RE.fullmatch(alias) is None:
+                if alias is not None and MEMBER_PATH_RE.fullmatch(alias) is None:
                     self.events.append(Assign(target, _site(node), None, alias))
             if var is not None and chained is None:
                 # the new value is bound before its lock effects are recorded,
@@ -822,7 +823,7 @@ def _alias_of(node: Node | None) -> str | None:
         return text(inner)
     if inner.type == "field_expression":
         path = norm(text(inner))
-        if _MEMBER_PATH_RE.fullmatch(path):
+        if MEMBER_PATH_RE.fullmatch(path):
             return path  # `inode = dentry->d_inode`: members only, no calls or indexes
     return None
 

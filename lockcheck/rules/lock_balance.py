@@ -284,7 +284,8 @@ class LockBalance(Rule):
         what the caller must hold, about dropping the lock, or a negated one
         does not count; a lock named only by its kind (`mutex`) needs the
         sentence to speak of the return as well."""
-        last = re.split(r"->|\.", base_inst(ref.inst))[-1].strip("()*& ")
+        parts = re.split(r"->|\.", base_inst(ref.inst))
+        last = parts[-1].strip("()*& ")
         head = self._header_comment(ctx, fn) if len(last) > 1 else None
         if head is None:
             return False
@@ -296,7 +297,6 @@ class LockBalance(Rule):
         named = re.compile(rf"\b{spelt}\b", re.I if ref.cls == "rcu" else 0)
         # the object that holds the lock, said to be locked on return ("return
         # true and have that dentry's inode and parent both locked")
-        parts = re.split(r"->|\.", base_inst(ref.inst))
         owner = parts[-2].strip("()*& ") if len(parts) > 1 else ""
         whose = re.compile(rf"\b{re.escape(owner)}\b") if len(owner) > 1 else None
         return any(
