@@ -181,9 +181,13 @@ def _pool(engine: Engine, files: list[Path], jobs: int) -> Iterator[FileResult]:
     global _ENGINE
     _ENGINE = engine
     ctx = _context()
+    # the other files their calls reach (analysis/tree.py), summarised in the
+    # second phase; their headers join the first, so no worker of the second
+    # summarises a header another has done too
+    todo = sorted(engine.callee_files(files), key=_size, reverse=True)
     headers: list[Path] = []
     seen: set[Path] = set()
-    for path in files:
+    for path in [*files, *todo]:
         try:
             source = read_c_source(path)
         except LockcheckError:
@@ -199,10 +203,9 @@ def _pool(engine: Engine, files: list[Path], jobs: int) -> Iterator[FileResult]:
         engine.add_header_summaries(known)
     forked = ctx.get_start_method() == "fork"
     shipped = {} if forked else known
-    # then the summaries of the files their calls reach (analysis/tree.py),
-    # which every worker would otherwise make for itself
+    # then the summaries of the files their calls reach, which every worker
+    # would otherwise make for itself
     callees: FileSummaries = []
-    todo = sorted(engine.callee_files(files), key=_size, reverse=True)
     if todo:
         with ctx.Pool(jobs, _init_worker, (engine.config, shipped)) as pool:
             callees = [r for r in pool.imap_unordered(_callee_job, todo) if r is not None]

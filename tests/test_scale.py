@@ -347,3 +347,32 @@ def test_graph_reads_a_bare_field_as_its_only_structure() -> None:
     )
     assert ("lock", "a->lock") in apart.witness
     assert [[e.outer for e in ring] for ring in apart.cycles()] == [["a->lock", "lock"]]
+
+
+def test_no_cache_pool_shares_summaries_through_a_store_of_its_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--no-cache` with a pool: the workers share what they summarise through
+    a temporary store, which is gone afterwards; the user's cache is not
+    touched and the report is the single process's."""
+    from lockcheck.cli.check import run_files
+
+    home = tmp_path / "cache"
+    monkeypatch.setenv("LOCKCHECK_CACHE_DIR", str(home))
+    stores: list[Path] = []
+    engine = Engine()
+    real = engine.use_cache
+
+    def spy(directory: Path | None) -> None:
+        if directory is not None:
+            stores.append(directory)
+        real(directory)
+
+    monkeypatch.setattr(engine, "use_cache", spy)
+    files = [FIXTURES / "khugepaged"]
+    pooled = run_files(engine, files, 2, None, True)
+    alone = run_files(Engine(), files, 1, None, True)
+    assert pooled.findings and pooled.findings == alone.findings
+    assert len(stores) == 1 and not stores[0].exists()
+    assert engine._store is None
+    assert not home.exists()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -166,24 +168,31 @@ def run_files(
 
     cache = None
     engine.use_cache(None)
-    if not no_cache:
-        from lockcheck.cache import ResultCache, default_cache_dir
+    with contextlib.ExitStack() as stack:
+        if not no_cache:
+            from lockcheck.cache import ResultCache, default_cache_dir
 
-        directory = cache_dir or default_cache_dir()
-        if directory is not None:
-            cache = ResultCache(directory, engine)
-            engine.use_cache(directory)
-    with progress_bar(sys.stderr.isatty()) as (advance, total):
-        return run_check(
-            engine,
-            paths,
-            jobs=jobs or default_jobs(),
-            shard=shard,
-            cache=cache,
-            scheduler=scheduler,
-            progress=advance,
-            on_total=total,
-        )
+            directory = cache_dir or default_cache_dir()
+            if directory is not None:
+                cache = ResultCache(directory, engine)
+                engine.use_cache(directory)
+        elif (jobs or default_jobs()) > 1:
+            # nothing read or kept, but the pool's workers still share what
+            # one of them summarised (a header or a callee file reached only
+            # in a later phase) through a store of this run's own
+            stack.callback(engine.use_cache, None)
+            engine.use_cache(Path(stack.enter_context(tempfile.TemporaryDirectory())))
+        with progress_bar(sys.stderr.isatty()) as (advance, total):
+            return run_check(
+                engine,
+                paths,
+                jobs=jobs or default_jobs(),
+                shard=shard,
+                cache=cache,
+                scheduler=scheduler,
+                progress=advance,
+                on_total=total,
+            )
 
 
 def emit(
