@@ -20,7 +20,7 @@ from lockcheck.errors import InputError, LockcheckError, RuleError
 from lockcheck.frontend.parse import NORETURN, noreturn_names, parse_source
 from lockcheck.inputs.files import collect_sources, read_c_source
 from lockcheck.inputs.tree import included_headers, kernel_root
-from lockcheck.model.extract import FileModel, build_file_model
+from lockcheck.model.extract import FileModel, LowerMemo, build_file_model
 from lockcheck.model.finding import Finding
 from lockcheck.order.claims import ClaimStats, check_comment_claims
 from lockcheck.order.graph import OrderEdge, file_order_edges
@@ -196,17 +196,23 @@ class Engine:
                 raise RuleError(f"unknown rule id '{unknown[0]}' (see `lockcheck rules list`)")
 
     def analyse_source(
-        self, path: str, source: bytes, tree: Path | None = None, memo: FlowMemo | None = None
+        self,
+        path: str,
+        source: bytes,
+        tree: Path | None = None,
+        memo: FlowMemo | None = None,
+        lowered: LowerMemo | None = None,
     ) -> Analysis:
         """Analyse one file; in a kernel tree, with its headers' inline helpers.
 
         `tree` is the kernel tree the file belongs to; without it one is
-        looked for above `path` when it names a real file. `memo`: dataflows
-        of another image of the file (analysis/file.py).
+        looked for above `path` when it names a real file. `memo` and
+        `lowered`: dataflows (analysis/file.py) and function models
+        (model/extract.py) of another image of the file.
         """
         pf = parse_source(path, source)
         noreturn = self._noreturn(path, source, tree)
-        model = build_file_model(pf, self.vocab, self.config.max_nodes, noreturn)
+        model = build_file_model(pf, self.vocab, self.config.max_nodes, noreturn, lowered)
         library = self._header_summaries(path, source, tree) if self.config.headers else {}
         if self.config.headers:  # callees defined in other files beside this one (analysis/tree.py)
             where = tree / path if tree is not None and not Path(path).is_absolute() else Path(path)

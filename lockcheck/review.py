@@ -47,8 +47,9 @@ from lockcheck.inputs.apply import DirTree, Series, Tree
 from lockcheck.inputs.files import C_SUFFIXES
 from lockcheck.inputs.patch import FilePatch, Patch, parse_patch_text
 from lockcheck.inputs.quote import quote_complete
+from lockcheck.model.extract import LowerMemo
 from lockcheck.model.finding import Finding, Related
-from lockcheck.model.ir import Act, Check
+from lockcheck.model.ir import Act, Check, Function
 from lockcheck.rules.base import ReviewRule
 from lockcheck.rules.decide import decide
 from lockcheck.rules.lock_effect import LockEffectChanged
@@ -217,6 +218,11 @@ class ReviewResult:
     errors: list[InputError] = field(default_factory=list)  # why `failed` did not apply
     failed: list[Patch] = field(default_factory=list)  # skipped; the rest still reviewed
     remarks: list[str] = field(default_factory=list)  # how the inputs were read, for notes()
+    # the function models of each post-image analysed, by (path, text): the
+    # simulator's evidence reads them instead of analysing the image again
+    models: dict[tuple[str, str], list[Function]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     @property
     def mode(self) -> str:
@@ -731,6 +737,7 @@ class _Analyser:
         # pre-images aligned with their post-images (`_aligned`) so they share most
         self.fast = fast
         self.memos: dict[str, FlowMemo] = {}
+        self.lowered: dict[str, LowerMemo] = {}
         # the tree on disk, so its headers are found wherever lockcheck runs
         self.root = root
         self.stats = Stats()
@@ -744,13 +751,14 @@ class _Analyser:
         key = (image.path, hashlib.sha256(image.text.encode()).hexdigest())
         hit = self.cache.get(key)
         if hit is None:
-            memo = None
+            memo = lowered = None
             if self.fast:
                 memo = self.memos.get(image.path)
                 if memo is None:
                     memo = self.memos[image.path] = self.engine.flow_memo()
+                lowered = self.lowered.setdefault(image.path, {})
             source = image.text.encode()
-            analysis = self.engine.analyse_source(image.path, source, self.root, memo)
+            analysis = self.engine.analyse_source(image.path, source, self.root, memo, lowered)
             self._count(image.path, analysis)
             hit = (analysis, self.engine.findings_for(analysis))
             self.cache[key] = hit
@@ -829,6 +837,7 @@ def review(
     done: list[_Episode] = []
     standing: dict[tuple[str, str, int], _Episode] = {}
     contexts: list[SiteContext] = []
+    models: dict[tuple[str, str], list[Function]] = {}
     fragment: list[Patch] = []
     errors: list[InputError] = []
     failed: list[Patch] = []
@@ -856,6 +865,7 @@ def review(
             if not pre_img.path.endswith(C_SUFFIXES):
                 continue  # applied (later patches may build on it), not analysed
             pre, post = analyser.before(pre_img, post_img), analyser.side(post_img)
+            models[(post_img.path, post_img.text)] = post.analysis.model.functions
             a, b = _keyed(pre.findings), _keyed(post.findings)
             added = [f for key, f in b.items() if key not in a]
             b.update(_keyed(effect_findings(engine, pre, post, tree, added)))
@@ -905,6 +915,7 @@ def review(
         errors,
         failed,
         remarks,
+        models,
     )
 
 

@@ -250,3 +250,50 @@ def test_alignment_moves_only_lines_between_definitions() -> None:
     assert _aligned(short, grown, frozenset(), frozenset({6})) is None
     # a change that only removes lines cannot be aligned by adding lines
     assert _aligned(post, pre, frozenset({6, 7}), frozenset()) is None
+
+
+def test_unchanged_functions_are_lowered_once_for_both_images(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A function the patch leaves alone (same text, same place) is lowered for
+    the first image only; the models are those lowering each image gives."""
+    import lockcheck.model.extract as extract
+    from lockcheck.frontend.parse import parse_source
+
+    calls: list[str] = []
+    real = extract.lower_function
+
+    def counting(name: str, *args: Any, **kwargs: Any) -> Any:
+        calls.append(name)
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(extract, "lower_function", counting)
+    before = (
+        "static void a(spinlock_t *l) { spin_lock(l); spin_unlock(l); }\n"
+        "static void b(spinlock_t *l) { spin_lock(l); }\n"
+        "static void c(spinlock_t *l) __must_hold(l) { spin_unlock(l); }\n"
+    )
+    after = before.replace("{ spin_lock(l); }", "{ spin_lock(l); spin_unlock(l); }")
+    vocab = ENGINE.vocab
+    memo: extract.LowerMemo = {}
+    models = []
+    for text in (before, after):
+        pf = parse_source("x.c", text.encode())
+        models.append(extract.build_file_model(pf, vocab, memo=memo))
+    assert calls == ["a", "b", "c", "b"]
+    for text, got in zip((before, after), models, strict=True):
+        alone = extract.build_file_model(parse_source("x.c", text.encode()), vocab)
+        assert repr(got.functions) == repr(alone.functions)
+    # each image has its own copy: the annotation is not added twice
+    assert len(models[1].functions[2].entry_claims) == 1
+    assert models[0].functions[0] is not models[1].functions[0]
+
+
+def test_review_keeps_the_post_image_models_for_the_simulator() -> None:
+    old = (FIXTURES / "khugepaged" / "pre_series.c").read_text()
+    new = (FIXTURES / "khugepaged" / "v1.c").read_text()
+    result = review_versions(ENGINE, "mm/khugepaged.c", old, new)
+    assert result.findings
+    for rf in result.findings:
+        names = [f.name for f in result.models[(rf.finding.path, rf.image_text)]]
+        assert rf.finding.function in names

@@ -112,9 +112,12 @@ def with_evidence(result: ReviewResult, engine: Engine) -> None:
     from lockcheck.sim.evidence import attach_evidence
 
     for (path, text), idxs in groups.items():
-        analysis = engine.analyse_source(path, text.encode("utf-8", "surrogateescape"))
+        models = result.models.get((path, text))
+        if models is None:  # a finding of a pre-image (one a patch fixes)
+            source = text.encode("utf-8", "surrogateescape")
+            models = engine.analyse_source(path, source).model.functions
         functions: dict[str, Any] = {}
-        for fn in analysis.model.functions:
+        for fn in models:
             functions.setdefault(fn.name, fn)
         got = attach_evidence(
             [result.findings[i].finding for i in idxs], engine, functions={path: functions}

@@ -9,6 +9,7 @@ not reuse a lock pointer variable for a different lock class.
 
 from __future__ import annotations
 
+import copy
 import re
 from dataclasses import dataclass, field, replace
 
@@ -1014,11 +1015,19 @@ def local_iterators(source: bytes, known: dict[str, tuple[int, ...]]) -> dict[st
     return out
 
 
+# Lowered functions by what decides them: the file-wide inputs (its own
+# iterator macros, the calls that end a path, the node budget), the path,
+# and the definition's name, place and text. A review keeps one per file, so
+# a function its patch leaves alone is lowered once for both images.
+LowerMemo = dict[tuple[object, ...], Function]
+
+
 def build_file_model(
     pf: ParsedFile,
     vocab: Vocabulary,
     max_nodes: int = 20000,
     noreturn: frozenset[str] | None = None,
+    memo: LowerMemo | None = None,
 ) -> FileModel:
     """`noreturn`: the calls that end a path (by default the kernel's own and
     those the file declares; the engine adds its headers')."""
@@ -1027,10 +1036,18 @@ def build_file_model(
         vocab = replace(vocab, iterators={**vocab.iterators, **local})
     if noreturn is None:
         noreturn = noreturn_names(pf.source)
-    functions = [
-        lower_function(name, pf.path, node, vocab, max_nodes, noreturn)
-        for name, node in iter_functions(pf)
-    ]
+    functions: list[Function] = []
+    inputs = (tuple(sorted(local.items())), noreturn, max_nodes, pf.path)
+    for name, node in iter_functions(pf):
+        if memo is None:
+            functions.append(lower_function(name, pf.path, node, vocab, max_nodes, noreturn))
+            continue
+        key = (inputs, name, node.start_point, node.has_error, node.text)
+        fn = memo.get(key)
+        if fn is None:
+            fn = memo[key] = lower_function(name, pf.path, node, vocab, max_nodes, noreturn)
+        # a copy: annotations below are set on the image's own (`_attach_annotations`)
+        functions.append(copy.copy(fn))
     _attach_annotations(pf, functions, vocab)
     return FileModel(pf.path, functions, count_errors(pf.root))
 
