@@ -6,6 +6,7 @@ They let the fixed point skip edges a path cannot take, so that
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -170,9 +171,11 @@ def merge_paths(paths: Iterable[Path]) -> Path | None:
     return out
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def _stable_key(key: object) -> str:
     """A path key's spelling that does not depend on the hash seed: the
-    `repr()` of a frozenset lists its members in hash order."""
+    `repr()` of a frozenset lists its members in hash order. Remembered: the
+    same keys come back at every node and every pass of the fixpoint."""
     if isinstance(key, frozenset):
         return "{" + ", ".join(sorted(_stable_key(k) for k in key)) + "}"
     if isinstance(key, tuple):
