@@ -21,13 +21,17 @@ import stat
 import tempfile
 from collections.abc import Iterator, MutableMapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import lockcheck
 from lockcheck.analysis.function import FunctionFacts
 from lockcheck.analysis.summaries import Summary
 from lockcheck.engine import Engine, FileResult
+from lockcheck.model.ir import Function
 from lockcheck.results import result_from_dict, result_to_dict
+
+K = TypeVar("K", bound=tuple[object, ...])
+T = TypeVar("T")
 
 CACHE_ENV = "LOCKCHECK_CACHE_DIR"
 
@@ -292,29 +296,34 @@ class HeaderStore:
         self._readable = None
 
 
-class FlowStore(MutableMapping[tuple[str, str], FunctionFacts]):
-    """Function dataflows on disk, by the reprs of the function and its
-    effective events (analysis/file.py), under the same salt as results.
+class _ObjectStore(MutableMapping[K, T]):
+    """Objects of one class on disk, in memory too, by a key of strings,
+    bytes and plain values, under the same salt as results; same rules as
+    `HeaderStore` for what is unpickled. A miss is a KeyError."""
 
-    A review analyses the tree's version of a file again for every patch to
-    it; the functions a patch leaves alone (at the same lines) are read back
-    instead. Same rules as `HeaderStore` for what is unpickled.
-    """
+    kind: type[T]
+    folder: str
 
     def __init__(self, headers: HeaderStore) -> None:
         self._headers = headers
-        self.directory = headers.directory.parent / "flows"
-        self._known: dict[tuple[str, str], FunctionFacts] = {}
+        self.directory = headers.directory.parent / self.folder
+        self._known: dict[K, T] = {}
         self._readable: bool | None = None
 
-    def _path(self, key: tuple[str, str]) -> Path:
+    def _path(self, key: K) -> Path:
         h = hashlib.sha256(self._headers.salt().encode())
         for part in key:
-            h.update(b"\0" + hashlib.sha256(part.encode("utf-8", "surrogatepass")).digest())
+            if isinstance(part, bytes):
+                raw = part
+            else:
+                raw = (part if isinstance(part, str) else repr(part)).encode(
+                    "utf-8", "surrogatepass"
+                )
+            h.update(b"\0" + hashlib.sha256(raw).digest())
         name = h.hexdigest()
         return self.directory / name[:2] / f"{name[2:]}.pickle"
 
-    def __getitem__(self, key: tuple[str, str]) -> FunctionFacts:
+    def __getitem__(self, key: K) -> T:
         known = self._known.get(key)
         if known is not None:
             return known
@@ -326,25 +335,47 @@ class FlowStore(MutableMapping[tuple[str, str], FunctionFacts]):
             loaded: Any = pickle.loads(self._path(key).read_bytes())
         except Exception:  # missing, damaged or from an incompatible build: a miss
             raise KeyError(key) from None
-        if not isinstance(loaded, FunctionFacts):
+        if not isinstance(loaded, self.kind):
             raise KeyError(key)
         self._known[key] = loaded
         return loaded
 
-    def __setitem__(self, key: tuple[str, str], facts: FunctionFacts) -> None:
-        self._known[key] = facts
+    def __setitem__(self, key: K, value: T) -> None:
+        self._known[key] = value
         try:
-            blob = pickle.dumps(facts, pickle.HIGHEST_PROTOCOL)
+            blob = pickle.dumps(value, pickle.HIGHEST_PROTOCOL)
         except (RecursionError, pickle.PicklingError, TypeError):
             return  # kept in memory only: a store that cannot hold it is only slower
         _write(self._path(key), blob)
         self._readable = None  # the directory may have just been made
 
-    def __delitem__(self, key: tuple[str, str]) -> None:
+    def __delitem__(self, key: K) -> None:
         del self._known[key]
 
-    def __iter__(self) -> Iterator[tuple[str, str]]:
+    def __iter__(self) -> Iterator[K]:
         return iter(self._known)
 
     def __len__(self) -> int:
         return len(self._known)
+
+
+class FlowStore(_ObjectStore[tuple[str, str], FunctionFacts]):
+    """Function dataflows, by the reprs of the function and its effective
+    events (analysis/file.py).
+
+    A review analyses the tree's version of a file again for every patch to
+    it; the functions a patch leaves alone (at the same lines) are read back
+    instead.
+    """
+
+    kind = FunctionFacts
+    folder = "flows"
+
+
+class LowerStore(_ObjectStore[tuple[object, ...], Function]):
+    """Lowered functions, by what decides them (model/extract.py): the next
+    review of a file reads back the functions its patch leaves alone instead
+    of lowering them again."""
+
+    kind = Function
+    folder = "lowered"

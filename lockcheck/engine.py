@@ -391,6 +391,15 @@ class Engine:
 
         return FlowStore(self._store)
 
+    def lower_memo(self) -> LowerMemo:
+        """Where a review keeps a file's lowered functions between its images
+        and, when the engine has a cache, between runs (cache.LowerStore)."""
+        if self._store is None:
+            return {}
+        from lockcheck.cache import LowerStore
+
+        return LowerStore(self._store)
+
     def findings_for(self, analysis: Analysis) -> list[Finding]:
         raw: list[Finding] = []
         for rule in self.rules:

@@ -756,7 +756,9 @@ class _Analyser:
                 memo = self.memos.get(image.path)
                 if memo is None:
                     memo = self.memos[image.path] = self.engine.flow_memo()
-                lowered = self.lowered.setdefault(image.path, {})
+                lowered = self.lowered.get(image.path)
+                if lowered is None:
+                    lowered = self.lowered[image.path] = self.engine.lower_memo()
             source = image.text.encode()
             analysis = self.engine.analyse_source(image.path, source, self.root, memo, lowered)
             self._count(image.path, analysis)

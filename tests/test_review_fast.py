@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -297,3 +298,35 @@ def test_review_keeps_the_post_image_models_for_the_simulator() -> None:
     for rf in result.findings:
         names = [f.name for f in result.models[(rf.finding.path, rf.image_text)]]
         assert rf.finding.function in names
+
+
+def test_a_second_review_reads_its_dataflows_back_whatever_the_hash_seed(tmp_path: Path) -> None:
+    """The stores on disk are keyed by reprs of functions and events; a set's
+    repr in hash order would make every new process miss them all."""
+    import subprocess
+
+    tree = FIXTURES / "series" / "tree"
+    patch = FIXTURES / "series" / "series.mbox"
+    cache = tmp_path / "cache"
+
+    def review_with(seed: str) -> str:
+        env = {**os.environ, "PYTHONHASHSEED": seed, "LOCKCHECK_CACHE_DIR": str(cache)}
+        run = subprocess.run(
+            [sys.executable, "-m", "lockcheck", "review", str(patch), "--tree", str(tree)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=600,
+        )
+        assert run.returncode in (0, 1), run.stderr
+        return run.stdout
+
+    def entries() -> dict[str, int]:
+        return {d: sum(1 for _ in (cache / d).rglob("*.pickle")) for d in ("flows", "lowered")}
+
+    first = review_with("1")
+    stored = entries()
+    assert stored["flows"] and stored["lowered"]
+    assert review_with("2") == first
+    assert entries() == stored  # nothing computed again, so nothing new written

@@ -21,6 +21,7 @@ from lockcheck.model.ir import (
     Function,
     LockRef,
     Mode,
+    Names,
     Release,
     Site,
     is_constant,
@@ -516,7 +517,7 @@ def summarise(facts: FunctionFacts) -> Summary:
         inner = list(act.inner_checks)
         for cnid, chk, cst in deciding:
             if facts.dominates(cnid, nid):
-                inner.append((chk.flag, cst.held_keys()))
+                inner.append((chk.flag, Names(cst.held_keys())))
         again = rereads.get((nid, act), ())
         acts.append(Act(act.kind, act.target, act.site, act.via, tuple(inner), again))
     acquires: list[tuple[LockRef, Mode, str | None]] = []

@@ -26,7 +26,7 @@ from lockcheck.analysis.paths import apply_event
 from lockcheck.analysis.state import Held, LockState, base_inst, base_var, initial_state
 from lockcheck.analysis.summaries import substitute
 from lockcheck.analysis.transfer import Transfer
-from lockcheck.model.ir import Acquire, Act, Assign, Call, Downgrade, Read, Release, Site
+from lockcheck.model.ir import Acquire, Act, Assign, Call, Downgrade, Names, Read, Release, Site
 
 _FIELD_RE_CACHE: dict[str, re.Pattern[str]] = {}
 
@@ -265,7 +265,7 @@ def act_rereads(fn: FunctionFacts) -> dict[tuple[int, Act], tuple[Reread, ...]]:
         for ev, st in zip(evs, fn.before[nid], strict=True):
             if isinstance(ev, Read) and st is not None:
                 keys = st.held_keys() | ({"#caller"} if nid not in released else set())
-                tests.append((nid, (ev.cls, entry_pointer(ev.ptr), frozenset(keys))))
+                tests.append((nid, (ev.cls, entry_pointer(ev.ptr), Names(keys))))
     out: dict[tuple[int, Act], tuple[Reread, ...]] = {}
     reach: dict[int, set[int]] = {}
     for nid, evs in enumerate(fn.events):
@@ -279,7 +279,7 @@ def act_rereads(fn: FunctionFacts) -> dict[tuple[int, Act], tuple[Reread, ...]]:
             for cls, ptr, keys in ev.rereads:
                 if "#caller" in keys:  # under the hold at this call
                     keys = st.held_keys() | ({"#caller"} if nid not in released else set())
-                found.append((cls, ptr, frozenset(keys)))
+                found.append((cls, ptr, Names(keys)))
             if found:
                 out[(nid, ev)] = tuple(sorted(set(found), key=lambda r: (r[0], r[1], sorted(r[2]))))
     return out

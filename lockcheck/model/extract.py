@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import re
+from collections.abc import MutableMapping
 from dataclasses import dataclass, field, replace
 
 from tree_sitter import Node
@@ -43,6 +44,7 @@ from lockcheck.model.ir import (
     Handover,
     LockRef,
     Mode,
+    Names,
     Read,
     Release,
     Site,
@@ -888,7 +890,7 @@ def lower_function(
         parse_errors=count_errors(fn),
         canon=dict(ctx.canon),
         containers=_containers(nodes, params),
-        local_names=frozenset(ctx.local_names),
+        local_names=Names(ctx.local_names),
         pure_calls=_pure_calls(nodes, ctx.local_names | set(params)),
     )
 
@@ -1019,7 +1021,7 @@ def local_iterators(source: bytes, known: dict[str, tuple[int, ...]]) -> dict[st
 # iterator macros, the calls that end a path, the node budget), the path,
 # and the definition's name, place and text. A review keeps one per file, so
 # a function its patch leaves alone is lowered once for both images.
-LowerMemo = dict[tuple[object, ...], Function]
+LowerMemo = MutableMapping[tuple[object, ...], Function]
 
 
 def build_file_model(
@@ -1037,12 +1039,13 @@ def build_file_model(
     if noreturn is None:
         noreturn = noreturn_names(pf.source)
     functions: list[Function] = []
-    inputs = (tuple(sorted(local.items())), noreturn, max_nodes, pf.path)
+    # spelt without hash order, so that a store on disk finds them again
+    inputs = (repr(sorted(local.items())), " ".join(sorted(noreturn)), max_nodes, pf.path)
     for name, node in iter_functions(pf):
         if memo is None:
             functions.append(lower_function(name, pf.path, node, vocab, max_nodes, noreturn))
             continue
-        key = (inputs, name, node.start_point, node.has_error, node.text)
+        key = (*inputs, name, node.start_point, node.has_error, node.text)
         fn = memo.get(key)
         if fn is None:
             fn = memo[key] = lower_function(name, pf.path, node, vocab, max_nodes, noreturn)

@@ -103,6 +103,16 @@ class Check:
     origin_node: int | None = None
 
 
+class Names(frozenset[str]):
+    """A set of names whose repr does not depend on the hash seed: reprs of
+    functions and events key dataflows kept on disk (cache.FlowStore)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"Names({sorted(self)!r})"
+
+
 @dataclass(frozen=True, slots=True)
 class Act:
     kind: str
