@@ -84,7 +84,7 @@ _OTHERS_RE = re.compile(r"\b(?:concurrent(?:ly)?|lockless(?:ly)?|racily|in\s+par
 # with X held", "not to be called from irq context, or while X is held"
 _NEGATED_CALL_RE = re.compile(
     r"(?:\bnot|n't)\s+(?:to\s+)?(?:be\s+|been\s+|get\s+)?"
-    r"(?:called|invoked|entered|used|run|executed)\b",
+    r"(?:called|invoked|entered|used)\b",
     re.I,
 )
 # a contrast ends what a negation before it says
