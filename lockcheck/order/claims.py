@@ -1,7 +1,8 @@
 """Prose claims about lock state ("called with the page lock held") against the code.
 
 A comment in a function body speaks about the program point after it (a
-trailing comment: about the point after its statement); the comment just
+trailing comment, or one on a statement that takes or drops the lock it
+names: about the point after that statement); the comment just
 above a definition speaks about the function's entry. A claim names a lock
 in the kernel's words; it is resolved to a lock of the function (by its
 spelling) or to lock classes (through the pack's `[names]` table) and
