@@ -195,6 +195,55 @@ def test_claim_phrasings_and_hedges() -> None:
     ]
 
 
+def test_negated_calls_turn_the_claim_around() -> None:
+    src = b"""/* Must NOT be called with the hw_lock held. */
+/* Not to be called from atomic context, or while the dev->lock is held. */
+/* Must not be called without the list_lock held. */
+/* Not called from irq context, but with the q_lock held. */
+"""
+    found = [(c.kind, c.lock) for cm in comments(src) for c in prose_claims(cm, header=True)]
+    assert found == [
+        ("not_held", "hw_lock"),
+        ("not_held", "dev->lock"),
+        ("held", "list_lock"),
+        ("held", "q_lock"),
+    ]
+
+
+def test_lockless_readers_are_not_the_state_here() -> None:
+    """Without the lock next to "concurrently" is what other threads do; a held
+    claim next to it (what the lock keeps away) is still read."""
+    src = b"""/* read concurrently without grp_lock held. */
+/* written without grp_lock held. */
+/* under the ptl, so concurrent faults see the new entry. */
+"""
+    found = [(c.kind, c.lock) for cm in comments(src) for c in prose_claims(cm, header=False)]
+    assert found == [("not_held", "grp_lock"), ("held", "ptl")]
+
+
+def test_claim_scope_fixture() -> None:
+    """Quiet on the kernel's shapes, firing on each broken twin (claim_scope.c)."""
+    path = ORDER / "claim_scope.c"
+    found, unresolved = claim_findings(path)
+    fns = {
+        f.function: f.line
+        for f in Engine(Config(select={"claim-mismatch"})).check_paths([path]).findings
+    }
+    assert sorted(fns) == [
+        "widget_claim_other",
+        "widget_finish",
+        "widget_listen_held",
+        "widget_relock",
+        "widget_send_held",
+    ]
+    assert "is the caller's: released here" in found[fns["widget_finish"]]
+    assert "taken again" in found[fns["widget_relock"]]
+    assert "`w->ring_lock` is held here" in found[fns["widget_send_held"]]
+    assert "was released on every path here" in found[fns["widget_claim_other"]]
+    assert "`w->stats_lock` is held here" in found[fns["widget_listen_held"]]
+    assert unresolved == 0
+
+
 def test_header_comments_speak_about_entry_only() -> None:
     src = b"/*\n * Returns with @ptl locked.\n * Must be called with the ptl held.\n */"
     [claim] = [c for cm in comments(src) for c in prose_claims(cm, header=True)]

@@ -1,7 +1,8 @@
 """Prose claims about lock state ("called with the page lock held") against the code.
 
 A comment in a function body speaks about the program point after it (a
-trailing comment: about the point after its statement); the comment just
+trailing comment, or one on a statement that takes or drops the lock it
+names: about the point after that statement); the comment just
 above a definition speaks about the function's entry. A claim names a lock
 in the kernel's words; it is resolved to a lock of the function (by its
 spelling) or to lock classes (through the pack's `[names]` table) and
@@ -76,6 +77,19 @@ _HEDGE_RE = re.compile(
     r"that's done|is done|are done)\b",
     re.I,
 )
+# "read concurrently without X held" (on the store that needs WRITE_ONCE):
+# without the lock next to concurrency is what other threads do; a "held"
+# claim there says what the lock keeps away, and stays a claim
+_OTHERS_RE = re.compile(r"\b(?:concurrent(?:ly)?|lockless(?:ly)?|racily|in\s+parallel)\b", re.I)
+# a negated call turns the "held" it qualifies around: "must NOT be called
+# with X held", "not to be called from irq context, or while X is held"
+_NEGATED_CALL_RE = re.compile(
+    r"(?:\bnot|n't)\s+(?:to\s+)?(?:be\s+|been\s+|get\s+)?"
+    r"(?:called|invoked|entered|used)\b",
+    re.I,
+)
+# a contrast ends what a negation before it says
+_CONTRAST_RE = re.compile(r"\b(?:but|however)\b", re.I)
 # the mode a "held" claim names: "we hold the mmap lock for write"
 _WRITE_RE = re.compile(r"\bfor\s+writ(?:e|ing)\b|\bwrite[- ]locked\b|\bexclusively\b", re.I)
 _ENTRY_RE = re.compile(r"\b(?:call(?:ed|er|ers|ing)?|must|context)\b", re.I)
@@ -191,8 +205,19 @@ def prose_claims(comment: Comment, header: bool) -> Iterator[ProseClaim]:
                 if _HEDGE_RE.search(sentence):
                     continue
                 seen.add(x)
-                write = kind == "held" and bool(_WRITE_RE.search(sentence, m.end("x")))
-                yield ProseClaim(kind, x, sentence, comment, header, write)
+                said = _negated(kind, sentence[: m.start()])
+                if said == "not_held" and _OTHERS_RE.search(sentence):
+                    continue
+                write = said == "held" and bool(_WRITE_RE.search(sentence, m.end("x")))
+                yield ProseClaim(said, x, sentence, comment, header, write)
+
+
+def _negated(kind: Kind, before: str) -> Kind:
+    """The claim's kind once a negated call before it ("must not be called with") is read."""
+    clause = _CONTRAST_RE.split(before)[-1]
+    if not _NEGATED_CALL_RE.search(clause):
+        return kind
+    return "not_held" if kind == "held" else "held"
 
 
 def resolve(spelt: str, fn: FunctionFacts, names: Names, types: dict[str, str]) -> Resolved | None:
@@ -273,6 +298,12 @@ class _Judge:
             return None
         nid, st = point
         site = Site(claim.comment.line, claim.comment.column, claim.quote)
+        first = self._first_statement(nid)
+        if not claim.comment.trailing and self._makes_true(claim, lock, first):
+            after = self.fn.state_out[first]
+            if after is None:
+                return None
+            nid, st = first, after
         if claim.kind == "not_held":
             for ref, held in sorted(st.must.items(), key=lambda kv: (kv[1].site, kv[0].inst)):
                 if self.match(lock, ref) and not held.assumed and not held.escaped:
@@ -288,6 +319,33 @@ class _Judge:
         if not avoid or self.fn.entry_reaches_avoiding(nid, avoid):
             return None
         return self._released(claim, site, [r for n in sorted(avoid) for r in rel[n]])
+
+    def _first_statement(self, nid: int) -> int:
+        """The first statement run from `nid`: past a bare `for (;;)` or `do` head."""
+        nodes = self.fn.fn.cfg.nodes
+        seen = {nid}
+        while not self.fn.events[nid] and not nodes[nid].text and len(nodes[nid].succ) == 1:
+            nxt = nodes[nid].succ[0][0]
+            if nxt in seen or nodes[nxt].kind not in ("stmt", "join", "branch"):
+                break
+            seen.add(nxt)
+            nid = nxt
+        return nid
+
+    def _makes_true(self, claim: ProseClaim, lock: Resolved, nid: int) -> bool:
+        """The statement under the comment takes (or drops) the lock it names.
+
+        "Wait without holding the lock" above the unlock, "claim it under
+        the lock" above the lock call: the comment tells what that statement
+        and the code after it do, so it is judged on the state after it.
+        """
+        if claim.kind == "held":
+            refs = [ev.lock for ev in self.fn.events[nid] if isinstance(ev, Acquire)]
+        else:
+            refs = [
+                ev.lock for ev in self.fn.events[nid] if isinstance(ev, Release) and not ev.maybe
+            ]
+        return any(self.match(lock, ref) for ref in refs)
 
     def _mode(
         self, claim: ProseClaim, lock: Resolved, st: LockState, site: Site
