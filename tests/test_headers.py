@@ -89,3 +89,17 @@ def test_local_header_of_the_files_directory(tmp_path: Path) -> None:
     src.write_text(SOURCE.replace("#include <linux/widget.h>", '#include "internal.h"'))
     result = Engine(Config(select={"lock-balance"})).check_paths([src])
     assert [(f.function, f.line) for f in result.findings] == [("bump", 5)]
+
+
+def test_local_header_a_local_header_includes(tmp_path: Path) -> None:
+    """`"nic.h"` including `"nic_common.h"`: the accessors of the nested header
+    count too (a pure one keeps a retested comparison apart)."""
+    (tmp_path / "common.h").write_text(HEADER)
+    (tmp_path / "internal.h").write_text('#include "common.h"\n')
+    src = tmp_path / "widget.c"
+    src.write_text(SOURCE.replace("#include <linux/widget.h>", '#include "internal.h"'))
+    result = Engine(Config(select={"lock-balance"})).check_paths([src])
+    assert [(f.function, f.line) for f in result.findings] == [("bump", 5)]
+    (tmp_path / "internal.h").write_text("/* nothing */\n")
+    result = Engine(Config(select={"lock-balance"})).check_paths([src])
+    assert result.findings == []

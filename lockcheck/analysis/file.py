@@ -79,16 +79,16 @@ FlowMemo = MutableMapping[tuple[str, str], FunctionFacts]
 def stable_tests(fn: Function, summaries: Mapping[str, Summary]) -> Function:
     """`fn` with its tests of pure functions remembered like tests of
     variables: `if (needs_global_mutex(dev)) lock; ... if (needs_global_mutex(dev))
-    unlock;` goes the same way twice. Only what the summaries show pure
-    counts (the callee and all it calls change nothing)."""
+    unlock;` goes the same way twice, and so does `if (dev_rev(dev) != REV_X)`.
+    Only what the summaries show pure counts (the callees and all they call
+    change nothing)."""
     nodes = fn.cfg.nodes
     flip = []
     for n in nodes:
         atom = n.atom
         if atom is None or not atom.stable_if or atom.factable or atom.sign:
             continue
-        summ = summaries.get(atom.stable_if)
-        if summ is not None and summ.pure:
+        if all(_pure_callee(name, summaries) for name in atom.stable_if):
             flip.append(n.id)
     if not flip:
         return fn
@@ -98,6 +98,11 @@ def stable_tests(fn: Function, summaries: Mapping[str, Summary]) -> Function:
         assert atom is not None
         changed[nid] = replace(nodes[nid], atom=replace(atom, factable=True))
     return replace(fn, cfg=replace(fn.cfg, nodes=changed))
+
+
+def _pure_callee(name: str, summaries: Mapping[str, Summary]) -> bool:
+    summ = summaries.get(name)
+    return summ is not None and summ.pure
 
 
 def _pure(fn: Function, summaries: Mapping[str, Summary]) -> bool:

@@ -22,14 +22,26 @@ def kernel_root(path: Path) -> Path | None:
 
 
 def included_headers(source: bytes, root: Path | None, directory: Path | None) -> list[Path]:
-    """The headers a file includes directly: its own directory's (`"internal.h"`,
-    `"sched.h"`) first, then the tree's `linux/` and `asm-generic/` ones."""
+    """The headers a file includes: its own directory's (`"internal.h"`,
+    `"sched.h"`, and the local headers those include) first, then the tree's
+    `linux/` and `asm-generic/` ones it includes directly."""
     out: list[Path] = []
     if directory is not None:
         for m in _LOCAL_RE.finditer(source):
             header = directory / m.group(1).decode("ascii", "replace")
             if header.is_file() and header not in out:
                 out.append(header)
+        # and the local headers those include (`"nic.h"` pulls in
+        # `"nic_common.h"`, where the accessors live): one level further
+        for header in list(out):
+            try:
+                data = header.read_bytes()
+            except OSError:
+                continue
+            for m in _LOCAL_RE.finditer(data):
+                nested = header.parent / m.group(1).decode("ascii", "replace")
+                if nested.is_file() and nested not in out:
+                    out.append(nested)
     if root is not None:
         for m in _INCLUDE_RE.finditer(source):
             header = root / "include" / m.group(1).decode("ascii", "replace")

@@ -13,10 +13,11 @@ import copy
 import re
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field, replace
+from typing import TypeVar, cast
 
 from tree_sitter import Node
 
-from lockcheck.frontend.cfg import BudgetExceeded, SynCfg, build_cfg, call_name
+from lockcheck.frontend.cfg import BudgetExceeded, SynCfg, SynNode, build_cfg, call_name
 from lockcheck.frontend.parse import (
     ITERATOR_RE,
     NORETURN,
@@ -176,6 +177,8 @@ class _FnContext:
     canon: dict[str, str] = field(default_factory=dict)
     local_names: set[str] = field(default_factory=set)
     bare_locals: set[str] = field(default_factory=set)  # declared without a value
+    # where a stable copy is declared again with its one value (_redeclared)
+    redeclared: frozenset[int] = frozenset()
 
     def resolve(self, expr: str, cls: str | None = None) -> LockRef:
         s = canonical(norm(expr), self.canon)
@@ -275,6 +278,32 @@ def _pure_calls(nodes: list[Node], local_names: set[str]) -> tuple[str, ...] | N
     return tuple(sorted(calls))
 
 
+def _declarations(nodes: list[Node], var: str) -> int:
+    """How many declarations with an initialiser give `var` a value."""
+    return sum(
+        1
+        for n in nodes
+        if n.type == "init_declarator"
+        and n.child_by_field_name("value") is not None
+        and _declared_name(n.child_by_field_name("declarator")) == var
+    )
+
+
+def _redeclared(nodes: list[Node], copies: frozenset[str]) -> frozenset[int]:
+    """The declarations after the first of a stable copy declared in several
+    blocks: they give it the value it had, so they change nothing a path
+    knows (the locks reached through it stay named)."""
+    firsts: dict[str, int] = {}
+    decls: list[tuple[str, int]] = []
+    for n in nodes:
+        if n.type == "init_declarator" and n.child_by_field_name("value") is not None:
+            var = _declared_name(n.child_by_field_name("declarator"))
+            if var in copies:
+                decls.append((var, n.start_byte))
+                firsts[var] = min(firsts.get(var, n.start_byte), n.start_byte)
+    return frozenset(at for var, at in decls if at != firsts[var])
+
+
 def _stable_copies(nodes: list[Node], params: tuple[str, ...]) -> dict[str, str]:
     """Locals initialised once from an expression whose inputs never change.
 
@@ -284,6 +313,7 @@ def _stable_copies(nodes: list[Node], params: tuple[str, ...]) -> dict[str, str]
     """
     assigned: dict[str, int] = {}
     inits: dict[str, Node] = {}
+    spellings: dict[str, set[str]] = {}  # the initialisers of each name, as written
     for node in nodes:
         if node.type == "init_declarator":
             var = _declared_name(node.child_by_field_name("declarator"))
@@ -292,6 +322,7 @@ def _stable_copies(nodes: list[Node], params: tuple[str, ...]) -> dict[str, str]
                 assigned[var] = assigned.get(var, 0) + 1
                 if value is not None:
                     inits[var] = value
+                    spellings.setdefault(var, set()).add(norm(text(value)))
         elif node.type in ("assignment_expression", "update_expression"):
             left = node.child_by_field_name("left") or node.child_by_field_name("argument")
             if left is not None and left.type == "identifier":
@@ -304,7 +335,11 @@ def _stable_copies(nodes: list[Node], params: tuple[str, ...]) -> dict[str, str]
                 assigned[text(arg)] = assigned.get(text(arg), 0) + 2  # address taken
     out: dict[str, str] = {}
     for var, value in sorted(inits.items()):
-        if assigned.get(var) != 1:
+        # declared once, or in several blocks with one initialiser
+        # (`struct dev_state *st = d->priv;` in each of two blocks): one value
+        if assigned.get(var) != 1 and not (
+            len(spellings[var]) == 1 and assigned.get(var) == _declarations(nodes, var)
+        ):
             continue
         inner = _unwrap(value)
         if inner.type == "pointer_expression" and text(inner).lstrip().startswith("&"):
@@ -470,7 +505,7 @@ class _Extractor:
         if t == "init_declarator":
             var = _declared_name(node.child_by_field_name("declarator"))
             init = node.child_by_field_name("value")
-            if var is not None:
+            if var is not None and node.start_byte not in self.ctx.redeclared:
                 const = _const_value(init)
                 alias = _alias_of(init) if const is None else None
                 self.events.append(Assign(var, _site(node), const, alias))
@@ -678,8 +713,17 @@ def _constant_expr(node: Node) -> bool:
 
 def _reads(node: Node) -> tuple[tuple[str, ...], bool]:
     """Identifiers an expression reads, and whether it is free of side effects."""
+    names, pure, _calls = _reads_calls(node)
+    return names, pure
+
+
+def _reads_calls(node: Node) -> tuple[tuple[str, ...], bool, tuple[str, ...] | None]:
+    """`_reads`, and the functions whose calls are its only side effects
+    (called by name, with no assignment anywhere): None when something else
+    has one. `efx_rev(e) != REV_X` is as stable as `efx_rev` is pure."""
     names: set[str] = set()
     pure = True
+    calls: set[str] | None = set()
     stack = [node]
     while stack:
         cur = stack.pop()
@@ -693,6 +737,11 @@ def _reads(node: Node) -> tuple[tuple[str, ...], bool]:
             continue
         if cur.type in ("call_expression", "assignment_expression", "update_expression"):
             pure = False
+            name = call_name(cur) if cur.type == "call_expression" else None
+            if name is None:
+                calls = None
+            elif calls is not None:
+                calls.add(name)
         if cur.type == "identifier":
             names.add(text(cur))
         elif cur.type == "field_expression":
@@ -701,7 +750,7 @@ def _reads(node: Node) -> tuple[tuple[str, ...], bool]:
                 stack.append(arg)
             continue
         stack.extend(cur.named_children)
-    return tuple(sorted(names)), pure
+    return tuple(sorted(names)), pure, tuple(sorted(calls)) if calls is not None else None
 
 
 def _atom(cond: Node | None, ctx: _FnContext) -> tuple[Atom | None, int | None]:
@@ -709,7 +758,10 @@ def _atom(cond: Node | None, ctx: _FnContext) -> tuple[Atom | None, int | None]:
     if cond is None:
         return None, None
     node = _unwrap(cond)
-    names, pure = _reads(node)
+    names, pure, calls = _reads_calls(node)
+    # a test whose only side effects are calls by name: as stable as those
+    # functions are pure (their summaries say; analysis/file.py)
+    stable = calls or () if not pure else ()
     txt = norm(text(node))
     if node.type == "binary_expression":
         op = node.child_by_field_name("operator")
@@ -720,7 +772,7 @@ def _atom(cond: Node | None, ctx: _FnContext) -> tuple[Atom | None, int | None]:
             # the CFG gives `!=` branches their labels in the `==` sense; the
             # fact text is symmetric so `ptl != pml` and `pml != ptl` agree
             lo, hi = sorted((a, b))
-            return Atom("eq", a, b, f"{lo}=={hi}", names, pure), None
+            return Atom("eq", a, b, f"{lo}=={hi}", names, pure, stable_if=stable), None
     if node.type in ("identifier", "field_expression"):
         return Atom("value", txt, "", txt, names, pure), None
     if node.type == "assignment_expression":
@@ -740,9 +792,8 @@ def _atom(cond: Node | None, ctx: _FnContext) -> tuple[Atom | None, int | None]:
         pure_args = all(r[1] for r in reads)
         if name in _PURE_TESTS or _FLAG_TEST_RE.match(name):
             return Atom("value", "#atom", "", txt, arg_names, pure_args), node.id
-        stable_if = name if pure_args else ""
-        return Atom("value", "#atom", "", txt, names, False, stable_if=stable_if), node.id
-    return Atom("opaque", "", "", txt, names, pure), None
+        return Atom("value", "#atom", "", txt, names, False, stable_if=stable), node.id
+    return Atom("opaque", "", "", txt, names, pure, stable_if=stable), None
 
 
 def _case_atom(switch: Node | None, value: Node) -> Atom:
@@ -848,6 +899,108 @@ def _guard_events(
     return [Release(ref, site, f"guard({gtype})", guard=True)]
 
 
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True, slots=True)
+class _Shadow:
+    """A block-scoped declaration that hides a variable of an enclosing scope:
+    from the declaration to the end of its block, the name is another variable."""
+
+    start: int  # byte offsets
+    end: int
+    var: str
+    name: str  # what the analysis calls the inner variable
+
+
+def _declares(stmt: Node, var: str) -> bool:
+    if stmt.type != "declaration":
+        return False
+    for d in stmt.children_by_field_name("declarator"):
+        if (text(d) if d.type == "identifier" else _declared_name(d)) == var:
+            return True
+    return False
+
+
+def _shadows(nodes: list[Node], params: tuple[str, ...], body: Node) -> list[_Shadow]:
+    """Declarations in nested blocks of a name the function already has
+    (a parameter, or a local of an enclosing block declared before): the
+    inner one is a new variable, whose value and locks are not the outer
+    one's, and the outer name means the outer variable again after the block."""
+    out: list[_Shadow] = []
+    for node in nodes:
+        if node.type != "declaration" or node.parent is None or node.parent == body:
+            continue
+        if any(c.type == "storage_class_specifier" for c in node.children):
+            continue
+        block = node.parent
+        if block.type not in ("compound_statement", "for_statement"):
+            continue
+        for d in node.children_by_field_name("declarator"):
+            var = text(d) if d.type == "identifier" else _declared_name(d)
+            if var is None:
+                continue
+            outer = var in params
+            scope = block.parent
+            while not outer and scope is not None:
+                if scope.type == "compound_statement":
+                    outer = any(
+                        _declares(c, var)
+                        for c in scope.named_children
+                        if c.start_byte < block.start_byte
+                    )
+                if scope == body:
+                    break
+                scope = scope.parent
+            if outer:
+                line = node.start_point[0] + 1
+                out.append(_Shadow(node.start_byte, block.end_byte, var, f"{var}__{line}"))
+    return out
+
+
+def _rename(obj: _T, old: str, new: str) -> _T:
+    """An event or atom with variable `old` called `new` (member names after
+    `->`/`.`, classes, callees and source text stay as they are)."""
+    out: object = obj
+    if isinstance(obj, str):
+        out = re.sub(rf"(?<![\w>.]){re.escape(old)}\b", new, obj)
+    elif isinstance(obj, tuple):
+        out = tuple(_rename(x, old, new) for x in obj)
+    elif isinstance(obj, LockRef):
+        out = LockRef(_rename(obj.inst, old, new), cls=obj.cls)
+    elif not isinstance(obj, Site) and hasattr(obj, "__dataclass_fields__"):
+        changes = {
+            f: _rename(getattr(obj, f), old, new)
+            for f in obj.__dataclass_fields__
+            if f in _RENAMED_FIELDS
+        }
+        out = replace(obj, **changes)  # type: ignore[type-var]
+    return cast(_T, out)
+
+
+# the fields of events and atoms that name variables
+_RENAMED_FIELDS = frozenset(
+    {
+        "lock",
+        "cond_var",
+        "args",
+        "expr",
+        "target",
+        "result",
+        "callback_obj",
+        "var",
+        "value",
+        "alias",
+        "ptr",
+        "into",
+        "a",
+        "b",
+        "text",
+        "vars",
+    }
+)
+
+
 def lower_function(
     name: str,
     path: str,
@@ -862,6 +1015,7 @@ def lower_function(
     ctx = _FnContext(vocab, tuple(params))
     nodes = _prepass_nodes(body)
     ctx.canon = _stable_copies(nodes, tuple(params))
+    ctx.redeclared = _redeclared(nodes, frozenset(ctx.canon.values()))
     _prepass(nodes, ctx)
     start, end = fn.start_point[0] + 1, fn.end_point[0] + 1
     try:
@@ -878,7 +1032,7 @@ def lower_function(
             budget_exceeded=True,
             parse_errors=count_errors(fn),
         )
-    cfg = _lower_cfg(syn, ctx)
+    cfg = _lower_cfg(syn, ctx, _shadows(nodes, tuple(params), body))
     return Function(
         name,
         path,
@@ -895,7 +1049,7 @@ def lower_function(
     )
 
 
-def _lower_cfg(syn: SynCfg, ctx: _FnContext) -> Cfg:
+def _lower_cfg(syn: SynCfg, ctx: _FnContext, shadows: list[_Shadow] | None = None) -> Cfg:
     ex = _Extractor(ctx)
     nodes: list[IrNode] = []
     for sn in syn.nodes:
@@ -906,7 +1060,8 @@ def _lower_cfg(syn: SynCfg, ctx: _FnContext) -> Cfg:
         else:
             atom, atom_call = _atom(sn.cond, ctx) if sn.kind == "branch" else (None, None)
         if atom is not None and sn.inexact:
-            atom = replace(atom, factable=False, sign=atom.factable)
+            # not an exact fact, even of a pure function's answer
+            atom = replace(atom, factable=False, sign=atom.factable, stable_if=())
         events: list[Event] = []
         for item in sn.items:
             events.extend(ex.run(item, atom_call, returned=item is sn.ret))
@@ -933,9 +1088,33 @@ def _lower_cfg(syn: SynCfg, ctx: _FnContext) -> Cfg:
         node_text = text(first).split("\n")[0] if first is not None else ""
         if sn.ret is not None:
             node_text = f"return {' '.join(text(sn.ret).split())};"
+        if shadows:
+            events, atom = _unshadow(sn, shadows, events, atom)
         nodes.append(IrNode(sn.id, sn.line, sn.kind, events, atom, list(sn.succ), node_text))
     _link_check_vars(nodes)
     return Cfg(nodes, syn.entry, syn.exit)
+
+
+def _unshadow(
+    sn: SynNode, shadows: list[_Shadow], events: list[Event], atom: Atom | None
+) -> tuple[list[Event], Atom | None]:
+    """A node inside a shadowing declaration's scope: its events and test
+    name the inner variable (the innermost declaration of each name)."""
+    first = sn.items[0] if sn.items else sn.cond or sn.macro
+    if first is None:
+        return events, atom
+    at = first.start_byte
+    inner: dict[str, _Shadow] = {}
+    for sh in shadows:
+        if sh.start <= at < sh.end:
+            cur = inner.get(sh.var)
+            if cur is None or cur.start < sh.start:
+                inner[sh.var] = sh
+    for sh in sorted(inner.values(), key=lambda x: x.start):
+        events = [_rename(ev, sh.var, sh.name) for ev in events]
+        if atom is not None:
+            atom = _rename(atom, sh.var, sh.name)
+    return events, atom
 
 
 def _cursors(args: list[Node], ctx: _FnContext) -> tuple[int, ...]:

@@ -223,9 +223,10 @@ class Atom:
     # a sign test lowered to non-zero (`ret < 0`): its true edge still tells
     # that the (pure) value is non-zero, its false edge tells nothing
     sign: bool = False
-    # a call of this function with side-effect-free arguments: the test is
-    # as stable as the function is pure (its summary says; analysis/file.py)
-    stable_if: str = ""
+    # the functions the test calls, when their calls are its only side
+    # effects: the test is as stable as they are pure (their summaries say;
+    # analysis/file.py)
+    stable_if: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
