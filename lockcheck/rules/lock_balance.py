@@ -21,7 +21,12 @@ for its name, a name that says it locks (`*_lock`, `*trylock*`, `lock_*`),
 a name that wraps a locking helper's, an undo partner, a header comment
 that says so, or a caller in the file that releases the lock after calling
 it; and its return value must not report a failure (NULL, -Exxx) with the
-lock held.
+lock held. When the returns do tell the caller (held exactly on the success
+returns, released on every failure return), less is needed: a comment
+naming the releasing function, a function of the file used with this one
+that releases the same lock (reached from the same parameter) without
+taking it, a caller releasing it under the name the locals stand for, or a
+lock taken right beside one with such evidence.
 Without such evidence the return value does not excuse the path.
 """
 
