@@ -21,7 +21,12 @@ for its name, a name that says it locks (`*_lock`, `*trylock*`, `lock_*`),
 a name that wraps a locking helper's, an undo partner, a header comment
 that says so, or a caller in the file that releases the lock after calling
 it; and its return value must not report a failure (NULL, -Exxx) with the
-lock held.
+lock held. When the returns do tell the caller (held exactly on the success
+returns, released on every failure return), less is needed: a comment
+naming the releasing function, a function of the file used with this one
+that releases the same lock (reached from the same parameter) without
+taking it, a caller releasing it under the name the locals stand for, or a
+lock taken right beside one with such evidence.
 Without such evidence the return value does not excuse the path.
 """
 
@@ -82,10 +87,68 @@ _NOT_HOLDS_RE = re.compile(
 )
 _LOCKED_RE = re.compile(r"\b(?:locked|held)\b", re.I)
 _NEGATED_RE = re.compile(r"\b(?:without|no|not|never)\b", re.I)
+_FAILURE_RE = re.compile(r"\b(?:fail\w*|errors?|unsuccessful\w*)\b", re.I)
 _CALLED_RE = re.compile(r"\b([A-Za-z_]\w*)\(\)")
 _RETURNS_RE = re.compile(r"\b(?:returns?|returning|success|succeeds?|exits?)\b", re.I)
 # a lock named only by its kind (`mutex`, `c->lock`) is named by many sentences
 _KIND_NAMES = frozenset({"lock", "mutex", "sem", "rwsem", "spinlock", "ptl", "rwlock"})
+
+# a local's value as the function writes it: `x = expr;`, `struct t *x = expr;`
+# (not `x->f = ...`, `x == y`, `x += 1`)
+_DEF_RE = re.compile(
+    r"^\s*(?:[A-Za-z_][\w\s]*?[\s*]+)?([A-Za-z_]\w*)\s*=(?!=)\s*(.+?)\s*;\s*$", re.S
+)
+# a name the expression reads: not a field (`->x`, `.x`)
+_USE_RE = re.compile(r"(?<![\w>.])[A-Za-z_]\w*(?!\w)")
+_CAST_RE = re.compile(r"^\((?:const)?(?:struct|union)?\w+\*+\)")
+_POSTFIX_RE = re.compile(r"^[A-Za-z_]\w*(?:(?:->|\.)\w+|\[[^\[\]]*\]|\([^()]*\))*$")
+# an owner stored where others find it: `state->cur = obj;`
+_STORE_RE = re.compile(r"^\s*(\w+(?:(?:->|\.)\w+)+)\s*=\s*(\w+)\s*;\s*$")
+
+# a loop macro (`list_for_each_entry(pos, ...)`): it sets its cursor arguments
+_LOOP_MACRO_RE = re.compile(r"\b\w*for_each\w*\s*\(")
+
+
+def _changed(text: str, start: int, end: int) -> bool:
+    """Is the name at text[start:end] set, changed in place or taken by
+    address (`(x = f())`, `x++`, `x += n`, `&x` but not `&x->f`)?"""
+    before, after = text[:start].rstrip(), text[end:].lstrip()
+    if after.startswith(("->", ".", "[")):
+        return False  # `++x->n`, `&x->f`: a member
+    if re.match(r"(?:\+\+|--|(?:[-+*/|&^%]|<<|>>)?=(?!=))", after):
+        return True
+    return before.endswith(("++", "--")) or (before.endswith("&") and not before.endswith("&&"))
+
+
+def _inside(text: str, start: int) -> str:
+    """The text from `start` up to the parenthesis that closes the one before it."""
+    depth = 1
+    for i in range(start, len(text)):
+        if text[i] == "(":
+            depth += 1
+        elif text[i] == ")":
+            depth -= 1
+            if depth == 0:
+                return text[start:i]
+    return text[start:]
+
+
+def _top_level(expr: str) -> list[str]:
+    """`expr` split at the commas outside any brackets."""
+    parts: list[str] = []
+    depth = 0
+    cur = 0
+    for i, c in enumerate(expr):
+        if c in "([{":
+            depth += 1
+        elif c in ")]}":
+            depth -= 1
+        elif c == "," and depth == 0:
+            parts.append(expr[cur:i])
+            cur = i + 1
+    parts.append(expr[cur:])
+    return parts
+
 
 _LOCK_WORDS = frozenset({"lock", "locks", "trylock", "locked", "relock", "spinlock"})
 _MODE_WORDS = frozenset(
@@ -124,8 +187,11 @@ class LockBalance(Rule):
         super().__init__(spec)
         self.skip = frozenset(spec.params.get("skip_classes", []))
         self._comments: tuple[bytes, list[Comment]] | None = None
+        self._defs: dict[int, tuple[object, dict[str, str | None]]] = {}
+        self._calls: tuple[object, dict[str, frozenset[str]]] | None = None
 
     def run(self, ctx: RuleContext) -> None:
+        self._defs = {}
         for fn in ctx.facts.functions:
             if fn.budget_exceeded:
                 continue
@@ -183,12 +249,19 @@ class LockBalance(Rule):
             held_vals = {ret for _, ret in holding}
             free_vals = {ret for _, ret in releasing}
             void = held_vals | free_vals == {""}
+            signals = signals_holding(held_vals, free_vals)
             if self._helper_evidence(ctx, fn, ref, void) and (
-                signals_holding(held_vals, free_vals)
-                or not any(is_failure_value(v) for v in held_vals)
+                signals or not any(is_failure_value(v) for v in held_vals)
             ):
                 # a lock-returning helper that does not return a failure
                 # (NULL, -Exxx, false) with the lock held
+                continue
+            if signals and (
+                self._success_evidence(ctx, fn, ref)
+                or self._companion(ctx, fn, ref, candidates, holding)
+            ):
+                # held exactly when the returns say success, and something
+                # beyond the returns says that is the contract
                 continue
             leak = min(holding, key=lambda h: cfg.nodes[h[0]].line)[0]
             if any(
@@ -315,13 +388,26 @@ class LockBalance(Rule):
         )
 
     @staticmethod
-    def _documented_undo(ctx: RuleContext, fn: FunctionFacts, ref: LockRef, head: Comment) -> bool:
+    def _documented_undo(
+        ctx: RuleContext, fn: FunctionFacts, ref: LockRef, head: Comment, named: bool = False
+    ) -> bool:
         """The comment says something stays locked and names the function
         that unlocks it ("the journal head stays locked and later has to be
         unlocked using 'release_head()'"), and that function releases a lock
-        of the same class: the pair is the contract, as with a named undo."""
-        for s in sentences(prose(head.text)):
-            if not _HOLDS_RE.search(s) or _NEGATED_RE.search(s):
+        of the same class: the pair is the contract, as with a named undo.
+
+        `named`: the returns already tell success (held) from failure (not
+        held), so naming the partner is enough ("stays that way until
+        end_claim() is called", "Use with end_claim()"), unless the comment
+        says it is not left locked other than on failure."""
+        said = list(sentences(prose(head.text)))
+        if named and any(
+            _HOLDS_RE.search(s) and _NEGATED_RE.search(s) and not _FAILURE_RE.search(s)
+            for s in said
+        ):
+            return False
+        for s in said:
+            if (not named and not _HOLDS_RE.search(s)) or _NEGATED_RE.search(s):
                 continue
             for name in _CALLED_RE.findall(s):
                 summ = ctx.facts.summaries.get(name) if name != fn.fn.name else None
@@ -445,10 +531,19 @@ class LockBalance(Rule):
                 return True
         return False
 
-    @staticmethod
-    def _caller_releases(ctx: RuleContext, fn: FunctionFacts, ref: LockRef) -> bool:
-        """A caller in the file releases `ref` (in its own terms) after calling `fn`."""
+    def _caller_releases(
+        self, ctx: RuleContext, fn: FunctionFacts, ref: LockRef, rooted: bool = False
+    ) -> bool:
+        """A caller in the file releases `ref` (in its own terms) after calling `fn`.
+
+        `rooted`: the lock is spelt from what the function's locals were set
+        to (`mm->lock` after `mm = current->mm` is `current->mm->lock`)."""
         inst = base_inst(ref.inst)
+        if rooted:
+            spelt = self._rooted(fn, inst)
+            if spelt is None or spelt == inst:
+                return False
+            inst = spelt
         returned = {ret.rsplit(":", 1)[0] for _, st, _, ret in fn.exits if ref in st.may}
         owner = base_var(inst.lstrip("*"))
         assigned = {ev.var for evs in fn.events for ev in evs if isinstance(ev, Assign)}
@@ -461,7 +556,7 @@ class LockBalance(Rule):
                 want: set[str] = set()
                 addressed = addressed_params(fn.fn.params, ev.addressed)
                 mine = substitute(inst, fn.fn.params, ev.args, frozenset(), addressed)
-                if mine is not None and (owner in fn.fn.params or owner not in assigned):
+                if mine is not None and (rooted or owner in fn.fn.params or owner not in assigned):
                     want.add(mine)  # a parameter's lock, or a global (`report_lock`)
                 if ev.result and not ev.result.startswith("#") and owner in returned:
                     # `*w->ptlp` returned as `w`: the caller's `*found->ptlp`
@@ -480,6 +575,190 @@ class LockBalance(Rule):
                         ):
                             return True
         return False
+
+    # -- helpers that return holding a lock on success ----------------------
+
+    def _success_evidence(self, ctx: RuleContext, fn: FunctionFacts, ref: LockRef) -> bool:
+        """For a function whose returns tell success (lock held) from failure
+        (released): is there more than the returns to say this is its
+        contract? Its header comment names the function that releases the
+        lock; another function of the file releases the same lock reached
+        through the same argument without taking it (an iterator's next and
+        stop, an unlock helper); or a caller releases it, spelt from what the
+        function's locals were set to."""
+        head = self._header_comment(ctx, fn)
+        if head is not None and self._documented_undo(ctx, fn, ref, head, named=True):
+            return True
+        return self._released_elsewhere(ctx, fn, ref) or self._caller_releases(
+            ctx, fn, ref, rooted=True
+        )
+
+    def _companion(
+        self,
+        ctx: RuleContext,
+        fn: FunctionFacts,
+        ref: LockRef,
+        candidates: dict[LockRef, Held],
+        holding: list[tuple[int, str]],
+    ) -> bool:
+        """Taken right next to another lock and held on exactly the same ways
+        out (`rcu_read_lock(); spin_lock(&obj->lock);`): the two make one
+        locked state, and evidence that the function returns the other held
+        speaks for both."""
+        mine = self._acquired_at(fn, ref)
+        ways = set(holding)
+        nodes = fn.fn.cfg.nodes
+        for other in sorted(candidates, key=lambda r: r.inst):
+            if other == ref:
+                continue
+            theirs = self._acquired_at(fn, other)
+            if not any(
+                a == b or [s for s, _ in nodes[x].succ] == [y]
+                for a in mine
+                for b in theirs
+                for x, y in ((a, b), (b, a))
+            ):
+                continue
+            if ways != {
+                (n, ret)
+                for n, st, _, ret in fn.exits
+                if other in st.may and not st.may[other].escaped
+            }:
+                continue
+            if self._helper_evidence(ctx, fn, other) or self._success_evidence(ctx, fn, other):
+                return True
+        return False
+
+    @staticmethod
+    def _acquired_at(fn: FunctionFacts, ref: LockRef) -> set[int]:
+        base = base_inst(ref.inst)
+        return {
+            nid
+            for nid, evs in enumerate(fn.events)
+            for ev in evs
+            if isinstance(ev, Acquire) and base_inst(ev.lock.inst) == base
+        }
+
+    def _released_elsewhere(self, ctx: RuleContext, fn: FunctionFacts, ref: LockRef) -> bool:
+        """Another function of the file, used with this one (it calls this
+        one, or a function calls both: an iterator's next step), releases
+        this lock without taking it (its caller's lock), spelt the same from
+        the same parameter at the same place (`cur->priv->tbl->b[cur->priv->pos].lock`
+        from `cur`, the first parameter of both), or from where this
+        function stores the lock's owner (`w->cur = obj;` then `w->cur->lock`)."""
+        inst = base_inst(ref.inst)
+        names = [inst]
+        owner = base_var(inst)
+        for node in fn.fn.cfg.nodes:
+            m = _STORE_RE.match(node.text)
+            if m and m.group(2) == owner and owner:
+                names.append(m.group(1) + inst[len(owner) :])
+        mine = {r for n in names if (r := self._rooted(fn, n)) is not None}
+        mine = {r for r in mine if self._param_places(fn, r)}
+        if not mine:
+            return False
+        calls = self._callees(ctx)
+        me = fn.fn.name
+        for other in ctx.facts.functions:
+            if other is fn or other.budget_exceeded:
+                continue
+            them = other.fn.name
+            if me not in calls.get(them, ()) and not any(
+                {me, them} <= callees for callees in calls.values()
+            ):
+                continue  # not used with this function (an unrelated unlock helper)
+            released = self._releases(other)
+            for lock in other.entry_locks:
+                if lock.inst not in released:
+                    continue  # a `__must_hold()` claim: held, not released
+                theirs = self._rooted(other, lock.inst)
+                if theirs in mine and self._param_places(other, theirs) == self._param_places(
+                    fn, theirs
+                ):
+                    return True
+        return False
+
+    def _callees(self, ctx: RuleContext) -> dict[str, frozenset[str]]:
+        """The functions each function of the file calls."""
+        if self._calls is None or self._calls[0] is not ctx.facts:
+            calls = {
+                f.fn.name: frozenset(
+                    ev.callee for evs in f.events for ev in evs if isinstance(ev, Call)
+                )
+                for f in ctx.facts.functions
+            }
+            self._calls = (ctx.facts, calls)
+        return self._calls[1]
+
+    @staticmethod
+    def _param_places(fn: FunctionFacts, expr: str) -> dict[str, int]:
+        """The parameters an expression reads, with their positions."""
+        params = fn.fn.params
+        return {
+            m.group(0): params.index(m.group(0))
+            for m in _USE_RE.finditer(expr)
+            if m.group(0) in params
+        }
+
+    def _rooted(self, fn: FunctionFacts, inst: str) -> str | None:
+        """`inst` with every local replaced by the one value the function
+        sets it to (`b->lock`, `b = &t->tbl[w->pos]`, `t = w->t` ->
+        `w->t->tbl[w->pos].lock`); None when a local has no single value."""
+        defs = self._definitions(fn)
+        expr = inst
+        for _ in range(12):
+            for m in _USE_RE.finditer(expr):
+                name = m.group(0)
+                after = expr[m.end() :]
+                if name not in fn.fn.local_names or name in fn.fn.params or after.startswith("("):
+                    continue
+                value = defs.get(name)
+                if value is None:
+                    return None
+                if (
+                    value.startswith("&")
+                    and after.startswith("->")
+                    and _POSTFIX_RE.match(value[1:])
+                ):
+                    expr = expr[: m.start()] + value[1:] + "." + after[2:]
+                elif _POSTFIX_RE.match(value):
+                    expr = expr[: m.start()] + value + after
+                else:
+                    expr = f"{expr[: m.start()]}({value}){after}"
+                break
+            else:
+                return expr
+        return None
+
+    def _definitions(self, fn: FunctionFacts) -> dict[str, str | None]:
+        """Each local's value when the function sets it one way only (its
+        initialiser or a single assignment); None when it is set several
+        ways, changed in place, taken by address, or a loop macro's cursor."""
+        known = self._defs.get(id(fn.fn))
+        if known is not None and known[0] is fn.fn:
+            return known[1]
+        out: dict[str, str | None] = {}
+        locals_ = fn.fn.local_names
+        for node in fn.fn.cfg.nodes:
+            text = node.text
+            m = _DEF_RE.match(text)
+            if m and m.group(1) in locals_:
+                value = _CAST_RE.sub("", re.sub(r"\s+", "", m.group(2)), count=1)
+                if len(_top_level(value)) != 1 or re.search(r"(?<![=!<>])=(?!=)", value):
+                    value = ""  # `a = 1, b = 2`, `a = b = c`
+                prev = out.get(m.group(1), value)
+                out[m.group(1)] = value if value and prev == value else None
+                text = text[m.start(2) :]
+            for use in _USE_RE.finditer(text):
+                name = use.group(0)
+                if name in locals_ and _changed(text, use.start(), use.end()):
+                    out[name] = None
+            for call in _LOOP_MACRO_RE.finditer(text):
+                for arg in _top_level(_inside(text, call.end())):
+                    if arg.strip() in locals_:
+                        out[arg.strip()] = None  # the loop's cursor
+        self._defs[id(fn.fn)] = (fn.fn, out)
+        return out
 
     # -- releasing a lock that is not held ------------------------------------
 
