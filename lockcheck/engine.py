@@ -36,6 +36,9 @@ if TYPE_CHECKING:
 
 
 _CALLED_RE = re.compile(rb"\b([A-Za-z_]\w*)\s*\(")
+_LOCAL_RE = re.compile(rb'^\s*#\s*include\s*"([\w.-]+\.h)"', re.M)
+# local headers read for their macros, per file: a subsystem has a dozen
+MAX_MACRO_HEADERS = 24
 
 
 @dataclass(slots=True)
@@ -179,7 +182,7 @@ class Engine:
         self.vocab = Vocabulary.merge(self.packs)
         self._headers: dict[Path, dict[str, Summary]] = {}
         self._header_noreturn: dict[Path, frozenset[str]] = {}
-        self._header_macros: dict[Path, list[Macro]] = {}
+        self._header_macros: dict[Path, tuple[list[Macro], list[Path]]] = {}
         self._tree = _StoredIndex(self._summarise_elsewhere)
         self._includes: dict[tuple[str, str, Path | None, bytes], list[Path]] = {}
         self._roots: dict[tuple[str, Path], tuple[Path | None, bool]] = {}
@@ -209,8 +212,10 @@ class Engine:
         """
         pf = parse_source(path, source)
         noreturn = self._noreturn(path, source, tree)
-        model = build_file_model(pf, self.vocab, self.config.max_nodes, noreturn)
-        macros = self._macro_helpers(path, source, tree, model.functions, noreturn)
+        found = self._macros(path, source, tree, noreturn)
+        vocab = self._with_statement_args(found)
+        model = build_file_model(pf, vocab, self.config.max_nodes, noreturn)
+        macros = self._macro_helpers(path, found, model.functions, vocab, noreturn)
         library = self._header_summaries(path, source, tree) if self.config.headers else {}
         if self.config.headers:  # callees defined in other files beside this one (analysis/tree.py)
             where = tree / path if tree is not None and not Path(path).is_absolute() else Path(path)
@@ -220,52 +225,89 @@ class Engine:
         library = {**library, **macro_summaries(macros, model.functions, library)}
         return Analysis(path, source, model, analyse_file(model.functions, library, memo))
 
+    def _macros(
+        self, path: str, source: bytes, tree: Path | None, noreturn: frozenset[str]
+    ) -> list[Macro]:
+        """The function-like macros of the file and of the headers of its own
+        directory (frontend/macros.py), the file's first. The pack's vocabulary
+        and the calls that end a path keep their meaning: a macro of one of
+        their names is not read."""
+        vocab = self.vocab
+        skip = set(noreturn) | vocab.api.keys() | vocab.guards.keys() | vocab.iterators.keys()
+        found = function_macros(source, skip)
+        own = {m.name for m in found}
+        for header in self.macro_headers(path, source, tree):
+            macros = [m for m in self._local_header(header)[0] if m.name not in skip]
+            found += [m for m in macros if m.name not in own]
+        return found
+
+    def _local_header(self, header: Path) -> tuple[list[Macro], list[Path]]:
+        """A header's function-like macros, and the headers beside it it includes."""
+        known = self._header_macros.get(header)
+        if known is None:
+            try:
+                data = read_c_source(header)
+            except LockcheckError:
+                data = b""
+            nested = [header.parent / n.decode("ascii", "replace") for n in _LOCAL_RE.findall(data)]
+            known = function_macros(data), [h for h in nested if h.is_file()]
+            self._header_macros[header] = known
+        return known
+
+    def macro_headers(self, path: str, source: bytes, tree: Path | None = None) -> list[Path]:
+        """The headers of the file's own directory whose macros the analysis
+        reads: those it includes, and those they include in turn (a subsystem's
+        `"internal.h"` pulls in its `"locks.h"`), at most MAX_MACRO_HEADERS."""
+        where = Path(path) if tree is None or Path(path).is_absolute() else tree / path
+        todo = [h for h in self.headers_for(path, source, tree) if h.parent == where.parent]
+        out: list[Path] = []
+        while todo and len(out) < MAX_MACRO_HEADERS:
+            header = todo.pop(0)
+            if header in out:
+                continue
+            out.append(header)
+            todo += self._local_header(header)[1]
+        return out
+
+    def _with_statement_args(self, macros: list[Macro]) -> Vocabulary:
+        """The vocabulary, with the macros that run an argument as a statement."""
+        runs = {m.name: m.statements for m in macros if m.statements}
+        if not runs:
+            return self.vocab
+        return replace(self.vocab, statement_args={**self.vocab.statement_args, **runs})
+
     def _macro_helpers(
         self,
         path: str,
-        source: bytes,
-        tree: Path | None,
+        macros: list[Macro],
         functions: list[Function],
+        vocab: Vocabulary,
         noreturn: frozenset[str],
     ) -> list[Function]:
-        """The function-like macros of the file and of the headers of its own
-        directory, as functions (frontend/macros.py). The file's definitions,
-        the pack's vocabulary and the calls that end a path keep their meaning:
-        a macro of one of their names is not read."""
-        vocab = self.vocab
-        skip = {f.name for f in functions} | noreturn
-        skip |= vocab.api.keys() | vocab.guards.keys() | vocab.iterators.keys()
-        found = function_macros(source, skip)
-        own = {m.name for m in found}
-        where = Path(path) if tree is None or Path(path).is_absolute() else tree / path
-        for header in self.headers_for(path, source, tree):
-            if header.parent != where.parent:
-                continue  # the tree's include/: its macros are the vocabulary's business
-            macros = self._header_macros.get(header)
-            if macros is None:
-                try:
-                    data = read_c_source(header)
-                except LockcheckError:
-                    data = b""
-                macros = self._header_macros[header] = function_macros(data)
-            found += [m for m in macros if m.name not in skip and m.name not in own]
-        if not found:
+        """The macros as functions, except those the file defines as functions."""
+        own = {f.name for f in functions}
+        text = helper_source([m for m in macros if m.name not in own])
+        if not text:
             return []
-        pf = parse_source(path, helper_source(found))
+        pf = parse_source(path, text)
         return build_file_model(pf, vocab, self.config.max_nodes, noreturn).functions
 
     def _summarise_elsewhere(self, file: Path, data: bytes) -> dict[str, Summary]:
         """Summaries of another file's functions, for callers in this one."""
         headers = self.headers_for(str(file), data, None) if self._store is not None else []
+        if self._store is not None:  # and those whose macros it reads
+            headers += [h for h in self.macro_headers(str(file), data) if h not in headers]
         if self._store is not None:
             stored = self._store.get_file(file, data, headers)
             if stored is not None:
                 return stored
         noreturn = self._noreturn(str(file), data, None)
         pf = parse_source(str(file), data)
-        model = build_file_model(pf, self.vocab, self.config.max_nodes, noreturn)
+        found = self._macros(str(file), data, None, noreturn)
+        vocab = self._with_statement_args(found)
+        model = build_file_model(pf, vocab, self.config.max_nodes, noreturn)
         library = self._header_summaries(str(file), data, None)
-        macros = self._macro_helpers(str(file), data, None, model.functions, noreturn)
+        macros = self._macro_helpers(str(file), found, model.functions, vocab, noreturn)
         library = {**library, **macro_summaries(macros, model.functions, library)}
         out = file_summaries(model.functions, library)
         if self._store is not None:

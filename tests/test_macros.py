@@ -106,3 +106,12 @@ int obj_poke(struct obj *o)
     # without the function, the macro releases: nothing is left held
     quiet = source.replace("static void obj_unlock(struct obj *o)\n{\n\ttrace_obj(o);\n}\n", "")
     assert _check(tmp_path, quiet) == []
+
+
+def test_a_macro_that_runs_an_argument_as_a_statement_is_not_a_function() -> None:
+    got = macros(
+        "#define WAIT(q, c, lock_cmd, unlock_cmd) do { for (;;) { if (c) break; "
+        "unlock_cmd; sleep_on(q); lock_cmd; } } while (0)\n"
+    )
+    assert got["WAIT"].statements == (2, 3)
+    assert helper_source([got["WAIT"]]) == b""

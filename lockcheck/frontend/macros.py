@@ -46,6 +46,9 @@ class Macro:
     name: str
     params: tuple[str, ...]  # `...` last for a variadic one
     body: str  # C statements, as written between a function's braces
+    # parameters the body runs as statements (`unlock_cmd;`): the caller's
+    # code, run inside the macro; such a macro is not a function
+    statements: tuple[int, ...] = ()
 
 
 def _close(text: str, start: int, opening: str, closing: str) -> int:
@@ -184,16 +187,25 @@ def function_macros(source: bytes, skip: Collection[str] = ()) -> list[Macro]:
         if found is None:
             continue
         params, body = found
-        out.append(Macro(name, params, _unparen(body, params)))
+        body = _unparen(body, params)
+        statements = tuple(
+            i
+            for i, p in enumerate(params)
+            if p != "..." and re.search(rf"(?:^|[;{{}})]|\belse)\s*{p}\s*;", body)
+        )
+        out.append(Macro(name, params, body, statements))
         if len(out) >= MAX_MACROS:
             break
     return out
 
 
 def helper_source(macros: list[Macro]) -> bytes:
-    """The macros as C function definitions, one after another."""
+    """The macros as C function definitions, one after another (not those
+    that run an argument as a statement)."""
     parts: list[str] = []
     for mac in macros:
+        if mac.statements:
+            continue
         params = ", ".join("..." if p == "..." else f"long {p}" for p in mac.params) or "void"
         parts.append(f"static long {mac.name}({params})\n{{\n\t{mac.body}\n}}\n")
     return "\n".join(parts).encode()

@@ -538,8 +538,11 @@ class _Extractor:
         # check itself is (userfaultfd_wp(vma) is one test, not a field read)
         names_lock = entry is not None and entry.effect not in _FLAG_EFFECTS
         self.naming_lock += names_lock
-        for a in args:
-            self._walk(a, None)
+        # a macro's statement arguments run inside its body, not here
+        skip = self.ctx.vocab.statement_args.get(name or "", ())
+        for i, a in enumerate(args):
+            if i not in skip:
+                self._walk(a, None)
         self.naming_lock -= names_lock
         site = _site(node)
         if entry is None:
