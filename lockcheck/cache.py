@@ -133,7 +133,11 @@ class ResultCache:
         h = hashlib.sha256(self.salt.encode())
         h.update(f"\0{path}\0".encode())
         h.update(hashlib.sha256(source).digest())
-        for header in self._engine.headers_for(str(path), source):
+        engine = self._engine
+        # the headers whose inlines or whose macros the analysis reads
+        headers = engine.headers_for(str(path), source)
+        headers += [m for m in engine.macro_headers(str(path), source) if m not in headers]
+        for header in headers:
             h.update(f"\0{header}\0{self._digest(header)}".encode())
         if self._engine.config.headers:  # callees in the files beside it
             h.update(sibling_digest(path.parent, self._siblings).encode())

@@ -17,11 +17,13 @@ from lockcheck.analysis.file import FileFacts, FlowMemo, analyse_file
 from lockcheck.analysis.summaries import Summary
 from lockcheck.analysis.tree import SummariseFile, TreeSummaries, file_summaries
 from lockcheck.errors import InputError, LockcheckError, RuleError
+from lockcheck.frontend.macros import Macro, function_macros, helper_source
 from lockcheck.frontend.parse import NORETURN, noreturn_names, parse_source
 from lockcheck.inputs.files import collect_sources, read_c_source
 from lockcheck.inputs.tree import included_headers, kernel_root
 from lockcheck.model.extract import FileModel, LowerMemo, build_file_model
 from lockcheck.model.finding import Finding
+from lockcheck.model.ir import Call, Function
 from lockcheck.order.claims import ClaimStats, check_comment_claims
 from lockcheck.order.graph import OrderEdge, file_order_edges
 from lockcheck.packs import Pack, Vocabulary
@@ -34,6 +36,9 @@ if TYPE_CHECKING:
 
 
 _CALLED_RE = re.compile(rb"\b([A-Za-z_]\w*)\s*\(")
+_LOCAL_RE = re.compile(rb'^\s*#\s*include\s*"([\w.-]+\.h)"', re.M)
+# local headers read for their macros, per file: a subsystem has a dozen
+MAX_MACRO_HEADERS = 24
 
 
 @dataclass(slots=True)
@@ -177,6 +182,7 @@ class Engine:
         self.vocab = Vocabulary.merge(self.packs)
         self._headers: dict[Path, dict[str, Summary]] = {}
         self._header_noreturn: dict[Path, frozenset[str]] = {}
+        self._header_macros: dict[Path, tuple[list[Macro], list[Path]]] = {}
         self._tree = _StoredIndex(self._summarise_elsewhere)
         self._includes: dict[tuple[str, str, Path | None, bytes], list[Path]] = {}
         self._roots: dict[tuple[str, Path], tuple[Path | None, bool]] = {}
@@ -212,25 +218,104 @@ class Engine:
         """
         pf = parse_source(path, source)
         noreturn = self._noreturn(path, source, tree)
-        model = build_file_model(pf, self.vocab, self.config.max_nodes, noreturn, lowered)
+        found = self._macros(path, source, tree, noreturn)
+        vocab = self._with_statement_args(found)
+        model = build_file_model(pf, vocab, self.config.max_nodes, noreturn, lowered)
+        macros = self._macro_helpers(path, found, model.functions, vocab, noreturn)
         library = self._header_summaries(path, source, tree) if self.config.headers else {}
         if self.config.headers:  # callees defined in other files beside this one (analysis/tree.py)
             where = tree / path if tree is not None and not Path(path).is_absolute() else Path(path)
             root = tree or self._root_of(where)
-            library = {**self._tree.library_for(where, model.functions, library, root), **library}
+            called = [*model.functions, *macros]
+            library = {**self._tree.library_for(where, called, library, root), **library}
+        library = {**library, **macro_summaries(macros, model.functions, library)}
         return Analysis(path, source, model, analyse_file(model.functions, library, memo))
+
+    def _macros(
+        self, path: str, source: bytes, tree: Path | None, noreturn: frozenset[str]
+    ) -> list[Macro]:
+        """The function-like macros of the file and of the headers of its own
+        directory (frontend/macros.py), the file's first. The pack's vocabulary
+        and the calls that end a path keep their meaning: a macro of one of
+        their names is not read."""
+        vocab = self.vocab
+        skip = set(noreturn) | vocab.api.keys() | vocab.guards.keys() | vocab.iterators.keys()
+        found = function_macros(source, skip)
+        own = {m.name for m in found}
+        for header in self.macro_headers(path, source, tree):
+            macros = [m for m in self._local_header(header)[0] if m.name not in skip]
+            found += [m for m in macros if m.name not in own]
+        return found
+
+    def _local_header(self, header: Path) -> tuple[list[Macro], list[Path]]:
+        """A header's function-like macros, and the headers beside it it includes."""
+        known = self._header_macros.get(header)
+        if known is None:
+            try:
+                data = read_c_source(header)
+            except LockcheckError:
+                data = b""
+            nested = [header.parent / n.decode("ascii", "replace") for n in _LOCAL_RE.findall(data)]
+            known = function_macros(data), [h for h in nested if h.is_file()]
+            self._header_macros[header] = known
+        return known
+
+    def macro_headers(self, path: str, source: bytes, tree: Path | None = None) -> list[Path]:
+        """The headers of the file's own directory whose macros the analysis
+        reads: those it includes, and those they include in turn (a subsystem's
+        `"internal.h"` pulls in its `"locks.h"`), at most MAX_MACRO_HEADERS."""
+        where = Path(path) if tree is None or Path(path).is_absolute() else tree / path
+        todo = [h for h in self.headers_for(path, source, tree) if h.parent == where.parent]
+        out: list[Path] = []
+        while todo and len(out) < MAX_MACRO_HEADERS:
+            header = todo.pop(0)
+            if header in out:
+                continue
+            out.append(header)
+            todo += self._local_header(header)[1]
+        return out
+
+    def _with_statement_args(self, macros: list[Macro]) -> Vocabulary:
+        """The vocabulary, with the macros that run an argument as a statement."""
+        runs = {m.name: m.statements for m in macros if m.statements}
+        if not runs:
+            return self.vocab
+        return replace(self.vocab, statement_args={**self.vocab.statement_args, **runs})
+
+    def _macro_helpers(
+        self,
+        path: str,
+        macros: list[Macro],
+        functions: list[Function],
+        vocab: Vocabulary,
+        noreturn: frozenset[str],
+    ) -> list[Function]:
+        """The macros as functions, except those the file defines as functions."""
+        own = {f.name for f in functions}
+        text = helper_source([m for m in macros if m.name not in own])
+        if not text:
+            return []
+        pf = parse_source(path, text)
+        return build_file_model(pf, vocab, self.config.max_nodes, noreturn).functions
 
     def _summarise_elsewhere(self, file: Path, data: bytes) -> dict[str, Summary]:
         """Summaries of another file's functions, for callers in this one."""
         headers = self.headers_for(str(file), data, None) if self._store is not None else []
+        if self._store is not None:  # and those whose macros it reads
+            headers += [h for h in self.macro_headers(str(file), data) if h not in headers]
         if self._store is not None:
             stored = self._store.get_file(file, data, headers)
             if stored is not None:
                 return stored
         noreturn = self._noreturn(str(file), data, None)
         pf = parse_source(str(file), data)
-        model = build_file_model(pf, self.vocab, self.config.max_nodes, noreturn)
-        out = file_summaries(model.functions, self._header_summaries(str(file), data, None))
+        found = self._macros(str(file), data, None, noreturn)
+        vocab = self._with_statement_args(found)
+        model = build_file_model(pf, vocab, self.config.max_nodes, noreturn)
+        library = self._header_summaries(str(file), data, None)
+        macros = self._macro_helpers(str(file), found, model.functions, vocab, noreturn)
+        library = {**library, **macro_summaries(macros, model.functions, library)}
+        out = file_summaries(model.functions, library)
         if self._store is not None:
             self._store.put_file(file, data, headers, out)
         return out
@@ -433,6 +518,41 @@ class Engine:
     def check_paths(self, paths: list[Path]) -> CheckResult:
         files, bad = collect_sources(paths)
         return combine([self.check_file(path) for path in files], [str(e) for e in bad])
+
+
+def macro_summaries(
+    macros: list[Function], functions: list[Function], library: dict[str, Summary]
+) -> dict[str, Summary]:
+    """Summaries of a file's macros as functions, for the file's callers.
+
+    A macro may call the file's own helpers (`_proc_unlock(p, __LINE__)`), so
+    those it reaches are analysed with it, callees first; the rest of the
+    file is not, and is analysed once afterwards with the macros' summaries.
+    A macro with no lock effect gets none: a call to it stays an unknown call.
+    """
+    if not macros:
+        return {}
+    by_name: dict[str, list[Function]] = {}
+    for fn in functions:
+        by_name.setdefault(fn.name, []).append(fn)
+    reached: list[Function] = []
+    seen: set[str] = set()
+    stack = list(macros)
+    while stack:
+        fn = stack.pop()
+        for node in fn.cfg.nodes:
+            for ev in node.events:
+                if not isinstance(ev, Call):
+                    continue
+                for name in (ev.callee, ev.callback):
+                    if name and name in by_name and name not in seen:
+                        seen.add(name)
+                        reached += by_name[name]
+                        stack += by_name[name]
+    reached.sort(key=lambda f: f.start_line)
+    names = {m.name for m in macros}
+    facts = analyse_file([*reached, *macros], library)
+    return {n: s for n, s in sorted(facts.summaries.items()) if n in names}
 
 
 def combine(parts: list[FileResult], bad: list[str] | None = None) -> CheckResult:

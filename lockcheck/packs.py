@@ -177,6 +177,9 @@ class Vocabulary:
     names: dict[str, tuple[str, ...]] = field(default_factory=dict)  # comment spelling -> classes
     iterators: dict[str, tuple[int, ...]] = field(default_factory=dict)  # macro -> cursor args
     entries: dict[str, str] = field(default_factory=dict)  # entry pointer name -> lock class
+    # a file's own macros that run an argument as a statement (`unlock_cmd;`
+    # in a wait loop): macro -> those arguments, not run where it is called
+    statement_args: dict[str, tuple[int, ...]] = field(default_factory=dict)
 
     @classmethod
     def merge(cls, packs: list[Pack]) -> Vocabulary:

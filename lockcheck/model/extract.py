@@ -576,8 +576,11 @@ class _Extractor:
         # check itself is (userfaultfd_wp(vma) is one test, not a field read)
         names_lock = entry is not None and entry.effect not in _FLAG_EFFECTS
         self.naming_lock += names_lock
-        for a in args:
-            self._walk(a, None)
+        # a macro's statement arguments run inside its body, not here
+        skip = self.ctx.vocab.statement_args.get(name or "", ())
+        for i, a in enumerate(args):
+            if i not in skip:
+                self._walk(a, None)
         self.naming_lock -= names_lock
         site = _site(node)
         if entry is None:
@@ -1219,7 +1222,13 @@ def build_file_model(
         noreturn = noreturn_names(pf.source)
     functions: list[Function] = []
     # spelt without hash order, so that a store on disk finds them again
-    inputs = (repr(sorted(local.items())), " ".join(sorted(noreturn)), max_nodes, pf.path)
+    inputs = (
+        repr(sorted(local.items())),
+        repr(sorted(vocab.statement_args.items())),
+        " ".join(sorted(noreturn)),
+        max_nodes,
+        pf.path,
+    )
     for name, node in iter_functions(pf):
         if memo is None:
             functions.append(lower_function(name, pf.path, node, vocab, max_nodes, noreturn))

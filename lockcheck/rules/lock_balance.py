@@ -547,6 +547,7 @@ class LockBalance(Rule):
         returned = {ret.rsplit(":", 1)[0] for _, st, _, ret in fn.exits if ref in st.may}
         owner = base_var(inst.lstrip("*"))
         assigned = {ev.var for evs in fn.events for ev in evs if isinstance(ev, Assign)}
+        through = LockBalance._through_params(fn, inst)
         for other in ctx.facts.functions:
             if other is fn:
                 continue
@@ -558,6 +559,10 @@ class LockBalance(Rule):
                 mine = substitute(inst, fn.fn.params, ev.args, frozenset(), addressed)
                 if mine is not None and (rooted or owner in fn.fn.params or owner not in assigned):
                     want.add(mine)  # a parameter's lock, or a global (`report_lock`)
+                if through is not None:  # through a local copy of a parameter's member
+                    lifted = substitute(through, fn.fn.params, ev.args, frozenset(), addressed)
+                    if lifted is not None:
+                        want.add(lifted)
                 if ev.result and not ev.result.startswith("#") and owner in returned:
                     # `*w->ptlp` returned as `w`: the caller's `*found->ptlp`
                     stars = inst[: len(inst) - len(inst.lstrip("*"))]
@@ -759,6 +764,35 @@ class LockBalance(Rule):
                         out[arg.strip()] = None  # the loop's cursor
         self._defs[id(fn.fn)] = (fn.fn, out)
         return out
+
+    @staticmethod
+    def _through_params(fn: FunctionFacts, inst: str) -> str | None:
+        """`JFS_IP(ipimap)->rdwrlock` spelt `JFS_IP(imap->im_ipimap)->rdwrlock`
+        when the local `ipimap` is set once, to a member of the parameter
+        `imap` (`ipimap = imap->im_ipimap;`), and the parameter never changes:
+        the name a caller releases the lock by."""
+        sets: dict[str, list[str | None]] = {}
+        for evs in fn.events:
+            for ev in evs:
+                if isinstance(ev, Assign):
+                    sets.setdefault(ev.var, []).append(ev.alias)
+        params = fn.fn.params
+        copies = {
+            var: aliases[0]
+            for var, aliases in sets.items()
+            if var not in params
+            and len(aliases) == 1
+            and aliases[0] is not None
+            and base_var(aliases[0]) in params
+            and base_var(aliases[0]) not in sets
+            and aliases[0] != base_var(aliases[0])
+        }
+        if not copies:
+            return None
+        out = re.sub(
+            r"(?<![\w.>])([A-Za-z_]\w*)\b", lambda m: copies.get(m.group(1), m.group(1)), inst
+        )
+        return out if out != inst else None
 
     # -- releasing a lock that is not held ------------------------------------
 

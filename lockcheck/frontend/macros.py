@@ -1,0 +1,211 @@
+"""Function-like macros a file defines, read as the small functions they stand for.
+
+Kernel code wraps its lock helpers in macros of its own
+(`#define obj_unlock(o) obj_put_locked(&(o)->base)`,
+`#define proc_lock(p) _proc_lock(p, __LINE__)`): the grammar sees only a
+call of a name that is defined nowhere, so a helper releasing through the
+macro would summarise as doing nothing. Three macro shapes are written out
+as C functions of the same name, which the model lowers and the analysis
+summarises like any helper of the file:
+
+- one call, `NAME(a, b) CALL(...)`: `{ return CALL(...); }`;
+- a statement block, `do { ... } while (0)`: `{ do { ... } while (0); }`;
+- a statement expression, `({ stmts; expr; })`: `{ stmts; return expr; }`.
+
+A macro's free names are the caller's own variables (`ctx` in a body that
+never declares it), which is how a summary keeps any name that is not a
+parameter, so they mean the same thing here. Macros that paste or
+stringify (`#`, `##`), or use a parameter as a member name or a type, are
+not functions of their arguments and are left alone.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection
+from dataclasses import dataclass
+
+_DEFINE_RE = re.compile(
+    rb"^[ \t]*#[ \t]*define[ \t]+([A-Za-z_]\w*)\(([^()\n]*)\)((?:[^\n]*\\\r?\n)*[^\n]*)", re.M
+)
+_BLOCK_COMMENT_RE = re.compile(r"/\*.*?\*/", re.S)
+_IDENT_RE = re.compile(r"[A-Za-z_]\w*")
+_NOT_EXPR_RE = re.compile(
+    r"(?:if|for|while|switch|return|goto|break|continue|do|else|case|default)\b"
+    r"|[A-Za-z_]\w*(?:\s+|\s*\*+\s*)[A-Za-z_]\w*\s*(?:=|\[|$)"  # a declaration
+)
+_KEYWORDS = frozenset({"if", "for", "while", "switch", "return", "sizeof", "do", "void"})
+# a file defines hundreds at most (register accessors); more is generated code
+MAX_MACROS = 400
+
+
+@dataclass(frozen=True, slots=True)
+class Macro:
+    """A function-like macro whose body reads as a function body."""
+
+    name: str
+    params: tuple[str, ...]  # `...` last for a variadic one
+    body: str  # C statements, as written between a function's braces
+    # parameters the body runs as statements (`unlock_cmd;`): the caller's
+    # code, run inside the macro; such a macro is not a function
+    statements: tuple[int, ...] = ()
+
+
+def _close(text: str, start: int, opening: str, closing: str) -> int:
+    """Index of the bracket matching the one at `start`, or -1."""
+    depth = 0
+    for i in range(start, len(text)):
+        c = text[i]
+        if c == opening:
+            depth += 1
+        elif c == closing:
+            depth -= 1
+            if depth == 0:
+                return i
+    return -1
+
+
+def _strip_parens(body: str) -> str:
+    """`(x)` -> `x` while the outer parentheses enclose all of it."""
+    while body.startswith("(") and _close(body, 0, "(", ")") == len(body) - 1:
+        inner = body[1:-1].strip()
+        if inner.startswith("{"):
+            break  # a statement expression keeps its parentheses
+        body = inner
+    return body
+
+
+def _statement_expression(inner: str) -> str | None:
+    """`stmts; expr;` -> `stmts; return expr;` (None when the value is not an
+    expression statement)."""
+    inner = inner.strip()
+    if not inner.endswith(";"):
+        return None
+    depth = 0
+    cut = 0  # where the last statement starts
+    for i, c in enumerate(inner[:-1]):
+        if c in "({[":
+            depth += 1
+        elif c in ")}]":
+            depth -= 1
+            if c == "}" and depth == 0:
+                cut = i + 1
+        elif c == ";" and depth == 0:
+            cut = i + 1
+    last = inner[cut:-1].strip()
+    if not last or _NOT_EXPR_RE.match(last) or "{" in last:
+        return None
+    return f"{inner[:cut]}\n\treturn {last};"
+
+
+def _body(text: str) -> str | None:
+    """The function body a macro's replacement text stands for, if one of the shapes."""
+    body = _strip_parens(text.strip().rstrip(";").strip())
+    if body.startswith("({") and body.endswith("})") and _close(body, 1, "{", "}") == len(body) - 2:
+        return _statement_expression(body[2:-2])
+    m = re.match(r"do\s*\{", body)
+    if m is not None:
+        end = _close(body, m.end() - 1, "{", "}")
+        if end > 0 and re.fullmatch(r"\s*while\s*\(\s*0\s*\)", body[end + 1 :]):
+            return body + ";"
+        return None
+    m = _IDENT_RE.match(body)
+    if m is None or m.group(0) in _KEYWORDS:
+        return None
+    rest = body[m.end() :].lstrip()
+    start = len(body) - len(rest)
+    if not rest.startswith("(") or _close(body, start, "(", ")") != len(body) - 1:
+        return None
+    return f"return {body};"
+
+
+def _params(raw: str, body: str) -> tuple[tuple[str, ...], str] | None:
+    """The parameters and the body (`args...` spelt `__VA_ARGS__`), or None
+    when a parameter is not used as a value."""
+    params = [p.strip() for p in raw.split(",")] if raw.strip() else []
+    out: list[str] = []
+    for i, p in enumerate(params):
+        if p.endswith("...") and i == len(params) - 1:
+            name = p[:-3].strip()
+            if name:  # `args...`: the GNU spelling of __VA_ARGS__
+                if not _IDENT_RE.fullmatch(name):
+                    return None
+                body = re.sub(rf"\b{name}\b", "__VA_ARGS__", body)
+            out.append("...")
+            continue
+        if not _IDENT_RE.fullmatch(p) or p in _KEYWORDS:
+            return None
+        member = rf"(?:->|(?<![\w\s])\s*\.|[\w)\]]\s*\.)\s*{p}\b"
+        if re.search(member, body) or re.search(rf"\b(?:struct|union|enum)\s+{p}\b", body):
+            return None  # a field name or a type: not a value
+        out.append(p)
+    return tuple(out), body
+
+
+def _unparen(body: str, params: tuple[str, ...]) -> str:
+    """`(t)->base` -> `t->base`: the parentheses a macro puts around its
+    parameters guard a textual expansion; around a variable they say
+    nothing, and a lock spelt `(t)->lock` would not be named through `t`.
+    Not after a name or a `)` (a call's or a cast's)."""
+    if not params:
+        return body
+    alts = "|".join(re.escape(p) for p in params if p != "...")
+    if not alts:
+        return body
+    out: list[str] = []
+    pos = 0
+    for m in re.finditer(rf"\(\s*({alts})\s*\)", body):
+        before = body[: m.start()].rstrip()
+        if before and (before[-1].isalnum() or before[-1] in "_)]"):
+            continue
+        out.append(body[pos : m.start()])
+        out.append(m.group(1))
+        pos = m.end()
+    out.append(body[pos:])
+    return "".join(out)
+
+
+def function_macros(source: bytes, skip: Collection[str] = ()) -> list[Macro]:
+    """The file's function-like macros of one of the three shapes, in source
+    order (an `#ifdef` may define one twice), except the names in `skip`."""
+    if b"define" not in source:
+        return []
+    out: list[Macro] = []
+    for m in _DEFINE_RE.finditer(source):
+        name = m.group(1).decode("ascii", "replace")
+        if name in skip:
+            continue
+        text = m.group(3).decode("utf-8", "replace")
+        text = re.sub(r"\\\r?\n", "\n", text)
+        text = _BLOCK_COMMENT_RE.sub(" ", text)
+        if "#" in text or "//" in text:
+            continue
+        body = _body(text)
+        if body is None:
+            continue
+        found = _params(m.group(2).decode("utf-8", "replace"), body)
+        if found is None:
+            continue
+        params, body = found
+        body = _unparen(body, params)
+        statements = tuple(
+            i
+            for i, p in enumerate(params)
+            if p != "..." and re.search(rf"(?:^|[;{{}})]|\belse)\s*{p}\s*;", body)
+        )
+        out.append(Macro(name, params, body, statements))
+        if len(out) >= MAX_MACROS:
+            break
+    return out
+
+
+def helper_source(macros: list[Macro]) -> bytes:
+    """The macros as C function definitions, one after another (not those
+    that run an argument as a statement)."""
+    parts: list[str] = []
+    for mac in macros:
+        if mac.statements:
+            continue
+        params = ", ".join("..." if p == "..." else f"long {p}" for p in mac.params) or "void"
+        parts.append(f"static long {mac.name}({params})\n{{\n\t{mac.body}\n}}\n")
+    return "\n".join(parts).encode()
