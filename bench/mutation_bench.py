@@ -55,6 +55,7 @@ from lockcheck.engine import Analysis, Config, Engine  # noqa: E402
 from lockcheck.frontend.parse import count_errors, parse_source  # noqa: E402
 from lockcheck.inputs.apply import DirTree  # noqa: E402
 from lockcheck.inputs.patch import order_series, read_patches  # noqa: E402
+from lockcheck.model.extract import LowerMemo  # noqa: E402
 from lockcheck.packs import Vocabulary  # noqa: E402
 from lockcheck.review import review  # noqa: E402
 
@@ -172,12 +173,17 @@ class MemoEngine(Engine):
         self._size = size
 
     def analyse_source(
-        self, path: str, source: bytes, tree: Path | None = None, memo: FlowMemo | None = None
+        self,
+        path: str,
+        source: bytes,
+        tree: Path | None = None,
+        memo: FlowMemo | None = None,
+        lowered: LowerMemo | None = None,
     ) -> Analysis:
         key = (path, hashlib.sha256(source).digest())
         hit = self._memo.get(key)
         if hit is None:
-            hit = super().analyse_source(path, source, tree, memo)
+            hit = super().analyse_source(path, source, tree, memo, lowered)
             self._memo[key] = hit
             if len(self._memo) > self._size:
                 self._memo.popitem(last=False)
