@@ -246,9 +246,34 @@ def mask_type_args(src: bytes) -> bytes:
     return bytes(out)
 
 
+# A directive continued over several lines (a backslash before the newline).
+_CONTINUED_DIRECTIVE_RE = re.compile(rb"^[ \t]*#(?:[^\n]*\\\n)+[^\n]*", re.M)
+_LINE_COMMENT_RE = re.compile(rb"/\*[^\n]*?\*/")
+
+
+def mask_directive_comments(src: bytes) -> bytes:
+    """Blank the one-line comments inside a continued directive.
+
+    `pf(A)  /* note */` before the backslash of a line in an X-macro list
+    ends the grammar's reading of the `#define` at the comment; the rest of
+    the list then reads as code and can glue everything after it into one
+    bogus function. A comment that spans lines is kept (blanking it would
+    end the directive)."""
+    if b"\\\n" not in src or b"/*" not in src:
+        return src
+    out: bytearray | None = None
+    for d in _CONTINUED_DIRECTIVE_RE.finditer(src):
+        for m in _LINE_COMMENT_RE.finditer(src, d.start(), d.end()):
+            if out is None:
+                out = bytearray(src)
+            out[m.start() : m.end()] = b" " * (m.end() - m.start())
+    return bytes(out) if out is not None else src
+
+
 def parse_source(path: str, source: bytes) -> ParsedFile:
     masked, notes = mask_macros(source)
     masked = mask_type_args(masked)
+    masked = mask_directive_comments(masked)
     tree = parser().parse(masked)
     return ParsedFile(path, source, masked, tree.root_node, notes)
 
@@ -293,18 +318,118 @@ def function_params(declarator: Node | None) -> tuple[str, ...]:
     return tuple(names)
 
 
+def _named_declarators(node: Node) -> list[Node]:
+    """The function declarators with a plain name below `node`, in order."""
+    found: list[Node] = []
+    stack = [node]
+    while stack:
+        cur = stack.pop()
+        if cur.type == "function_declarator" and function_name(cur) is not None:
+            found.append(cur)
+            continue
+        stack.extend(reversed(cur.children))
+    return found
+
+
+def definition_declarator(fn: Node) -> Node | None:
+    """The declarator that really heads a definition.
+
+    After a construct it cannot read (`for_each_cpu(c)` then `m(c).x = y;`
+    with no braces) the grammar may glue that statement's text onto the next
+    definition: `m(c)` becomes the declarator and the real head
+    (`static int f(long *t)`) lands in an ERROR node before the body. The
+    last named declarator in such an ERROR is the head the body belongs to;
+    otherwise the grammar's own declarator is.
+    """
+    body = fn.child_by_field_name("body")
+    decl = fn.child_by_field_name("declarator")
+    if body is None or decl is None:
+        return decl
+    last = body.prev_sibling
+    while last is not None and last.type == "comment":
+        last = last.prev_sibling
+    # the ERROR right before the body, after the grammar's declarator, ending
+    # in a named declarator (not one inside an `if (f(x) != y)` it misread)
+    if last is not None and last.type == "ERROR" and last.start_byte >= decl.end_byte:
+        heads = _named_declarators(last)
+        if heads and heads[-1].end_byte == last.end_byte:
+            return heads[-1]
+    return decl
+
+
+def definition_start(fn: Node) -> Node:
+    """The first node of a definition's real head (see definition_declarator):
+    its specifiers (`static int`) when the head was recovered from an ERROR."""
+    decl = definition_declarator(fn)
+    if decl is None or decl.parent is None or decl.parent == fn:
+        return fn
+    first = decl
+    sib = decl.prev_sibling
+    while sib is not None and sib.type in _HEAD_PARTS:
+        first = sib
+        sib = sib.prev_sibling
+    return first
+
+
+_HEAD_PARTS = frozenset(
+    {
+        "storage_class_specifier",
+        "type_qualifier",
+        "primitive_type",
+        "sized_type_specifier",
+        "type_identifier",
+        "struct_specifier",
+        "union_specifier",
+        "enum_specifier",
+        "macro_type_specifier",
+        "attribute_specifier",
+        "ms_declspec_modifier",
+        "comment",
+    }
+)
+
+
+def _holds_definitions(fn: Node) -> bool:
+    """Does this definition's body contain others written at the left margin?
+
+    Kernel C has no nested functions, and a definition the grammar placed
+    inside another one starting in column 0 is a real one swallowed by error
+    recovery (an X-macro list, an `#ifdef` inside a call's arguments): the
+    outer node is no function, the inner ones are. Loop macros read as
+    definitions (`for_each_cpu(cpu) {`) are indented and have no plain name.
+    """
+    body = fn.child_by_field_name("body")
+    if body is None or not fn.has_error:
+        return False
+    stack = list(body.children)
+    while stack:
+        cur = stack.pop()
+        if (
+            cur.type == "function_definition"
+            and definition_start(cur).start_point[1] == 0
+            and cur.child_by_field_name("body") is not None
+            and function_name(definition_declarator(cur)) is not None
+        ):
+            return True
+        stack.extend(cur.children)
+    return False
+
+
 def iter_functions(pf: ParsedFile) -> Iterator[tuple[str, Node]]:
     """Every function definition outside other functions, in source order.
 
     Definitions inside ERROR nodes are found too: one bad construct must not
-    hide the functions after it.
+    hide the functions after it. A "definition" that error recovery made of
+    several real ones is not taken; the real ones inside it are (see
+    _holds_definitions), and a definition whose head was recovered from an
+    ERROR is named by that head (see definition_declarator).
     """
     stack = [pf.root]
     found: list[tuple[str, Node]] = []
     while stack:
         node = stack.pop()
-        if node.type == "function_definition":
-            name = function_name(node.child_by_field_name("declarator"))
+        if node.type == "function_definition" and not _holds_definitions(node):
+            name = function_name(definition_declarator(node))
             body = node.child_by_field_name("body")
             if name is not None and body is not None:
                 found.append((name, node))
