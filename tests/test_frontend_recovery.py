@@ -9,6 +9,7 @@ hands the analysis the real functions, with their own names and lines.
 
 from __future__ import annotations
 
+from lockcheck.engine import Config, Engine
 from lockcheck.frontend.parse import (
     definition_declarator,
     definition_start,
@@ -60,7 +61,7 @@ def test_comments_in_a_continued_directive_are_blanked_in_place() -> None:
     assert mask_directive_comments(b"int y; /* c */\n") == b"int y; /* c */\n"
 
 
-def test_a_definition_holding_others_gives_way_to_them() -> None:
+def test_functions_swallowed_by_the_one_before_are_found() -> None:
     src = b"""static void mark_skip(struct item *it)
 {
 \tfor_each_item(it)
@@ -79,7 +80,13 @@ static int second_fn(int b)
 \treturn 0;
 }
 """
-    assert defined(src) == [("first_fn", 7, 10), ("second_fn", 12, 17)]
+    # the swallowing one is real (its head reads clean): kept, but its flow
+    # ends where the next function begins
+    assert defined(src) == [("mark_skip", 1, 17), ("first_fn", 7, 10), ("second_fn", 12, 17)]
+    model = Engine(Config(headers=False)).analyse_source("t.c", src).model
+    (outer,) = [f for f in model.functions if f.name == "mark_skip"]
+    assert max(n.line for n in outer.cfg.nodes if n.kind != "exit") < 7
+    assert all("return" not in n.text for n in outer.cfg.nodes)
 
 
 def test_loop_macro_blocks_are_not_taken_for_nested_definitions() -> None:

@@ -389,51 +389,71 @@ _HEAD_PARTS = frozenset(
 )
 
 
-def _holds_definitions(fn: Node) -> bool:
-    """Does this definition's body contain others written at the left margin?
+def is_swallowed_definition(node: Node) -> bool:
+    """A real definition inside another one, written at the left margin.
 
-    Kernel C has no nested functions, and a definition the grammar placed
-    inside another one starting in column 0 is a real one swallowed by error
-    recovery (an X-macro list, an `#ifdef` inside a call's arguments): the
-    outer node is no function, the inner ones are. Loop macros read as
-    definitions (`for_each_cpu(cpu) {`) are indented and have no plain name.
+    Kernel C has no nested functions: such a node is a function that error
+    recovery (an X-macro list, an `#ifdef` inside a call's arguments, a
+    patch hunk cut before a closing brace) put inside the one before it.
+    Loop macros read as definitions (`for_each_cpu(cpu) {`) are indented
+    and have no plain name.
     """
+    return (
+        node.type == "function_definition"
+        and node.child_by_field_name("body") is not None
+        and definition_start(node).start_point[1] == 0
+        and function_name(definition_declarator(node)) is not None
+    )
+
+
+def _holds_definitions(fn: Node) -> bool:
+    """Does this definition's body contain swallowed ones (see above)?"""
     body = fn.child_by_field_name("body")
     if body is None or not fn.has_error:
         return False
     stack = list(body.children)
     while stack:
         cur = stack.pop()
-        if (
-            cur.type == "function_definition"
-            and definition_start(cur).start_point[1] == 0
-            and cur.child_by_field_name("body") is not None
-            and function_name(definition_declarator(cur)) is not None
-        ):
+        if is_swallowed_definition(cur):
             return True
         stack.extend(cur.children)
     return False
+
+
+def _clean_head(fn: Node) -> bool:
+    """A definition whose head the grammar read without an error."""
+    body = fn.child_by_field_name("body")
+    return (
+        body is not None
+        and definition_start(fn).start_point[1] == 0
+        and not any(c.type == "ERROR" and c.end_byte <= body.start_byte for c in fn.children)
+    )
 
 
 def iter_functions(pf: ParsedFile) -> Iterator[tuple[str, Node]]:
     """Every function definition outside other functions, in source order.
 
     Definitions inside ERROR nodes are found too: one bad construct must not
-    hide the functions after it. A "definition" that error recovery made of
-    several real ones is not taken; the real ones inside it are (see
-    _holds_definitions), and a definition whose head was recovered from an
-    ERROR is named by that head (see definition_declarator).
+    hide the functions after it. The real definitions error recovery put
+    inside another one are taken (is_swallowed_definition), and the outer
+    one only when its own head is a real one; a definition whose head was
+    recovered from an ERROR is named by that head (definition_declarator).
     """
     stack = [pf.root]
     found: list[tuple[str, Node]] = []
     while stack:
         node = stack.pop()
-        if node.type == "function_definition" and not _holds_definitions(node):
+        if node.type == "function_definition":
             name = function_name(definition_declarator(node))
             body = node.child_by_field_name("body")
             if name is not None and body is not None:
-                found.append((name, node))
-                continue
+                if not _holds_definitions(node):
+                    found.append((name, node))
+                    continue
+                if _clean_head(node):
+                    # a real function that swallowed the ones after it: its
+                    # flow ends at the first of them (frontend/cfg.py)
+                    found.append((name, node))
         stack.extend(reversed(node.children))
     found.sort(key=lambda nf: nf[1].start_byte)
     return iter(found)
