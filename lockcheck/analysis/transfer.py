@@ -172,18 +172,12 @@ class Transfer:
             if atom.kind == "value" and label and atom.text.startswith(_ERR_TESTS):
                 # `if (IS_ERR(mp))` after `mp = lock_mount(..)`: nothing was taken
                 st = self._resolve_err(st, atom.text[atom.text.index("(") + 1 : -1])
-            if atom.kind == "value" and atom.sign:
-                # `ret < 0` lowered to "non-zero": its true edge is a failed
-                # call; its false edge (0 or more) does not tell zero apart
-                if label:
-                    st = self._resolve_cond(st, atom.a, label)
-                    st = self._resolve_cond(st, atom.a, label, "neg")
-                else:
-                    st = self._confirm_neg(st, atom.a)
-            elif atom.kind == "value":
+            if atom.kind == "value":
                 st = self._resolve_cond(st, atom.a, label)
+                if atom.sign and label:  # `ret < 0`: a helper's index or -errno failed
+                    st = self._resolve_cond(st, atom.a, label, "neg")
                 if not label:
-                    st = self._confirm_neg(st, atom.a)  # zero is not negative
+                    st = self._confirm_neg(st, atom.a)  # zero or more is not negative
                 if not label and atom.a != "#atom":
                     st = self._drop_null_owner(st, atom.a)
             elif atom.kind == "eq" and label:
