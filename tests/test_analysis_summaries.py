@@ -1134,3 +1134,34 @@ def test_only_a_lock_spelt_through_a_copy_of_a_parameters_member_is_lifted() -> 
     # a copy of a global's member is not a parameter's: left to its local spelling
     assert s["drop_global_copy"].releases == (lock("p->lock"),)
     assert s["drop_global_copy"].may_release == ()
+
+
+def test_an_index_with_the_lock_and_an_error_without_is_a_signed_outcome() -> None:
+    code = """
+int slot_add(struct tab *t)
+{
+    int idx;
+
+    spin_lock(&t->lock);
+    idx = pick_index(t);
+    if (idx < 0) {
+        spin_unlock(&t->lock);
+        return idx;
+    }
+    return idx;
+}
+
+int slot_use(struct tab *t)
+{
+    int id = slot_add(t);
+
+    if (id < 0)
+        return id;
+    spin_unlock(&t->lock);
+    return 0;
+}
+"""
+    (acq,) = summaries(code)["slot_add"].acquires
+    assert acq[2] == "nonneg"  # 0 is a valid index: only the sign tells
+    (ev,) = [e for e in events_of(code, "slot_use") if isinstance(e, Acquire)]
+    assert (ev.cond_var, ev.fail_when) == ("id", "neg")

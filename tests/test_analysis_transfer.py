@@ -260,3 +260,23 @@ def test_an_assignment_keeps_a_lock_one_with_another_name_of_the_old_value() -> 
     out = TR.event(dot, Assign("eb", S2))
     assert out.eqs == frozenset({frozenset(("parent.lock", "eb.lock@9"))})
     assert out.same_lock("parent.lock", "eb.lock@9")
+
+
+def test_a_sign_test_fails_a_signed_hold_and_confirms_it_otherwise() -> None:
+    # `id = add(..)` holding the lock for any id >= 0 (0 included), none below
+    st = state({SPIN: Held("excl", S1, cond_var="id", fail_when="neg")})
+    neg = Atom("value", a="id", text="id", sign=True)  # `if (id < 0)`
+    assert SPIN not in TR.edge(st, neg, True).may
+    kept = TR.edge(st, neg, False)
+    assert kept.must[SPIN].cond_var is None  # 0 or more: held, whatever the value
+    assert TR.edge(st, Atom("value", a="id", text="id"), False).must[SPIN].cond_var is None
+    # `if (id)` taken: maybe a positive id, maybe an error; nothing decided
+    assert TR.edge(st, Atom("value", a="id", text="id"), True).must[SPIN].cond_var == "id"
+
+
+def test_a_failed_sign_test_drops_a_hold_that_needed_zero() -> None:
+    # held exactly when it is zero (`mutex_lock_interruptible()`): `< 0` failed
+    st = state({SPIN: Held("excl", S1, cond_var="ret", fail_when="nonzero")})
+    sign = Atom("value", a="ret", text="ret", sign=True)
+    assert SPIN not in TR.edge(st, sign, True).may
+    assert TR.edge(st, sign, False).may[SPIN].cond_var == "ret"

@@ -153,7 +153,8 @@ def _acquire_outcome(facts: FunctionFacts, ref: LockRef) -> str:
     """How a caller can tell whether `ref` is held after the call.
 
     "always": on every way out; "nonzero"/"zero": exactly when the return
-    value is non-zero/zero (a trylock-like helper); "never": no telling.
+    value is non-zero/zero (a trylock-like helper); "nonneg": when it is not
+    negative; "noerr": when it is no ERR_PTR(); "never": no telling.
     """
     holding = [(st, ret) for _, st, _, ret in facts.exits if ref in st.may]
     free = [ret for _, st, _, ret in facts.exits if ref not in st.may]
@@ -167,6 +168,10 @@ def _acquire_outcome(facts: FunctionFacts, ref: LockRef) -> str:
     if signals_holding(held_vals, free_vals):
         if all(_is_err(v) for v in free_vals) and not any(_is_zeroish(v) for v in held_vals):
             return "noerr"  # the object with the lock, an ERR_PTR() without: IS_ERR() tells
+        if any(v.endswith(":nonneg") for v in held_vals):
+            # an index or a count (0 included) with the lock, -errno without:
+            # only the sign tells (`if (id < 0)`), not zero against non-zero
+            return "nonneg"
         return "zero" if all(_is_zeroish(v) for v in held_vals) else "nonzero"
     return "never"
 
@@ -359,7 +364,9 @@ def effective_events(
                 if inst is None:
                     continue
                 cond = ev.result if success is not None else None
-                fail = {"nonzero": "zero", "noerr": "err"}.get(success or "", "nonzero")
+                fail = {"nonzero": "zero", "noerr": "err", "nonneg": "neg"}.get(
+                    success or "", "nonzero"
+                )
                 evs.append(
                     Acquire(
                         LockRef(inst, cls=_cls(ref, inst)),

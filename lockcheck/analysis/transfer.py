@@ -174,6 +174,10 @@ class Transfer:
                 st = self._resolve_err(st, atom.text[atom.text.index("(") + 1 : -1])
             if atom.kind == "value":
                 st = self._resolve_cond(st, atom.a, label)
+                if atom.sign and label:  # `ret < 0`: a helper's index or -errno failed
+                    st = self._resolve_cond(st, atom.a, label, "neg")
+                if not label:
+                    st = self._confirm_neg(st, atom.a)  # zero or more is not negative
                 if not label and atom.a != "#atom":
                     st = self._drop_null_owner(st, atom.a)
             elif atom.kind == "eq" and label:
@@ -185,8 +189,10 @@ class Transfer:
         return self._clear_atom(st)
 
     @staticmethod
-    def _resolve_cond(st: LockState, var: str, nonzero: bool) -> LockState:
-        failed_when = "nonzero" if nonzero else "zero"
+    def _resolve_cond(
+        st: LockState, var: str, nonzero: bool, failed_when: str | None = None
+    ) -> LockState:
+        failed_when = failed_when or ("nonzero" if nonzero else "zero")
 
         def tests(cond_var: str | None) -> bool:
             # `start_pte = pte` after `pte = pte_offset_map_lock(..)`: testing
@@ -196,6 +202,25 @@ class Transfer:
             )
 
         return st.without(lambda _r, h: tests(h.cond_var) and h.fail_when == failed_when)
+
+    @staticmethod
+    def _confirm_neg(st: LockState, var: str) -> LockState:
+        """A lock held unless `var` is negative, on an edge where it is not: held."""
+
+        def tests(h: Held) -> bool:
+            return (
+                h.fail_when == "neg"
+                and h.cond_var is not None
+                and (h.cond_var == var or frozenset((h.cond_var, var)) in st.eqs)
+            )
+
+        if not any(tests(h) for h in st.may.values()):
+            return st
+
+        def fix(d: Mapping[LockRef, Held]) -> dict[LockRef, Held]:
+            return {r: (replace(h, cond_var=None) if tests(h) else h) for r, h in d.items()}
+
+        return LockState(fix(st.must), fix(st.may), st.eqs)
 
     @staticmethod
     def _resolve_err(st: LockState, var: str) -> LockState:

@@ -17,7 +17,14 @@ from typing import Literal
 
 from tree_sitter import Node
 
-from lockcheck.frontend.parse import NORETURN, SCOPED_GUARDS, is_macro_head, macro_head, text
+from lockcheck.frontend.parse import (
+    NORETURN,
+    SCOPED_GUARDS,
+    is_macro_head,
+    is_swallowed_definition,
+    macro_head,
+    text,
+)
 
 Edge = tuple[int, bool | None]
 Preds = list[Edge]
@@ -332,6 +339,8 @@ class CfgBuilder:
         """`for_each_possible_cpu(cpu) { ... }` read as a nested definition."""
         head = macro_head(node)
         body = node.child_by_field_name("body")
+        if head is None and is_swallowed_definition(node):
+            return []  # the next function, swallowed by error recovery: this one ends
         if head is None or body is None:
             return self._plain(node, preds)
         if head[0] in SCOPED_GUARDS:

@@ -246,9 +246,34 @@ def mask_type_args(src: bytes) -> bytes:
     return bytes(out)
 
 
+# A directive continued over several lines (a backslash before the newline).
+_CONTINUED_DIRECTIVE_RE = re.compile(rb"^[ \t]*#(?:[^\n]*\\\n)+[^\n]*", re.M)
+_LINE_COMMENT_RE = re.compile(rb"/\*[^\n]*?\*/")
+
+
+def mask_directive_comments(src: bytes) -> bytes:
+    """Blank the one-line comments inside a continued directive.
+
+    `pf(A)  /* note */` before the backslash of a line in an X-macro list
+    ends the grammar's reading of the `#define` at the comment; the rest of
+    the list then reads as code and can glue everything after it into one
+    bogus function. A comment that spans lines is kept (blanking it would
+    end the directive)."""
+    if b"\\\n" not in src or b"/*" not in src:
+        return src
+    out: bytearray | None = None
+    for d in _CONTINUED_DIRECTIVE_RE.finditer(src):
+        for m in _LINE_COMMENT_RE.finditer(src, d.start(), d.end()):
+            if out is None:
+                out = bytearray(src)
+            out[m.start() : m.end()] = b" " * (m.end() - m.start())
+    return bytes(out) if out is not None else src
+
+
 def parse_source(path: str, source: bytes) -> ParsedFile:
     masked, notes = mask_macros(source)
     masked = mask_type_args(masked)
+    masked = mask_directive_comments(masked)
     tree = parser().parse(masked)
     return ParsedFile(path, source, masked, tree.root_node, notes)
 
@@ -293,22 +318,142 @@ def function_params(declarator: Node | None) -> tuple[str, ...]:
     return tuple(names)
 
 
+def _named_declarators(node: Node) -> list[Node]:
+    """The function declarators with a plain name below `node`, in order."""
+    found: list[Node] = []
+    stack = [node]
+    while stack:
+        cur = stack.pop()
+        if cur.type == "function_declarator" and function_name(cur) is not None:
+            found.append(cur)
+            continue
+        stack.extend(reversed(cur.children))
+    return found
+
+
+def definition_declarator(fn: Node) -> Node | None:
+    """The declarator that really heads a definition.
+
+    After a construct it cannot read (`for_each_cpu(c)` then `m(c).x = y;`
+    with no braces) the grammar may glue that statement's text onto the next
+    definition: `m(c)` becomes the declarator and the real head
+    (`static int f(long *t)`) lands in an ERROR node before the body. The
+    last named declarator in such an ERROR is the head the body belongs to;
+    otherwise the grammar's own declarator is.
+    """
+    body = fn.child_by_field_name("body")
+    decl = fn.child_by_field_name("declarator")
+    if body is None or decl is None:
+        return decl
+    last = body.prev_sibling
+    while last is not None and last.type == "comment":
+        last = last.prev_sibling
+    # the ERROR right before the body, after the grammar's declarator, ending
+    # in a named declarator (not one inside an `if (f(x) != y)` it misread)
+    if last is not None and last.type == "ERROR" and last.start_byte >= decl.end_byte:
+        heads = _named_declarators(last)
+        if heads and heads[-1].end_byte == last.end_byte:
+            return heads[-1]
+    return decl
+
+
+def definition_start(fn: Node) -> Node:
+    """The first node of a definition's real head (see definition_declarator):
+    its specifiers (`static int`) when the head was recovered from an ERROR."""
+    decl = definition_declarator(fn)
+    if decl is None or decl.parent is None or decl.parent == fn:
+        return fn
+    first = decl
+    sib = decl.prev_sibling
+    while sib is not None and sib.type in _HEAD_PARTS:
+        first = sib
+        sib = sib.prev_sibling
+    return first
+
+
+_HEAD_PARTS = frozenset(
+    {
+        "storage_class_specifier",
+        "type_qualifier",
+        "primitive_type",
+        "sized_type_specifier",
+        "type_identifier",
+        "struct_specifier",
+        "union_specifier",
+        "enum_specifier",
+        "macro_type_specifier",
+        "attribute_specifier",
+        "ms_declspec_modifier",
+        "comment",
+    }
+)
+
+
+def is_swallowed_definition(node: Node) -> bool:
+    """A real definition inside another one, written at the left margin.
+
+    Kernel C has no nested functions: such a node is a function that error
+    recovery (an X-macro list, an `#ifdef` inside a call's arguments, a
+    patch hunk cut before a closing brace) put inside the one before it.
+    Loop macros read as definitions (`for_each_cpu(cpu) {`) are indented
+    and have no plain name.
+    """
+    return (
+        node.type == "function_definition"
+        and node.child_by_field_name("body") is not None
+        and definition_start(node).start_point[1] == 0
+        and function_name(definition_declarator(node)) is not None
+    )
+
+
+def _holds_definitions(fn: Node) -> bool:
+    """Does this definition's body contain swallowed ones (see above)?"""
+    body = fn.child_by_field_name("body")
+    if body is None or not fn.has_error:
+        return False
+    stack = list(body.children)
+    while stack:
+        cur = stack.pop()
+        if is_swallowed_definition(cur):
+            return True
+        stack.extend(cur.children)
+    return False
+
+
+def _clean_head(fn: Node) -> bool:
+    """A definition whose head the grammar read without an error."""
+    body = fn.child_by_field_name("body")
+    return (
+        body is not None
+        and definition_start(fn).start_point[1] == 0
+        and not any(c.type == "ERROR" and c.end_byte <= body.start_byte for c in fn.children)
+    )
+
+
 def iter_functions(pf: ParsedFile) -> Iterator[tuple[str, Node]]:
     """Every function definition outside other functions, in source order.
 
     Definitions inside ERROR nodes are found too: one bad construct must not
-    hide the functions after it.
+    hide the functions after it. The real definitions error recovery put
+    inside another one are taken (is_swallowed_definition), and the outer
+    one only when its own head is a real one; a definition whose head was
+    recovered from an ERROR is named by that head (definition_declarator).
     """
     stack = [pf.root]
     found: list[tuple[str, Node]] = []
     while stack:
         node = stack.pop()
         if node.type == "function_definition":
-            name = function_name(node.child_by_field_name("declarator"))
+            name = function_name(definition_declarator(node))
             body = node.child_by_field_name("body")
             if name is not None and body is not None:
-                found.append((name, node))
-                continue
+                if not _holds_definitions(node):
+                    found.append((name, node))
+                    continue
+                if _clean_head(node):
+                    # a real function that swallowed the ones after it: its
+                    # flow ends at the first of them (frontend/cfg.py)
+                    found.append((name, node))
         stack.extend(reversed(node.children))
     found.sort(key=lambda nf: nf[1].start_byte)
     return iter(found)

@@ -23,6 +23,8 @@ from lockcheck.frontend.parse import (
     NORETURN,
     ParsedFile,
     count_errors,
+    definition_declarator,
+    definition_start,
     function_params,
     iter_functions,
     macro_head,
@@ -1014,13 +1016,13 @@ def lower_function(
 ) -> Function:
     body = fn.child_by_field_name("body")
     assert body is not None
-    params = function_params(fn.child_by_field_name("declarator"))
+    params = function_params(definition_declarator(fn))
     ctx = _FnContext(vocab, tuple(params))
     nodes = _prepass_nodes(body)
     ctx.canon = _stable_copies(nodes, tuple(params))
     ctx.redeclared = _redeclared(nodes, frozenset(ctx.canon.values()))
     _prepass(nodes, ctx)
-    start, end = fn.start_point[0] + 1, fn.end_point[0] + 1
+    start, end = definition_start(fn).start_point[0] + 1, fn.end_point[0] + 1
     try:
         syn = build_cfg(body, max_nodes, noreturn)
     except (BudgetExceeded, RecursionError):  # too large, or nested too deep to walk

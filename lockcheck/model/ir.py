@@ -66,8 +66,9 @@ class Acquire:
     # The lock is held only while `cond_var` is non-NULL/true: undone on the
     # edge where that variable (or the branch atom, "#atom") is known to fail.
     cond_var: str | None = None
-    # "err": not held when the result is an ERR_PTR() (`if (IS_ERR(mp))`)
-    fail_when: Literal["zero", "nonzero", "err"] = "zero"
+    # "err": not held when the result is an ERR_PTR() (`if (IS_ERR(mp))`);
+    # "neg": not held when it is negative (`if (id < 0)`), held at 0 and above
+    fail_when: Literal["zero", "nonzero", "err", "neg"] = "zero"
     guard: bool = False
     args: tuple[str, ...] = ()  # the call's arguments, normalised (irqsave flags)
     # the lock is whatever the call hands back (`ptl = pmd_lock(...)`): a new
