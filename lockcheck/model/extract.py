@@ -1235,7 +1235,17 @@ def build_file_model(
         if memo is None:
             functions.append(lower_function(name, pf.path, node, vocab, max_nodes, noreturn))
             continue
-        key = (*inputs, name, node.start_point, node.has_error, node.text)
+        # a head the parser left before the body (`definition_start`) counts too
+        head = definition_declarator(node)
+        key = (
+            *inputs,
+            name,
+            definition_start(node).start_point,
+            node.start_point,
+            node.has_error,
+            head.text if head is not None else None,
+            node.text,
+        )
         fn = memo.get(key)
         if fn is None:
             fn = memo[key] = lower_function(name, pf.path, node, vocab, max_nodes, noreturn)
