@@ -121,6 +121,9 @@ class _StoredIndex(TreeSummaries):
         self.store: HeaderStore | None = None
 
     def index(self, directory: Path) -> dict[str, list[Path]]:
+        known = self._index.get(directory)  # asked for by every call name: no syscall then
+        if known is not None:
+            return known
         directory = directory.resolve()
         if self.store is None or directory in self._index:
             return super().index(directory)

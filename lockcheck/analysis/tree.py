@@ -103,9 +103,14 @@ class TreeSummaries:
 
     def index(self, directory: Path) -> dict[str, list[Path]]:
         """name -> the files of `directory` (not below it) that define it."""
+        cached = self._index.get(directory)  # asked for by every call name: no syscall then
+        if cached is not None:
+            return cached
+        given = directory
         directory = directory.resolve()
         cached = self._index.get(directory)
         if cached is not None:
+            self._index[given] = cached
             return cached
         out: dict[str, list[Path]] = {}
         try:
@@ -121,7 +126,7 @@ class TreeSummaries:
                 where = out.setdefault(name, [])
                 if path not in where:
                     where.append(path)
-        self._index[directory] = out
+        self._index[directory] = self._index[given] = out
         return out
 
     def search_dirs(self, path: Path, root: Path | None) -> list[Path]:
