@@ -382,12 +382,17 @@ class Engine:
                 source = read_c_source(path)
             except LockcheckError:
                 continue
+            # `defining()` for every name, with the directories' indexes looked up once
             dirs = self._tree.search_dirs(path, self._root_of(path))
+            indexes = [self._tree.index(d) for d in dirs]
             me = path.resolve()
-            for name in set(_CALLED_RE.findall(source)):
-                where = self._tree.defining(name.decode("ascii"), dirs)
-                if len(where) == 1 and where[0] != me:
-                    wanted.add(where[0])
+            for name in {n.decode("ascii") for n in _CALLED_RE.findall(source)}:
+                for index in indexes:
+                    where = index.get(name)
+                    if where:
+                        if len(where) == 1 and where[0] != me:
+                            wanted.add(where[0])
+                        break
         return sorted(wanted)
 
     def _root_of(self, path: Path) -> Path | None:
