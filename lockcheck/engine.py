@@ -20,7 +20,7 @@ from lockcheck.errors import InputError, LockcheckError, RuleError
 from lockcheck.frontend.macros import Macro, function_macros, helper_source
 from lockcheck.frontend.parse import NORETURN, noreturn_names, parse_source
 from lockcheck.inputs.files import collect_sources, read_c_source
-from lockcheck.inputs.tree import included_headers, kernel_root
+from lockcheck.inputs.tree import LOCAL_INCLUDE_RE, included_headers, kernel_root
 from lockcheck.model.extract import FileModel, LowerMemo, build_file_model
 from lockcheck.model.finding import Finding
 from lockcheck.model.ir import Call, Function
@@ -36,7 +36,6 @@ if TYPE_CHECKING:
 
 
 _CALLED_RE = re.compile(rb"\b([A-Za-z_]\w*)\s*\(")
-_LOCAL_RE = re.compile(rb'^\s*#\s*include\s*"([\w.-]+\.h)"', re.M)
 # local headers read for their macros, per file: a subsystem has a dozen
 MAX_MACRO_HEADERS = 24
 
@@ -120,18 +119,13 @@ class _StoredIndex(TreeSummaries):
         super().__init__(summarise)
         self.store: HeaderStore | None = None
 
-    def index(self, directory: Path) -> dict[str, list[Path]]:
-        known = self._index.get(directory)  # asked for by every call name: no syscall then
-        if known is not None:
-            return known
-        directory = directory.resolve()
-        if self.store is None or directory in self._index:
-            return super().index(directory)
+    def _build_index(self, directory: Path) -> dict[str, list[Path]]:
+        if self.store is None:
+            return super()._build_index(directory)
         stored = self.store.get_index(directory)
         if stored is not None:
-            self._index[directory] = stored
             return stored
-        built = super().index(directory)
+        built = super()._build_index(directory)
         self.store.put_index(directory, built)
         return built
 
@@ -219,12 +213,7 @@ class Engine:
         `lowered`: dataflows (analysis/file.py) and function models
         (model/extract.py) of another image of the file.
         """
-        pf = parse_source(path, source)
-        noreturn = self._noreturn(path, source, tree)
-        found = self._macros(path, source, tree, noreturn)
-        vocab = self._with_statement_args(found)
-        model = build_file_model(pf, vocab, self.config.max_nodes, noreturn, lowered)
-        macros = self._macro_helpers(path, found, model.functions, vocab, noreturn)
+        model, macros = self._file_model(path, source, tree, lowered)
         library = self._header_summaries(path, source, tree) if self.config.headers else {}
         if self.config.headers:  # callees defined in other files beside this one (analysis/tree.py)
             where = tree / path if tree is not None and not Path(path).is_absolute() else Path(path)
@@ -233,6 +222,19 @@ class Engine:
             library = {**self._tree.library_for(where, called, library, root), **library}
         library = {**library, **macro_summaries(macros, model.functions, library)}
         return Analysis(path, source, model, analyse_file(model.functions, library, memo))
+
+    def _file_model(
+        self, path: str, source: bytes, tree: Path | None, lowered: LowerMemo | None = None
+    ) -> tuple[FileModel, list[Function]]:
+        """The file's functions, and its macros written out as functions
+        (frontend/macros.py): a macro that runs an argument as a statement
+        changes how the file's calls are lowered."""
+        noreturn = self._noreturn(path, source, tree)
+        found = self._macros(path, source, tree, noreturn)
+        vocab = self._with_statement_args(found)
+        pf = parse_source(path, source)
+        model = build_file_model(pf, vocab, self.config.max_nodes, noreturn, lowered)
+        return model, self._macro_helpers(path, found, model.functions, vocab, noreturn)
 
     def _macros(
         self, path: str, source: bytes, tree: Path | None, noreturn: frozenset[str]
@@ -258,7 +260,8 @@ class Engine:
                 data = read_c_source(header)
             except LockcheckError:
                 data = b""
-            nested = [header.parent / n.decode("ascii", "replace") for n in _LOCAL_RE.findall(data)]
+            names = LOCAL_INCLUDE_RE.findall(data)
+            nested = [header.parent / n.decode("ascii", "replace") for n in names]
             known = function_macros(data), [h for h in nested if h.is_file()]
             self._header_macros[header] = known
         return known
@@ -310,13 +313,8 @@ class Engine:
             stored = self._store.get_file(file, data, headers)
             if stored is not None:
                 return stored
-        noreturn = self._noreturn(str(file), data, None)
-        pf = parse_source(str(file), data)
-        found = self._macros(str(file), data, None, noreturn)
-        vocab = self._with_statement_args(found)
-        model = build_file_model(pf, vocab, self.config.max_nodes, noreturn)
+        model, macros = self._file_model(str(file), data, None)
         library = self._header_summaries(str(file), data, None)
-        macros = self._macro_helpers(str(file), found, model.functions, vocab, noreturn)
         library = {**library, **macro_summaries(macros, model.functions, library)}
         out = file_summaries(model.functions, library)
         if self._store is not None:

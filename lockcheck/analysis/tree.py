@@ -109,9 +109,13 @@ class TreeSummaries:
         given = directory
         directory = directory.resolve()
         cached = self._index.get(directory)
-        if cached is not None:
-            self._index[given] = cached
-            return cached
+        if cached is None:
+            cached = self._index[directory] = self._build_index(directory)
+        self._index[given] = cached
+        return cached
+
+    def _build_index(self, directory: Path) -> dict[str, list[Path]]:
+        """`index()` of a resolved directory, read from its files."""
         out: dict[str, list[Path]] = {}
         try:
             files = sorted(p for p in directory.iterdir() if p.suffix == ".c" and p.is_file())
@@ -126,7 +130,6 @@ class TreeSummaries:
                 where = out.setdefault(name, [])
                 if path not in where:
                     where.append(path)
-        self._index[directory] = self._index[given] = out
         return out
 
     def search_dirs(self, path: Path, root: Path | None) -> list[Path]:

@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 
 _INCLUDE_RE = re.compile(rb'^\s*#\s*include\s*[<"]((?:linux|asm-generic)/[\w/.-]+\.h)[>"]', re.M)
-_LOCAL_RE = re.compile(rb'^\s*#\s*include\s*"([\w.-]+\.h)"', re.M)
+LOCAL_INCLUDE_RE = re.compile(rb'^\s*#\s*include\s*"([\w.-]+\.h)"', re.M)
 
 
 def kernel_root(path: Path) -> Path | None:
@@ -27,7 +27,7 @@ def included_headers(source: bytes, root: Path | None, directory: Path | None) -
     `linux/` and `asm-generic/` ones it includes directly."""
     out: list[Path] = []
     if directory is not None:
-        for m in _LOCAL_RE.finditer(source):
+        for m in LOCAL_INCLUDE_RE.finditer(source):
             header = directory / m.group(1).decode("ascii", "replace")
             if header.is_file() and header not in out:
                 out.append(header)
@@ -38,7 +38,7 @@ def included_headers(source: bytes, root: Path | None, directory: Path | None) -
                 data = header.read_bytes()
             except OSError:
                 continue
-            for m in _LOCAL_RE.finditer(data):
+            for m in LOCAL_INCLUDE_RE.finditer(data):
                 nested = header.parent / m.group(1).decode("ascii", "replace")
                 if nested.is_file() and nested not in out:
                     out.append(nested)
