@@ -6,6 +6,7 @@ from pathlib import Path
 
 from lockcheck.engine import Config, Engine
 from lockcheck.frontend.macros import Macro, function_macros, helper_source
+from lockcheck.frontend.parse import MACRO_ESCAPE, NORETURN
 
 
 def macros(text: str, skip: tuple[str, ...] = ()) -> dict[str, Macro]:
@@ -25,6 +26,19 @@ def test_a_statement_block_and_a_statement_expression_become_bodies() -> None:
     assert got["drop"].body == "do { spin_unlock(&a->l); note(a); } while (0);"
     assert got["wait_ok"].body.endswith("return __r;")
     assert "int __r = 0;" in got["wait_ok"].body
+
+
+def test_a_return_or_goto_in_a_macro_leaves_the_caller_and_ends_the_path() -> None:
+    got = macros(
+        "#define take(o) do { if (!try_take(o)) return -EIO; } while (0)\n"
+        "#define take_or(o, l) do { if (!try_take(o)) goto l; } while(0)\n"
+        "#define got(o) ({ if (!try_take(o)) return; 1; })\n"
+    )
+    assert got["take"].body == f"do {{ if (!try_take(o)) {MACRO_ESCAPE}(); }} while (0);"
+    assert f"if (!try_take(o)) {MACRO_ESCAPE}();" in got["take_or"].body
+    assert "goto" not in got["take_or"].body
+    assert got["got"].body.startswith(f"if (!try_take(o)) {MACRO_ESCAPE}();")
+    assert MACRO_ESCAPE in NORETURN  # the helper's summary is the caller's way on
 
 
 def test_macros_that_are_not_functions_of_their_arguments_are_left_alone() -> None:

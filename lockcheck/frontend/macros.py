@@ -17,6 +17,15 @@ never declares it), which is how a summary keeps any name that is not a
 parameter, so they mean the same thing here. Macros that paste or
 stringify (`#`, `##`), or use a parameter as a member name or a type, are
 not functions of their arguments and are left alone.
+
+A `return` or `goto` in a macro's body leaves the caller, not the macro
+(`#define TAKE(o) do { if (!try_take(o)) return -EIO; } while (0)`). Written
+out as a function, that return would end the helper instead, and a helper
+that takes its lock on one path and "returns" on the other summarises as
+taking nothing for sure, so the caller's matching release reads as a
+release of a lock it never took. Such a statement becomes a call that
+ends the path (MACRO_ESCAPE): the helper's summary is what holds when the
+caller goes on after the macro, which is the only way a caller does.
 """
 
 from __future__ import annotations
@@ -24,6 +33,8 @@ from __future__ import annotations
 import re
 from collections.abc import Collection
 from dataclasses import dataclass
+
+from lockcheck.frontend.parse import MACRO_ESCAPE
 
 _DEFINE_RE = re.compile(
     rb"^[ \t]*#[ \t]*define[ \t]+([A-Za-z_]\w*)\(([^()\n]*)\)((?:[^\n]*\\\r?\n)*[^\n]*)", re.M
@@ -34,6 +45,8 @@ _NOT_EXPR_RE = re.compile(
     r"(?:if|for|while|switch|return|goto|break|continue|do|else|case|default)\b"
     r"|[A-Za-z_]\w*(?:\s+|\s*\*+\s*)[A-Za-z_]\w*\s*(?:=|\[|$)"  # a declaration
 )
+# a statement leaving the caller: `return [expr];`, `goto label;`
+_ESCAPE_RE = re.compile(r"\b(?:return\b[^;{}]*|goto\s+[A-Za-z_]\w*\s*);")
 _KEYWORDS = frozenset({"if", "for", "while", "switch", "return", "sizeof", "do", "void"})
 # a file defines hundreds at most (register accessors); more is generated code
 MAX_MACROS = 400
@@ -95,7 +108,7 @@ def _statement_expression(inner: str) -> str | None:
     last = inner[cut:-1].strip()
     if not last or _NOT_EXPR_RE.match(last) or "{" in last:
         return None
-    return f"{inner[:cut]}\n\treturn {last};"
+    return f"{_ESCAPE_RE.sub(f'{MACRO_ESCAPE}();', inner[:cut])}\n\treturn {last};"
 
 
 def _body(text: str) -> str | None:
@@ -107,7 +120,7 @@ def _body(text: str) -> str | None:
     if m is not None:
         end = _close(body, m.end() - 1, "{", "}")
         if end > 0 and re.fullmatch(r"\s*while\s*\(\s*0\s*\)", body[end + 1 :]):
-            return body + ";"
+            return _ESCAPE_RE.sub(f"{MACRO_ESCAPE}();", body) + ";"
         return None
     m = _IDENT_RE.match(body)
     if m is None or m.group(0) in _KEYWORDS:

@@ -112,8 +112,19 @@ _MACRO_RE = re.compile(
 ITERATOR_RE = re.compile(r"(for_each|foreach|_walk(?:_|$))", re.I)
 # Calls that never return: the path ends there (`__noreturn` functions a file
 # declares are added per file, see noreturn_names()).
+# MACRO_ESCAPE stands for a `return`/`goto` inside a macro body (frontend/macros.py).
+MACRO_ESCAPE = "__lockcheck_macro_escape"
 NORETURN = frozenset(
-    {"BUG", "panic", "do_exit", "make_task_dead", "kthread_exit", "__noreturn_fail", "unreachable"}
+    {
+        "BUG",
+        "panic",
+        "do_exit",
+        "make_task_dead",
+        "kthread_exit",
+        "__noreturn_fail",
+        "unreachable",
+        MACRO_ESCAPE,
+    }
 )
 _NORETURN_ATTR = rb"(?:__noreturn\b|__attribute__\s*\(\(\s*(?:__)?noreturn(?:__)?\s*\)\))"
 _NORETURN_DECL_RE = re.compile(
