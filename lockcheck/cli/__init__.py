@@ -225,6 +225,14 @@ StrictOpt = Annotated[
 ColorOpt = Annotated[
     Color, typer.Option("--color", help="Colour text output: auto (a TTY without NO_COLOR).")
 ]
+ThreadOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--thread",
+        help="The thread or series the email replies to (an mbox, as `b4 mbox` writes, "
+        "or a patch file): the whole patch it quotes is analysed.",
+    ),
+]
 
 
 def engine_for(rules: list[str] | None, select: list[str] | None) -> Engine:
