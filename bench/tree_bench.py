@@ -15,6 +15,9 @@ For the C files under TREE, in this one run:
 - a `git commit` of that change through the installed pre-commit hook, and
   without a hook.
 
+lockcheck's modules are compiled to bytecode first (as `pip install` does),
+so that no timed process compiles them from source.
+
 Every lockcheck run is a fresh process, timed from its start. CPU seconds
 (user + sys of the process and its workers) are less sensitive than wall
 time to other jobs on the machine; the figures printed are what they are,
@@ -27,6 +30,7 @@ Usage: python bench/tree_bench.py TREE [JOBS] [--review-only]
 
 from __future__ import annotations
 
+import compileall
 import difflib
 import os
 import subprocess
@@ -177,6 +181,15 @@ def review_real(tree: Path, repeats: int = 3) -> RealReview | None:
     return RealReview(path, first, again, cold)
 
 
+def bytecode() -> str:
+    """Compile lockcheck's modules to bytecode first, as an install does: with
+    PYTHONDONTWRITEBYTECODE set and no __pycache__ yet (a fresh checkout),
+    every timed process would otherwise compile them from source again."""
+    package = Path(sys.modules["lockcheck"].__file__ or "").parent
+    ok = compileall.compile_dir(str(package), quiet=1)
+    return f"lockcheck bytecode: {'compiled' if ok else 'NOT all compiled'} ({package})"
+
+
 def main() -> None:
     args = [a for a in sys.argv[1:] if a != "--review-only"]
     review_only = len(args) < len(sys.argv) - 1
@@ -184,6 +197,7 @@ def main() -> None:
         raise SystemExit("usage: python bench/tree_bench.py TREE [JOBS] [--review-only]")
     tree = Path(args[0])
     jobs = int(args[1]) if len(args) > 1 else default_jobs()
+    print(bytecode())
     if review_only:
         with tempfile.TemporaryDirectory() as cache:
             os.environ["LOCKCHECK_CACHE_DIR"] = cache
