@@ -15,17 +15,22 @@ For the C files under TREE, in this one run:
 - a `git commit` of that change through the installed pre-commit hook, and
   without a hook.
 
+lockcheck's modules are compiled to bytecode first (as `pip install` does),
+so that no timed process compiles them from source.
+
 Every lockcheck run is a fresh process, timed from its start. CPU seconds
 (user + sys of the process and its workers) are less sensitive than wall
 time to other jobs on the machine; the figures printed are what they are,
 nothing is asserted. Installs nothing.
-Usage: python bench/tree_bench.py TREE [JOBS]
+Usage: python bench/tree_bench.py TREE [JOBS] [--review-only]
+(--review-only: just the review and hook figures, without the whole-tree runs.)
 (Debian's kernel: `apt-get install linux-source-6.1`, then
 `tar xf /usr/src/linux-source-6.1.tar.xz` and pass linux-source-6.1/mm.)
 """
 
 from __future__ import annotations
 
+import compileall
 import difflib
 import os
 import subprocess
@@ -176,11 +181,30 @@ def review_real(tree: Path, repeats: int = 3) -> RealReview | None:
     return RealReview(path, first, again, cold)
 
 
+def bytecode() -> str:
+    """Compile lockcheck's modules to bytecode first, as an install does: with
+    PYTHONDONTWRITEBYTECODE set and no __pycache__ yet (a fresh checkout),
+    every timed process would otherwise compile them from source again."""
+    package = Path(sys.modules["lockcheck"].__file__ or "").parent
+    ok = compileall.compile_dir(str(package), quiet=1)
+    return f"lockcheck bytecode: {'compiled' if ok else 'NOT all compiled'} ({package})"
+
+
 def main() -> None:
-    if len(sys.argv) < 2:
-        raise SystemExit("usage: python bench/tree_bench.py TREE [JOBS]")
-    tree = Path(sys.argv[1])
-    jobs = int(sys.argv[2]) if len(sys.argv) > 2 else default_jobs()
+    args = [a for a in sys.argv[1:] if a != "--review-only"]
+    review_only = len(args) < len(sys.argv) - 1
+    if not args or args[0] in ("-h", "--help"):
+        raise SystemExit("usage: python bench/tree_bench.py TREE [JOBS] [--review-only]")
+    tree = Path(args[0])
+    jobs = int(args[1]) if len(args) > 1 else default_jobs()
+    print(bytecode())
+    if review_only:
+        with tempfile.TemporaryDirectory() as cache:
+            os.environ["LOCKCHECK_CACHE_DIR"] = cache
+            review, plain, hooked = review_and_hook()
+            real = review_real(tree)
+        print_review(review, real, plain, hooked)
+        return
     files, _ = collect_sources([tree])
     if not files:
         raise SystemExit(f"{tree}: no C files")
@@ -218,6 +242,10 @@ def main() -> None:
     print(f"warm / cold (jobs {jobs}):    {warm.wall / coldn.wall:.2f}x wall")
     print(f"cold jobs 1 / jobs {jobs}:    {cold1.wall / coldn.wall:.2f}x wall")
     print(f"same report in all three: {'yes' if same else 'NO'}")
+    print_review(review, real, plain, hooked)
+
+
+def print_review(review: Run, real: RealReview | None, plain: float, hooked: float) -> None:
     print(
         f"review, {KHUGEPAGED_LINES}-line file, one function changed:"
         f" {review.wall * 1e3:.0f} ms wall, {review.cpu * 1e3:.0f} ms CPU"

@@ -90,6 +90,9 @@ def sibling_digest(directory: Path, memo: dict[Path, str]) -> str:
 
     Conservative: a change to any of them gives every file beside it a new key.
     """
+    known = memo.get(directory)  # asked for by every header and file beside it: no syscall then
+    if known is not None:
+        return known
     key = directory.resolve()
     known = memo.get(key)
     if known is None:
@@ -104,6 +107,7 @@ def sibling_digest(directory: Path, memo: dict[Path, str]) -> str:
             except OSError:
                 h.update(f"{f.name}\0unreadable".encode())
         known = memo[key] = h.hexdigest()
+    memo[directory] = known
     return known
 
 

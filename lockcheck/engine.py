@@ -20,7 +20,7 @@ from lockcheck.errors import InputError, LockcheckError, RuleError
 from lockcheck.frontend.macros import Macro, function_macros, helper_source
 from lockcheck.frontend.parse import NORETURN, noreturn_names, parse_source
 from lockcheck.inputs.files import collect_sources, read_c_source
-from lockcheck.inputs.tree import LOCAL_INCLUDE_RE, included_headers, kernel_root
+from lockcheck.inputs.tree import included_headers, kernel_root, local_includes
 from lockcheck.model.extract import FileModel, LowerMemo, build_file_model
 from lockcheck.model.finding import Finding
 from lockcheck.model.ir import Call, Function
@@ -260,7 +260,7 @@ class Engine:
                 data = read_c_source(header)
             except LockcheckError:
                 data = b""
-            names = LOCAL_INCLUDE_RE.findall(data)
+            names = local_includes(data)
             nested = [header.parent / n.decode("ascii", "replace") for n in names]
             known = function_macros(data), [h for h in nested if h.is_file()]
             self._header_macros[header] = known

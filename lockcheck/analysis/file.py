@@ -157,6 +157,7 @@ def analyse_file(
             facts,
             summarise(facts),
             partial(effective_events, fn, out.summaries, defined - ambiguous),
+            partial(_analyse, memo=memo),
         )
         if _pure(fn, out.summaries):
             summ = replace(summ, pure=True)

@@ -410,16 +410,21 @@ def param_keyed(
     facts: FunctionFacts,
     summ: Summary,
     events_with: Callable[[Mapping[str, str]], list[list[Event]]],
+    analyse: Callable[[Function, list[list[Event]]], FunctionFacts] | None = None,
 ) -> Summary:
     """Which locks the function may drop only when a parameter is non-zero.
 
     The function is analysed again with each parameter zero from the start:
     a may-released lock still surely held at every way out is kept whenever
-    the caller passes 0/false/NULL there.
+    the caller passes 0/false/NULL there. `analyse`: the dataflow to run
+    (a review's remembers those of an unchanged function, analysis/file.py).
     """
     if not summ.may_release or not summ.params:
         return summ
-    from lockcheck.analysis.flow import analyse  # the dataflow, run again
+    if analyse is None:
+        from lockcheck.analysis.flow import analyse as flow  # the dataflow, run again
+
+        analyse = flow
 
     fn = facts.fn
     # only a parameter a branch tests can decide whether the lock goes

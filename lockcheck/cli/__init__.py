@@ -10,11 +10,12 @@ input error, always as one `lockcheck: error: ...` line on stderr.
 
 from __future__ import annotations
 
+import importlib
 import os
 import shlex
 import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TextIO
@@ -27,6 +28,7 @@ if TYPE_CHECKING:  # typer's own copy of click, for the help layout's annotation
     from typer import _click as click
 
 from lockcheck import __version__
+from lockcheck.cli.coerce import quick_param
 from lockcheck.engine import Config, Engine, Stats
 from lockcheck.errors import LockcheckError
 from lockcheck.inputs.files import DecodeNote
@@ -44,6 +46,7 @@ class Command(TyperCommand):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         for param in self.params:
+            quick_param(param)  # no pydantic adapters for values typer's helpers convert
             if param.metavar is not None or getattr(param, "is_flag", False):
                 continue
             choices = getattr(getattr(param, "type_descriptor", None), "choices", None)
@@ -51,6 +54,11 @@ class Command(TyperCommand):
                 param.metavar = "[" + "|".join(str(getattr(c, "value", c)) for c in choices) + "]"
             else:
                 param.metavar = (param.name or "value").upper()
+
+    def get_help_option(self, ctx: click.Context) -> Any:
+        option = super().get_help_option(ctx)
+        quick_param(option)
+        return option
 
     def collect_usage_pieces(self, ctx: click.Context) -> list[str]:
         out = [self.options_metavar] if self.options_metavar else []
@@ -91,6 +99,16 @@ class Command(TyperCommand):
 
 class Group(TyperGroup):
     """A command group whose command list shows each summary whole."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for param in self.params:
+            quick_param(param)
+
+    def get_help_option(self, ctx: click.Context) -> Any:
+        option = super().get_help_option(ctx)
+        quick_param(option)
+        return option
 
     def get_short_help_str(self, limit: int = 45) -> str:
         return self.short_help or (self.help or "").strip().split("\n", 1)[0]
@@ -207,6 +225,14 @@ StrictOpt = Annotated[
 ColorOpt = Annotated[
     Color, typer.Option("--color", help="Colour text output: auto (a TTY without NO_COLOR).")
 ]
+ThreadOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--thread",
+        help="The thread or series the email replies to (an mbox, as `b4 mbox` writes, "
+        "or a patch file): the whole patch it quotes is analysed.",
+    ),
+]
 
 
 def engine_for(rules: list[str] | None, select: list[str] | None) -> Engine:
@@ -279,15 +305,28 @@ def error_line(msg: str) -> None:
     sys.stderr.write(f"lockcheck: error: {_one_line(msg)}\n")
 
 
-# Command modules register themselves on `app`; import them for that effect.
-from lockcheck.cli import check as _check  # noqa: E402,F401,I001
-from lockcheck.cli import rules as _rules  # noqa: E402,F401,I001
-from lockcheck.cli import simulate as _simulate  # noqa: E402,F401,I001
-from lockcheck.cli import annotate as _annotate  # noqa: E402,F401,I001
-from lockcheck.cli import review as _review  # noqa: E402,F401,I001
-from lockcheck.cli import hook as _hook  # noqa: E402,F401,I001
-from lockcheck.cli import order as _order  # noqa: E402,F401,I001
-from lockcheck.cli import merge as _merge  # noqa: E402,F401,I001
+# Command modules register themselves on `app` when imported, in this order
+# (the order of `lockcheck --help`). A run that names its command first
+# imports that command's module alone: start-up is most of a review's and a
+# commit hook's latency. Anything else (help, options first, an unknown
+# name) imports them all.
+COMMAND_MODULES = ("check", "rules", "simulate", "annotate", "review", "hook", "order", "merge")
+_MODULE_OF = {"explain": "check", "demo": "check"}
+
+
+def register_commands(argv: Sequence[str] | None = None) -> None:
+    """Import the command modules a run with `argv` (default: sys.argv) needs."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    first = args[0] if args else ""
+    module = _MODULE_OF.get(first, first)
+    if module in COMMAND_MODULES:
+        importlib.import_module(f"lockcheck.cli.{module}")
+        return
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"lockcheck.cli.{name}")
+    # in the order above, whichever a process imported first (`review` imports `annotate`)
+    place = {f"lockcheck.cli.{name}": i for i, name in enumerate(COMMAND_MODULES)}
+    app.registered_commands.sort(key=lambda c: place.get(getattr(c.callback, "__module__", ""), 0))
 
 
 def _show_note(
@@ -322,6 +361,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _main(argv: list[str] | None) -> None:
+    register_commands(argv)
     try:
         rv = app(args=argv, standalone_mode=False, prog_name="lockcheck")
     except typer.Exit as exc:

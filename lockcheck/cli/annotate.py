@@ -22,6 +22,7 @@ from lockcheck.cli import (
     FailOnOpt,
     RulesOpt,
     SelectOpt,
+    ThreadOpt,
     app,
     command_line,
     engine_for,
@@ -61,16 +62,6 @@ def reply_date() -> str:
     epoch = os.environ.get("SOURCE_DATE_EPOCH", "")
     when = float(epoch) if epoch.isdigit() else time.time()
     return format_datetime(datetime.fromtimestamp(when, UTC))
-
-
-ThreadOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--thread",
-        help="The thread or series the email replies to (an mbox, as `b4 mbox` writes, "
-        "or a patch file): the whole patch it quotes is analysed.",
-    ),
-]
 
 
 def read_thread_opt(thread: Path | None) -> Thread | None:

@@ -21,6 +21,7 @@ from lockcheck.cli import (
     RulesOpt,
     SelectOpt,
     StrictOpt,
+    ThreadOpt,
     app,
     command_line,
     error_line,
@@ -29,7 +30,6 @@ from lockcheck.cli import (
     rule_options,
     without_baseline,
 )
-from lockcheck.cli.annotate import ThreadOpt, read_thread_opt
 from lockcheck.config import find_config, patch_root
 from lockcheck.engine import Engine
 from lockcheck.errors import InputError
@@ -38,7 +38,6 @@ from lockcheck.inputs.files import C_SUFFIXES
 from lockcheck.inputs.gitrepo import commit_range, staged
 from lockcheck.inputs.patch import Patch, order_series, read_patches
 from lockcheck.inputs.quote import headerless_quote
-from lockcheck.reply import review_reply
 from lockcheck.report import RunInfo, render_report
 from lockcheck.report.text import printable, want_color
 from lockcheck.review import ReviewResult
@@ -284,6 +283,10 @@ def review(
     if thread is not None:
         if len(patches or []) != 1 or git_range or index:
             raise InputError("--thread goes with one reply EMAIL (the message answering a patch)")
+        # imported here: only a reply with its thread needs them (start-up time)
+        from lockcheck.cli.annotate import read_thread_opt
+        from lockcheck.reply import review_reply
+
         assert patches is not None
         got = read_patches(patches[0])
         reply = next((p for p in map(headerless_quote, got) if p.files), got[0])

@@ -12,14 +12,7 @@ from typing import Any
 
 from lockcheck.errors import InputError
 from lockcheck.model.finding import Finding
-from lockcheck.report.b4 import B4Reporter
 from lockcheck.report.base import Reporter, RunInfo, drive
-from lockcheck.report.checkpatch import CheckpatchReporter
-from lockcheck.report.email_reply import EmailReporter
-from lockcheck.report.github import GithubReporter
-from lockcheck.report.json_report import JsonReporter
-from lockcheck.report.sarif import SarifReporter
-from lockcheck.report.text import TextReporter
 
 FORMATS: tuple[str, ...] = ("text", "json", "sarif", "github", "b4", "checkpatch")
 # formats that need a reviewed patch (`RunInfo.review`)
@@ -29,19 +22,34 @@ __all__ = ["FORMATS", "REVIEW_FORMATS", "Reporter", "RunInfo", "make_reporter", 
 
 
 def make_reporter(fmt: str, *, color: bool = False, quiet: bool = False) -> Reporter:
+    # each format's module imported when asked for: a run writes one (start-up time)
     if fmt == "text":
+        from lockcheck.report.text import TextReporter
+
         return TextReporter(color=color, quiet=quiet)
     if fmt == "json":
+        from lockcheck.report.json_report import JsonReporter
+
         return JsonReporter()
     if fmt == "sarif":
+        from lockcheck.report.sarif import SarifReporter
+
         return SarifReporter()
     if fmt == "github":
+        from lockcheck.report.github import GithubReporter
+
         return GithubReporter()
     if fmt == "b4":
+        from lockcheck.report.b4 import B4Reporter
+
         return B4Reporter()
     if fmt == "checkpatch":
+        from lockcheck.report.checkpatch import CheckpatchReporter
+
         return CheckpatchReporter()
     if fmt == "email":
+        from lockcheck.report.email_reply import EmailReporter
+
         return EmailReporter()
     raise InputError(f"unknown output format '{fmt}' (one of: {', '.join(REVIEW_FORMATS)})")
 

@@ -12,10 +12,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pygments import highlight
-from pygments.formatters import TerminalFormatter
-from pygments.lexers import CLexer
-
 from lockcheck.model.finding import Finding
 from lockcheck.report.base import Reporter, char_column, drive, source_line
 
@@ -107,6 +103,11 @@ class TextReporter(Reporter):
     @staticmethod
     def _highlight(texts: list[str]) -> list[str]:
         """Highlight the excerpt as one block so comments spanning lines lex right."""
+        # imported here: only colour output highlights, and pygments costs start-up time
+        from pygments import highlight
+        from pygments.formatters import TerminalFormatter
+        from pygments.lexers import CLexer
+
         lexer = CLexer(stripnl=False, ensurenl=True)
         code = highlight("\n".join(texts) + "\n", lexer, TerminalFormatter())
         got = code.split("\n")
