@@ -25,6 +25,7 @@ from lockcheck.frontend.parse import (
     count_errors,
     definition_declarator,
     definition_start,
+    designated_initializers,
     function_params,
     iter_functions,
     macro_head,
@@ -48,6 +49,7 @@ from lockcheck.model.ir import (
     LockRef,
     Mode,
     Names,
+    OpsTable,
     Read,
     Release,
     Site,
@@ -1156,6 +1158,8 @@ class FileModel:
     path: str
     functions: list[Function]
     parse_errors: int  # ERROR/MISSING nodes in the whole file
+    # initializers that register two or more of the file's functions
+    ops: tuple[OpsTable, ...] = ()
 
 
 _ITER_DEFINE_RE = re.compile(
@@ -1252,7 +1256,18 @@ def build_file_model(
         # a copy: annotations below are set on the image's own (`_attach_annotations`)
         functions.append(copy.copy(fn))
     _attach_annotations(pf, functions, vocab)
-    return FileModel(pf.path, functions, count_errors(pf.root))
+    return FileModel(pf.path, functions, count_errors(pf.root), ops_tables(pf, functions))
+
+
+def ops_tables(pf: ParsedFile, functions: list[Function]) -> tuple[OpsTable, ...]:
+    """The file's initializers that register two or more of its functions."""
+    defined = {f.name for f in functions}
+    out: list[OpsTable] = []
+    for line, pairs in designated_initializers(pf.root):
+        mine = tuple(p for p in pairs if p[1] in defined)
+        if len({fn for _m, fn in mine}) > 1:
+            out.append(OpsTable(line, mine))
+    return tuple(out)
 
 
 def _attach_annotations(pf: ParsedFile, functions: list[Function], vocab: Vocabulary) -> None:
