@@ -180,7 +180,7 @@ class _FnContext:
     # expression -> the variable, so both spellings name one lock
     canon: dict[str, str] = field(default_factory=dict)
     local_names: set[str] = field(default_factory=set)
-    bare_locals: set[str] = field(default_factory=set)  # declared without a value
+    bare_locals: set[str] = field(default_factory=set)  # declared without a value, or NULL/0
     # where a stable copy is declared again with its one value (_redeclared)
     redeclared: frozenset[int] = frozenset()
 
@@ -399,7 +399,10 @@ def _prepass(nodes: list[Node], ctx: _FnContext) -> None:
                     declared = _declared_name(d) if d.type != "identifier" else text(d)
                     if declared is not None:
                         ctx.local_names.add(declared)
-                        if d.type != "init_declarator":
+                        if d.type != "init_declarator" or _const_value(
+                            d.child_by_field_name("value")
+                        ) in ("NULL", "0"):
+                            # no value yet (`struct sock *sk = NULL;`)
                             ctx.bare_locals.add(declared)
             continue
         elif node.type == "call_expression":
@@ -1126,7 +1129,8 @@ def _unshadow(
 
 def _cursors(args: list[Node], ctx: _FnContext) -> tuple[int, ...]:
     """The arguments a loop macro the pack does not list steps each time
-    round: the local variables among them declared without a value, which
+    round: the local variables among them declared without a value (or
+    with NULL or 0, a placeholder: `struct sock *sk = NULL;`), which
     the macro gives them (`queue_for_each_hw_ctx(q, hctx, i)` steps `hctx`
     and `i`, `for_each_context(priv, tmp)` steps `tmp`, not `priv`, set
     where it is declared, whose lock the loop runs under); the first
