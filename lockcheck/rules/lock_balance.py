@@ -64,6 +64,7 @@ _UNDO = {
     "lock": ("unlock",),
     "trylock": ("unlock",),
     "start": ("end", "finish", "stop", "commit"),
+    "walk": ("end",),
     "begin": ("end", "commit"),
     "can": ("cancel",),
     "enter": ("exit", "leave"),
