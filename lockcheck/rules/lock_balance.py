@@ -687,7 +687,13 @@ class LockBalance(Rule):
             if m and m.group(2) == owner and owner:
                 names.append(m.group(1) + inst[len(owner) :])
         rooted = {r for n in names if (r := self._rooted(fn, n)) is not None}
-        mine = {r for r in rooted if self._param_places(fn, r) or self._global(fn, r)}
+        # the weaker links (a file-scope lock, one initializer, the caller's
+        # arguments) only for a lock held on returns that read as success:
+        # `return false;` with the lock held is a failure that keeps it
+        strict = not any(is_failure_value(ret) for _n, st, _, ret in fn.exits if ref in st.may)
+        mine = {
+            r for r in rooted if self._param_places(fn, r) or (strict and self._global(fn, r))
+        }
         if not rooted:
             return False
         calls = self._callees(ctx)
@@ -700,11 +706,11 @@ class LockBalance(Rule):
             if (
                 not caller
                 and not any({me, them} <= callees for callees in calls.values())
-                and not self._registered_together(ctx, me, them)
+                and not (strict and self._registered_together(ctx, me, them))
             ):
                 continue  # not used with this function (an unrelated unlock helper)
             released = self._releases(other)
-            passed = self._passed(fn, other, rooted) if caller else set()
+            passed = self._passed(fn, other, rooted) if caller and strict else set()
             for lock in other.entry_locks:
                 if lock.inst not in released:
                     continue  # a `__must_hold()` claim: held, not released
