@@ -497,7 +497,12 @@ class Engine:
             if self.config.select is not None and rule.spec.id not in self.config.select:
                 continue
             ctx = RuleContext(
-                rule.spec, analysis.path, analysis.facts, vocab=self.vocab, source=analysis.source
+                rule.spec,
+                analysis.path,
+                analysis.facts,
+                vocab=self.vocab,
+                source=analysis.source,
+                ops=analysis.model.ops,
             )
             rule.run(ctx)
             raw.extend(ctx.findings)

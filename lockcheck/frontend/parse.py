@@ -471,6 +471,40 @@ def iter_functions(pf: ParsedFile) -> Iterator[tuple[str, Node]]:
     return iter(found)
 
 
+def designated_initializers(root: Node) -> list[tuple[int, tuple[tuple[str, str], ...]]]:
+    """The `.member = name` pairs of every brace initializer outside function
+    bodies, one list per initializer (`{ .prepare = f, .unprepare = g }`),
+    with its line: the callbacks one object registers together. A nested
+    initializer (an array of such objects) is a list of its own."""
+    out: list[tuple[int, tuple[tuple[str, str], ...]]] = []
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if node.type in ("function_definition", "compound_statement"):
+            continue  # bodies: their compound literals are not registrations
+        if node.type == "initializer_list":
+            pairs: list[tuple[str, str]] = []
+            for item in node.named_children:
+                if item.type != "initializer_pair":
+                    continue
+                value = item.child_by_field_name("value")
+                designators = item.children_by_field_name("designator")
+                if (
+                    value is not None
+                    and value.type == "identifier"
+                    and len(designators) == 1
+                    and designators[0].type == "field_designator"
+                ):
+                    member = designators[0].named_children
+                    if member:
+                        pairs.append((text(member[0]), text(value)))
+            if pairs:
+                out.append((node.start_point[0] + 1, tuple(pairs)))
+        stack.extend(reversed(node.children))
+    out.sort()
+    return out
+
+
 def text(node: Node) -> str:
     raw = node.text
     return raw.decode("utf-8", "replace") if raw is not None else ""

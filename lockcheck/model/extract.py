@@ -25,6 +25,7 @@ from lockcheck.frontend.parse import (
     count_errors,
     definition_declarator,
     definition_start,
+    designated_initializers,
     function_params,
     iter_functions,
     macro_head,
@@ -48,6 +49,7 @@ from lockcheck.model.ir import (
     LockRef,
     Mode,
     Names,
+    OpsTable,
     Read,
     Release,
     Site,
@@ -178,7 +180,7 @@ class _FnContext:
     # expression -> the variable, so both spellings name one lock
     canon: dict[str, str] = field(default_factory=dict)
     local_names: set[str] = field(default_factory=set)
-    bare_locals: set[str] = field(default_factory=set)  # declared without a value
+    bare_locals: set[str] = field(default_factory=set)  # declared without a value, or NULL/0
     # where a stable copy is declared again with its one value (_redeclared)
     redeclared: frozenset[int] = frozenset()
 
@@ -397,7 +399,10 @@ def _prepass(nodes: list[Node], ctx: _FnContext) -> None:
                     declared = _declared_name(d) if d.type != "identifier" else text(d)
                     if declared is not None:
                         ctx.local_names.add(declared)
-                        if d.type != "init_declarator":
+                        if d.type != "init_declarator" or _const_value(
+                            d.child_by_field_name("value")
+                        ) in ("NULL", "0"):
+                            # no value yet (`struct sock *sk = NULL;`)
                             ctx.bare_locals.add(declared)
             continue
         elif node.type == "call_expression":
@@ -1124,7 +1129,8 @@ def _unshadow(
 
 def _cursors(args: list[Node], ctx: _FnContext) -> tuple[int, ...]:
     """The arguments a loop macro the pack does not list steps each time
-    round: the local variables among them declared without a value, which
+    round: the local variables among them declared without a value (or
+    with NULL or 0, a placeholder: `struct sock *sk = NULL;`), which
     the macro gives them (`queue_for_each_hw_ctx(q, hctx, i)` steps `hctx`
     and `i`, `for_each_context(priv, tmp)` steps `tmp`, not `priv`, set
     where it is declared, whose lock the loop runs under); the first
@@ -1156,6 +1162,8 @@ class FileModel:
     path: str
     functions: list[Function]
     parse_errors: int  # ERROR/MISSING nodes in the whole file
+    # initializers that register two or more of the file's functions
+    ops: tuple[OpsTable, ...] = ()
 
 
 _ITER_DEFINE_RE = re.compile(
@@ -1252,7 +1260,18 @@ def build_file_model(
         # a copy: annotations below are set on the image's own (`_attach_annotations`)
         functions.append(copy.copy(fn))
     _attach_annotations(pf, functions, vocab)
-    return FileModel(pf.path, functions, count_errors(pf.root))
+    return FileModel(pf.path, functions, count_errors(pf.root), ops_tables(pf, functions))
+
+
+def ops_tables(pf: ParsedFile, functions: list[Function]) -> tuple[OpsTable, ...]:
+    """The file's initializers that register two or more of its functions."""
+    defined = {f.name for f in functions}
+    out: list[OpsTable] = []
+    for line, pairs in designated_initializers(pf.root):
+        mine = tuple(p for p in pairs if p[1] in defined)
+        if len({fn for _m, fn in mine}) > 1:
+            out.append(OpsTable(line, mine))
+    return tuple(out)
 
 
 def _attach_annotations(pf: ParsedFile, functions: list[Function], vocab: Vocabulary) -> None:

@@ -279,3 +279,17 @@ class Function:
     # the body has no side effects of its own (it changes only its locals):
     # the functions it calls, which must be pure too; None if it has some
     pure_calls: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OpsTable:
+    """The functions of the file one designated initializer registers
+    together (`.prepare = f, .unprepare = g`): callbacks of one object that
+    its user calls as a set, so a lock one of them returns holding may be
+    the one another releases."""
+
+    line: int
+    members: tuple[tuple[str, str], ...]  # (member, function), as written
+
+    def functions(self) -> frozenset[str]:
+        return frozenset(fn for _member, fn in self.members)

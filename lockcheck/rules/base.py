@@ -16,7 +16,7 @@ from lockcheck.analysis.file import FileFacts
 from lockcheck.analysis.function import FunctionFacts
 from lockcheck.errors import PackError
 from lockcheck.model.finding import Finding, Related
-from lockcheck.model.ir import Site
+from lockcheck.model.ir import OpsTable, Site
 from lockcheck.packs import RuleDoc, RuleSpec, Vocabulary
 
 ParamType = type | tuple[type, ...]
@@ -32,6 +32,8 @@ class RuleContext:
     vocab: Vocabulary = field(default_factory=Vocabulary)
     # the file's text, for rules about comments (suppressions)
     source: bytes = b""
+    # the file's functions registered together by one initializer (model)
+    ops: tuple[OpsTable, ...] = ()
 
     def report(
         self,

@@ -24,9 +24,14 @@ it; and its return value must not report a failure (NULL, -Exxx) with the
 lock held. When the returns do tell the caller (held exactly on the success
 returns, released on every failure return), less is needed: a comment
 naming the releasing function, a function of the file used with this one
-that releases the same lock (reached from the same parameter) without
-taking it, a caller releasing it under the name the locals stand for, or a
-lock taken right beside one with such evidence.
+(calling it, called with it, or registered with it by one initializer, as
+an ops table's `unprepare` is with its `prepare`) that releases the same
+lock (reached from the same parameter, the same file-scope lock, or the
+lock of the arguments it passes) without taking it, a caller releasing it
+under the name the locals stand for, or a lock taken right beside one with
+such evidence. A helper that returns an entry with the lock held and NULL
+without it, run by an ops table whose own callback releases a lock of that
+name without taking it (a seq_file iterator's stop), is quiet too.
 Without such evidence the return value does not excuse the path.
 """
 
@@ -35,7 +40,7 @@ from __future__ import annotations
 import re
 
 from lockcheck.analysis.function import FunctionFacts, return_value
-from lockcheck.analysis.state import Held, LockState, base_inst, base_var
+from lockcheck.analysis.state import Held, LockState, base_inst, base_var, mode_of_release
 from lockcheck.analysis.summaries import (
     addressed_params,
     is_failure_value,
@@ -43,7 +48,7 @@ from lockcheck.analysis.summaries import (
     substitute,
 )
 from lockcheck.model.finding import Related
-from lockcheck.model.ir import Acquire, Assign, Call, LockRef, Release
+from lockcheck.model.ir import Acquire, Assign, Call, LockRef, Release, is_constant
 from lockcheck.order.claims import Comment, comments, header_comment, prose, sentences
 from lockcheck.rules.base import Rule, RuleContext
 
@@ -59,6 +64,7 @@ _UNDO = {
     "lock": ("unlock",),
     "trylock": ("unlock",),
     "start": ("end", "finish", "stop", "commit"),
+    "walk": ("end",),
     "begin": ("end", "commit"),
     "can": ("cancel",),
     "enter": ("exit", "leave"),
@@ -156,6 +162,20 @@ _MODE_WORDS = frozenset(
 )
 
 
+def _bare_field(cls: str) -> str:
+    """The member a lock ends in, without its index (`t->locks[s->i]` -> `locks`)."""
+    out: list[str] = []
+    depth = 0
+    for c in cls:
+        if c == "[":
+            depth += 1
+        elif c == "]":
+            depth -= 1
+        elif depth == 0:
+            out.append(c)
+    return _field("".join(out))
+
+
 def _field(cls: str) -> str:
     """The member a lock class ends in (`jheads[jhead].wbuf.io_mutex` -> `io_mutex`)."""
     return re.split(r"->|\.", cls)[-1]
@@ -189,6 +209,7 @@ class LockBalance(Rule):
         self._comments: tuple[bytes, list[Comment]] | None = None
         self._defs: dict[int, tuple[object, dict[str, str | None]]] = {}
         self._calls: tuple[object, dict[str, frozenset[str]]] | None = None
+        self._family: tuple[object, list[frozenset[str]]] | None = None
 
     def run(self, ctx: RuleContext) -> None:
         self._defs = {}
@@ -594,8 +615,10 @@ class LockBalance(Rule):
         head = self._header_comment(ctx, fn)
         if head is not None and self._documented_undo(ctx, fn, ref, head, named=True):
             return True
-        return self._released_elsewhere(ctx, fn, ref) or self._caller_releases(
-            ctx, fn, ref, rooted=True
+        return (
+            self._released_elsewhere(ctx, fn, ref)
+            or self._caller_releases(ctx, fn, ref, rooted=True)
+            or self._released_by_member(ctx, fn, ref)
         )
 
     def _companion(
@@ -646,11 +669,16 @@ class LockBalance(Rule):
 
     def _released_elsewhere(self, ctx: RuleContext, fn: FunctionFacts, ref: LockRef) -> bool:
         """Another function of the file, used with this one (it calls this
-        one, or a function calls both: an iterator's next step), releases
-        this lock without taking it (its caller's lock), spelt the same from
-        the same parameter at the same place (`cur->priv->tbl->b[cur->priv->pos].lock`
-        from `cur`, the first parameter of both), or from where this
-        function stores the lock's owner (`w->cur = obj;` then `w->cur->lock`)."""
+        one, a function calls both, or one initializer registers both, or
+        functions that call them: an iterator's next step, an ops table's
+        `unprepare`), releases this lock without taking it (its caller's
+        lock), spelt the same from the same parameter at the same place
+        (`cur->priv->tbl->b[cur->priv->pos].lock` from `cur`, the first
+        parameter of both), from where this function stores the lock's
+        owner (`w->cur = obj;` then `w->cur->lock`), as the same global
+        lock, or, when it calls this function, as the lock this function
+        takes from the arguments it passes (`walk_idx(seq->private)` taking
+        `it->lock`, released as `seq->private->lock`)."""
         inst = base_inst(ref.inst)
         names = [inst]
         owner = base_var(inst)
@@ -658,9 +686,15 @@ class LockBalance(Rule):
             m = _STORE_RE.match(node.text)
             if m and m.group(2) == owner and owner:
                 names.append(m.group(1) + inst[len(owner) :])
-        mine = {r for n in names if (r := self._rooted(fn, n)) is not None}
-        mine = {r for r in mine if self._param_places(fn, r)}
-        if not mine:
+        rooted = {r for n in names if (r := self._rooted(fn, n)) is not None}
+        # the weaker links (a file-scope lock, one initializer, the caller's
+        # arguments) only for a lock held on returns that read as success:
+        # `return false;` with the lock held is a failure that keeps it
+        strict = not any(is_failure_value(ret) for _n, st, _, ret in fn.exits if ref in st.may)
+        mine = {
+            r for r in rooted if self._param_places(fn, r) or (strict and self._global(fn, r))
+        }
+        if not rooted:
             return False
         calls = self._callees(ctx)
         me = fn.fn.name
@@ -668,20 +702,130 @@ class LockBalance(Rule):
             if other is fn or other.budget_exceeded:
                 continue
             them = other.fn.name
-            if me not in calls.get(them, ()) and not any(
-                {me, them} <= callees for callees in calls.values()
+            caller = me in calls.get(them, ())
+            if (
+                not caller
+                and not any({me, them} <= callees for callees in calls.values())
+                and not (strict and self._registered_together(ctx, me, them))
             ):
                 continue  # not used with this function (an unrelated unlock helper)
             released = self._releases(other)
+            passed = self._passed(fn, other, rooted) if caller and strict else set()
             for lock in other.entry_locks:
                 if lock.inst not in released:
                     continue  # a `__must_hold()` claim: held, not released
                 theirs = self._rooted(other, lock.inst)
+                if theirs is None:
+                    continue
+                if theirs in passed:
+                    return True
                 if theirs in mine and self._param_places(other, theirs) == self._param_places(
                     fn, theirs
                 ):
                     return True
         return False
+
+    def _passed(self, fn: FunctionFacts, caller: FunctionFacts, rooted: set[str]) -> set[str]:
+        """The locks `rooted` (in `fn`'s terms) as `caller` names them at its
+        calls of `fn`, spelt from what its locals were set to."""
+        out: set[str] = set()
+        for _nid, ev, _st in caller.iter_events():
+            if not isinstance(ev, Call) or ev.callee != fn.fn.name:
+                continue
+            addressed = addressed_params(fn.fn.params, ev.addressed)
+            for expr in rooted:
+                if not self._param_places(fn, expr):
+                    continue  # a global is matched by its name
+                lifted = substitute(expr, fn.fn.params, ev.args, frozenset(), addressed)
+                if lifted is not None and (there := self._rooted(caller, lifted)) is not None:
+                    out.add(there)
+        return out
+
+    @staticmethod
+    def _global(fn: FunctionFacts, expr: str) -> bool:
+        """Does a rooted lock expression name a lock of no parameter or local
+        (`dtl_lock`, `cfg.lock`): one lock for every caller?"""
+        names = {m.group(0) for m in _USE_RE.finditer(expr)}
+        return bool(names) and not names & (set(fn.fn.params) | set(fn.fn.local_names))
+
+    def _families(self, ctx: RuleContext) -> list[frozenset[str]]:
+        """For each ops table of the file, its functions and every function
+        of the file they call, directly or not: what the object's user runs."""
+        if self._family is not None and self._family[0] is ctx.facts:
+            return self._family[1]
+        calls = self._callees(ctx)
+        out: list[frozenset[str]] = []
+        for table in ctx.ops:
+            seen = set(table.functions())
+            stack = sorted(seen)
+            while stack:
+                for callee in calls.get(stack.pop(), ()):
+                    if callee in calls and callee not in seen:
+                        seen.add(callee)
+                        stack.append(callee)
+            out.append(frozenset(seen))
+        self._family = (ctx.facts, out)
+        return out
+
+    def _registered_together(self, ctx: RuleContext, a: str, b: str) -> bool:
+        """Do `a` and `b` belong to one ops table, as members or called by them?"""
+        return any(a in fam and b in fam for fam in self._families(ctx))
+
+    def _released_by_member(self, ctx: RuleContext, fn: FunctionFacts, ref: LockRef) -> bool:
+        """A helper that returns an entry with the lock held and NULL without
+        it (a sequence iterator's first-entry helper), run by a function of an
+        ops table, while another function that table registers releases a
+        lock of the same kind without taking it (the iterator's stop step,
+        which finds the lock through the iterator's state or the entry it is
+        handed, not through the helper's arguments)."""
+        held_vals = {ret for _n, st, _, ret in fn.exits if ref in st.may}
+        if not held_vals or any(is_constant(v) or is_failure_value(v) for v in held_vals):
+            return False
+        base = base_inst(ref.inst)
+        after = self._reached_by_release(fn, base)
+        free = {
+            ret
+            for n, st, rel, ret in fn.exits
+            if ref not in st.may and (base in rel or n in after)
+        }
+        if not free or not all(v == "NULL" or v.endswith(":zero") for v in free):
+            return False
+        field = _bare_field(base)
+        modes = {ev.mode for ev in self._acquisitions(fn, ref)}
+        me = fn.fn.name
+        calls = self._callees(ctx)
+        by_name = {f.fn.name: f for f in ctx.facts.functions if not f.budget_exceeded}
+        for table, family in zip(ctx.ops, self._families(ctx), strict=True):
+            if me not in family:
+                continue
+            for name in sorted(table.functions()):
+                other = by_name.get(name)
+                if other is None or other is fn or me in calls.get(name, ()):
+                    continue  # the stop step does not run the helper
+                released = {
+                    ev.lock.inst: ev.primitive
+                    for evs in other.events
+                    for ev in evs
+                    if isinstance(ev, Release)
+                }
+                for lock in other.entry_locks:
+                    prim = released.get(lock.inst)
+                    if prim is None or _bare_field(lock.inst) != field:
+                        continue
+                    if mode_of_release(prim, lock.cls) not in modes:
+                        continue  # a read side released, the write side taken
+                    return True
+        return False
+
+    @staticmethod
+    def _acquisitions(fn: FunctionFacts, ref: LockRef) -> list[Acquire]:
+        base = base_inst(ref.inst)
+        return [
+            ev
+            for evs in fn.events
+            for ev in evs
+            if isinstance(ev, Acquire) and base_inst(ev.lock.inst) == base
+        ]
 
     def _callees(self, ctx: RuleContext) -> dict[str, frozenset[str]]:
         """The functions each function of the file calls."""
