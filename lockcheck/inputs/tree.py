@@ -11,6 +11,13 @@ from pathlib import Path
 
 _INCLUDE_RE = re.compile(rb'^\s*#\s*include\s*[<"]((?:linux|asm-generic)/[\w/.-]+\.h)[>"]', re.M)
 LOCAL_INCLUDE_RE = re.compile(rb'^\s*#\s*include\s*"([\w.-]+\.h)"', re.M)
+# the tree's other headers (`<drm/drm_drv.h>`, `<net/sock.h>`); trace event
+# headers are macro tables with no helpers to read
+_OTHER_INCLUDE_RE = re.compile(
+    rb"^\s*#\s*include\s*<((?!linux/|asm-generic/|trace/|uapi/)[\w-]+/[\w/.-]+\.h)>", re.M
+)
+# at most this many of them are read for one file
+MAX_OTHER_HEADERS = 32
 
 
 def kernel_root(path: Path) -> Path | None:
@@ -47,4 +54,20 @@ def included_headers(source: bytes, root: Path | None, directory: Path | None) -
             header = root / "include" / m.group(1).decode("ascii", "replace")
             if header.is_file() and header not in out:
                 out.append(header)
+    return out
+
+
+def other_headers(source: bytes, root: Path | None) -> list[Path]:
+    """The tree's headers a file includes outside `linux/` and `asm-generic/`
+    (a subsystem's `<drm/...>` or `<net/...>`), in include order: read only
+    for their pure helpers, which a test made twice may rest on."""
+    if root is None:
+        return []
+    out: list[Path] = []
+    for m in _OTHER_INCLUDE_RE.finditer(source):
+        header = root / "include" / m.group(1).decode("ascii", "replace")
+        if header not in out and header.is_file():
+            out.append(header)
+            if len(out) == MAX_OTHER_HEADERS:
+                break
     return out
