@@ -216,12 +216,16 @@ def _stable_key(key: object) -> str:
 class NodePaths:
     """The paths reaching one node, kept apart while their lock states differ."""
 
-    __slots__ = ("paths", "collapsed", "retested", "gating")
+    __slots__ = ("paths", "collapsed", "retested", "gating", "limit")
 
     def __init__(
-        self, retested: frozenset[str] = frozenset(), gating: frozenset[str] = frozenset()
+        self,
+        retested: frozenset[str] = frozenset(),
+        gating: frozenset[str] = frozenset(),
+        limit: int = MAX_PATHS,
     ) -> None:
         self.paths: dict[object, Path] = {}
+        self.limit = limit  # paths kept apart before they are merged
         self.collapsed = False
         # conditions the function tests more than once: paths that know
         # different outcomes stay apart even with equal lock states, so that
@@ -262,14 +266,14 @@ class NodePaths:
         prev = self.paths.get(key)
         if prev is None:
             self.paths[key] = path
-            if len(self.paths) > MAX_PATHS and self.retested != self.gating:
+            if len(self.paths) > self.limit and self.retested != self.gating:
                 # too many: keep apart only by the conditions that decide a
                 # lock event (`if (a == X || b == X) down_read(..)`)
                 self._rekey(self.gating)
-            if len(self.paths) > MAX_PATHS and self.retested:
+            if len(self.paths) > self.limit and self.retested:
                 # still too many: keep apart by lock state only, as without them
                 self._rekey(frozenset())
-            if len(self.paths) > MAX_PATHS:
+            if len(self.paths) > self.limit:
                 merged = merge_paths(self.paths.values())
                 assert merged is not None
                 self.paths = {"*": merged}
