@@ -141,6 +141,8 @@ class ResultCache:
         # the headers whose inlines or whose macros the analysis reads
         headers = engine.headers_for(str(path), source)
         headers += [m for m in engine.macro_headers(str(path), source) if m not in headers]
+        # and those read for the pure helpers a retested test calls
+        headers += [o for o in engine.other_headers(str(path), source) if o not in headers]
         for header in headers:
             h.update(f"\0{header}\0{self._digest(header)}".encode())
         if self._engine.config.headers:  # callees in the files beside it

@@ -13,14 +13,14 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lockcheck.analysis.file import FileFacts, FlowMemo, analyse_file
+from lockcheck.analysis.file import FileFacts, FlowMemo, analyse_file, unknown_predicates
 from lockcheck.analysis.summaries import Summary
 from lockcheck.analysis.tree import SummariseFile, TreeSummaries, file_summaries
 from lockcheck.errors import InputError, LockcheckError, RuleError
 from lockcheck.frontend.macros import Macro, function_macros, helper_source
 from lockcheck.frontend.parse import NORETURN, noreturn_names, parse_source
 from lockcheck.inputs.files import collect_sources, read_c_source
-from lockcheck.inputs.tree import included_headers, kernel_root, local_includes
+from lockcheck.inputs.tree import included_headers, kernel_root, local_includes, other_headers
 from lockcheck.model.extract import FileModel, LowerMemo, build_file_model
 from lockcheck.model.finding import Finding
 from lockcheck.model.ir import Call, Function
@@ -177,6 +177,8 @@ class Engine:
         self.registry = registry or load_registry()
         self.packs: list[Pack] = [self.registry.load(p) for p in self.config.packs]
         self.vocab = Vocabulary.merge(self.packs)
+        # the pack's read-only primitives (`test_bit`), as pure callees
+        self._known_pure = {n: Summary(pure=True) for n in sorted(self.vocab.pure)}
         self._headers: dict[Path, dict[str, Summary]] = {}
         self._header_noreturn: dict[Path, frozenset[str]] = {}
         self._header_macros: dict[Path, tuple[list[Macro], list[Path]]] = {}
@@ -220,6 +222,11 @@ class Engine:
             root = tree or self._root_of(where)
             called = [*model.functions, *macros]
             library = {**self._tree.library_for(where, called, library, root), **library}
+        library = {**self._known_pure, **library}
+        if self.config.headers:
+            wanted = unknown_predicates(model.functions, library)
+            if wanted:
+                library = {**self._pure_elsewhere(path, source, tree, wanted), **library}
         library = {**library, **macro_summaries(macros, model.functions, library)}
         return Analysis(path, source, model, analyse_file(model.functions, library, memo))
 
@@ -314,7 +321,7 @@ class Engine:
             if stored is not None:
                 return stored
         model, macros = self._file_model(str(file), data, None)
-        library = self._header_summaries(str(file), data, None)
+        library = {**self._known_pure, **self._header_summaries(str(file), data, None)}
         library = {**library, **macro_summaries(macros, model.functions, library)}
         out = file_summaries(model.functions, library)
         if self._store is not None:
@@ -359,6 +366,30 @@ class Engine:
             known = included_headers(source, root, parent if is_dir else None)
             self._includes[memo] = known
         return list(known)
+
+    def other_headers(self, path: str, source: bytes, tree: Path | None = None) -> list[Path]:
+        """The tree's headers outside `linux/` the file includes (`<drm/...>`):
+        read for their pure inlines only, when a test made twice needs one."""
+        if not self.config.headers:
+            return []
+        where = Path(path)
+        if tree is not None and not where.is_absolute():
+            where = tree / where
+        return other_headers(source, tree or self._root_of(where))
+
+    def _pure_elsewhere(
+        self, path: str, source: bytes, tree: Path | None, wanted: frozenset[str]
+    ) -> dict[str, Summary]:
+        """The pure summaries of `wanted` callees the file's other tree
+        headers define, first definition in include order."""
+        out: dict[str, Summary] = {}
+        for header in self.other_headers(path, source, tree):
+            for name, summ in self._header(header).items():
+                if name in wanted and summ.pure:
+                    out.setdefault(name, summ)
+            if len(out) == len(wanted):
+                break
+        return out
 
     def _header_summaries(self, path: str, source: bytes, tree: Path | None) -> dict[str, Summary]:
         out: dict[str, Summary] = {}
@@ -454,6 +485,7 @@ class Engine:
             elsewhere = self._tree.library_for(header, inline, {}) if inline else {}
         finally:
             self._tree.partial -= 1
+        elsewhere = {**self._known_pure, **elsewhere}
         summaries = analyse_file(inline, elsewhere).summaries if inline else {}
         self._headers[header] = summaries
         if self._store is not None:

@@ -160,6 +160,9 @@ class Pack:
     iterators: dict[str, tuple[int, ...]] = field(default_factory=dict)
     # pointer names whose dereference reads a page-table entry -> covering lock class
     entries: dict[str, str] = field(default_factory=dict)
+    # calls that only read what their arguments point at (`pure = [...]`):
+    # asked twice with the same arguments they answer the same
+    pure: frozenset[str] = frozenset()
     rules: list[RuleSpec] = field(default_factory=list)
     uses: list[str] = field(default_factory=list)  # packs whose vocabulary this one borrows
 
@@ -177,6 +180,7 @@ class Vocabulary:
     names: dict[str, tuple[str, ...]] = field(default_factory=dict)  # comment spelling -> classes
     iterators: dict[str, tuple[int, ...]] = field(default_factory=dict)  # macro -> cursor args
     entries: dict[str, str] = field(default_factory=dict)  # entry pointer name -> lock class
+    pure: frozenset[str] = frozenset()  # calls that only read (`pure = [...]`)
     # a file's own macros that run an argument as a statement (`unlock_cmd;`
     # in a wait loop): macro -> those arguments, not run where it is called
     statement_args: dict[str, tuple[int, ...]] = field(default_factory=dict)
@@ -191,6 +195,7 @@ class Vocabulary:
             voc.guards.update(p.guards)
             voc.iterators.update(p.iterators)
             voc.entries.update(p.entries)
+            voc.pure |= p.pure
             for spelling, classes in p.names.items():
                 voc.names.setdefault(spelling, classes)
             if p.order and not voc.order:
@@ -381,6 +386,7 @@ _TOP_KEYS = frozenset(
         "identifiers",
         "guards",
         "order",
+        "pure",
         "names",
         "iterators",
         "entries",
@@ -462,6 +468,12 @@ def load_pack_file(path: Path) -> Pack:
     if not isinstance(order, list) or not all(isinstance(o, str) and o.strip() for o in order):
         raise _fail(label, "order", "must be a list of lock class names, outer first")
     pack.order = list(order)
+    pure = data.get("pure", [])
+    if not isinstance(pure, list) or not all(
+        isinstance(n, str) and re.fullmatch(r"[A-Za-z_]\w*", n) for n in pure
+    ):
+        raise _fail(label, "pure", "must be a list of function names")
+    pack.pure = frozenset(pure)
     pack.names = _names_table(label, data.get("names", {}))
     pack.iterators = _iterators_table(label, data.get("iterators", {}))
     rules = data.get("rule", [])
@@ -532,6 +544,7 @@ def _borrow(pack: Pack) -> None:
         guards.update(base.guards)
         pack.iterators = {**base.iterators, **pack.iterators}
         pack.entries = {**base.entries, **pack.entries}
+        pack.pure = base.pure | pack.pure
         if not pack.order:
             pack.order = list(base.order)
         pack.names = {**base.names, **pack.names}

@@ -218,6 +218,16 @@ def test_node_paths_collapse_past_the_limit() -> None:
     assert len(np.ordered()) == 1 and len(np.ordered()[0][0].may) == MAX_PATHS + 2
 
 
+def test_node_paths_with_a_higher_limit_keep_more_apart() -> None:
+    """The pairing check's second look keeps more lock states apart."""
+    np = NodePaths(limit=MAX_PATHS + 2)
+    for i in range(MAX_PATHS + 2):
+        assert np.add((held(f"l{i}"), Facts())) is True
+    assert not np.collapsed and len(np.ordered()) == MAX_PATHS + 2
+    assert np.add((held("last"), Facts())) is True
+    assert np.collapsed and len(np.ordered()) == 1
+
+
 def test_apply_event_tracks_releases_and_retakes() -> None:
     lock, other = LockRef("l", "spinlock_t"), LockRef("m", "spinlock_t")
     path = (held("l", "m"), Facts())

@@ -103,3 +103,81 @@ def test_local_header_a_local_header_includes(tmp_path: Path) -> None:
     (tmp_path / "internal.h").write_text("/* nothing */\n")
     result = Engine(Config(select={"lock-balance"})).check_paths([src])
     assert result.findings == []
+
+
+SUBSYSTEM_HEADER = """\
+struct gizmo_ops { int (*setup)(void); };
+struct gizmo { const struct gizmo_ops *ops; unsigned int features; int opens; };
+
+static inline bool gizmo_has(const struct gizmo *gz, unsigned int f)
+{
+	return (gz->features & f) == f;
+}
+"""
+
+SUBSYSTEM_SOURCE = """\
+#include <linux/mutex.h>
+#include <gizmo/gizmo_core.h>
+
+static DEFINE_MUTEX(gizmo_big_lock);
+
+static bool gizmo_needs_big_lock(struct gizmo *gz)
+{
+	if (gizmo_has(gz, 4))
+		return true;
+	return gz->ops->setup != NULL;
+}
+
+int gizmo_open(struct gizmo *gz)
+{
+	int ret;
+
+	if (gizmo_needs_big_lock(gz))
+		mutex_lock(&gizmo_big_lock);
+	ret = gizmo_prepare(gz);
+	if (ret)
+		goto out;
+	ret = gizmo_start(gz);
+out:
+	if (gizmo_needs_big_lock(gz))
+		mutex_unlock(&gizmo_big_lock);
+	return ret;
+}
+"""
+
+
+def make_subsystem_tree(root: Path, header: str) -> Path:
+    (root / "include" / "linux").mkdir(parents=True)
+    (root / "include" / "gizmo").mkdir()
+    (root / "include" / "gizmo" / "gizmo_core.h").write_text(header)
+    (root / "drivers" / "gizmo").mkdir(parents=True)
+    src = root / "drivers" / "gizmo" / "core.c"
+    src.write_text(SUBSYSTEM_SOURCE)
+    return src
+
+
+def test_subsystem_header_predicate_keeps_a_retested_call_stable(tmp_path: Path) -> None:
+    """A lock taken and dropped under two tests of a file's predicate that
+    reads flags through a `<gizmo/...>` header inline: the inline only reads,
+    so both tests go the same way. Outside `linux/` headers are read for
+    such pure helpers only."""
+    src = make_subsystem_tree(tmp_path, SUBSYSTEM_HEADER)
+    result = Engine(Config(select={"lock-balance"})).check_paths([src])
+    assert result.findings == []
+
+
+def test_subsystem_header_predicate_that_writes_is_not_pure(tmp_path: Path) -> None:
+    """The same inline counting its calls: asked twice it may answer
+    differently, so the lock may be kept on the way out."""
+    writes = SUBSYSTEM_HEADER.replace("\treturn (gz", "\tgz->opens++;\n\treturn (gz")
+    src = make_subsystem_tree(tmp_path, writes)
+    result = Engine(Config(select={"lock-balance"})).check_paths([src])
+    assert [(f.function, f.rule) for f in result.findings] == [("gizmo_open", "lock-balance")]
+
+
+def test_subsystem_header_is_not_read_without_headers(tmp_path: Path) -> None:
+    src = make_subsystem_tree(tmp_path, SUBSYSTEM_HEADER)
+    engine = Engine(Config(select={"lock-balance"}, headers=False))
+    assert engine.other_headers(str(src), src.read_bytes()) == []
+    result = engine.check_paths([src])
+    assert [(f.function, f.rule) for f in result.findings] == [("gizmo_open", "lock-balance")]

@@ -36,6 +36,8 @@ locks = ["pte_lock"]
         ('[api]\nfoo = { effect = "check" }\n', "api.foo.flag: a check needs a flag"),
         ("[guards]\nspinlock = { spins = true }\n", "guards.spinlock.spins: unknown key"),
         ("order = [1]\n", "order: must be a list of lock class names"),
+        ('pure = ["test bit"]\n', "pure: must be a list of function names"),
+        ('pure = "test_bit"\n', "pure: must be a list of function names"),
         ('[[rule]]\nid = "x"\nkind = "check-under-lock"\n', "rule[0].message: is required"),
         (
             GOOD_RULE.replace('"check-under-lock"', '"nope"'),

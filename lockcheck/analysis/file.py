@@ -100,6 +100,39 @@ def stable_tests(fn: Function, summaries: Mapping[str, Summary]) -> Function:
     return replace(fn, cfg=replace(fn.cfg, nodes=changed))
 
 
+def unknown_predicates(functions: list[Function], known: Mapping[str, Summary]) -> frozenset[str]:
+    """The callees no summary knows that a test made twice in one function
+    rests on, directly or through the file's own side-effect-free helpers:
+    only their purity can let such a test be remembered, so only they are
+    worth looking for further away (a subsystem header's inline)."""
+    by_name: dict[str, list[Function]] = {}
+    for f in functions:
+        by_name.setdefault(f.name, []).append(f)
+    todo: list[str] = []
+    for fn in functions:
+        counts: dict[str, int] = {}
+        for n in fn.cfg.nodes:
+            atom = n.atom
+            if atom is not None and atom.stable_if and not atom.factable and not atom.sign:
+                counts[atom.text] = counts.get(atom.text, 0) + 1
+                if counts[atom.text] == 2:
+                    todo.extend(atom.stable_if)
+    wanted: set[str] = set()
+    seen: set[str] = set()
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        defs = by_name.get(name)
+        if defs:
+            for d in defs:
+                todo.extend(d.pure_calls or ())
+        elif name not in known:
+            wanted.add(name)
+    return frozenset(wanted)
+
+
 def _pure_callee(name: str, summaries: Mapping[str, Summary]) -> bool:
     summ = summaries.get(name)
     return summ is not None and summ.pure

@@ -10,7 +10,15 @@ from __future__ import annotations
 from typing import TypeGuard
 
 from lockcheck.analysis.function import FunctionFacts, dominators, return_value, reverse_postorder
-from lockcheck.analysis.paths import Facts, NodePaths, Path, apply_event, merge_paths, take_edge
+from lockcheck.analysis.paths import (
+    MAX_PATHS,
+    Facts,
+    NodePaths,
+    Path,
+    apply_event,
+    merge_paths,
+    take_edge,
+)
 from lockcheck.analysis.state import LockState, initial_state, mode_of_release
 from lockcheck.analysis.transfer import Transfer
 from lockcheck.model.ir import (
@@ -32,6 +40,7 @@ def _fixpoint(
     rpo: list[int],
     init: LockState,
     max_visits: int,
+    max_paths: int = MAX_PATHS,
 ) -> tuple[list[NodePaths], bool]:
     nodes = fn.cfg.nodes
     tests: dict[str, int] = {}
@@ -51,7 +60,7 @@ def _fixpoint(
             isinstance(ev, Acquire | Release) for succ, _ in node.succ for ev in events[succ]
         )
     )
-    states = [NodePaths(retested, gating) for _ in nodes]
+    states = [NodePaths(retested, gating, max_paths) for _ in nodes]
     states[fn.cfg.entry].add((init, Facts()))
     pending = {fn.cfg.entry}
     visits = 0

@@ -7,6 +7,7 @@ They let the fixed point skip edges a path cannot take, so that
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -17,6 +18,7 @@ from lockcheck.model.ir import (
     Acquire,
     Assign,
     Atom,
+    Call,
     Event,
     LockRef,
     Release,
@@ -77,6 +79,28 @@ class Facts:
         if atoms == self.atoms and consts == self.consts and released == self.released:
             return self
         return Facts(atoms, consts, released, self.taken_after)
+
+    def handed(self, call: Call) -> Facts:
+        """Forget the tests of calls that read through an address this call
+        is handed (`clear_bit(UP, &d->state)` after `if (test_bit(UP,
+        &d->state))`): it may write there. Asking the same thing again
+        (a test of the same function) changes nothing."""
+        if not call.addressed or not self.atoms:
+            return self
+        needles = [
+            "&" + call.args[i] for i in call.addressed if i < len(call.args) and call.args[i]
+        ]
+        same = call.callee + "(" if call.result == "#atom" else None
+
+        def read_through(text: str) -> bool:
+            if not text.endswith(")") or "&" not in text or (same and text.startswith(same)):
+                return False
+            return any(_handed_re(n).search(text) for n in needles)
+
+        atoms = frozenset(a for a in self.atoms if not read_through(a[0]))
+        if len(atoms) == len(self.atoms):
+            return self
+        return Facts(atoms, self.consts, self.released, self.taken_after)
 
     def const(self, name: str) -> str | None:
         for var, value in self.consts:
@@ -152,6 +176,12 @@ class Facts:
 Path = tuple[LockState, Facts]
 
 
+@functools.lru_cache(maxsize=1 << 12)
+def _handed_re(needle: str) -> re.Pattern[str]:
+    """`&d->state` as a whole argument of a call's text: not `&d->state2`."""
+    return re.compile(r"[(,]" + re.escape(needle) + r"[,)]")
+
+
 def _path_key(st: LockState) -> tuple[frozenset[tuple[str, str, str | None]], ...]:
     def keys(d: Mapping[LockRef, Held]) -> frozenset[tuple[str, str, str | None]]:
         return frozenset((r.inst, h.mode, h.cond_var) for r, h in d.items())
@@ -186,12 +216,16 @@ def _stable_key(key: object) -> str:
 class NodePaths:
     """The paths reaching one node, kept apart while their lock states differ."""
 
-    __slots__ = ("paths", "collapsed", "retested", "gating")
+    __slots__ = ("paths", "collapsed", "retested", "gating", "limit")
 
     def __init__(
-        self, retested: frozenset[str] = frozenset(), gating: frozenset[str] = frozenset()
+        self,
+        retested: frozenset[str] = frozenset(),
+        gating: frozenset[str] = frozenset(),
+        limit: int = MAX_PATHS,
     ) -> None:
         self.paths: dict[object, Path] = {}
+        self.limit = limit  # paths kept apart before they are merged
         self.collapsed = False
         # conditions the function tests more than once: paths that know
         # different outcomes stay apart even with equal lock states, so that
@@ -232,14 +266,14 @@ class NodePaths:
         prev = self.paths.get(key)
         if prev is None:
             self.paths[key] = path
-            if len(self.paths) > MAX_PATHS and self.retested != self.gating:
+            if len(self.paths) > self.limit and self.retested != self.gating:
                 # too many: keep apart only by the conditions that decide a
                 # lock event (`if (a == X || b == X) down_read(..)`)
                 self._rekey(self.gating)
-            if len(self.paths) > MAX_PATHS and self.retested:
+            if len(self.paths) > self.limit and self.retested:
                 # still too many: keep apart by lock state only, as without them
                 self._rekey(frozenset())
-            if len(self.paths) > MAX_PATHS:
+            if len(self.paths) > self.limit:
                 merged = merge_paths(self.paths.values())
                 assert merged is not None
                 self.paths = {"*": merged}
@@ -266,6 +300,8 @@ def apply_event(tr: Transfer, path: Path, ev: Event) -> Path:
     st, facts = path
     if isinstance(ev, Assign):
         facts = facts.assign(ev.var, ev.value)
+    elif isinstance(ev, Call):
+        facts = facts.handed(ev)
     elif isinstance(ev, Release) and not ev.maybe and ev.lock.inst not in facts.released:
         facts = Facts(
             facts.atoms, facts.consts, facts.released | {ev.lock.inst}, facts.taken_after

@@ -383,17 +383,26 @@ def downgraders(functions: Iterable[FunctionFacts]) -> dict[str, str]:
     return out
 
 
+# paths kept apart per node when the pairing of a release is in question
+PAIRING_PATHS = 32
+
+
 def path_hold_sites(fn: FunctionFacts) -> dict[tuple[int, int], frozenset[Site]]:
     """For each release event: where the released lock was taken, on each feasible path.
 
     The lock dataflow's own paths (branch outcomes remembered, so that
     `if (write) lock_w else lock_r; ... if (write) unlock_w else unlock_r`
     pairs each release with its own acquisition); run again here because
-    the facts keep only the merged states.
+    the facts keep only the merged states, and with more paths kept apart:
+    asked only about a suspected mismatch, it can afford to tell two
+    independent flag-chosen locks apart (`if (f & A_EXCL) down_write(a) else
+    if (f & A_SHARED) down_read(a)`, the same for `b`, undone by the same
+    tests at the failure labels: nine lock states).
     """
     f = fn.fn
     tr = Transfer(f.lockvars)
-    states, _ = _fixpoint(f, fn.events, tr, reverse_postorder(f), initial_state(f), 50_000)
+    rpo = reverse_postorder(f)
+    states, _ = _fixpoint(f, fn.events, tr, rpo, initial_state(f), 50_000, PAIRING_PATHS)
     out: dict[tuple[int, int], frozenset[Site]] = {}
     for nid, evs in enumerate(fn.events):
         if not any(isinstance(ev, Release) for ev in evs):

@@ -29,6 +29,13 @@ def _directives(pattern: re.Pattern[bytes], data: bytes) -> list[bytes]:
 def local_includes(data: bytes) -> list[bytes]:
     """The names of the `#include "name.h"` directives of `data`, in order."""
     return _directives(_LOCAL_INCLUDE_RE, data)
+# the tree's other headers (`<drm/drm_drv.h>`, `<net/sock.h>`); trace event
+# headers are macro tables with no helpers to read
+_OTHER_INCLUDE_RE = re.compile(
+    rb"#\s*include\s*<((?!linux/|asm-generic/|trace/|uapi/)[\w-]+/[\w/.-]+\.h)>"
+)
+# at most this many of them are read for one file
+MAX_OTHER_HEADERS = 32
 
 
 def kernel_root(path: Path) -> Path | None:
@@ -66,4 +73,20 @@ def included_headers(source: bytes, root: Path | None, directory: Path | None) -
     if root is not None:
         for name in _directives(_INCLUDE_RE, source):
             add(root / "include" / name.decode("ascii", "replace"))
+    return out
+
+
+def other_headers(source: bytes, root: Path | None) -> list[Path]:
+    """The tree's headers a file includes outside `linux/` and `asm-generic/`
+    (a subsystem's `<drm/...>` or `<net/...>`), in include order: read only
+    for their pure helpers, which a test made twice may rest on."""
+    if root is None:
+        return []
+    out: list[Path] = []
+    for name in _directives(_OTHER_INCLUDE_RE, source):
+        header = root / "include" / name.decode("ascii", "replace")
+        if header not in out and header.is_file():
+            out.append(header)
+            if len(out) == MAX_OTHER_HEADERS:
+                break
     return out
