@@ -505,6 +505,11 @@ def _entry_site(fn: Function) -> Site:
     return Site(fn.start_line, 1, "(entry)")
 
 
+def _owns_one(ref: LockRef, insts: list[str]) -> bool:
+    """Is one of the lock expressions `insts` a member of `ref` (`w->mtx` of `w`)?"""
+    return any(below(i.split("@")[0], ref.inst) for i in insts)
+
+
 def summarise(facts: FunctionFacts) -> Summary:
     fn = facts.fn
     own = [(nid, ev) for nid, ev, _ in facts.iter_events() if isinstance(ev, Act)]
@@ -528,7 +533,13 @@ def summarise(facts: FunctionFacts) -> Summary:
         again = rereads.get((nid, act), ())
         acts.append(Act(act.kind, act.target, act.site, act.via, tuple(inner), again))
     acquires: list[tuple[LockRef, Mode, str | None]] = []
-    releases: list[LockRef] = list(fn.exit_releases)
+    # `__acquires(obj)` on a body that locks `obj->mtx` names the lock by its
+    # owner: the body's lock is the one meant, in the acquiring wrapper and in
+    # the releasing one alike, so that the pair cancels in callers
+    body = [ev for evs in facts.events for ev in evs]
+    taken = [ev.lock.inst for ev in body if isinstance(ev, Acquire)]
+    dropped = [ev.lock.inst for ev in body if isinstance(ev, Release) and not ev.maybe]
+    releases: list[LockRef] = [r for r in fn.exit_releases if not _owns_one(r, dropped)]
     may_release: list[LockRef] = []
     bound: list[tuple[LockRef, str]] = []
     exit_st = facts.state_in[fn.cfg.exit]
@@ -599,7 +610,7 @@ def summarise(facts: FunctionFacts) -> Summary:
         ev.var for evs in facts.events for ev in evs if isinstance(ev, Assign)
     ) - frozenset(fn.params)
     for ref in fn.exit_acquires:
-        if all(r != ref for r, _, _ in acquires):
+        if all(r != ref for r, _, _ in acquires) and not _owns_one(ref, taken):
             acquires.append((ref, "excl", _annotated_success(facts)))
     # an annotation may name the local the function returns
     # (`__acquires(&wb->list_lock)` ... `return wb;`): handed back like the body's
