@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 
 from lockcheck.analysis.function import FunctionFacts, return_value
 from lockcheck.analysis.paths import ZERO_VALUES
-from lockcheck.analysis.state import base_var, below, mentions
+from lockcheck.analysis.state import base_inst, base_var, below, mentions
 from lockcheck.model.extract import MEMBER_PATH_RE, canonical, class_of
 from lockcheck.model.ir import (
     Acquire,
@@ -539,7 +539,15 @@ def summarise(facts: FunctionFacts) -> Summary:
     body = [ev for evs in facts.events for ev in evs]
     taken = [ev.lock.inst for ev in body if isinstance(ev, Acquire)]
     dropped = [ev.lock.inst for ev in body if isinstance(ev, Release) and not ev.maybe]
-    releases: list[LockRef] = [r for r in fn.exit_releases if not _owns_one(r, dropped)]
+    # `__releases(L) __acquires(L)`: called with L, returns with it: net
+    # nothing for a caller, unless the body is seen to drop and retake L
+    # itself (a relock the caller must know of); an annotation naming a lock
+    # the body never drops must not hand the caller a lock it did not hold
+    seen = {base_inst(i) for i in dropped}
+    unseen = {r for r in fn.exit_releases if r in fn.exit_acquires and r.inst not in seen}
+    releases: list[LockRef] = [
+        r for r in fn.exit_releases if not _owns_one(r, dropped) and r not in unseen
+    ]
     may_release: list[LockRef] = []
     bound: list[tuple[LockRef, str]] = []
     exit_st = facts.state_in[fn.cfg.exit]
@@ -610,7 +618,9 @@ def summarise(facts: FunctionFacts) -> Summary:
         ev.var for evs in facts.events for ev in evs if isinstance(ev, Assign)
     ) - frozenset(fn.params)
     for ref in fn.exit_acquires:
-        if all(r != ref for r, _, _ in acquires) and not _owns_one(ref, taken):
+        if ref in unseen or _owns_one(ref, taken):
+            continue
+        if all(r != ref for r, _, _ in acquires):
             acquires.append((ref, "excl", _annotated_success(facts)))
     # an annotation may name the local the function returns
     # (`__acquires(&wb->list_lock)` ... `return wb;`): handed back like the body's
