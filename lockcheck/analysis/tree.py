@@ -38,6 +38,9 @@ _HEAD_RE = re.compile(rb"^(?:[A-Za-z_][\w \t*]*?[ \t*])?([A-Za-z_]\w*)[ \t]*\(",
 _ATTR_RE = re.compile(rb"\s*(?:__\w+\s*(?:\([^(){};]*\))?\s*)*")
 _STATIC_RE = re.compile(rb"^\s*(?:static|extern)\b")
 
+# a callee named as taking a lock (`refill_and_lock`, `lock_table`), not dropping one
+_LOCKING_NAME_RE = re.compile(r"(?:^|_)(?:try)?lock(?:_|$)")
+
 SummariseFile = Callable[[Path, bytes], Mapping[str, Summary]]
 
 
@@ -228,9 +231,11 @@ def file_summaries(
 
     `hidden`: callees defined in other files that this file's analysis does
     not look into (the depth bound). A lock a function releases without
-    taking it, after handing its owner to such a callee, may have been taken
-    there (`refill_and_lock(dev)` ... `up_write(&dev->sem)`): the callers are
-    told it may be released, not that it surely is.
+    taking it, after handing its owner to such a callee whose name says it
+    locks, may have been taken there (`refill_and_lock(dev)` ...
+    `up_write(&dev->sem)`): the callers are told it may be released, not
+    that it surely is. Other hidden callees given the owner (a trigger, a
+    stats update) say nothing about the lock.
     """
     facts = analyse_file(functions, library)
     names = {f.name for f in functions}
@@ -245,7 +250,10 @@ def file_summaries(
             base_var(arg)
             for evs in ff.events
             for ev in evs
-            if isinstance(ev, Call) and ev.external and hidden(ev.callee)
+            if isinstance(ev, Call)
+            and ev.external
+            and _LOCKING_NAME_RE.search(ev.callee)
+            and hidden(ev.callee)
             for arg in ev.args
         }
         unsure = tuple(r for r in summ.releases if base_var(r.inst) in owners)
