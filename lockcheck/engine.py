@@ -323,7 +323,11 @@ class Engine:
         model, macros = self._file_model(str(file), data, None)
         library = {**self._known_pure, **self._header_summaries(str(file), data, None)}
         library = {**library, **macro_summaries(macros, model.functions, library)}
-        out = file_summaries(model.functions, library)
+        # callees in other files stay unseen here (the depth bound)
+        dirs = self._tree.search_dirs(file, self._root_of(file))
+        out = file_summaries(
+            model.functions, library, lambda name: bool(self._tree.defining(name, dirs))
+        )
         if self._store is not None:
             self._store.put_file(file, data, headers, out)
         return out

@@ -13,6 +13,7 @@ from lockcheck.model.ir import (
     Call,
     Event,
     Function,
+    Mode,
 )
 
 
@@ -162,6 +163,26 @@ def _analyse(fn: Function, events: list[list[Event]], memo: FlowMemo | None) -> 
     return facts
 
 
+def _same_locks(a: Summary, b: Summary) -> Summary | None:
+    """Two #ifdef variants that take the same locks in other modes (a mutex
+    in one configuration, a rwsem taken for write in the other): one summary
+    with the weaker mode of each, so that a wrapper pair's acquire and
+    release are read from the same choice and cancel in callers."""
+    if [(r, s) for r, _, s in a.acquires] != [(r, s) for r, _, s in b.acquires]:
+        return None
+    if replace(b, acquires=a.acquires).effect_key() != a.effect_key():
+        return None
+    pairs = zip(a.acquires, b.acquires, strict=True)
+    acquires = tuple((r, _weaker(ma, mb), s) for (r, ma, s), (_, mb, _) in pairs)
+    return replace(a, acquires=acquires)
+
+
+def _weaker(a: Mode, b: Mode) -> Mode:
+    if a == b:
+        return a
+    return "read" if "read" in (a, b) else "excl"
+
+
 def analyse_file(
     functions: list[Function],
     library: Mapping[str, Summary] | None = None,
@@ -179,7 +200,7 @@ def analyse_file(
     out.summaries.update(library or {})
     facts_by_index: dict[int, FunctionFacts] = {}
     defined = frozenset(f.name for f in functions) | frozenset(library or {})
-    effects: dict[str, tuple[object, ...]] = {}
+    variants: dict[str, Summary] = {}
     ambiguous: set[str] = set()  # #ifdef variants that disagree: effects unknown
     for i in _call_graph_order(functions):
         fn = stable_tests(functions[i], out.summaries)
@@ -194,9 +215,13 @@ def analyse_file(
         )
         if _pure(fn, out.summaries):
             summ = replace(summ, pure=True)
-        key = summ.effect_key()
-        if effects.setdefault(fn.name, key) != key:
-            ambiguous.add(fn.name)
+        prev = variants.setdefault(fn.name, summ)
+        if prev is not summ and prev.effect_key() != summ.effect_key():
+            merged = _same_locks(prev, summ)
+            if merged is None:
+                ambiguous.add(fn.name)
+            else:
+                summ = variants[fn.name] = merged
         if fn.name in ambiguous:
             out.summaries.pop(fn.name, None)
         elif summ.has_effects():

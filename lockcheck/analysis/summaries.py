@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 
 from lockcheck.analysis.function import FunctionFacts, return_value
 from lockcheck.analysis.paths import ZERO_VALUES
-from lockcheck.analysis.state import base_var, below, mentions
+from lockcheck.analysis.state import base_inst, base_var, below, mentions
 from lockcheck.model.extract import MEMBER_PATH_RE, canonical, class_of
 from lockcheck.model.ir import (
     Acquire,
@@ -510,6 +510,11 @@ def _entry_site(fn: Function) -> Site:
     return Site(fn.start_line, 1, "(entry)")
 
 
+def _owns_one(ref: LockRef, insts: list[str]) -> bool:
+    """Is one of the lock expressions `insts` a member of `ref` (`w->mtx` of `w`)?"""
+    return any(below(i.split("@")[0], ref.inst) for i in insts)
+
+
 def summarise(facts: FunctionFacts) -> Summary:
     fn = facts.fn
     own = [(nid, ev) for nid, ev, _ in facts.iter_events() if isinstance(ev, Act)]
@@ -533,7 +538,21 @@ def summarise(facts: FunctionFacts) -> Summary:
         again = rereads.get((nid, act), ())
         acts.append(Act(act.kind, act.target, act.site, act.via, tuple(inner), again))
     acquires: list[tuple[LockRef, Mode, str | None]] = []
-    releases: list[LockRef] = list(fn.exit_releases)
+    # `__acquires(obj)` on a body that locks `obj->mtx` names the lock by its
+    # owner: the body's lock is the one meant, in the acquiring wrapper and in
+    # the releasing one alike, so that the pair cancels in callers
+    body = [ev for evs in facts.events for ev in evs]
+    taken = [ev.lock.inst for ev in body if isinstance(ev, Acquire)]
+    dropped = [ev.lock.inst for ev in body if isinstance(ev, Release) and not ev.maybe]
+    # `__releases(L) __acquires(L)`: called with L, returns with it: net
+    # nothing for a caller, unless the body is seen to drop and retake L
+    # itself (a relock the caller must know of); an annotation naming a lock
+    # the body never drops must not hand the caller a lock it did not hold
+    seen = {base_inst(i) for i in dropped}
+    unseen = {r for r in fn.exit_releases if r in fn.exit_acquires and r.inst not in seen}
+    releases: list[LockRef] = [
+        r for r in fn.exit_releases if not _owns_one(r, dropped) and r not in unseen
+    ]
     may_release: list[LockRef] = []
     bound: list[tuple[LockRef, str]] = []
     exit_st = facts.state_in[fn.cfg.exit]
@@ -604,6 +623,8 @@ def summarise(facts: FunctionFacts) -> Summary:
         ev.var for evs in facts.events for ev in evs if isinstance(ev, Assign)
     ) - frozenset(fn.params)
     for ref in fn.exit_acquires:
+        if ref in unseen or _owns_one(ref, taken):
+            continue
         if all(r != ref for r, _, _ in acquires):
             acquires.append((ref, "excl", _annotated_success(facts)))
     # an annotation may name the local the function returns

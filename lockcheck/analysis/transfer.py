@@ -31,6 +31,9 @@ from lockcheck.model.ir import (
 
 _ERR_TESTS = ("IS_ERR(", "IS_ERR_OR_NULL(")
 _RELEASING_NAME_RE = re.compile(r"unlock|release|put|drop")
+# sparse's context markers (`__acquire(x)`, `__release(x)`): they tell the
+# checker about a lock, they do nothing to it
+_SPARSE_MARKERS = frozenset({"__acquire", "__release"})
 
 
 def _inside(inst: str, obj: str) -> bool:
@@ -74,7 +77,7 @@ class Transfer:
                 return self._escape(st, lambda ref: st.same_lock(ref.inst, ev.lock.inst))
             return self._drop(self._end_bound(st, ev.lock.cls), ev.lock)
         if isinstance(ev, Call):
-            if ev.external and ev.args:
+            if ev.external and ev.args and ev.callee not in _SPARSE_MARKERS:
                 return self._escape(st, lambda ref: _escapes_into(ev, ref))
             return st
         if isinstance(ev, Downgrade):

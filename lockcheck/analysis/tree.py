@@ -25,10 +25,11 @@ import hashlib
 import re
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from lockcheck.analysis.file import analyse_file
+from lockcheck.analysis.state import base_var
 from lockcheck.analysis.summaries import Summary
 from lockcheck.model.ir import Call, Function
 
@@ -36,6 +37,9 @@ from lockcheck.model.ir import Call, Function
 _HEAD_RE = re.compile(rb"^(?:[A-Za-z_][\w \t*]*?[ \t*])?([A-Za-z_]\w*)[ \t]*\(", re.M)
 _ATTR_RE = re.compile(rb"\s*(?:__\w+\s*(?:\([^(){};]*\))?\s*)*")
 _STATIC_RE = re.compile(rb"^\s*(?:static|extern)\b")
+
+# a callee named as taking a lock (`refill_and_lock`, `lock_table`), not dropping one
+_LOCKING_NAME_RE = re.compile(r"(?:^|_)(?:try)?lock(?:_|$)")
 
 SummariseFile = Callable[[Path, bytes], Mapping[str, Summary]]
 
@@ -214,13 +218,49 @@ class TreeSummaries:
         return result
 
 
-def file_summaries(functions: list[Function], library: Mapping[str, Summary]) -> dict[str, Summary]:
+def file_summaries(
+    functions: list[Function],
+    library: Mapping[str, Summary],
+    hidden: Callable[[str], bool] | None = None,
+) -> dict[str, Summary]:
     """What the functions of a file do to their callers' locks elsewhere.
 
     As for same-file helpers, only functions with lock effects get one; the
     rest stay unknown calls (a lock handed to one named like a releaser may
     be gone), and `#ifdef` variants that disagree get none.
+
+    `hidden`: callees defined in other files that this file's analysis does
+    not look into (the depth bound). A lock a function releases without
+    taking it, after handing its owner to such a callee whose name says it
+    locks, may have been taken there (`refill_and_lock(dev)` ...
+    `up_write(&dev->sem)`): the callers are told it may be released, not
+    that it surely is. Other hidden callees given the owner (a trigger, a
+    stats update) say nothing about the lock.
     """
     facts = analyse_file(functions, library)
     names = {f.name for f in functions}
-    return {n: s for n, s in sorted(facts.summaries.items()) if n in names}
+    out = {n: s for n, s in sorted(facts.summaries.items()) if n in names}
+    if hidden is None:
+        return out
+    for ff in facts.functions:
+        summ = out.get(ff.fn.name)
+        if summ is None or not summ.releases:
+            continue
+        owners = {
+            base_var(arg)
+            for evs in ff.events
+            for ev in evs
+            if isinstance(ev, Call)
+            and ev.external
+            and _LOCKING_NAME_RE.search(ev.callee)
+            and hidden(ev.callee)
+            for arg in ev.args
+        }
+        unsure = tuple(r for r in summ.releases if base_var(r.inst) in owners)
+        if unsure:
+            out[ff.fn.name] = replace(
+                summ,
+                releases=tuple(r for r in summ.releases if r not in unsure),
+                may_release=(*summ.may_release, *(r for r in unsure if r not in summ.may_release)),
+            )
+    return out

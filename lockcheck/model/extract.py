@@ -181,6 +181,8 @@ class _FnContext:
     canon: dict[str, str] = field(default_factory=dict)
     local_names: set[str] = field(default_factory=set)
     bare_locals: set[str] = field(default_factory=set)  # declared without a value, or NULL/0
+    # where the body first gives a variable a value by a plain `var = ...`
+    first_set: dict[str, int] = field(default_factory=dict)
     # where a stable copy is declared again with its one value (_redeclared)
     redeclared: frozenset[int] = frozenset()
 
@@ -390,6 +392,9 @@ def _prepass(nodes: list[Node], ctx: _FnContext) -> None:
             op = node.child_by_field_name("operator")
             if left is not None and left.type == "identifier" and (op is None or text(op) == "="):
                 var, value = text(left), node.child_by_field_name("right")
+                at = ctx.first_set.get(var)
+                if at is None or node.start_byte < at:
+                    ctx.first_set[var] = node.start_byte
         elif node.type == "init_declarator":
             var = _declared_name(node.child_by_field_name("declarator"))
             value = node.child_by_field_name("value")
@@ -1134,10 +1139,21 @@ def _cursors(args: list[Node], ctx: _FnContext) -> tuple[int, ...]:
     the macro gives them (`queue_for_each_hw_ctx(q, hctx, i)` steps `hctx`
     and `i`, `for_each_context(priv, tmp)` steps `tmp`, not `priv`, set
     where it is declared, whose lock the loop runs under); the first
-    argument when no argument is such a local."""
+    argument when no argument is such a local.
+
+    Of several such locals, one the body set before the loop (`q = ...;`
+    then `queue_walk(q, pos)`) is the object walked, not a cursor: its
+    lock, taken before the loop, is the one released after it."""
     local = tuple(
         i for i, a in enumerate(args) if a.type == "identifier" and text(a) in ctx.bare_locals
     )
+    if len(local) > 1:
+        fresh = tuple(
+            i
+            for i in local
+            if ctx.first_set.get(text(args[i]), args[i].start_byte) >= args[i].start_byte
+        )
+        local = fresh or local
     return local or (0,)
 
 
