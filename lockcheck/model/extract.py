@@ -434,6 +434,8 @@ class _Extractor:
         self.events: list[Event] = []
         self.atom_call: int | None = None  # id of the call whose result is the atom
         self.naming_lock = 0  # >0 inside the arguments of a lock primitive
+        # calls whose result is stored negated (`failed = !mutex_trylock(m)`)
+        self.negated: set[int] = set()
 
     def run(self, node: Node, atom_call: int | None = None, returned: bool = False) -> list[Event]:
         """The events of one item; `returned`: the item is a returned value
@@ -441,6 +443,7 @@ class _Extractor:
         self.events = []
         self.atom_call = atom_call
         self.naming_lock = 0
+        self.negated = set()
         self.ret_call: int | None = None
         self.ret_negated = False
         if returned or (node.type == "return_statement" and node.named_children):
@@ -490,10 +493,7 @@ class _Extractor:
                 self._walk(right, None)
                 self.events.append(Assign(var, _site(node), None, chained))
             elif right is not None:
-                self._walk(
-                    right,
-                    target if _unwrap(right).type in _VALUE_SOURCES else None,
-                )
+                self._walk(right, self._value_target(right, target))
             if plain and left is not None and right is not None:
                 self._handover(left, right, node)
             if left is not None:
@@ -512,7 +512,7 @@ class _Extractor:
                 alias = _alias_of(init) if const is None else None
                 self.events.append(Assign(var, _site(node), const, alias))
             if init is not None:
-                self._walk(init, var if _unwrap(init).type in _VALUE_SOURCES else None)
+                self._walk(init, self._value_target(init, var))
             return
         if t == "update_expression":
             arg = node.child_by_field_name("argument")
@@ -525,6 +525,11 @@ class _Extractor:
             for c in node.named_children:
                 self._walk(c, assign_to)
             return
+        if t == "unary_expression" and assign_to is not None:
+            arg = node.child_by_field_name("argument")
+            if arg is not None and _unwrap(arg).id in self.negated:
+                self._walk(arg, assign_to)  # `failed = !mutex_trylock(m)`
+                return
         if t == "pointer_expression" and text(node).lstrip().startswith("*"):
             arg = node.child_by_field_name("argument")
             if arg is not None:
@@ -547,6 +552,22 @@ class _Extractor:
             flag = self.ctx.vocab.identifiers.get(text(node))
             if flag is not None:
                 self.events.append(Check(flag, text(node), _site(node)))
+
+    def _value_target(self, value: Node, target: str | None) -> str | None:
+        """The variable a call's result lands in, if `value` is that call
+        (or its negation: `failed = !mutex_trylock(m)` stores the answer
+        inverted, so the trylock held the lock where `failed` is zero)."""
+        inner = _unwrap(value)
+        if inner.type in _VALUE_SOURCES:
+            return target
+        op = inner.child_by_field_name("operator") if inner.type == "unary_expression" else None
+        arg = inner.child_by_field_name("argument")
+        if target is not None and op is not None and text(op) == "!" and arg is not None:
+            call = _unwrap(arg)
+            if call.type == "call_expression":
+                self.negated.add(call.id)
+                return target
+        return None
 
     def _handover(self, left: Node, right: Node, node: Node) -> None:
         """An object stored through a parameter (`ac->inode = x`, `*out = x`,
@@ -630,7 +651,7 @@ class _Extractor:
         elif e.effect == "try":
             fail = "zero" if e.success == "nonzero" else "nonzero"
             cv = self._cond_var(node, assign_to)
-            if cv == "#ret" and self.ret_negated:
+            if (cv == "#ret" and self.ret_negated) or node.id in self.negated:
                 fail = "nonzero" if fail == "zero" else "zero"
             self.events.append(
                 Acquire(ctx.template(e, args), mode, site, e.name, e.nested, cv, fail, args=argv)  # type: ignore[arg-type]
