@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lockcheck.analysis.file import FileFacts, FlowMemo, analyse_file
-from lockcheck.analysis.summaries import Summary
+from lockcheck.analysis.summaries import Summary, declared_summaries
 from lockcheck.analysis.tree import SummariseFile, TreeSummaries, file_summaries
 from lockcheck.errors import InputError, LockcheckError, RuleError
 from lockcheck.frontend.macros import Macro, function_macros, helper_source
@@ -220,6 +220,7 @@ class Engine:
             root = tree or self._root_of(where)
             called = [*model.functions, *macros]
             library = {**self._tree.library_for(where, called, library, root), **library}
+        library = {**declared_summaries(model.declared), **library}
         library = {**library, **macro_summaries(macros, model.functions, library)}
         return Analysis(path, source, model, analyse_file(model.functions, library, memo))
 
@@ -454,6 +455,8 @@ class Engine:
             elsewhere = self._tree.library_for(header, inline, {}) if inline else {}
         finally:
             self._tree.partial -= 1
+        # and an inline wrapping a function the header declares annotated
+        elsewhere = {**declared_summaries(model.declared), **elsewhere}
         summaries = analyse_file(inline, elsewhere).summaries if inline else {}
         self._headers[header] = summaries
         if self._store is not None:

@@ -1165,3 +1165,34 @@ int slot_use(struct tab *t)
     assert acq[2] == "nonneg"  # 0 is a valid index: only the sign tells
     (ev,) = [e for e in events_of(code, "slot_use") if isinstance(e, Acquire)]
     assert (ev.cond_var, ev.fail_when) == ("id", "neg")
+
+
+def test_an_annotated_prototype_tells_callers_what_the_call_does() -> None:
+    # the body is in another file: the declaration's annotations are the
+    # summary, with the parameter substituted and `RCU` read as `rcu`
+    code = """
+struct box { spinlock_t lock; };
+
+int box_grab(struct box *b) __acquires(&b->lock);
+void box_drop(struct box *b) __releases(&b->lock);
+void read_begin(void) __acquires(RCU);
+int box_plain(struct box *b);
+
+static inline void box_grab_wrapped(struct box *x)
+{
+    (void)box_grab(x);
+}
+
+static void reader(void)
+{
+    read_begin();
+    rcu_read_unlock();
+}
+"""
+    got = summaries(code)
+    assert got["box_grab_wrapped"].acquires == ((lock("x->lock"), "excl", None),)
+    assert got["box_drop"].releases == (lock("b->lock"),)
+    assert "box_plain" not in got  # nothing declared about its locks
+    caller = events_of(code, "reader")
+    assert [ev.lock.inst for ev in caller if isinstance(ev, Acquire)] == ["rcu"]
+    assert [ev.lock.inst for ev in caller if isinstance(ev, Release)] == ["rcu"]

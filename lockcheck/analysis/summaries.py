@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 
 from lockcheck.analysis.function import FunctionFacts, return_value
@@ -17,6 +17,7 @@ from lockcheck.model.ir import (
     Call,
     Check,
     Claim,
+    Declared,
     Event,
     Function,
     LockRef,
@@ -503,6 +504,19 @@ def _lifted(ref: LockRef, lift: Mapping[str, str]) -> LockRef:
 
 def _entry_site(fn: Function) -> Site:
     return Site(fn.start_line, 1, "(entry)")
+
+
+def declared_summaries(declared: Iterable[Declared]) -> dict[str, Summary]:
+    """What annotated prototypes promise their callers when no body is in
+    view (a header's inline wrapping a function of some other file)."""
+    return {
+        d.name: Summary(
+            d.params,
+            acquires=tuple((ref, "excl", None) for ref in d.acquires),
+            releases=d.releases,
+        )
+        for d in declared
+    }
 
 
 def summarise(facts: FunctionFacts) -> Summary:

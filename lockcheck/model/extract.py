@@ -21,6 +21,7 @@ from lockcheck.frontend.cfg import BudgetExceeded, SynCfg, SynNode, build_cfg, c
 from lockcheck.frontend.parse import (
     ITERATOR_RE,
     NORETURN,
+    Annotation,
     ParsedFile,
     count_errors,
     definition_declarator,
@@ -41,6 +42,7 @@ from lockcheck.model.ir import (
     Cfg,
     Check,
     Claim,
+    Declared,
     Downgrade,
     Event,
     Function,
@@ -1177,6 +1179,8 @@ class FileModel:
     path: str
     functions: list[Function]
     parse_errors: int  # ERROR/MISSING nodes in the whole file
+    # annotated prototypes of functions the file does not define
+    declared: tuple[Declared, ...] = ()
 
 
 _ITER_DEFINE_RE = re.compile(
@@ -1272,16 +1276,79 @@ def build_file_model(
             fn = memo[key] = lower_function(name, pf.path, node, vocab, max_nodes, noreturn)
         # a copy: annotations below are set on the image's own (`_attach_annotations`)
         functions.append(copy.copy(fn))
-    _attach_annotations(pf, functions, vocab)
-    return FileModel(pf.path, functions, count_errors(pf.root))
+    declared = _attach_annotations(pf, functions, vocab)
+    return FileModel(pf.path, functions, count_errors(pf.root), declared)
 
 
-def _attach_annotations(pf: ParsedFile, functions: list[Function], vocab: Vocabulary) -> None:
-    """Sparse `__must_hold/__releases/__acquires` on a definition become facts."""
+def _annotated_lock(arg: str, names: tuple[str, ...], vocab: Vocabulary) -> str:
+    """The lock an annotation names: a bare word that is no variable of the
+    function may be the pack's name of a global lock (`__acquires(RCU)` is
+    the lock `rcu_read_lock()` takes), else the expression as written."""
+    if re.fullmatch(r"[A-Za-z_]\w*", arg) and arg not in names:
+        return vocab.named_lock(arg) or arg
+    return arg
+
+
+def _prototype(pf: ParsedFile, offset: int) -> Node | None:
+    """The function prototype (a declaration ending in `;`, outside any
+    body) whose head holds the annotation at `offset`."""
+    node: Node | None = pf.root.descendant_for_byte_range(offset, offset)
+    while node is not None and node.type != "declaration":
+        if node.type in ("function_definition", "compound_statement"):
+            return None
+        node = node.parent
+    if node is None:
+        return None
+    up = node.parent  # at file scope, perhaps inside `#ifdef`s
+    while up is not None and up.type.startswith("preproc_"):
+        up = up.parent
+    if up is None or up.type != "translation_unit":
+        return None
+    decl = node.child_by_field_name("declarator")
+    while decl is not None and decl.type == "pointer_declarator":
+        decl = decl.child_by_field_name("declarator")
+    if decl is None or decl.type != "function_declarator" or not text(node).endswith(";"):
+        return None
+    return node
+
+
+def _declared(
+    pf: ParsedFile, notes: list[Annotation], defined: set[str], vocab: Vocabulary
+) -> tuple[Declared, ...]:
+    """Annotated prototypes of functions without a body here, by name."""
+    found: dict[str, Declared] = {}
+    for note in notes:
+        if note.kind not in ("__acquires", "__releases"):
+            continue
+        node = _prototype(pf, note.offset)
+        head = node.child_by_field_name("declarator") if node is not None else None
+        params = function_params(head)
+        name = _declared_name(head)
+        if name is None or name in defined:
+            continue
+        ctx = _FnContext(vocab, params, {})
+        ref = ctx.resolve(_annotated_lock(note.arg, params, vocab))
+        old = found.get(name, Declared(name, params))
+        if note.kind == "__acquires" and ref not in old.acquires:
+            old = replace(old, acquires=(*old.acquires, ref))
+        elif note.kind == "__releases" and ref not in old.releases:
+            old = replace(old, releases=(*old.releases, ref))
+        found[name] = old
+    return tuple(found[n] for n in sorted(found))
+
+
+def _attach_annotations(
+    pf: ParsedFile, functions: list[Function], vocab: Vocabulary
+) -> tuple[Declared, ...]:
+    """Sparse `__must_hold/__releases/__acquires` on a definition become
+    facts; those on a prototype of a function defined elsewhere are returned."""
     if not pf.annotations:
-        return
+        return ()
     by_line = {f.start_line: f for f in functions}
+    on_prototypes = [n for n in pf.annotations if _prototype(pf, n.offset) is not None]
     for note in pf.annotations:
+        if note in on_prototypes:
+            continue
         fn = None
         for line in range(note.line, note.line - 4, -1):
             fn = by_line.get(line)
@@ -1300,7 +1367,7 @@ def _attach_annotations(pf: ParsedFile, functions: list[Function], vocab: Vocabu
         if fn is None:
             continue
         ctx = _FnContext(vocab, fn.params, dict(fn.lockvars), canon=dict(fn.canon))
-        ref = ctx.resolve(note.arg)
+        ref = ctx.resolve(_annotated_lock(note.arg, (*fn.params, *fn.lockvars), vocab))
         site = Site(note.line, 1, f"{note.kind}({note.arg})")
         if note.kind in ("__must_hold", "__releases"):
             fn.entry_claims = (*fn.entry_claims, Claim("held", ref, None, site, site.text))
@@ -1308,3 +1375,4 @@ def _attach_annotations(pf: ParsedFile, functions: list[Function], vocab: Vocabu
             fn.exit_releases = (*fn.exit_releases, ref)
         if note.kind == "__acquires":
             fn.exit_acquires = (*fn.exit_acquires, ref)
+    return _declared(pf, on_prototypes, {f.name for f in functions}, vocab)

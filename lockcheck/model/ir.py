@@ -256,6 +256,17 @@ class Cfg:
         return out
 
 
+@dataclass(frozen=True, slots=True)
+class Declared:
+    """A prototype's sparse annotations (`int f(struct it *it) __acquires(RCU);`):
+    what a call does, by its declaration, when no body is in view."""
+
+    name: str
+    params: tuple[str, ...]
+    acquires: tuple[LockRef, ...] = ()
+    releases: tuple[LockRef, ...] = ()
+
+
 @dataclass(slots=True)
 class Function:
     name: str
