@@ -323,9 +323,22 @@ def effective_events(
                 continue
             cb = summaries.get(ev.callback) if ev.callback else None
             if cb is not None and ev.callback_obj:
+                # released exactly on the outcome that says the callback ran
+                # (`if (!kref_put(..))` unlocks on the other); unknown when
+                # the answer is not tested here
+                tested = ev.result not in (None, RETURNED) and ev.callback_ran is not None
                 for suffix, cls in cb.container_drops:
-                    lock = LockRef(ev.callback_obj + suffix, cls=cls)
-                    evs.append(Release(lock, ev.site, ev.callback or "", maybe=True))
+                    obj_lock = ev.callback_obj + suffix
+                    evs.append(
+                        Release(
+                            LockRef(_canon(obj_lock, fn) or obj_lock, cls=cls),
+                            ev.site,
+                            ev.callback or "",
+                            maybe=True,
+                            cond_var=ev.result if tested else None,
+                            released_when=ev.callback_ran or "nonzero",
+                        )
+                    )
             summ = summaries.get(ev.callee)
             if summ is None:
                 continue
@@ -601,10 +614,16 @@ def summarise(facts: FunctionFacts) -> Summary:
     drops: list[tuple[str, str]] = []
     for evs in facts.events:
         for ev in evs:
-            if isinstance(ev, Release) and base_var(ev.lock.inst) in fn.containers:
-                suffix = ev.lock.inst.split("@")[0][len(base_var(ev.lock.inst)) :]
-                if suffix and (suffix, ev.lock.cls) not in drops:
-                    drops.append((suffix, ev.lock.cls))
+            if not isinstance(ev, Release):
+                continue
+            var = base_var(ev.lock.inst)
+            suffix = ev.lock.inst.split("@")[0][len(var) :]
+            # `owner->lock` with `owner = obj->owner` set once: `->owner->lock` of obj
+            owner, member = fn.container_members.get(var, (var, ""))
+            if var not in fn.containers and owner in fn.containers and suffix:
+                var, suffix = owner, member + suffix
+            if var in fn.containers and suffix and (suffix, ev.lock.cls) not in drops:
+                drops.append((suffix, ev.lock.cls))
     values = {return_value(fn.cfg.nodes[n].text) for n, _, _, _ in facts.exits}
     returns = next(iter(values)) if len(values) == 1 else None
     if returns is not None and not is_constant(returns):

@@ -692,6 +692,11 @@ class _Extractor:
             # which may run `release` on the object that holds the counter
             cb = args[e.target] if e.target < len(args) else None
             obj = norm(text(args[0])) if args else ""
+            ran = e.success
+            if (self._cond_var(node, assign_to) == "#ret" and self.ret_negated) or (
+                node.id in self.negated
+            ):
+                ran = "zero" if ran == "nonzero" else "nonzero"
             self.events.append(
                 Call(
                     e.name,
@@ -700,6 +705,7 @@ class _Extractor:
                     result=self._cond_var(node, assign_to),
                     callback=text(cb) if cb is not None and cb.type == "identifier" else None,
                     callback_obj=_container_of_field(obj),
+                    callback_ran=ran,
                 )
             )
         elif e.effect == "out-lockptr" and e.out_arg < len(args):
@@ -880,6 +886,61 @@ def _containers(nodes: list[Node], params: tuple[str, ...]) -> dict[str, str]:
             if args and norm(text(args[0])) in params:
                 out.setdefault(var, norm(text(args[0])))
     return out
+
+
+def _initialised_once(nodes: list[Node]) -> dict[str, Node]:
+    """Locals given a value where declared and never assigned again: name -> value."""
+    inits: dict[str, Node] = {}
+    again: set[str] = set()
+    for node in nodes:
+        if node.type == "init_declarator":
+            var = _declared_name(node.child_by_field_name("declarator"))
+            value = node.child_by_field_name("value")
+            if var is not None and value is not None:
+                if var in inits:
+                    again.add(var)
+                inits[var] = value
+        elif node.type in ("assignment_expression", "update_expression"):
+            left = node.child_by_field_name("left") or node.child_by_field_name("argument")
+            if left is not None and left.type == "identifier":
+                again.add(text(left))
+    return {v: n for v, n in inits.items() if v not in again}
+
+
+def _container_calls(nodes: list[Node], params: tuple[str, ...]) -> dict[str, tuple[str, str]]:
+    """`obj = to_obj(ref)`: locals set once from a one-argument call on a
+    parameter, which build_file_model() keeps when the callee is a
+    container_of() wrapper of the file."""
+    out: dict[str, tuple[str, str]] = {}
+    for var, value in sorted(_initialised_once(nodes).items()):
+        value = _unwrap(value)
+        if value.type != "call_expression":
+            continue
+        args = _args(value)
+        name = call_name(value)
+        if name and name != "container_of" and len(args) == 1 and norm(text(args[0])) in params:
+            out[var] = (norm(text(args[0])), name)
+    return out
+
+
+def _container_members(nodes: list[Node]) -> dict[str, tuple[str, str]]:
+    """`owner = obj->owner`: locals set once to a member of another local."""
+    out: dict[str, tuple[str, str]] = {}
+    for var, value in sorted(_initialised_once(nodes).items()):
+        value = _unwrap(value)
+        if value.type == "field_expression" and MEMBER_PATH_RE.fullmatch(norm(text(value))):
+            path = norm(text(value))
+            base = re.split(r"->|\.", path, maxsplit=1)[0]
+            out[var] = (base, path[len(base) :])
+    return out
+
+
+_RETURNS_CONTAINER_RE = re.compile(r"\{\s*return\s+container_of\s*\(\s*(\w+)\s*,[^;]*;\s*\}")
+
+
+def _returns_container(body: Node, params: tuple[str, ...]) -> bool:
+    m = _RETURNS_CONTAINER_RE.fullmatch(text(body))
+    return m is not None and bool(params) and m.group(1) == params[0]
 
 
 def _chained_target(node: Node | None) -> str | None:
@@ -1072,6 +1133,9 @@ def lower_function(
         parse_errors=count_errors(fn),
         canon=dict(ctx.canon),
         containers=_containers(nodes, params),
+        container_calls=_container_calls(nodes, params),
+        container_members=_container_members(nodes),
+        returns_container=_returns_container(body, params),
         local_names=Names(ctx.local_names),
         pure_calls=_pure_calls(nodes, ctx.local_names | set(params)),
     )
@@ -1276,6 +1340,12 @@ def build_file_model(
             fn = memo[key] = lower_function(name, pf.path, node, vocab, max_nodes, noreturn)
         # a copy: annotations below are set on the image's own (`_attach_annotations`)
         functions.append(copy.copy(fn))
+    # `obj = to_obj(ref)` through a container_of() wrapper of the file
+    wrappers = {f.name for f in functions if f.returns_container}
+    for f in functions:
+        found = {v: p for v, (p, callee) in f.container_calls.items() if callee in wrappers}
+        if found:
+            f.containers = {**f.containers, **found}
     declared = _attach_annotations(pf, functions, vocab)
     return FileModel(pf.path, functions, count_errors(pf.root), declared)
 
