@@ -112,15 +112,6 @@ def _callers_locks(
     """
     out: dict[LockRef, Mode] = {}
     where: dict[LockRef, list[int]] = {}
-    # released by the function itself on a known outcome (a kref_put()
-    # callback): an unlock of it after that outcome is a second one, not
-    # the caller's lock
-    outcome = {
-        ev.lock.inst
-        for evs in events
-        for ev in evs
-        if isinstance(ev, Release) and ev.maybe and ev.cond_var is not None
-    }
     for nid, (evs, states) in enumerate(zip(events, before, strict=True)):
         for ev, st in zip(evs, states, strict=True):
             if (
@@ -129,7 +120,6 @@ def _callers_locks(
                 and not ev.guard
                 and not ev.maybe
                 and not any(st.same_lock(r.inst, ev.lock.inst) for r in st.must)
-                and not any(st.same_lock(x, ev.lock.inst) for x in outcome)
             ):
                 out.setdefault(ev.lock, mode_of_release(ev.primitive, ev.lock.cls))
                 where.setdefault(ev.lock, []).append(nid)

@@ -113,7 +113,9 @@ class Transfer:
     def _release_if(st: LockState, ev: Release) -> LockState:
         """Released where `ev.cond_var` is `ev.released_when`: the lock is
         held from here only while the result says otherwise, as after a
-        trylock (a `kref_put()` whose release callback unlocks)."""
+        trylock (a `kref_put()` whose release callback unlocks). Where it is
+        kept it stays escaped, as for any lock handed to code that may drop
+        it: the answer is exact, but a second test of it may not be followed."""
 
         def hit(ref: LockRef) -> bool:
             return st.same_lock(ref.inst, ev.lock.inst)
@@ -123,7 +125,11 @@ class Transfer:
 
         def fix(d: Mapping[LockRef, Held]) -> dict[LockRef, Held]:
             return {
-                r: (replace(h, cond_var=ev.cond_var, fail_when=ev.released_when) if hit(r) else h)
+                r: (
+                    replace(h, cond_var=ev.cond_var, fail_when=ev.released_when, escaped=True)
+                    if hit(r)
+                    else h
+                )
                 for r, h in d.items()
             }
 
