@@ -455,12 +455,11 @@ class Engine:
             elsewhere = self._tree.library_for(header, inline, {}) if inline else {}
         finally:
             self._tree.partial -= 1
-        # and an inline wrapping a function the header declares annotated (the
-        # declarations serve the inlines only: an includer that defines or
-        # calls the function itself sees its body, or an unknown call)
+        # and what the header's annotated prototypes declare (an inline
+        # wrapping one, and includers calling them, see the same contract)
         declared = declared_summaries(model.declared)
         summaries = analyse_file(inline, {**declared, **elsewhere}).summaries if inline else {}
-        summaries = {n: s for n, s in summaries.items() if n not in declared or n in elsewhere}
+        summaries = {**declared, **summaries}
         self._headers[header] = summaries
         if self._store is not None:
             self._store.put(header, data, summaries)

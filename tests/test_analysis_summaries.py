@@ -1169,30 +1169,31 @@ int slot_use(struct tab *t)
 
 def test_an_annotated_prototype_tells_callers_what_the_call_does() -> None:
     # the body is in another file: the declaration's annotations are the
-    # summary, with the parameter substituted and `RCU` read as `rcu`
+    # summary when they name the pack's global lock (`RCU` is `rcu`); an
+    # object's lock in a prototype is left to the body, wherever it is
     code = """
 struct box { spinlock_t lock; };
 
 int box_grab(struct box *b) __acquires(&b->lock);
-void box_drop(struct box *b) __releases(&b->lock);
-void read_begin(void) __acquires(RCU);
-int box_plain(struct box *b);
+int walk_begin(struct box *b) __acquires(RCU);
+void walk_end(struct box *b) __releases(RCU);
 
-static inline void box_grab_wrapped(struct box *x)
+static inline void walk_begin_quiet(struct box *x)
 {
-    (void)box_grab(x);
+    (void)walk_begin(x);
 }
 
-static void reader(void)
+static void reader(struct box *b)
 {
-    read_begin();
-    rcu_read_unlock();
+    walk_begin_quiet(b);
+    walk_end(b);
+    (void)box_grab(b);
 }
 """
     got = summaries(code)
-    assert got["box_grab_wrapped"].acquires == ((lock("x->lock"), "excl", None),)
-    assert got["box_drop"].releases == (lock("b->lock"),)
-    assert "box_plain" not in got  # nothing declared about its locks
+    assert got["walk_begin_quiet"].acquires == ((LockRef("rcu", cls="rcu"), "excl", None),)
+    assert got["walk_end"].releases == (LockRef("rcu", cls="rcu"),)
+    assert "box_grab" not in got
     caller = events_of(code, "reader")
     assert [ev.lock.inst for ev in caller if isinstance(ev, Acquire)] == ["rcu"]
     assert [ev.lock.inst for ev in caller if isinstance(ev, Release)] == ["rcu"]

@@ -1385,10 +1385,15 @@ def _prototype(pf: ParsedFile, offset: int) -> Node | None:
 def _declared(
     pf: ParsedFile, notes: list[Annotation], defined: set[str], vocab: Vocabulary
 ) -> tuple[Declared, ...]:
-    """Annotated prototypes of functions without a body here, by name."""
+    """Annotated prototypes of functions without a body here, by name.
+
+    Only annotations of a lock the pack names as one global lock (the RCU
+    read side): a walker's start and stop are declared that way, while a
+    prototype's `__acquires(&obj->lock)` often states a contract its body
+    keeps on success only, which a declaration cannot tell."""
     found: dict[str, Declared] = {}
     for note in notes:
-        if note.kind not in ("__acquires", "__releases"):
+        if note.kind not in ("__acquires", "__releases") or vocab.named_lock(note.arg) is None:
             continue
         node = _prototype(pf, note.offset)
         head = node.child_by_field_name("declarator") if node is not None else None
