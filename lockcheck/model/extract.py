@@ -938,8 +938,11 @@ def _container_members(nodes: list[Node]) -> dict[str, tuple[str, str]]:
 _RETURNS_CONTAINER_RE = re.compile(r"\{\s*return\s+container_of\s*\(\s*(\w+)\s*,[^;]*;\s*\}")
 
 
+_COMMENT_RE = re.compile(r"/\*.*?\*/|//[^\n]*", re.S)
+
+
 def _returns_container(body: Node, params: tuple[str, ...]) -> bool:
-    m = _RETURNS_CONTAINER_RE.fullmatch(text(body))
+    m = _RETURNS_CONTAINER_RE.fullmatch(_COMMENT_RE.sub(" ", text(body)))
     return m is not None and bool(params) and m.group(1) == params[0]
 
 
