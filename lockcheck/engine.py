@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lockcheck.analysis.file import FileFacts, FlowMemo, analyse_file, unknown_predicates
-from lockcheck.analysis.summaries import Summary
+from lockcheck.analysis.summaries import Summary, declared_summaries
 from lockcheck.analysis.tree import SummariseFile, TreeSummaries, file_summaries
 from lockcheck.errors import InputError, LockcheckError, RuleError
 from lockcheck.frontend.macros import Macro, function_macros, helper_source
@@ -222,7 +222,7 @@ class Engine:
             root = tree or self._root_of(where)
             called = [*model.functions, *macros]
             library = {**self._tree.library_for(where, called, library, root), **library}
-        library = {**self._known_pure, **library}
+        library = {**self._known_pure, **declared_summaries(model.declared), **library}
         if self.config.headers:
             wanted = unknown_predicates(model.functions, library)
             if wanted:
@@ -490,7 +490,11 @@ class Engine:
         finally:
             self._tree.partial -= 1
         elsewhere = {**self._known_pure, **elsewhere}
-        summaries = analyse_file(inline, elsewhere).summaries if inline else {}
+        # and what the header's annotated prototypes declare (an inline
+        # wrapping one, and includers calling them, see the same contract)
+        declared = declared_summaries(model.declared)
+        summaries = analyse_file(inline, {**declared, **elsewhere}).summaries if inline else {}
+        summaries = {**declared, **summaries}
         self._headers[header] = summaries
         if self._store is not None:
             self._store.put(header, data, summaries)

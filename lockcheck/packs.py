@@ -239,6 +239,22 @@ class Vocabulary:
         entry = self.api.get(primitive)
         return entry is not None and entry.effect == "try"
 
+    def named_lock(self, token: str) -> str | None:
+        """The one lock a bare word names (`__acquires(RCU)`): a `[names]`
+        spelling (case ignored) of a single class whose api rows all take
+        the same fixed lock (`rcu_read_lock` takes `rcu`); None otherwise."""
+        want = token.lower()
+        classes = {c for s, cs in self.names.items() if s.lower() == want for c in cs}
+        if len(classes) != 1:
+            return None
+        (cls,) = classes
+        locks = {e.lock for e in self.api.values() if e.cls == cls and e.effect != "claim"}
+        locks.update(g.lock for g in self.guards.values() if g.cls == cls)
+        if len(locks) != 1:
+            return None
+        (lock,) = locks
+        return None if "{" in lock else lock
+
     def declared_classes(self) -> frozenset[str]:
         """Lock classes named by the tables, not guessed from a spelling."""
         out = {e.cls for e in self.api.values() if e.cls}

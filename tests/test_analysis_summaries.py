@@ -1165,3 +1165,35 @@ int slot_use(struct tab *t)
     assert acq[2] == "nonneg"  # 0 is a valid index: only the sign tells
     (ev,) = [e for e in events_of(code, "slot_use") if isinstance(e, Acquire)]
     assert (ev.cond_var, ev.fail_when) == ("id", "neg")
+
+
+def test_an_annotated_prototype_tells_callers_what_the_call_does() -> None:
+    # the body is in another file: the declaration's annotations are the
+    # summary when they name the pack's global lock (`RCU` is `rcu`); an
+    # object's lock in a prototype is left to the body, wherever it is
+    code = """
+struct box { spinlock_t lock; };
+
+int box_grab(struct box *b) __acquires(&b->lock);
+int walk_begin(struct box *b) __acquires(RCU);
+void walk_end(struct box *b) __releases(RCU);
+
+static inline void walk_begin_quiet(struct box *x)
+{
+    (void)walk_begin(x);
+}
+
+static void reader(struct box *b)
+{
+    walk_begin_quiet(b);
+    walk_end(b);
+    (void)box_grab(b);
+}
+"""
+    got = summaries(code)
+    assert got["walk_begin_quiet"].acquires == ((LockRef("rcu", cls="rcu"), "excl", None),)
+    assert got["walk_end"].releases == (LockRef("rcu", cls="rcu"),)
+    assert "box_grab" not in got
+    caller = events_of(code, "reader")
+    assert [ev.lock.inst for ev in caller if isinstance(ev, Acquire)] == ["rcu"]
+    assert [ev.lock.inst for ev in caller if isinstance(ev, Release)] == ["rcu"]

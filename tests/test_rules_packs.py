@@ -231,3 +231,14 @@ def test_rules_show_quotes_the_fixtures_that_fire_and_stay_quiet() -> None:
             where = f"rules/sleep-in-atomic.c:{line} in "
             assert any(f.split()[0] == verdict[kind] and where in f for f in fixtures), where
     assert len(fixtures) == sum(len(lines) for lines in want.values())
+
+
+def test_a_bare_annotation_word_names_a_lock_only_through_one_fixed_row() -> None:
+    from lockcheck.packs import Vocabulary, load_pack
+
+    voc = Vocabulary.merge([load_pack("mm")])
+    assert voc.named_lock("RCU") == "rcu"  # [names] "rcu", and rcu_read_lock's fixed lock
+    assert voc.named_lock("rcu_read_lock") == "rcu"
+    assert voc.named_lock("mmap_lock") is None  # its rows take `{0}->mmap_lock`
+    assert voc.named_lock("ptl") is None  # several classes
+    assert voc.named_lock("nothing_known") is None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 
 from lockcheck.analysis.function import FunctionFacts, return_value
@@ -17,6 +17,7 @@ from lockcheck.model.ir import (
     Call,
     Check,
     Claim,
+    Declared,
     Event,
     Function,
     LockRef,
@@ -322,9 +323,22 @@ def effective_events(
                 continue
             cb = summaries.get(ev.callback) if ev.callback else None
             if cb is not None and ev.callback_obj:
+                # released exactly on the outcome that says the callback ran
+                # (`if (!kref_put(..))` unlocks on the other); unknown when
+                # the answer is not tested here
+                tested = ev.result not in (None, RETURNED) and ev.callback_ran is not None
                 for suffix, cls in cb.container_drops:
-                    lock = LockRef(ev.callback_obj + suffix, cls=cls)
-                    evs.append(Release(lock, ev.site, ev.callback or "", maybe=True))
+                    obj_lock = ev.callback_obj + suffix
+                    evs.append(
+                        Release(
+                            LockRef(_canon(obj_lock, fn) or obj_lock, cls=cls),
+                            ev.site,
+                            ev.callback or "",
+                            maybe=True,
+                            cond_var=ev.result if tested else None,
+                            released_when=ev.callback_ran or "nonzero",
+                        )
+                    )
             summ = summaries.get(ev.callee)
             if summ is None:
                 continue
@@ -515,6 +529,19 @@ def _owns_one(ref: LockRef, insts: list[str]) -> bool:
     return any(below(i.split("@")[0], ref.inst) for i in insts)
 
 
+def declared_summaries(declared: Iterable[Declared]) -> dict[str, Summary]:
+    """What annotated prototypes promise their callers when no body is in
+    view (a header's inline wrapping a function of some other file)."""
+    return {
+        d.name: Summary(
+            d.params,
+            acquires=tuple((ref, "excl", None) for ref in d.acquires),
+            releases=d.releases,
+        )
+        for d in declared
+    }
+
+
 def summarise(facts: FunctionFacts) -> Summary:
     fn = facts.fn
     own = [(nid, ev) for nid, ev, _ in facts.iter_events() if isinstance(ev, Act)]
@@ -611,10 +638,16 @@ def summarise(facts: FunctionFacts) -> Summary:
     drops: list[tuple[str, str]] = []
     for evs in facts.events:
         for ev in evs:
-            if isinstance(ev, Release) and base_var(ev.lock.inst) in fn.containers:
-                suffix = ev.lock.inst.split("@")[0][len(base_var(ev.lock.inst)) :]
-                if suffix and (suffix, ev.lock.cls) not in drops:
-                    drops.append((suffix, ev.lock.cls))
+            if not isinstance(ev, Release):
+                continue
+            var = base_var(ev.lock.inst)
+            suffix = ev.lock.inst.split("@")[0][len(var) :]
+            # `owner->lock` with `owner = obj->owner` set once: `->owner->lock` of obj
+            owner, member = fn.container_members.get(var, (var, ""))
+            if var not in fn.containers and owner in fn.containers and suffix:
+                var, suffix = owner, member + suffix
+            if var in fn.containers and suffix and (suffix, ev.lock.cls) not in drops:
+                drops.append((suffix, ev.lock.cls))
     values = {return_value(fn.cfg.nodes[n].text) for n, _, _, _ in facts.exits}
     returns = next(iter(values)) if len(values) == 1 else None
     if returns is not None and not is_constant(returns):

@@ -71,6 +71,8 @@ class Transfer:
             h = Held(ev.mode, ev.site, ev.cond_var, ev.fail_when, until=ev.until)
             return LockState({**st.must, ev.lock: h}, {**st.may, ev.lock: h}, st.eqs)
         if isinstance(ev, Release):
+            if ev.maybe and ev.cond_var is not None:
+                return self._release_if(st, ev)
             if ev.maybe:
                 if ev.lock.inst == "*":
                     return self._escape(st, lambda ref: ref.cls == ev.lock.cls)
@@ -109,6 +111,32 @@ class Transfer:
                 st = LockState(st.must, st.may, st.eqs | {frozenset((ev.var, ev.alias))})
             return st
         return st
+
+    @staticmethod
+    def _release_if(st: LockState, ev: Release) -> LockState:
+        """Released where `ev.cond_var` is `ev.released_when`: the lock is
+        held from here only while the result says otherwise, as after a
+        trylock (a `kref_put()` whose release callback unlocks). Where it is
+        kept it stays escaped, as for any lock handed to code that may drop
+        it: the answer is exact, but a second test of it may not be followed."""
+
+        def hit(ref: LockRef) -> bool:
+            return st.same_lock(ref.inst, ev.lock.inst)
+
+        if not any(hit(r) for r in st.may):
+            return st
+
+        def fix(d: Mapping[LockRef, Held]) -> dict[LockRef, Held]:
+            return {
+                r: (
+                    replace(h, cond_var=ev.cond_var, fail_when=ev.released_when, escaped=True)
+                    if hit(r)
+                    else h
+                )
+                for r, h in d.items()
+            }
+
+        return LockState(fix(st.must), fix(st.may), st.eqs)
 
     @staticmethod
     def _escape(st: LockState, hit: Callable[[LockRef], bool]) -> LockState:

@@ -21,6 +21,7 @@ from lockcheck.frontend.cfg import BudgetExceeded, SynCfg, SynNode, build_cfg, c
 from lockcheck.frontend.parse import (
     ITERATOR_RE,
     NORETURN,
+    Annotation,
     ParsedFile,
     count_errors,
     definition_declarator,
@@ -42,6 +43,7 @@ from lockcheck.model.ir import (
     Cfg,
     Check,
     Claim,
+    Declared,
     Downgrade,
     Event,
     Function,
@@ -444,6 +446,8 @@ class _Extractor:
         self.events: list[Event] = []
         self.atom_call: int | None = None  # id of the call whose result is the atom
         self.naming_lock = 0  # >0 inside the arguments of a lock primitive
+        # calls whose result is stored negated (`failed = !mutex_trylock(m)`)
+        self.negated: set[int] = set()
 
     def run(self, node: Node, atom_call: int | None = None, returned: bool = False) -> list[Event]:
         """The events of one item; `returned`: the item is a returned value
@@ -451,6 +455,7 @@ class _Extractor:
         self.events = []
         self.atom_call = atom_call
         self.naming_lock = 0
+        self.negated = set()
         self.ret_call: int | None = None
         self.ret_negated = False
         if returned or (node.type == "return_statement" and node.named_children):
@@ -500,10 +505,7 @@ class _Extractor:
                 self._walk(right, None)
                 self.events.append(Assign(var, _site(node), None, chained))
             elif right is not None:
-                self._walk(
-                    right,
-                    target if _unwrap(right).type in _VALUE_SOURCES else None,
-                )
+                self._walk(right, self._value_target(right, target))
             if plain and left is not None and right is not None:
                 self._handover(left, right, node)
             if left is not None:
@@ -522,7 +524,7 @@ class _Extractor:
                 alias = _alias_of(init) if const is None else None
                 self.events.append(Assign(var, _site(node), const, alias))
             if init is not None:
-                self._walk(init, var if _unwrap(init).type in _VALUE_SOURCES else None)
+                self._walk(init, self._value_target(init, var))
             return
         if t == "update_expression":
             arg = node.child_by_field_name("argument")
@@ -535,6 +537,11 @@ class _Extractor:
             for c in node.named_children:
                 self._walk(c, assign_to)
             return
+        if t == "unary_expression" and assign_to is not None:
+            arg = node.child_by_field_name("argument")
+            if arg is not None and _unwrap(arg).id in self.negated:
+                self._walk(arg, assign_to)  # `failed = !mutex_trylock(m)`
+                return
         if t == "pointer_expression" and text(node).lstrip().startswith("*"):
             arg = node.child_by_field_name("argument")
             if arg is not None:
@@ -557,6 +564,22 @@ class _Extractor:
             flag = self.ctx.vocab.identifiers.get(text(node))
             if flag is not None:
                 self.events.append(Check(flag, text(node), _site(node)))
+
+    def _value_target(self, value: Node, target: str | None) -> str | None:
+        """The variable a call's result lands in, if `value` is that call
+        (or its negation: `failed = !mutex_trylock(m)` stores the answer
+        inverted, so the trylock held the lock where `failed` is zero)."""
+        inner = _unwrap(value)
+        if inner.type in _VALUE_SOURCES:
+            return target
+        op = inner.child_by_field_name("operator") if inner.type == "unary_expression" else None
+        arg = inner.child_by_field_name("argument")
+        if target is not None and op is not None and text(op) == "!" and arg is not None:
+            call = _unwrap(arg)
+            if call.type == "call_expression":
+                self.negated.add(call.id)
+                return target
+        return None
 
     def _handover(self, left: Node, right: Node, node: Node) -> None:
         """An object stored through a parameter (`ac->inode = x`, `*out = x`,
@@ -640,7 +663,7 @@ class _Extractor:
         elif e.effect == "try":
             fail = "zero" if e.success == "nonzero" else "nonzero"
             cv = self._cond_var(node, assign_to)
-            if cv == "#ret" and self.ret_negated:
+            if (cv == "#ret" and self.ret_negated) or node.id in self.negated:
                 fail = "nonzero" if fail == "zero" else "zero"
             self.events.append(
                 Acquire(ctx.template(e, args), mode, site, e.name, e.nested, cv, fail, args=argv)  # type: ignore[arg-type]
@@ -679,6 +702,11 @@ class _Extractor:
             # which may run `release` on the object that holds the counter
             cb = args[e.target] if e.target < len(args) else None
             obj = norm(text(args[0])) if args else ""
+            ran = e.success
+            if (self._cond_var(node, assign_to) == "#ret" and self.ret_negated) or (
+                node.id in self.negated
+            ):
+                ran = "zero" if ran == "nonzero" else "nonzero"
             self.events.append(
                 Call(
                     e.name,
@@ -687,6 +715,7 @@ class _Extractor:
                     result=self._cond_var(node, assign_to),
                     callback=text(cb) if cb is not None and cb.type == "identifier" else None,
                     callback_obj=_container_of_field(obj),
+                    callback_ran=ran,
                 )
             )
         elif e.effect == "out-lockptr" and e.out_arg < len(args):
@@ -867,6 +896,64 @@ def _containers(nodes: list[Node], params: tuple[str, ...]) -> dict[str, str]:
             if args and norm(text(args[0])) in params:
                 out.setdefault(var, norm(text(args[0])))
     return out
+
+
+def _initialised_once(nodes: list[Node]) -> dict[str, Node]:
+    """Locals given a value where declared and never assigned again: name -> value."""
+    inits: dict[str, Node] = {}
+    again: set[str] = set()
+    for node in nodes:
+        if node.type == "init_declarator":
+            var = _declared_name(node.child_by_field_name("declarator"))
+            value = node.child_by_field_name("value")
+            if var is not None and value is not None:
+                if var in inits:
+                    again.add(var)
+                inits[var] = value
+        elif node.type in ("assignment_expression", "update_expression"):
+            left = node.child_by_field_name("left") or node.child_by_field_name("argument")
+            if left is not None and left.type == "identifier":
+                again.add(text(left))
+    return {v: n for v, n in inits.items() if v not in again}
+
+
+def _container_calls(nodes: list[Node], params: tuple[str, ...]) -> dict[str, tuple[str, str]]:
+    """`obj = to_obj(ref)`: locals set once from a one-argument call on a
+    parameter, which build_file_model() keeps when the callee is a
+    container_of() wrapper of the file."""
+    out: dict[str, tuple[str, str]] = {}
+    for var, value in sorted(_initialised_once(nodes).items()):
+        value = _unwrap(value)
+        if value.type != "call_expression":
+            continue
+        args = _args(value)
+        name = call_name(value)
+        if name and name != "container_of" and len(args) == 1 and norm(text(args[0])) in params:
+            out[var] = (norm(text(args[0])), name)
+    return out
+
+
+def _container_members(nodes: list[Node]) -> dict[str, tuple[str, str]]:
+    """`owner = obj->owner`: locals set once to a member of another local."""
+    out: dict[str, tuple[str, str]] = {}
+    for var, value in sorted(_initialised_once(nodes).items()):
+        value = _unwrap(value)
+        if value.type == "field_expression" and MEMBER_PATH_RE.fullmatch(norm(text(value))):
+            path = norm(text(value))
+            base = re.split(r"->|\.", path, maxsplit=1)[0]
+            out[var] = (base, path[len(base) :])
+    return out
+
+
+_RETURNS_CONTAINER_RE = re.compile(r"\{\s*return\s+container_of\s*\(\s*(\w+)\s*,[^;]*;\s*\}")
+
+
+_COMMENT_RE = re.compile(r"/\*.*?\*/|//[^\n]*", re.S)
+
+
+def _returns_container(body: Node, params: tuple[str, ...]) -> bool:
+    m = _RETURNS_CONTAINER_RE.fullmatch(_COMMENT_RE.sub(" ", text(body)))
+    return m is not None and bool(params) and m.group(1) == params[0]
 
 
 def _chained_target(node: Node | None) -> str | None:
@@ -1059,6 +1146,9 @@ def lower_function(
         parse_errors=count_errors(fn),
         canon=dict(ctx.canon),
         containers=_containers(nodes, params),
+        container_calls=_container_calls(nodes, params),
+        container_members=_container_members(nodes),
+        returns_container=_returns_container(body, params),
         local_names=Names(ctx.local_names),
         pure_calls=_pure_calls(nodes, ctx.local_names | set(params)),
     )
@@ -1180,6 +1270,8 @@ class FileModel:
     parse_errors: int  # ERROR/MISSING nodes in the whole file
     # initializers that register two or more of the file's functions
     ops: tuple[OpsTable, ...] = ()
+    # annotated prototypes of functions the file does not define
+    declared: tuple[Declared, ...] = ()
 
 
 _ITER_DEFINE_RE = re.compile(
@@ -1275,8 +1367,16 @@ def build_file_model(
             fn = memo[key] = lower_function(name, pf.path, node, vocab, max_nodes, noreturn)
         # a copy: annotations below are set on the image's own (`_attach_annotations`)
         functions.append(copy.copy(fn))
-    _attach_annotations(pf, functions, vocab)
-    return FileModel(pf.path, functions, count_errors(pf.root), ops_tables(pf, functions))
+    # `obj = to_obj(ref)` through a container_of() wrapper of the file
+    wrappers = {f.name for f in functions if f.returns_container}
+    for f in functions:
+        found = {v: p for v, (p, callee) in f.container_calls.items() if callee in wrappers}
+        if found:
+            f.containers = {**f.containers, **found}
+    declared = _attach_annotations(pf, functions, vocab)
+    return FileModel(
+        pf.path, functions, count_errors(pf.root), ops_tables(pf, functions), declared
+    )
 
 
 def ops_tables(pf: ParsedFile, functions: list[Function]) -> tuple[OpsTable, ...]:
@@ -1290,12 +1390,80 @@ def ops_tables(pf: ParsedFile, functions: list[Function]) -> tuple[OpsTable, ...
     return tuple(out)
 
 
-def _attach_annotations(pf: ParsedFile, functions: list[Function], vocab: Vocabulary) -> None:
-    """Sparse `__must_hold/__releases/__acquires` on a definition become facts."""
+def _annotated_lock(arg: str, names: tuple[str, ...], vocab: Vocabulary) -> str:
+    """The lock an annotation names: a bare word that is no variable of the
+    function may be the pack's name of a global lock (`__acquires(RCU)` is
+    the lock `rcu_read_lock()` takes), else the expression as written."""
+    if re.fullmatch(r"[A-Za-z_]\w*", arg) and arg not in names:
+        return vocab.named_lock(arg) or arg
+    return arg
+
+
+def _prototype(pf: ParsedFile, offset: int) -> Node | None:
+    """The function prototype (a declaration ending in `;`, outside any
+    body) whose head holds the annotation at `offset`."""
+    node: Node | None = pf.root.descendant_for_byte_range(offset, offset)
+    while node is not None and node.type != "declaration":
+        if node.type in ("function_definition", "compound_statement"):
+            return None
+        node = node.parent
+    if node is None:
+        return None
+    up = node.parent  # at file scope, perhaps inside `#ifdef`s
+    while up is not None and up.type.startswith("preproc_"):
+        up = up.parent
+    if up is None or up.type != "translation_unit":
+        return None
+    decl = node.child_by_field_name("declarator")
+    while decl is not None and decl.type == "pointer_declarator":
+        decl = decl.child_by_field_name("declarator")
+    if decl is None or decl.type != "function_declarator" or not text(node).endswith(";"):
+        return None
+    return node
+
+
+def _declared(
+    pf: ParsedFile, notes: list[Annotation], defined: set[str], vocab: Vocabulary
+) -> tuple[Declared, ...]:
+    """Annotated prototypes of functions without a body here, by name.
+
+    Only annotations of a lock the pack names as one global lock (the RCU
+    read side): a walker's start and stop are declared that way, while a
+    prototype's `__acquires(&obj->lock)` often states a contract its body
+    keeps on success only, which a declaration cannot tell."""
+    found: dict[str, Declared] = {}
+    for note in notes:
+        if note.kind not in ("__acquires", "__releases") or vocab.named_lock(note.arg) is None:
+            continue
+        node = _prototype(pf, note.offset)
+        head = node.child_by_field_name("declarator") if node is not None else None
+        params = function_params(head)
+        name = _declared_name(head)
+        if name is None or name in defined:
+            continue
+        ctx = _FnContext(vocab, params, {})
+        ref = ctx.resolve(_annotated_lock(note.arg, params, vocab))
+        old = found.get(name, Declared(name, params))
+        if note.kind == "__acquires" and ref not in old.acquires:
+            old = replace(old, acquires=(*old.acquires, ref))
+        elif note.kind == "__releases" and ref not in old.releases:
+            old = replace(old, releases=(*old.releases, ref))
+        found[name] = old
+    return tuple(found[n] for n in sorted(found))
+
+
+def _attach_annotations(
+    pf: ParsedFile, functions: list[Function], vocab: Vocabulary
+) -> tuple[Declared, ...]:
+    """Sparse `__must_hold/__releases/__acquires` on a definition become
+    facts; those on a prototype of a function defined elsewhere are returned."""
     if not pf.annotations:
-        return
+        return ()
     by_line = {f.start_line: f for f in functions}
+    on_prototypes = [n for n in pf.annotations if _prototype(pf, n.offset) is not None]
     for note in pf.annotations:
+        if note in on_prototypes:
+            continue
         fn = None
         for line in range(note.line, note.line - 4, -1):
             fn = by_line.get(line)
@@ -1314,7 +1482,7 @@ def _attach_annotations(pf: ParsedFile, functions: list[Function], vocab: Vocabu
         if fn is None:
             continue
         ctx = _FnContext(vocab, fn.params, dict(fn.lockvars), canon=dict(fn.canon))
-        ref = ctx.resolve(note.arg)
+        ref = ctx.resolve(_annotated_lock(note.arg, (*fn.params, *fn.lockvars), vocab))
         site = Site(note.line, 1, f"{note.kind}({note.arg})")
         if note.kind in ("__must_hold", "__releases"):
             fn.entry_claims = (*fn.entry_claims, Claim("held", ref, None, site, site.text))
@@ -1322,3 +1490,4 @@ def _attach_annotations(pf: ParsedFile, functions: list[Function], vocab: Vocabu
             fn.exit_releases = (*fn.exit_releases, ref)
         if note.kind == "__acquires":
             fn.exit_acquires = (*fn.exit_acquires, ref)
+    return _declared(pf, on_prototypes, {f.name for f in functions}, vocab)

@@ -84,6 +84,10 @@ class Release:
     primitive: str
     guard: bool = False
     maybe: bool = False  # released on some outcomes only (e.g. expand_stack() on failure)
+    # with `maybe`: the outcome that releases is known, released exactly where
+    # `cond_var` (a variable, or "#atom" for the branch) is `released_when`
+    cond_var: str | None = None
+    released_when: str = "nonzero"
     args: tuple[str, ...] = ()  # the call's arguments, normalised (irqsave flags)
 
 
@@ -143,6 +147,9 @@ class Call:
     # object that contains its first argument (`obj`)
     callback: str | None = None
     callback_obj: str = ""
+    # what `result` is when the callback ran ("nonzero": kref_put() returns 1
+    # exactly when it called `release`), None if the call does not say
+    callback_ran: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,6 +263,17 @@ class Cfg:
         return out
 
 
+@dataclass(frozen=True, slots=True)
+class Declared:
+    """A prototype's sparse annotations (`int f(struct it *it) __acquires(RCU);`):
+    what a call does, by its declaration, when no body is in view."""
+
+    name: str
+    params: tuple[str, ...]
+    acquires: tuple[LockRef, ...] = ()
+    releases: tuple[LockRef, ...] = ()
+
+
 @dataclass(slots=True)
 class Function:
     name: str
@@ -272,6 +290,12 @@ class Function:
     budget_exceeded: bool = False
     # `obj = container_of(param, T, member)`: local -> the parameter it contains
     containers: dict[str, str] = field(default_factory=dict)
+    # `obj = to_obj(param)`: local -> (parameter, callee), a container when the
+    # callee is a function of the file that is `return container_of(p, ...)`
+    container_calls: dict[str, tuple[str, str]] = field(default_factory=dict)
+    # `owner = obj->owner` set once from such a local: local -> (that local, `->owner`)
+    container_members: dict[str, tuple[str, str]] = field(default_factory=dict)
+    returns_container: bool = False  # the body is `return container_of(first parameter, ...)`
     # stable copies: expression -> the local set once to it (model/extract.py)
     canon: dict[str, str] = field(default_factory=dict)
     # the names the body declares (not `static`): state no other CPU sees
