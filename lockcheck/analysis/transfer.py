@@ -27,10 +27,22 @@ from lockcheck.model.ir import (
     LockRef,
     Mode,
     Release,
+    is_constant,
 )
 
 _ERR_TESTS = ("IS_ERR(", "IS_ERR_OR_NULL(")
 _RELEASING_NAME_RE = re.compile(r"unlock|release|put|drop")
+
+
+_ZERO_CONSTS = frozenset({"0", "0UL", "0L", "0U", "NULL", "false"})
+
+
+def _constant_side(atom: Atom) -> tuple[str, str] | None:
+    """(variable, constant) of `var == CONST`, either way round."""
+    for var, other in ((atom.a, atom.b), (atom.b, atom.a)):
+        if is_constant(other) and not is_constant(var) and not other.startswith("ERR_PTR("):
+            return var, other
+    return None
 
 
 def _inside(inst: str, obj: str) -> bool:
@@ -180,7 +192,9 @@ class Transfer:
                     st = self._confirm_neg(st, atom.a)  # zero or more is not negative
                 if not label and atom.a != "#atom":
                     st = self._drop_null_owner(st, atom.a)
-            elif atom.kind == "eq" and label:
+            elif atom.kind == "eq" and (const := _constant_side(atom)) is not None:
+                st = self._resolve_const(st, *const, label)
+            if atom.kind == "eq" and label and atom.a != "#atom":
                 for var, other in ((atom.a, atom.b), (atom.b, atom.a)):
                     if other.startswith("ERR_PTR("):
                         # `if (key == ERR_PTR(-ENOKEY))`: an error pointer, nothing taken
@@ -202,6 +216,20 @@ class Transfer:
             )
 
         return st.without(lambda _r, h: tests(h.cond_var) and h.fail_when == failed_when)
+
+    def _resolve_const(self, st: LockState, var: str, const: str, equal: bool) -> LockState:
+        """`rc == C` for a try result `rc`: on the equal edge `rc` is C, so a
+        non-zero C is a failure of a lock that succeeds at zero
+        (`lock_interruptible(m) == -EINTR`: not taken) and zero a failure of
+        one that succeeds at non-zero; the unequal edge says only, for a zero
+        C, that `rc` is non-zero."""
+        zero = const in _ZERO_CONSTS
+        if equal:
+            st = self._resolve_cond(st, var, not zero)
+            if not zero and const.startswith("-"):
+                st = self._resolve_cond(st, var, True, "neg")
+            return st
+        return self._resolve_cond(st, var, True) if zero else st
 
     @staticmethod
     def _confirm_neg(st: LockState, var: str) -> LockState:

@@ -777,6 +777,13 @@ def _atom(cond: Node | None, ctx: _FnContext) -> tuple[Atom | None, int | None]:
             # the CFG gives `!=` branches their labels in the `==` sense; the
             # fact text is symmetric so `ptl != pml` and `pml != ptl` agree
             lo, hi = sorted((a, b))
+            for call, const in ((left, b), (right, a)):
+                called = _unwrap(call)
+                if called.type == "call_expression" and is_constant(const):
+                    # `lock_interruptible(m) == -EINTR`: the call's own result
+                    # compared with a constant, as `rc == -EINTR` compares a variable
+                    txt = f"{lo}=={hi}"
+                    return Atom("eq", "#atom", const, txt, names, pure, stable_if=stable), called.id
             return Atom("eq", a, b, f"{lo}=={hi}", names, pure, stable_if=stable), None
     if node.type in ("identifier", "field_expression"):
         return Atom("value", txt, "", txt, names, pure), None
