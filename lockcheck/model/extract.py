@@ -1229,6 +1229,13 @@ def build_file_model(
         vocab = replace(vocab, iterators={**vocab.iterators, **local})
     if noreturn is None:
         noreturn = noreturn_names(pf.source)
+    defined = list(iter_functions(pf))
+    own = sorted({name for name, node in defined if name in vocab.api and _is_static(node)})
+    if own:
+        # a file's own static definition of a vocabulary name (a user-space
+        # test's futex-based `mutex_lock()`) is what the name means in that
+        # file: the kernel's primitive of that name is not visible there
+        vocab = replace(vocab, api={k: v for k, v in vocab.api.items() if k not in own})
     functions: list[Function] = []
     # spelt without hash order, so that a store on disk finds them again
     inputs = (
@@ -1237,8 +1244,9 @@ def build_file_model(
         " ".join(sorted(noreturn)),
         max_nodes,
         pf.path,
+        " ".join(own),
     )
-    for name, node in iter_functions(pf):
+    for name, node in defined:
         if memo is None:
             functions.append(lower_function(name, pf.path, node, vocab, max_nodes, noreturn))
             continue
@@ -1260,6 +1268,18 @@ def build_file_model(
         functions.append(copy.copy(fn))
     _attach_annotations(pf, functions, vocab)
     return FileModel(pf.path, functions, count_errors(pf.root))
+
+
+def _is_static(fn: Node) -> bool:
+    """Is a definition file-local (`static` in its head, or in the head
+    error recovery left before it)?"""
+    start = definition_start(fn)
+    head = list(fn.children) if start == fn else []
+    sib: Node | None = start
+    while start != fn and sib is not None and sib != definition_declarator(fn):
+        head.append(sib)
+        sib = sib.next_sibling
+    return any(n.type == "storage_class_specifier" and n.text == b"static" for n in head)
 
 
 def _attach_annotations(pf: ParsedFile, functions: list[Function], vocab: Vocabulary) -> None:
