@@ -435,14 +435,28 @@ class _Extractor:
         self.atom_call: int | None = None  # id of the call whose result is the atom
         self.naming_lock = 0  # >0 inside the arguments of a lock primitive
 
-    def run(self, node: Node, atom_call: int | None = None, returned: bool = False) -> list[Event]:
+    def run(
+        self,
+        node: Node,
+        atom_call: int | None = None,
+        returned: bool = False,
+        assigned: Node | None = None,
+    ) -> list[Event]:
         """The events of one item; `returned`: the item is a returned value
-        itself (an arm of `return c ? a : b;`), not a statement."""
+        itself (an arm of `return c ? a : b;`), not a statement; `assigned`:
+        the variable the item's value is assigned to (an arm of `x = c ? a : b;`)."""
         self.events = []
         self.atom_call = atom_call
         self.naming_lock = 0
         self.ret_call: int | None = None
         self.ret_negated = False
+        if assigned is not None:
+            var = text(assigned)
+            const = _const_value(node)
+            alias = _alias_of(node) if const is None else None
+            self.events.append(Assign(var, _site(node), const, alias))
+            self._walk(node, var if _unwrap(node).type in _VALUE_SOURCES else None)
+            return self.events
         if returned or (node.type == "return_statement" and node.named_children):
             value = _unwrap(node if returned else node.named_children[0])
             op = value.child_by_field_name("operator") if value.type == "unary_expression" else None
@@ -1076,7 +1090,7 @@ def _lower_cfg(syn: SynCfg, ctx: _FnContext, shadows: list[_Shadow] | None = Non
             atom = replace(atom, factable=False, sign=atom.factable, stable_if=())
         events: list[Event] = []
         for item in sn.items:
-            events.extend(ex.run(item, atom_call, returned=item is sn.ret))
+            events.extend(ex.run(item, atom_call, returned=item is sn.ret, assigned=sn.assign))
         if sn.macro is not None:
             # `list_for_each_entry(pos, ...)` gives `pos` a new value each
             # time round; the pack names macros whose cursor is elsewhere
