@@ -35,6 +35,8 @@ _RELEASING_NAME_RE = re.compile(r"unlock|release|put|drop")
 
 
 _ZERO_CONSTS = frozenset({"0", "0UL", "0L", "0U", "NULL", "false"})
+# surely non-zero: a negative (`-EINTR`, `-1`), a non-zero number, `true`
+_NONZERO_RE = re.compile(r"^(?:-.+|0*[1-9]\d*[UuLl]*|0x0*[1-9a-fA-F][0-9a-fA-F]*[UuLl]*|true)$")
 
 
 def _constant_side(atom: Atom) -> tuple[str, str] | None:
@@ -224,6 +226,8 @@ class Transfer:
         one that succeeds at non-zero; the unequal edge says only, for a zero
         C, that `rc` is non-zero."""
         zero = const in _ZERO_CONSTS
+        if not zero and not _NONZERO_RE.match(const):
+            return st  # a named constant (`== OK`) may be zero
         if equal:
             st = self._resolve_cond(st, var, not zero)
             if not zero and const.startswith("-"):
