@@ -280,3 +280,23 @@ def test_a_failed_sign_test_drops_a_hold_that_needed_zero() -> None:
     sign = Atom("value", a="ret", text="ret", sign=True)
     assert SPIN not in TR.edge(st, sign, True).may
     assert TR.edge(st, sign, False).may[SPIN].cond_var == "ret"
+
+
+def test_a_try_result_equal_to_a_constant_decides_the_lock() -> None:
+    # taken unless `rc` is non-zero (an interruptible lock: 0 or -EINTR)
+    st = state({SPIN: Held("excl", S1, "rc", "nonzero")})
+
+    def edge(const: str, label: bool) -> set[str]:
+        atom = Atom("eq", "rc", const, f"rc=={const}", ("rc",), True)
+        return {r.inst for r in TR.edge(st, atom, label).may}
+
+    assert edge("-EINTR", True) == set()  # equal to an error: not taken
+    assert edge("-EINTR", False) == {"p->lock"}  # another value: may be 0
+    assert edge("0", True) == {"p->lock"}
+    assert edge("0", False) == set()  # non-zero: not taken
+    # a named constant may be zero: nothing learnt either way
+    assert edge("STATUS_OK", True) == {"p->lock"}
+    # the call's own result compared in the condition (`f(m) == -EINTR`)
+    held = state({SPIN: Held("excl", S1, "#atom", "nonzero")})
+    atom = Atom("eq", "#atom", "-EINTR", "-EINTR==f(m)", (), False)
+    assert TR.edge(held, atom, True).may == {}

@@ -27,6 +27,7 @@ from lockcheck.model.ir import (
     LockRef,
     Mode,
     Release,
+    is_constant,
 )
 
 _ERR_TESTS = ("IS_ERR(", "IS_ERR_OR_NULL(")
@@ -34,6 +35,19 @@ _RELEASING_NAME_RE = re.compile(r"unlock|release|put|drop")
 # sparse's context markers (`__acquire(x)`, `__release(x)`): they tell the
 # checker about a lock, they do nothing to it
 _SPARSE_MARKERS = frozenset({"__acquire", "__release"})
+
+
+_ZERO_CONSTS = frozenset({"0", "0UL", "0L", "0U", "NULL", "false"})
+# surely non-zero: a negative (`-EINTR`, `-1`), a non-zero number, `true`
+_NONZERO_RE = re.compile(r"^(?:-.+|0*[1-9]\d*[UuLl]*|0x0*[1-9a-fA-F][0-9a-fA-F]*[UuLl]*|true)$")
+
+
+def _constant_side(atom: Atom) -> tuple[str, str] | None:
+    """(variable, constant) of `var == CONST`, either way round."""
+    for var, other in ((atom.a, atom.b), (atom.b, atom.a)):
+        if is_constant(other) and not is_constant(var) and not other.startswith("ERR_PTR("):
+            return var, other
+    return None
 
 
 def _inside(inst: str, obj: str) -> bool:
@@ -211,7 +225,9 @@ class Transfer:
                     st = self._confirm_neg(st, atom.a)  # zero or more is not negative
                 if not label and atom.a != "#atom":
                     st = self._drop_null_owner(st, atom.a)
-            elif atom.kind == "eq" and label:
+            elif atom.kind == "eq" and (const := _constant_side(atom)) is not None:
+                st = self._resolve_const(st, *const, label)
+            if atom.kind == "eq" and label and atom.a != "#atom":
                 for var, other in ((atom.a, atom.b), (atom.b, atom.a)):
                     if other.startswith("ERR_PTR("):
                         # `if (key == ERR_PTR(-ENOKEY))`: an error pointer, nothing taken
@@ -233,6 +249,22 @@ class Transfer:
             )
 
         return st.without(lambda _r, h: tests(h.cond_var) and h.fail_when == failed_when)
+
+    def _resolve_const(self, st: LockState, var: str, const: str, equal: bool) -> LockState:
+        """`rc == C` for a try result `rc`: on the equal edge `rc` is C, so a
+        non-zero C is a failure of a lock that succeeds at zero
+        (`lock_interruptible(m) == -EINTR`: not taken) and zero a failure of
+        one that succeeds at non-zero; the unequal edge says only, for a zero
+        C, that `rc` is non-zero."""
+        zero = const in _ZERO_CONSTS
+        if not zero and not _NONZERO_RE.match(const):
+            return st  # a named constant (`== OK`) may be zero
+        if equal:
+            st = self._resolve_cond(st, var, not zero)
+            if not zero and const.startswith("-"):
+                st = self._resolve_cond(st, var, True, "neg")
+            return st
+        return self._resolve_cond(st, var, True) if zero else st
 
     @staticmethod
     def _confirm_neg(st: LockState, var: str) -> LockState:

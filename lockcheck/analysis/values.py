@@ -401,8 +401,13 @@ def path_hold_sites(fn: FunctionFacts) -> dict[tuple[int, int], frozenset[Site]]
     """
     f = fn.fn
     tr = Transfer(f.lockvars)
+    # from the state the analysis started with: locks the callers hold too
+    init = fn.state_in[f.cfg.entry] if fn.state_in[f.cfg.entry] is not None else None
     rpo = reverse_postorder(f)
-    states, _ = _fixpoint(f, fn.events, tr, rpo, initial_state(f), 50_000, PAIRING_PATHS)
+    states, _ = _fixpoint(f, fn.events, tr, rpo, init or initial_state(f), 50_000, PAIRING_PATHS)
+    # a hold downgraded on its path is no longer the acquisition's mode: it
+    # does not show that acquisition reaching the release as taken
+    taken = {ev.site: ev.mode for evs in fn.events for ev in evs if isinstance(ev, Acquire)}
     out: dict[tuple[int, int], frozenset[Site]] = {}
     for nid, evs in enumerate(fn.events):
         if not any(isinstance(ev, Release) for ev in evs):
@@ -415,6 +420,7 @@ def path_hold_sites(fn: FunctionFacts) -> dict[tuple[int, int], frozenset[Site]]
                     for st, _ in paths
                     for ref, h in st.may.items()
                     if st.same_lock(base_inst(ref.inst), base_inst(ev.lock.inst))
+                    and taken.get(h.site, h.mode) == h.mode
                 }
                 out[(nid, i)] = frozenset(sites)
             paths = [apply_event(tr, p, ev) for p in paths]

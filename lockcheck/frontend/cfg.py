@@ -80,6 +80,8 @@ class SynNode:
     preproc: str | None = None
     # one arm of `return c ? a : b;`: the value this node returns (its item)
     ret: Node | None = None
+    # one arm of `x = c ? f(..) : b;`: the variable its item is assigned to
+    assign: Node | None = None
 
 
 @dataclass(slots=True)
@@ -115,6 +117,37 @@ def call_name(node: Node) -> str | None:
         return None
     fn = node.child_by_field_name("function")
     return text(fn) if fn is not None and fn.type == "identifier" else None
+
+
+def _assigned_arms(expr: Node) -> tuple[Node, Node, Node, Node] | None:
+    """(variable, condition, then, else) of `x = c ? a : b` with a call in an arm."""
+    expr = _strip(expr)
+    if expr.type == "declaration":
+        # `int rv = c ? f(..) : b;`, one variable declared
+        inits = [c for c in expr.named_children if c.type == "init_declarator"]
+        if len(inits) != 1 or len(expr.children_by_field_name("declarator")) != 1:
+            return None
+        left = inits[0].child_by_field_name("declarator")
+        right = inits[0].child_by_field_name("value")
+    elif expr.type == "assignment_expression":
+        op = expr.child_by_field_name("operator")
+        if op is None or op.text != b"=":
+            return None
+        left = expr.child_by_field_name("left")
+        right = expr.child_by_field_name("right")
+    else:
+        return None
+    if left is None or left.type != "identifier" or right is None:
+        return None
+    value = _strip(right)
+    cond = value.child_by_field_name("condition")
+    yes = value.child_by_field_name("consequence")
+    no = value.child_by_field_name("alternative")
+    if value.type != "conditional_expression" or cond is None or yes is None or no is None:
+        return None
+    if not any(_strip(arm).type == "call_expression" for arm in (yes, no)):
+        return None
+    return left, cond, yes, no
 
 
 def _headless_call(stmt: Node) -> Node | None:
@@ -311,10 +344,36 @@ class CfgBuilder:
                 return [(nid, None)]
         if node.named_child_count == 0:
             return preds
+        arms = _assigned_arms(node.named_children[0])
+        if arms is not None:
+            return self._assign_arms(*arms, preds)
         out = self._plain(node, preds)
         expr = _strip(node.named_children[0])
         if expr.type == "call_expression" and call_name(expr) in self.noreturn:
             return []  # BUG(), panic(): no way on from here
+        return out
+
+    def _visit_declaration(self, node: Node, preds: Preds) -> Preds:
+        arms = _assigned_arms(node)
+        if arms is not None:
+            return self._assign_arms(*arms, preds)
+        return self._plain(node, preds)
+
+    def _assign_arms(
+        self, var: Node, cond: Node, yes: Node, no: Node, preds: Preds
+    ) -> Preds:
+        """`x = c ? f(..) : b;` is `if (c) x = f(..); else x = b;`: a lock
+        call in one arm (`rv = p ? lock_interruptible(p) : -ENODEV`) is taken
+        only on that arm, and `x` then tells which arm ran."""
+        t, f = self._cond(cond, preds)
+        out: Preds = []
+        for arm, ps in ((yes, t), (no, f)):
+            if not ps:
+                continue
+            nid = self._node("stmt", arm.start_point[0] + 1, ps)
+            self.nodes[nid].items.append(arm)
+            self.nodes[nid].assign = var
+            out.append((nid, None))
         return out
 
     def _guard_call(self, expr: Node) -> GuardOp | None:

@@ -449,15 +449,29 @@ class _Extractor:
         # calls whose result is stored negated (`failed = !mutex_trylock(m)`)
         self.negated: set[int] = set()
 
-    def run(self, node: Node, atom_call: int | None = None, returned: bool = False) -> list[Event]:
+    def run(
+        self,
+        node: Node,
+        atom_call: int | None = None,
+        returned: bool = False,
+        assigned: Node | None = None,
+    ) -> list[Event]:
         """The events of one item; `returned`: the item is a returned value
-        itself (an arm of `return c ? a : b;`), not a statement."""
+        itself (an arm of `return c ? a : b;`), not a statement; `assigned`:
+        the variable the item's value is assigned to (an arm of `x = c ? a : b;`)."""
         self.events = []
         self.atom_call = atom_call
         self.naming_lock = 0
         self.negated = set()
         self.ret_call: int | None = None
         self.ret_negated = False
+        if assigned is not None:
+            var = text(assigned)
+            const = _const_value(node)
+            alias = _alias_of(node) if const is None else None
+            self.events.append(Assign(var, _site(node), const, alias))
+            self._walk(node, var if _unwrap(node).type in _VALUE_SOURCES else None)
+            return self.events
         if returned or (node.type == "return_statement" and node.named_children):
             value = _unwrap(node if returned else node.named_children[0])
             op = value.child_by_field_name("operator") if value.type == "unary_expression" else None
@@ -816,6 +830,13 @@ def _atom(cond: Node | None, ctx: _FnContext) -> tuple[Atom | None, int | None]:
             # the CFG gives `!=` branches their labels in the `==` sense; the
             # fact text is symmetric so `ptl != pml` and `pml != ptl` agree
             lo, hi = sorted((a, b))
+            for call, const in ((left, b), (right, a)):
+                called = _unwrap(call)
+                if called.type == "call_expression" and is_constant(const):
+                    # `lock_interruptible(m) == -EINTR`: the call's own result
+                    # compared with a constant, as `rc == -EINTR` compares a variable
+                    txt = f"{lo}=={hi}"
+                    return Atom("eq", "#atom", const, txt, names, pure, stable_if=stable), called.id
             return Atom("eq", a, b, f"{lo}=={hi}", names, pure, stable_if=stable), None
     if node.type in ("identifier", "field_expression"):
         return Atom("value", txt, "", txt, names, pure), None
@@ -1169,7 +1190,7 @@ def _lower_cfg(syn: SynCfg, ctx: _FnContext, shadows: list[_Shadow] | None = Non
             atom = replace(atom, factable=False, sign=atom.factable, stable_if=())
         events: list[Event] = []
         for item in sn.items:
-            events.extend(ex.run(item, atom_call, returned=item is sn.ret))
+            events.extend(ex.run(item, atom_call, returned=item is sn.ret, assigned=sn.assign))
         if sn.macro is not None:
             # `list_for_each_entry(pos, ...)` gives `pos` a new value each
             # time round; the pack names macros whose cursor is elsewhere
@@ -1338,6 +1359,13 @@ def build_file_model(
         vocab = replace(vocab, iterators={**vocab.iterators, **local})
     if noreturn is None:
         noreturn = noreturn_names(pf.source)
+    defined = list(iter_functions(pf))
+    own = sorted({name for name, node in defined if name in vocab.api and _is_static(node)})
+    if own:
+        # a file's own static definition of a vocabulary name (a user-space
+        # test's futex-based `mutex_lock()`) is what the name means in that
+        # file: the kernel's primitive of that name is not visible there
+        vocab = replace(vocab, api={k: v for k, v in vocab.api.items() if k not in own})
     functions: list[Function] = []
     # spelt without hash order, so that a store on disk finds them again
     inputs = (
@@ -1346,8 +1374,9 @@ def build_file_model(
         " ".join(sorted(noreturn)),
         max_nodes,
         pf.path,
+        " ".join(own),
     )
-    for name, node in iter_functions(pf):
+    for name, node in defined:
         if memo is None:
             functions.append(lower_function(name, pf.path, node, vocab, max_nodes, noreturn))
             continue
@@ -1377,6 +1406,18 @@ def build_file_model(
     return FileModel(
         pf.path, functions, count_errors(pf.root), ops_tables(pf, functions), declared
     )
+
+
+def _is_static(fn: Node) -> bool:
+    """Is a definition file-local (`static` in its head, or in the head
+    error recovery left before it)?"""
+    start = definition_start(fn)
+    head = list(fn.children) if start == fn else []
+    sib: Node | None = start
+    while start != fn and sib is not None and sib != definition_declarator(fn):
+        head.append(sib)
+        sib = sib.next_sibling
+    return any(n.type == "storage_class_specifier" and n.text == b"static" for n in head)
 
 
 def ops_tables(pf: ParsedFile, functions: list[Function]) -> tuple[OpsTable, ...]:

@@ -20,7 +20,7 @@ from lockcheck.analysis.state import base_inst, base_var
 from lockcheck.analysis.values import Hold, downgraders, path_hold_sites, reaching_holds
 from lockcheck.errors import PackError
 from lockcheck.model.finding import Related
-from lockcheck.model.ir import Acquire, Assign, Call, Release, Site
+from lockcheck.model.ir import Acquire, Assign, Call, Claim, Release, Site
 from lockcheck.packs import RuleSpec
 from lockcheck.rules.base import Rule, RuleContext
 
@@ -99,7 +99,7 @@ class LockPairing(Rule):
                                 for evs in fn.events
                                 for ev in evs
                                 if isinstance(ev, Acquire)
-                            }
+                            } | _caller_sites(fn)
                         seen = paths.get((nid, i), frozenset())
                         if hold.site not in seen and seen and seen <= taken:
                             continue
@@ -184,6 +184,17 @@ class LockPairing(Rule):
             expected=(hold.primitive,),
             related=(Related(hold.site.line, hold.site.column, taken),),
         )
+
+
+def _caller_sites(fn: FunctionFacts) -> set[Site]:
+    """Where the holds the function starts with come from, when no claim in
+    its body can stand for them: a claim met on a path may replace the site
+    of an acquisition there, a lock held at entry replaces nothing."""
+    init = fn.state_in[fn.fn.cfg.entry]
+    if init is None:
+        return set()
+    claims = {ev.site for evs in fn.events for ev in evs if isinstance(ev, Claim)}
+    return {h.site for h in init.must.values() if h.site not in claims}
 
 
 def _call_follows(fn: FunctionFacts, nid: int, callee: str) -> bool:
