@@ -108,7 +108,7 @@ def test_cache_serves_a_second_run_and_misses_what_changed(tmp_path: Path) -> No
     # callees it may define) are analysed again, files elsewhere are not
     other = tmp_path / "elsewhere"
     shutil.copytree(FIXTURES / "locking", other)
-    m = len(list(other.glob("*.[ch]")))  # headers are checked too
+    m = len(list(other.rglob("*.[ch]")))  # headers and subdirectories too
     run_check(engine, [tree, other], cache=ResultCache(cache_dir, engine))
     (tree / "v1.c").write_bytes((FIXTURES / "khugepaged" / "merged_fix.c").read_bytes())
     after = ResultCache(cache_dir, engine)
