@@ -10,6 +10,7 @@ import hashlib
 import os
 import re
 from dataclasses import asdict, dataclass, field, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -162,13 +163,18 @@ def declared_elsewhere(header: str, name: str) -> bool:
     unreachable."""
     if name not in header:
         return False
-    proto = re.compile(
+    return _prototype_re(name).search(header) is not None
+
+
+@lru_cache(maxsize=4096)
+def _prototype_re(name: str) -> re.Pattern[str]:
+    """A plain prototype of `name` (compiled once per name: headers repeat them)."""
+    return re.compile(
         r"^(?:extern\s+)?(?!return\b|static\b)[A-Za-z_][\w \t*]*?\b"
         + re.escape(name)
         + r"\s*\([^{};]*\)[^{};]*;",
         re.M,
     )
-    return proto.search(header) is not None
 
 
 class Engine:
@@ -387,7 +393,15 @@ class Engine:
         """The pure summaries of `wanted` callees the file's other tree
         headers define, first definition in include order."""
         out: dict[str, Summary] = {}
+        names = [n.encode() for n in sorted(wanted)]
         for header in self.other_headers(path, source, tree):
+            if header not in self._headers:  # read a header only for a name it spells
+                try:
+                    data = header.read_bytes()
+                except OSError:
+                    continue
+                if not any(n in data for n in names):
+                    continue
             for name, summ in self._header(header).items():
                 if name in wanted and summ.pure:
                     out.setdefault(name, summ)
