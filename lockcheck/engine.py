@@ -166,6 +166,12 @@ def declared_elsewhere(header: str, name: str) -> bool:
     return _prototype_re(name).search(header) is not None
 
 
+def _in_tree(path: str, tree: Path | None) -> Path:
+    """Where `path` is: a relative path names a file of `tree`, when one is given."""
+    where = Path(path)
+    return tree / where if tree is not None and not where.is_absolute() else where
+
+
 @lru_cache(maxsize=4096)
 def _prototype_re(name: str) -> re.Pattern[str]:
     """A plain prototype of `name` (compiled once per name: headers repeat them)."""
@@ -224,7 +230,7 @@ class Engine:
         model, macros = self._file_model(path, source, tree, lowered)
         library = self._header_summaries(path, source, tree) if self.config.headers else {}
         if self.config.headers:  # callees defined in other files beside this one (analysis/tree.py)
-            where = tree / path if tree is not None and not Path(path).is_absolute() else Path(path)
+            where = _in_tree(path, tree)
             root = tree or self._root_of(where)
             called = [*model.functions, *macros]
             library = {**self._tree.library_for(where, called, library, root), **library}
@@ -283,7 +289,7 @@ class Engine:
         """The headers of the file's own directory whose macros the analysis
         reads: those it includes, and those they include in turn (a subsystem's
         `"internal.h"` pulls in its `"locks.h"`), at most MAX_MACRO_HEADERS."""
-        where = Path(path) if tree is None or Path(path).is_absolute() else tree / path
+        where = _in_tree(path, tree)
         todo = [h for h in self.headers_for(path, source, tree) if h.parent == where.parent]
         out: list[Path] = []
         while todo and len(out) < MAX_MACRO_HEADERS:
@@ -367,9 +373,7 @@ class Engine:
         memo = (here, path, tree, hashlib.blake2b(source, digest_size=16).digest())
         known = self._includes.get(memo)
         if known is None:
-            where = Path(path)
-            if tree is not None and not where.is_absolute():
-                where = tree / where
+            where = _in_tree(path, tree)
             parent = where.parent
             found, is_dir = self._root_and_dir(where)
             root = tree or found
@@ -382,10 +386,7 @@ class Engine:
         read for their pure inlines only, when a test made twice needs one."""
         if not self.config.headers:
             return []
-        where = Path(path)
-        if tree is not None and not where.is_absolute():
-            where = tree / where
-        return other_headers(source, tree or self._root_of(where))
+        return other_headers(source, tree or self._root_of(_in_tree(path, tree)))
 
     def _pure_elsewhere(
         self, path: str, source: bytes, tree: Path | None, wanted: frozenset[str]
