@@ -51,6 +51,7 @@ from lockcheck.model.finding import Related
 from lockcheck.model.ir import Acquire, Assign, Call, LockRef, Release, is_constant
 from lockcheck.order.claims import Comment, comments, header_comment, prose, sentences
 from lockcheck.rules.base import Rule, RuleContext
+from lockcheck.rules.queries import caller_visible, stored_for_caller
 
 _WORD_RE = re.compile(r"[a-z]+")
 # pack effects of a function that returns holding a lock
@@ -348,7 +349,35 @@ class LockBalance(Rule):
             return True
         if void:
             return False
+        if self._flags_handed_out(fn, ref):
+            return True
         return lock_named(name) or self._caller_releases(ctx, fn, ref)
+
+    @staticmethod
+    def _holding_store(fn: FunctionFacts, ref: LockRef, stores: set[int]) -> bool:
+        """Is one of the `stores` made with `ref` held, on the way to a
+        return that still holds it?"""
+        holding = {n for n, st, _, _ in fn.exits if ref in st.may and not st.may[ref].escaped}
+        for nid in sorted(stores):
+            st = fn.state_in[nid]
+            if st is not None and ref in st.may and holding & fn.reachable_from(nid):
+                return True
+        return False
+
+    def _flags_handed_out(self, fn: FunctionFacts, ref: LockRef) -> bool:
+        """The interrupt state saved when the lock was taken goes to the
+        caller with the lock (`*rflags = flags;`, or saved straight into the
+        caller's structure, `spin_lock_irqsave(&p->lock, state->flags)`):
+        the caller is to restore it, so it is to release the lock."""
+        saved: set[str] = set()
+        for ev in self._acquisitions(fn, ref):
+            if "irqsave" not in ev.primitive or len(ev.args) < 2:
+                continue
+            flags = ev.args[1]
+            if caller_visible(fn, flags):
+                return True
+            saved.add(flags)
+        return bool(saved) and self._holding_store(fn, ref, stored_for_caller(fn, saved))
 
     @staticmethod
     def _wraps_locker(ctx: RuleContext, fn: FunctionFacts, ref: LockRef) -> bool:
@@ -454,8 +483,7 @@ class LockBalance(Rule):
             for _nid, ev, st in fn.iter_events()
         )
 
-    @staticmethod
-    def _handed_back(fn: FunctionFacts, ref: LockRef) -> bool:
+    def _handed_back(self, fn: FunctionFacts, ref: LockRef) -> bool:
         """The lock is handed to the caller: returned (`return ptl;`, or the
         object that holds it), or stored where the caller finds it
         (`fw->ptl = ptl;` with `fw` a parameter)."""
@@ -480,7 +508,11 @@ class LockBalance(Rule):
             m = store.match(node.text)
             if m and m.group(1) in fn.fn.params:
                 return True
-        return False
+        # `*ptlp = ptl;`, `*lockp = &obj->lock;`: through an out-parameter,
+        # made while holding it on the way to a return that holds it
+        spelt = {inst, "&" + inst, f"&({inst})"}
+        spelt |= {name for name, value in self._definitions(fn).items() if value in spelt}
+        return self._holding_store(fn, ref, stored_for_caller(fn, spelt))
 
     @staticmethod
     def _inside_returned(fn: FunctionFacts, ref: LockRef) -> bool:
