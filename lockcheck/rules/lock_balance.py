@@ -116,6 +116,25 @@ _STORE_RE = re.compile(r"^\s*(\w+(?:(?:->|\.)\w+)+)\s*=\s*(\w+)\s*;\s*$")
 _LOOP_MACRO_RE = re.compile(r"\b\w*for_each\w*\s*\(")
 
 
+_UNDO_WORDS = frozenset(u for undo in _UNDO.values() for u in undo)
+
+
+def _undo_sibling(me: str, other: str) -> bool:
+    """Is `other` named as the undo of `me`: the same name with its last
+    word replaced by an undo (`chan_lookup` -> `chan_put`, `node_find` ->
+    `node_release`)? Users of the pair may live in other files."""
+    mine = me.lower().split("_")
+    theirs = other.lower().split("_")
+    return (
+        len(mine) >= 2
+        and len(theirs) == len(mine)
+        and theirs[:-1] == mine[:-1]
+        and any(w for w in mine[:-1])
+        and theirs[-1] in _UNDO_WORDS
+        and mine[-1] not in _UNDO_WORDS
+    )
+
+
 def _changed(text: str, start: int, end: int) -> bool:
     """Is the name at text[start:end] set, changed in place or taken by
     address (`(x = f())`, `x++`, `x += n`, `&x` but not `&x->f`)?"""
@@ -703,7 +722,9 @@ class LockBalance(Rule):
         """Another function of the file, used with this one (it calls this
         one, a function calls both, or one initializer registers both, or
         functions that call them: an iterator's next step, an ops table's
-        `unprepare`), releases this lock without taking it (its caller's
+        `unprepare`; or its name is this one's with the last word an undo,
+        `*_lookup` and `*_put`, called by users in other files), releases
+        this lock without taking it (its caller's
         lock), spelt the same from the same parameter at the same place
         (`cur->priv->tbl->b[cur->priv->pos].lock` from `cur`, the first
         parameter of both), from where this function stores the lock's
@@ -739,6 +760,7 @@ class LockBalance(Rule):
                 not caller
                 and not any({me, them} <= callees for callees in calls.values())
                 and not (strict and self._registered_together(ctx, me, them))
+                and not _undo_sibling(me, them)
             ):
                 continue  # not used with this function (an unrelated unlock helper)
             released = self._releases(other)
