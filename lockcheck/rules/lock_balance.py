@@ -121,15 +121,15 @@ _UNDO_WORDS = frozenset(u for undo in _UNDO.values() for u in undo)
 
 def _undo_sibling(me: str, other: str) -> bool:
     """Is `other` named as the undo of `me`: the same name with its last
-    word replaced by an undo (`chan_lookup` -> `chan_put`, `node_find` ->
-    `node_release`)? Users of the pair may live in other files."""
+    word replaced by an undo (`fifo_chan_lookup` -> `fifo_chan_put`)? Users
+    of the pair may live in other files. One shared word (`slot_take`,
+    `slot_release`) names a family of operations on an object, not a pair."""
     mine = me.lower().split("_")
     theirs = other.lower().split("_")
     return (
-        len(mine) >= 2
-        and len(theirs) == len(mine)
+        len(theirs) == len(mine)
         and theirs[:-1] == mine[:-1]
-        and any(w for w in mine[:-1])
+        and len([w for w in mine[:-1] if w]) >= 2
         and theirs[-1] in _UNDO_WORDS
         and mine[-1] not in _UNDO_WORDS
     )
