@@ -604,9 +604,16 @@ class LockBalance(Rule):
         return False
 
     def _caller_releases(
-        self, ctx: RuleContext, fn: FunctionFacts, ref: LockRef, rooted: bool = False
+        self,
+        ctx: RuleContext,
+        fn: FunctionFacts,
+        ref: LockRef,
+        rooted: bool = False,
+        depth: int = 0,
     ) -> bool:
-        """A caller in the file releases `ref` (in its own terms) after calling `fn`.
+        """A caller in the file releases `ref` (in its own terms) after calling
+        `fn`, or hands it back in turn to a caller that does (a cache
+        lookup returning the entry its match helper left locked).
 
         `rooted`: the lock is spelt from what the function's locals were set
         to (`mm->lock` after `mm = current->mm` is `current->mm->lock`)."""
@@ -651,7 +658,28 @@ class LockBalance(Rule):
                             and base_inst(rev.lock.inst) in want
                         ):
                             return True
+                if depth < 2 and self._passed_up(ctx, other, want, depth):
+                    return True
         return False
+
+    def _passed_up(
+        self, ctx: RuleContext, caller: FunctionFacts, want: set[str], depth: int
+    ) -> bool:
+        """Does `caller` return the lock (spelt `want` in its terms) to its
+        own caller, handing it back, and does one of those release it?"""
+        passed = sorted(
+            {
+                r
+                for _n, st, _, _ in caller.exits
+                for r, h in st.may.items()
+                if base_inst(r.inst) in want and not h.escaped and not h.assumed
+            },
+            key=lambda r: r.inst,
+        )
+        return any(
+            self._handed_back(caller, r) and self._caller_releases(ctx, caller, r, depth=depth + 1)
+            for r in passed
+        )
 
     # -- helpers that return holding a lock on success ----------------------
 
