@@ -75,6 +75,7 @@ _UNDO = {
     "pin": ("unpin",),
     "block": ("unblock",),
     "reserve": ("commit", "complete", "unreserve", "cancel"),
+    "suspend": ("resume",),
 }
 
 
@@ -290,7 +291,9 @@ class LockBalance(Rule):
             held_vals = {ret for _, ret in holding}
             free_vals = {ret for _, ret in releasing}
             void = held_vals | free_vals == {""}
-            signals = signals_holding(held_vals, free_vals)
+            signals = signals_holding(held_vals, free_vals) or self._one_of(
+                fn, ref, candidates, holding, releasing
+            )
             if self._helper_evidence(ctx, fn, ref, void) and (
                 signals or not any(is_failure_value(v) for v in held_vals)
             ):
@@ -323,6 +326,34 @@ class LockBalance(Rule):
                 held=(name,),
                 related=(Related(line, 1, "returns here with the lock held"),),
             )
+
+    @staticmethod
+    def _one_of(
+        fn: FunctionFacts,
+        ref: LockRef,
+        candidates: dict[LockRef, Held],
+        holding: list[tuple[int, str]],
+        releasing: list[tuple[int, str]],
+    ) -> bool:
+        """Do the returns tell the caller that it holds one of two locks? An
+        iterator's first step returns an entry of the RCU list under
+        `rcu_read_lock()` or one of the locked list under its spinlock, and
+        NULL with neither: a way out that released this lock but holds the
+        other one is a success too."""
+        others = [r for r in candidates if r != ref]
+        if not others:
+            return False
+        ways = {(n, ret) for n, ret in releasing}
+        also: set[str] = set()
+        free: set[str] = set()
+        for n, st, _, ret in fn.exits:
+            if (n, ret) not in ways or ref in st.may:
+                continue
+            if any(r in st.may and not st.may[r].escaped for r in others):
+                also.add(ret)
+            else:
+                free.add(ret)
+        return bool(also) and signals_holding({ret for _, ret in holding} | also, free)
 
     @staticmethod
     def _renamed_held(st: LockState, ref: LockRef, held: Held) -> bool:
