@@ -117,6 +117,7 @@ _STORE_RE = re.compile(r"^\s*(\w+(?:(?:->|\.)\w+)+)\s*=\s*(\w+)\s*;\s*$")
 _LOOP_MACRO_RE = re.compile(r"\b\w*for_each\w*\s*\(")
 
 
+_RETURN_RE = re.compile(r"^\s*return\b")
 _UNDO_WORDS = frozenset(u for undo in _UNDO.values() for u in undo)
 
 
@@ -395,13 +396,48 @@ class LockBalance(Rule):
             return True
         if self._counterpart_releases(ctx, fn, ref) or self._documented(ctx, fn, ref):
             return True
-        if self._wraps_locker(ctx, fn, ref):
+        if self._wraps_locker(ctx, fn, ref) or self._left_to_callback(fn, ref):
             return True
         if void:
             return False
         if self._flags_handed_out(fn, ref):
             return True
         return lock_named(name) or self._caller_releases(ctx, fn, ref)
+
+    @staticmethod
+    def _left_to_callback(fn: FunctionFacts, ref: LockRef) -> bool:
+        """One branch calls through a function pointer with the lock held and
+        the other releases it (`if (ops) ret = ops->attach(dev); else
+        rcu_read_unlock();`): the callback is to release it, as its
+        implementation in another file does."""
+        cfg = fn.fn.cfg
+        base = base_inst(ref.inst)
+        releases = sorted(
+            nid
+            for nid, evs in enumerate(fn.events)
+            if any(isinstance(ev, Release) and base_inst(ev.lock.inst) == base for ev in evs)
+        )
+        holding = {n for n, st, _, _ in fn.exits if ref in st.may and not st.may[ref].escaped}
+        for nid, ev, st in fn.iter_events():
+            if not isinstance(ev, Call) or ref not in st.may or "(" in ev.callee:
+                continue
+            if "->" not in ev.callee and "." not in ev.callee:
+                continue  # a function of its own name: its summary speaks for it
+            later = fn.reachable_from(nid)
+            if not holding & later:
+                continue
+            for r in releases:
+                after = fn.reachable_from(r)
+                if r in later or nid in after:
+                    continue  # not the two arms of one test
+                # the arms join again before the function returns (an early
+                # error return that unlocks is no alternative to the call)
+                if any(
+                    n != cfg.exit and not _RETURN_RE.match(cfg.nodes[n].text)
+                    for n in after & later
+                ):
+                    return True
+        return False
 
     @staticmethod
     def _holding_store(fn: FunctionFacts, ref: LockRef, stores: set[int]) -> bool:
