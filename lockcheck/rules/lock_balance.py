@@ -48,7 +48,7 @@ from lockcheck.analysis.summaries import (
     substitute,
 )
 from lockcheck.model.finding import Related
-from lockcheck.model.ir import Acquire, Assign, Call, LockRef, Release, is_constant
+from lockcheck.model.ir import Acquire, Assign, Call, Handover, LockRef, Release, is_constant
 from lockcheck.order.claims import Comment, comments, header_comment, prose, sentences
 from lockcheck.rules.base import Rule, RuleContext
 from lockcheck.rules.queries import caller_visible, stored_for_caller
@@ -118,6 +118,8 @@ _LOOP_MACRO_RE = re.compile(r"\b\w*for_each\w*\s*\(")
 
 
 _RETURN_RE = re.compile(r"^\s*return\b")
+# the variable a store's left side starts from: `cip` in `(*cip)->vc[n] = x`
+_ROOT_RE = re.compile(r"^[\s(*]*([A-Za-z_]\w*)")
 _UNDO_WORDS = frozenset(u for undo in _UNDO.values() for u in undo)
 
 
@@ -394,6 +396,8 @@ class LockBalance(Rule):
             return True
         if self._handed_back(fn, ref) or self._sparse_marked(fn, ref):
             return True
+        if self._recorded_by_callee(ctx, fn, ref):
+            return True
         if self._counterpart_releases(ctx, fn, ref) or self._documented(ctx, fn, ref):
             return True
         if self._wraps_locker(ctx, fn, ref) or self._left_to_callback(fn, ref):
@@ -403,6 +407,53 @@ class LockBalance(Rule):
         if self._flags_handed_out(fn, ref):
             return True
         return lock_named(name) or self._caller_releases(ctx, fn, ref)
+
+    def _recorded_by_callee(self, ctx: RuleContext, fn: FunctionFacts, ref: LockRef) -> bool:
+        """With the lock held, its owner is given to a function of the file
+        that stores it where a parameter of this function leads (`if
+        (!can_join(pvc, cip)) unlock(pvc); ...` with `cip->vc[n] = pvc;`
+        inside): the caller finds the object there, locked, and releases it,
+        as when this function stores it itself."""
+        owner = base_var(base_inst(ref.inst))
+        if not owner or owner in fn.fn.params:
+            return False
+        by_name = {f.fn.name: f for f in ctx.facts.functions if not f.budget_exceeded}
+        holding = {n for n, st, _, _ in fn.exits if ref in st.may and not st.may[ref].escaped}
+        for nid, ev, st in fn.iter_events():
+            if not isinstance(ev, Call) or ref not in st.may or ev.callee not in by_name:
+                continue
+            if not holding & fn.reachable_from(nid) or owner not in ev.args:
+                continue
+            stored = self._stores_param(by_name, by_name[ev.callee], ev.args.index(owner), 3)
+            for j in stored:
+                if j < len(ev.args) and base_var(ev.args[j].lstrip("&*")) in fn.fn.params:
+                    return True
+        return False
+
+    def _stores_param(
+        self, by_name: dict[str, FunctionFacts], fn: FunctionFacts, i: int, depth: int
+    ) -> set[int]:
+        """The places of the parameters through which `fn` stores its
+        parameter `i` (`cip->vc[sub] = vc;`), itself or by a callee."""
+        params = fn.fn.params
+        if i >= len(params) or depth <= 0:
+            return set()
+        mine = params[i]
+        out: set[int] = set()
+        for evs in fn.events:
+            for ev in evs:
+                if isinstance(ev, Handover) and ev.var == mine:
+                    m = _ROOT_RE.match(ev.site.text)
+                    if m and m.group(1) in params:
+                        out.add(params.index(m.group(1)))
+                elif isinstance(ev, Call) and ev.callee in by_name and mine in ev.args:
+                    callee = by_name[ev.callee]
+                    if callee is fn:
+                        continue
+                    for j in self._stores_param(by_name, callee, ev.args.index(mine), depth - 1):
+                        if j < len(ev.args) and ev.args[j] in params:
+                            out.add(params.index(ev.args[j]))
+        return out
 
     @staticmethod
     def _left_to_callback(fn: FunctionFacts, ref: LockRef) -> bool:
