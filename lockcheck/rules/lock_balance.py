@@ -31,8 +31,12 @@ lock of the arguments it passes) without taking it, a caller releasing it
 under the name the locals stand for, or a lock taken right beside one with
 such evidence. A helper that returns an entry with the lock held and NULL
 without it, run by an ops table whose own callback releases a lock of that
-name without taking it (a seq_file iterator's stop), is quiet too.
-Without such evidence the return value does not excuse the path.
+name without taking it (a seq_file iterator's stop), is quiet too. So
+is a lock handed out where the caller finds it: the lock or its saved
+interrupt state stored through an out-parameter, its owner stored through
+a parameter by a function of the file, a callback called on the arm of a
+test whose other arm releases it, or a caller that hands it on to one that
+releases it. Without such evidence the return value does not excuse the path.
 """
 
 from __future__ import annotations
