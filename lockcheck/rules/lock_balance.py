@@ -31,8 +31,12 @@ lock of the arguments it passes) without taking it, a caller releasing it
 under the name the locals stand for, or a lock taken right beside one with
 such evidence. A helper that returns an entry with the lock held and NULL
 without it, run by an ops table whose own callback releases a lock of that
-name without taking it (a seq_file iterator's stop), is quiet too.
-Without such evidence the return value does not excuse the path.
+name without taking it (a seq_file iterator's stop), is quiet too. So
+is a lock handed out where the caller finds it: the lock or its saved
+interrupt state stored through an out-parameter, its owner stored through
+a parameter by a function of the file, a callback called on the arm of a
+test whose other arm releases it, or a caller that hands it on to one that
+releases it. Without such evidence the return value does not excuse the path.
 """
 
 from __future__ import annotations
@@ -48,9 +52,10 @@ from lockcheck.analysis.summaries import (
     substitute,
 )
 from lockcheck.model.finding import Related
-from lockcheck.model.ir import Acquire, Assign, Call, LockRef, Release, is_constant
+from lockcheck.model.ir import Acquire, Assign, Call, Handover, LockRef, Release, is_constant
 from lockcheck.order.claims import Comment, comments, header_comment, prose, sentences
 from lockcheck.rules.base import Rule, RuleContext
+from lockcheck.rules.queries import caller_visible, stored_for_caller
 
 _WORD_RE = re.compile(r"[a-z]+")
 # pack effects of a function that returns holding a lock
@@ -74,6 +79,7 @@ _UNDO = {
     "pin": ("unpin",),
     "block": ("unblock",),
     "reserve": ("commit", "complete", "unreserve", "cancel"),
+    "suspend": ("resume",),
 }
 
 
@@ -113,6 +119,28 @@ _STORE_RE = re.compile(r"^\s*(\w+(?:(?:->|\.)\w+)+)\s*=\s*(\w+)\s*;\s*$")
 
 # a loop macro (`list_for_each_entry(pos, ...)`): it sets its cursor arguments
 _LOOP_MACRO_RE = re.compile(r"\b\w*for_each\w*\s*\(")
+
+
+_RETURN_RE = re.compile(r"^\s*return\b")
+# the variable a store's left side starts from: `cip` in `(*cip)->vc[n] = x`
+_ROOT_RE = re.compile(r"^[\s(*]*([A-Za-z_]\w*)")
+_UNDO_WORDS = frozenset(u for undo in _UNDO.values() for u in undo)
+
+
+def _undo_sibling(me: str, other: str) -> bool:
+    """Is `other` named as the undo of `me`: the same name with its last
+    word replaced by an undo (`fifo_chan_lookup` -> `fifo_chan_put`)? Users
+    of the pair may live in other files. One shared word (`slot_take`,
+    `slot_release`) names a family of operations on an object, not a pair."""
+    mine = me.lower().split("_")
+    theirs = other.lower().split("_")
+    return (
+        len(theirs) == len(mine)
+        and theirs[:-1] == mine[:-1]
+        and len([w for w in mine[:-1] if w]) >= 2
+        and theirs[-1] in _UNDO_WORDS
+        and mine[-1] not in _UNDO_WORDS
+    )
 
 
 def _changed(text: str, start: int, end: int) -> bool:
@@ -270,7 +298,9 @@ class LockBalance(Rule):
             held_vals = {ret for _, ret in holding}
             free_vals = {ret for _, ret in releasing}
             void = held_vals | free_vals == {""}
-            signals = signals_holding(held_vals, free_vals)
+            signals = signals_holding(held_vals, free_vals) or self._one_of(
+                fn, ref, candidates, holding, releasing
+            )
             if self._helper_evidence(ctx, fn, ref, void) and (
                 signals or not any(is_failure_value(v) for v in held_vals)
             ):
@@ -303,6 +333,34 @@ class LockBalance(Rule):
                 held=(name,),
                 related=(Related(line, 1, "returns here with the lock held"),),
             )
+
+    @staticmethod
+    def _one_of(
+        fn: FunctionFacts,
+        ref: LockRef,
+        candidates: dict[LockRef, Held],
+        holding: list[tuple[int, str]],
+        releasing: list[tuple[int, str]],
+    ) -> bool:
+        """Do the returns tell the caller that it holds one of two locks? An
+        iterator's first step returns an entry of the RCU list under
+        `rcu_read_lock()` or one of the locked list under its spinlock, and
+        NULL with neither: a way out that released this lock but holds the
+        other one is a success too."""
+        others = [r for r in candidates if r != ref]
+        if not others:
+            return False
+        ways = {(n, ret) for n, ret in releasing}
+        also: set[str] = set()
+        free: set[str] = set()
+        for n, st, _, ret in fn.exits:
+            if (n, ret) not in ways or ref in st.may:
+                continue
+            if any(r in st.may and not st.may[r].escaped for r in others):
+                also.add(ret)
+            else:
+                free.add(ret)
+        return bool(also) and signals_holding({ret for _, ret in holding} | also, free)
 
     @staticmethod
     def _renamed_held(st: LockState, ref: LockRef, held: Held) -> bool:
@@ -342,13 +400,125 @@ class LockBalance(Rule):
             return True
         if self._handed_back(fn, ref) or self._sparse_marked(fn, ref):
             return True
+        if self._recorded_by_callee(ctx, fn, ref):
+            return True
         if self._counterpart_releases(ctx, fn, ref) or self._documented(ctx, fn, ref):
             return True
-        if self._wraps_locker(ctx, fn, ref):
+        if self._wraps_locker(ctx, fn, ref) or self._left_to_callback(fn, ref):
             return True
         if void:
             return False
+        if self._flags_handed_out(fn, ref):
+            return True
         return lock_named(name) or self._caller_releases(ctx, fn, ref)
+
+    def _recorded_by_callee(self, ctx: RuleContext, fn: FunctionFacts, ref: LockRef) -> bool:
+        """With the lock held, its owner is given to a function of the file
+        that stores it where a parameter of this function leads (`if
+        (!can_join(pvc, cip)) unlock(pvc); ...` with `cip->vc[n] = pvc;`
+        inside): the caller finds the object there, locked, and releases it,
+        as when this function stores it itself."""
+        owner = base_var(base_inst(ref.inst))
+        if not owner or owner in fn.fn.params:
+            return False
+        by_name = {f.fn.name: f for f in ctx.facts.functions if not f.budget_exceeded}
+        holding = {n for n, st, _, _ in fn.exits if ref in st.may and not st.may[ref].escaped}
+        for nid, ev, st in fn.iter_events():
+            if not isinstance(ev, Call) or ref not in st.may or ev.callee not in by_name:
+                continue
+            if not holding & fn.reachable_from(nid) or owner not in ev.args:
+                continue
+            stored = self._stores_param(by_name, by_name[ev.callee], ev.args.index(owner), 3)
+            for j in stored:
+                if j < len(ev.args) and base_var(ev.args[j].lstrip("&*")) in fn.fn.params:
+                    return True
+        return False
+
+    def _stores_param(
+        self, by_name: dict[str, FunctionFacts], fn: FunctionFacts, i: int, depth: int
+    ) -> set[int]:
+        """The places of the parameters through which `fn` stores its
+        parameter `i` (`cip->vc[sub] = vc;`), itself or by a callee."""
+        params = fn.fn.params
+        if i >= len(params) or depth <= 0:
+            return set()
+        mine = params[i]
+        out: set[int] = set()
+        for evs in fn.events:
+            for ev in evs:
+                if isinstance(ev, Handover) and ev.var == mine:
+                    m = _ROOT_RE.match(ev.site.text)
+                    if m and m.group(1) in params:
+                        out.add(params.index(m.group(1)))
+                elif isinstance(ev, Call) and ev.callee in by_name and mine in ev.args:
+                    callee = by_name[ev.callee]
+                    if callee is fn:
+                        continue
+                    for j in self._stores_param(by_name, callee, ev.args.index(mine), depth - 1):
+                        if j < len(ev.args) and ev.args[j] in params:
+                            out.add(params.index(ev.args[j]))
+        return out
+
+    @staticmethod
+    def _left_to_callback(fn: FunctionFacts, ref: LockRef) -> bool:
+        """One branch calls through a function pointer with the lock held and
+        the other releases it (`if (ops) ret = ops->attach(dev); else
+        rcu_read_unlock();`): the callback is to release it, as its
+        implementation in another file does."""
+        cfg = fn.fn.cfg
+        base = base_inst(ref.inst)
+        releases = sorted(
+            nid
+            for nid, evs in enumerate(fn.events)
+            if any(isinstance(ev, Release) and base_inst(ev.lock.inst) == base for ev in evs)
+        )
+        holding = {n for n, st, _, _ in fn.exits if ref in st.may and not st.may[ref].escaped}
+        for nid, ev, st in fn.iter_events():
+            if not isinstance(ev, Call) or ref not in st.may or "(" in ev.callee:
+                continue
+            if "->" not in ev.callee and "." not in ev.callee:
+                continue  # a function of its own name: its summary speaks for it
+            later = fn.reachable_from(nid)
+            if not holding & later:
+                continue
+            for r in releases:
+                after = fn.reachable_from(r)
+                if r in later or nid in after:
+                    continue  # not the two arms of one test
+                # the arms join again before the function returns (an early
+                # error return that unlocks is no alternative to the call)
+                if any(
+                    n != cfg.exit and not _RETURN_RE.match(cfg.nodes[n].text)
+                    for n in after & later
+                ):
+                    return True
+        return False
+
+    @staticmethod
+    def _holding_store(fn: FunctionFacts, ref: LockRef, stores: set[int]) -> bool:
+        """Is one of the `stores` made with `ref` held, on the way to a
+        return that still holds it?"""
+        holding = {n for n, st, _, _ in fn.exits if ref in st.may and not st.may[ref].escaped}
+        for nid in sorted(stores):
+            st = fn.state_in[nid]
+            if st is not None and ref in st.may and holding & fn.reachable_from(nid):
+                return True
+        return False
+
+    def _flags_handed_out(self, fn: FunctionFacts, ref: LockRef) -> bool:
+        """The interrupt state saved when the lock was taken goes to the
+        caller with the lock (`*rflags = flags;`, or saved straight into the
+        caller's structure, `spin_lock_irqsave(&p->lock, state->flags)`):
+        the caller is to restore it, so it is to release the lock."""
+        saved: set[str] = set()
+        for ev in self._acquisitions(fn, ref):
+            if "irqsave" not in ev.primitive or len(ev.args) < 2:
+                continue
+            flags = ev.args[1]
+            if caller_visible(fn, flags):
+                return True
+            saved.add(flags)
+        return bool(saved) and self._holding_store(fn, ref, stored_for_caller(fn, saved))
 
     @staticmethod
     def _wraps_locker(ctx: RuleContext, fn: FunctionFacts, ref: LockRef) -> bool:
@@ -454,8 +624,7 @@ class LockBalance(Rule):
             for _nid, ev, st in fn.iter_events()
         )
 
-    @staticmethod
-    def _handed_back(fn: FunctionFacts, ref: LockRef) -> bool:
+    def _handed_back(self, fn: FunctionFacts, ref: LockRef) -> bool:
         """The lock is handed to the caller: returned (`return ptl;`, or the
         object that holds it), or stored where the caller finds it
         (`fw->ptl = ptl;` with `fw` a parameter)."""
@@ -480,7 +649,11 @@ class LockBalance(Rule):
             m = store.match(node.text)
             if m and m.group(1) in fn.fn.params:
                 return True
-        return False
+        # `*ptlp = ptl;`, `*lockp = &obj->lock;`: through an out-parameter,
+        # made while holding it on the way to a return that holds it
+        spelt = {inst, "&" + inst, f"&({inst})"}
+        spelt |= {name for name, value in self._definitions(fn).items() if value in spelt}
+        return self._holding_store(fn, ref, stored_for_caller(fn, spelt))
 
     @staticmethod
     def _inside_returned(fn: FunctionFacts, ref: LockRef) -> bool:
@@ -553,9 +726,16 @@ class LockBalance(Rule):
         return False
 
     def _caller_releases(
-        self, ctx: RuleContext, fn: FunctionFacts, ref: LockRef, rooted: bool = False
+        self,
+        ctx: RuleContext,
+        fn: FunctionFacts,
+        ref: LockRef,
+        rooted: bool = False,
+        depth: int = 0,
     ) -> bool:
-        """A caller in the file releases `ref` (in its own terms) after calling `fn`.
+        """A caller in the file releases `ref` (in its own terms) after calling
+        `fn`, or hands it back in turn to a caller that does (a cache
+        lookup returning the entry its match helper left locked).
 
         `rooted`: the lock is spelt from what the function's locals were set
         to (`mm->lock` after `mm = current->mm` is `current->mm->lock`)."""
@@ -600,7 +780,28 @@ class LockBalance(Rule):
                             and base_inst(rev.lock.inst) in want
                         ):
                             return True
+                if depth < 2 and self._passed_up(ctx, other, want, depth):
+                    return True
         return False
+
+    def _passed_up(
+        self, ctx: RuleContext, caller: FunctionFacts, want: set[str], depth: int
+    ) -> bool:
+        """Does `caller` return the lock (spelt `want` in its terms) to its
+        own caller, handing it back, and does one of those release it?"""
+        passed = sorted(
+            {
+                r
+                for _n, st, _, _ in caller.exits
+                for r, h in st.may.items()
+                if base_inst(r.inst) in want and not h.escaped and not h.assumed
+            },
+            key=lambda r: r.inst,
+        )
+        return any(
+            self._handed_back(caller, r) and self._caller_releases(ctx, caller, r, depth=depth + 1)
+            for r in passed
+        )
 
     # -- helpers that return holding a lock on success ----------------------
 
@@ -671,7 +872,9 @@ class LockBalance(Rule):
         """Another function of the file, used with this one (it calls this
         one, a function calls both, or one initializer registers both, or
         functions that call them: an iterator's next step, an ops table's
-        `unprepare`), releases this lock without taking it (its caller's
+        `unprepare`; or its name is this one's with the last word an undo,
+        `*_lookup` and `*_put`, called by users in other files), releases
+        this lock without taking it (its caller's
         lock), spelt the same from the same parameter at the same place
         (`cur->priv->tbl->b[cur->priv->pos].lock` from `cur`, the first
         parameter of both), from where this function stores the lock's
@@ -707,6 +910,7 @@ class LockBalance(Rule):
                 not caller
                 and not any({me, them} <= callees for callees in calls.values())
                 and not (strict and self._registered_together(ctx, me, them))
+                and not _undo_sibling(me, them)
             ):
                 continue  # not used with this function (an unrelated unlock helper)
             released = self._releases(other)

@@ -23,6 +23,7 @@ from lockcheck.model.finding import Related
 from lockcheck.model.ir import Acquire, Assign, Call, Claim, Release, Site
 from lockcheck.packs import RuleSpec
 from lockcheck.rules.base import Rule, RuleContext
+from lockcheck.rules.queries import stored_for_caller
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +139,8 @@ class LockPairing(Rule):
         raw_spin_lock(&b); raw_spin_unlock(&a); ... raw_spin_unlock_irq(&b);`
         hands the disabled interrupts from one lock to the other, as
         `spin_lock_irqsave(); spin_unlock(); spin_lock();
-        spin_unlock_irqrestore()` keeps them off across a dropped lock, and
+        spin_unlock_irqrestore()` keeps them off across a dropped lock (or
+        hands the saved flags to the caller with another lock held), and
         `spin_lock_bh(); ... spin_unlock(); ... local_bh_enable();` ends the
         bottom-half section later on purpose. The saved flags name the other
         half when a helper does it (`base = lock_timer_base(timer, &flags)`)."""
@@ -151,11 +153,14 @@ class LockPairing(Rule):
         if held is not None:
             # the hold's part stays off past this release: a later operation turns it on
             saved = hold.args[-1] if hold.primitive.endswith("irqsave") and hold.args else None
+            later = fn.reachable_from(nid)
             if not any(
                 ev is not rel and (_enables(_primitive(ev), held) or _names(ev, saved))
-                for n in fn.reachable_from(nid)
+                for n in later
                 for ev in fn.events[n]
-            ):
+            ) and not (saved is not None and later & stored_for_caller(fn, (saved,))):
+                # nor are the saved flags handed to the caller to restore
+                # (`*irqflags = flags;` returning with another lock held)
                 return False
         if released is not None:
             # the release's part was turned off on the way here by another operation

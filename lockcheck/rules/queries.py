@@ -7,7 +7,8 @@ statement of its law.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import re
+from collections.abc import Iterable, Iterator, Sequence
 
 from lockcheck.analysis.function import FunctionFacts
 from lockcheck.analysis.state import Held, LockState, base_inst
@@ -72,6 +73,41 @@ def release_nodes(fn: FunctionFacts, inst: str) -> set[int]:
         for nid, evs in enumerate(fn.events)
         if any(isinstance(ev, Release) and base_inst(ev.lock.inst) == want for ev in evs)
     }
+
+
+# a store `lhs = value;` whose left side the caller can see: through a
+# pointer parameter (`*ptlp = ptl;`, `(*out) = v;`, `out[0] = v;`, `st->flags = v;`)
+_STORE_RE = re.compile(r"^\s*([*(\s]*[A-Za-z_]\w*[\w\s()\[\].>-]*?)\s*=(?!=)\s*(.+?)\s*;\s*$", re.S)
+_ROOT_RE = re.compile(r"^[*(\s]*([A-Za-z_]\w*)")
+
+
+def _plain(expr: str) -> str:
+    return re.sub(r"\s+", "", expr)
+
+
+def caller_visible(fn: FunctionFacts, lvalue: str) -> bool:
+    """Is `lvalue` memory the caller reads back: reached through a pointer
+    parameter (`*flagsp`, `(*keyp)`, `out[0]`, `state->flags`), not the
+    parameter itself or a local?"""
+    lv = _plain(lvalue)
+    m = _ROOT_RE.match(lv)
+    if m is None or m.group(1) not in fn.fn.params:
+        return False
+    return lv.startswith(("*", "(*")) or "->" in lv or "[" in lv
+
+
+def stored_for_caller(fn: FunctionFacts, values: Iterable[str]) -> set[int]:
+    """Nodes that store one of `values` (as spelt, spaces aside) where the
+    caller finds it after the call: the function hands that value out
+    (`*ptlp = ptl;` hands out a lock, `*rflags = flags;` the saved
+    interrupt state of one)."""
+    want = {_plain(v) for v in values if v}
+    out: set[int] = set()
+    for nid, node in enumerate(fn.fn.cfg.nodes):
+        m = _STORE_RE.match(node.text)
+        if m and _plain(m.group(2)).strip("()") in want and caller_visible(fn, m.group(1)):
+            out.add(nid)
+    return out
 
 
 def code(text: str) -> str:
