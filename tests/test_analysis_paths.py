@@ -371,3 +371,22 @@ def test_node_paths_are_ordered_the_same_whatever_the_hash_seed() -> None:
         for seed in ("0", "1", "4", "17")
     }
     assert len(outs) == 1, outs
+
+
+@pytest.mark.parametrize(
+    ("text", "value", "want"),
+    [
+        ("seq&1", "0", False),  # the first, lockless pass of a read-or-lock retry
+        ("seq&1", "1", True),  # the retry under the lock
+        ("1&seq", "3", True),
+        ("seq&0x4", "0x5UL", True),
+        ("seq&2", "NULL", False),
+        ("seq&1", "-EAGAIN", None),  # not a number this test can read
+        ("seq&mask", "1", None),  # the mask is not a number
+        ("seq&1&2", "1", None),
+    ],
+)
+def test_a_bit_test_of_a_known_number_is_decided(text: str, value: str, want: bool | None) -> None:
+    facts = Facts().assign("seq", value)
+    assert facts.decide(Atom("opaque", "", "", text, ("seq",), True)) is want
+    assert Facts().decide(Atom("opaque", "", "", text, ("seq",), True)) is None

@@ -114,6 +114,10 @@ class Facts:
             for text, truth, _vars in self.atoms:
                 if text == atom.text:
                     return truth
+        if atom.kind == "opaque" and len(atom.vars) == 1:
+            bits = _bit_test(atom.text, atom.vars[0], self.const(atom.vars[0]))
+            if bits is not None:
+                return bits
         if atom.kind == "value" and atom.a != "#atom":
             value = self.const(atom.a)
             if value is not None:
@@ -174,6 +178,35 @@ class Facts:
 
 
 Path = tuple[LockState, Facts]
+
+_INT_RE = re.compile(r"^(0x[0-9a-fA-F]+|\d+)[UuLl]*$")
+
+
+def _int(text: str) -> int | None:
+    m = _INT_RE.match(text)
+    return int(m.group(1), 0) if m else None
+
+
+def _bit_test(text: str, var: str, value: str | None) -> bool | None:
+    """`seq & 1` on a path where `seq` is a known number: whether a bit is set.
+
+    The read-or-lock retry idiom keeps its mode in the low bit of a local
+    (0 on the first, lockless pass; 1 once it retries under the lock) and
+    tests it twice, so the pass that took the lock is the one that drops it.
+    """
+    if value is None:
+        return None
+    left, amp, right = text.partition("&")
+    if not amp or "&" in right:
+        return None
+    sides = {left, right}
+    if var not in sides:
+        return None
+    mask = _int((sides - {var}).pop()) if len(sides) == 2 else None
+    num = 0 if value in ZERO_VALUES else _int(value)
+    if mask is None or num is None:
+        return None
+    return bool(num & mask)
 
 
 @functools.lru_cache(maxsize=1 << 12)

@@ -174,6 +174,23 @@ def _headless_call(stmt: Node) -> Node | None:
     return call if fn is not None and fn.type == "identifier" else None
 
 
+def _reads_as_body(stmt: Node, nxt: Node) -> bool:
+    """Is `nxt` the body of the headless macro call `stmt`, by its layout?
+
+    A macro of iterator naming, or followed by a block, heads a loop. Any
+    other call written without `;` is a loop head only when the next
+    statement is laid out as its body (on the same line, or indented deeper):
+    a statement-like macro whose `;` its definition supplies
+    (`RESET_STATUS(x)` above a `switch` at the same depth) is a statement.
+    """
+    call = _headless_call(stmt)
+    if call is None or is_macro_head(call) or nxt.type == "compound_statement":
+        return True
+    if nxt.start_point[0] == call.end_point[0]:
+        return True
+    return nxt.start_point[1] > call.start_point[1]
+
+
 def _preproc_key(node: Node) -> tuple[str | None, bool]:
     """The condition of `#if X`/`#ifdef X`/`#ifndef X` (and their `#elif`
     forms) as a key, and whether the block is compiled when it is false."""
@@ -298,7 +315,12 @@ class CfgBuilder:
             stmt = stmts[i]
             nxt = stmts[i + 1] if i + 1 < len(stmts) else None
             tail = _trailing_headless(stmt)
-            if tail is not None and tail.id not in self.attached and nxt is not None:
+            if (
+                tail is not None
+                and tail.id not in self.attached
+                and nxt is not None
+                and _reads_as_body(tail, nxt)
+            ):
                 self.attached[tail.id] = nxt
                 i += 1
             preds = self._stmt(stmt, preds)

@@ -11,6 +11,11 @@ function doing it, or the caller it is judged in, takes some lock of the
 required classes itself (it manages these locks and the act is outside
 them). An act in a function that takes none of them, and has no caller in
 the file, relies on callers the rule cannot see and is not judged.
+
+`kernel_mms` / `new_mms` (optional) name the kernel's mm and the calls that
+make a new mm: a lock taken on their tables is no evidence about user
+tables, and an act that names the kernel's mm is not judged
+(rules/tables.py).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from lockcheck.packs import RuleSpec
 from lockcheck.rules.base import Rule, RuleContext
 from lockcheck.rules.check_under_lock import lock_phrase, satisfied
 from lockcheck.rules.queries import code
+from lockcheck.rules.tables import TableOwners
 
 _MAX_DEPTH = 3
 
@@ -42,6 +48,7 @@ class _Unmet:
 class ActRequiresLocks(Rule):
     kind = "act-requires-locks"
     params = {"acts": list, "requires": list}
+    optional = {"kernel_mms": list, "new_mms": list}
 
     def __init__(self, spec: RuleSpec) -> None:
         super().__init__(spec)
@@ -53,12 +60,16 @@ class ActRequiresLocks(Rule):
                 raise PackError(f"{spec.where('requires')}[{i}]: must read 'LOCK + LOCK ...'")
             self.alternatives.append(locks)
         self.classes = frozenset(w.partition(":")[0] for alt in self.alternatives for w in alt)
+        self.kernel_mms = tuple(spec.params.get("kernel_mms", ()))
+        self.new_mms = tuple(spec.params.get("new_mms", ()))
+        self.owners = TableOwners((), (), ())
 
     def _met(self, keys: frozenset[str]) -> bool:
         return any(all(satisfied(keys, [w]) for w in alt) for alt in self.alternatives)
 
     def _evidence(self, fn: FunctionFacts, site: Site) -> bool:
-        """Does the function take a lock of a required class on a way to `site`?
+        """Does the function take a lock of a required class on a way to `site`
+        (not one of the kernel's or a new mm's tables)?
 
         An acquisition that `site` comes before on every path (a retry loop
         calling a lookup, then locking, then `goto again`) reaches it only
@@ -69,12 +80,14 @@ class ActRequiresLocks(Rule):
         return any(
             isinstance(ev, Acquire)
             and ev.lock.cls in self.classes
+            and not self.owners.private_lock(fn, ev)
             and any(g == nid or not fn.dominates(g, nid) for g in goal & fn.reachable_from(nid))
             for nid, evs in enumerate(fn.events)
             for ev in evs
         )
 
     def run(self, ctx: RuleContext) -> None:
+        self.owners = TableOwners(ctx.facts.functions, self.kernel_mms, self.new_mms)
         callers: dict[str, list[tuple[FunctionFacts, Call, frozenset[str]]]] = {}
         for ff in ctx.facts.functions:
             for nid, evs in enumerate(ff.events):
@@ -89,6 +102,8 @@ class ActRequiresLocks(Rule):
                 if act.via is not None or act.kind not in self.acts or st is None:
                     continue
                 if _local_object(act) or act.target in private:
+                    continue
+                if self.owners.act_on_kernel_mm(act):
                     continue
                 keys = st.held_keys()
                 if self._met(keys):

@@ -14,8 +14,10 @@ them), `reads` (lock classes of the entry reads that count), `revalidate`
 (calls that compare a value with the entry, and lock primitives that
 re-test it under the lock), `snapshots` (`field:class` rows: fields holding
 a value the caller read, such as `vmf->orig_pte`), `asserts` (assertions
-whose fresh entry read counts as a re-test) and `detach` (acts that take a
-table out of every walker's reach: its entries are stable after them).
+whose fresh entry read counts as a re-test), `detach` (acts that take a
+table out of every walker's reach: its entries are stable after them), and
+`kernel_mms` / `new_mms` (the kernel's mm, and calls making a new mm: a lock
+of their tables guards no user table, see rules/tables.py).
 """
 
 from __future__ import annotations
@@ -36,12 +38,19 @@ from lockcheck.model.ir import Acquire, Act, Call, LockRef, Read, Site
 from lockcheck.packs import RuleSpec
 from lockcheck.rules.base import Rule, RuleContext
 from lockcheck.rules.queries import code
+from lockcheck.rules.tables import TableOwners
 
 
 class StaleValue(Rule):
     kind = "stale-value"
     params = {"acts": list, "locks": list, "reads": list, "revalidate": list}
-    optional = {"snapshots": list, "asserts": list, "detach": list}
+    optional = {
+        "snapshots": list,
+        "asserts": list,
+        "detach": list,
+        "kernel_mms": list,
+        "new_mms": list,
+    }
 
     def __init__(self, spec: RuleSpec) -> None:
         super().__init__(spec)
@@ -54,6 +63,9 @@ class StaleValue(Rule):
         self.revalidators = frozenset(p["revalidate"])
         self.asserts = frozenset(p.get("asserts", ()))
         self.detach = frozenset(p.get("detach", ()))
+        self.kernel_mms = tuple(p.get("kernel_mms", ()))
+        self.new_mms = tuple(p.get("new_mms", ()))
+        self.owners = TableOwners((), (), ())
         self.snapshots: dict[str, str] = {}
         self.carried: dict[str, str] = {}  # entry pointer field -> its snapshot field
         for i, row in enumerate(p.get("snapshots", [])):
@@ -69,6 +81,7 @@ class StaleValue(Rule):
     def run(self, ctx: RuleContext) -> None:
         self.retesting = self._retesting_helpers(ctx)
         self.callee_params = {name: summ.params for name, summ in ctx.facts.summaries.items()}
+        self.owners = TableOwners(ctx.facts.functions, self.kernel_mms, self.new_mms)
         self._reached: dict[tuple[int, int], set[int]] = {}
         for fn in ctx.facts.functions:
             self._function(ctx, fn)
@@ -120,6 +133,8 @@ class StaleValue(Rule):
             if values is None:
                 values = entry_values(fn, self.reads, self.snapshots)
             ref, held = holds[-1]  # the lock taken last is the one the act relies on
+            if self._unwalked(fn, act, held):
+                continue
             key = base_inst(ref.inst)
             candidates = [
                 *values,
@@ -140,6 +155,19 @@ class StaleValue(Rule):
                     reported.add(site)
                     self._report(ctx, fn, act, ref, held, val)
                 break
+
+    def _unwalked(self, fn: FunctionFacts, act: Act, held: Held) -> bool:
+        """Are the tables the kernel's or of a new mm (by the act, or by the
+        lock it relies on)? No racing fault or collapse reaches them."""
+        if not self.owners:
+            return False
+        if self.owners.act_on_kernel_mm(act):
+            return True
+        return any(
+            isinstance(ev, Acquire) and ev.site == held.site and self.owners.private_lock(fn, ev)
+            for evs in fn.events
+            for ev in evs
+        )
 
     @staticmethod
     def _fresh(fn: FunctionFacts, val: EntryValue, key: str, an: int, ai: int) -> bool:
