@@ -9,9 +9,11 @@ path facts are data here, not code in the analysis.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field, fields
-from typing import Literal
+from operator import attrgetter
+from typing import Any, Literal
 
 Mode = Literal["excl", "read", "write"]
 
@@ -352,3 +354,38 @@ class OpsTable:
 
     def functions(self) -> frozenset[str]:
         return frozenset(fn for _member, fn in self.members)
+
+
+def pickle_by_fields(*classes: type) -> None:
+    """Pickle each of `classes` (frozen dataclasses with slots) as its
+    constructor and its fields' values: `dataclasses` would unpickle every
+    object through `fields()`, most of what reading a review's stores back
+    (cache.FlowStore) costs."""
+    for cls in classes:
+        names = [f.name for f in fields(cls) if f.init]
+        get = attrgetter(*names) if len(names) > 1 else (lambda obj, n=names[0]: (getattr(obj, n),))
+
+        def reduce(self: object, cls: type = cls, get: Callable[[object], Any] = get) -> object:
+            return cls, get(self)
+
+        setattr(cls, "__reduce__", reduce)  # noqa: B010
+
+
+pickle_by_fields(
+    Site,
+    LockRef,
+    Acquire,
+    Release,
+    Downgrade,
+    Check,
+    Act,
+    Call,
+    Claim,
+    Sleep,
+    Assign,
+    Read,
+    Handover,
+    Atom,
+    Declared,
+    OpsTable,
+)
