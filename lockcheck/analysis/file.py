@@ -182,7 +182,9 @@ def _moved(
 ) -> FunctionFacts | None:
     """`facts` of a function `delta` lines up, for `fn` (with `events`)
     here: its function and events are those given, the rest moved; None if
-    the names it gave cannot move so far."""
+    the names it gave cannot move so far. The states before every event
+    hold every name the dataflow kept: with none that spells a line, no
+    order of such names decided anything."""
     pairs: list[tuple[object, object]] = [(facts.fn, fn), (facts.events, events)]
     for olds, news in zip(facts.events, events, strict=True):
         pairs.extend(zip(olds, news, strict=True))

@@ -3,10 +3,11 @@
 A patch that adds a line moves every function below it. Lowering and the
 dataflow depend on a function's lines only through its sites, node lines,
 start and end, and the `name@LINE` names the dataflow gives a lock whose
-pointer is assigned anew; they order lines only by their numbers. So a
-function that merely moved lowers and analyses to what it did at its old
-place, every line shifted by the same amount: a review keys its stores by
-lines relative to the function's start and shifts what it reads back.
+pointer is assigned anew; they order lines by their numbers, and such
+names as text (see `movable`). So a function that merely moved lowers and
+analyses to what it did at its old place, every line shifted by the same
+amount: a review keys its stores by lines relative to the function's start
+and shifts what it reads back.
 """
 
 from __future__ import annotations
