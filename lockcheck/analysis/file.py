@@ -15,6 +15,7 @@ from lockcheck.model.ir import (
     Function,
     Mode,
 )
+from lockcheck.model.lines import Shifter, identity_for, movable, named_lines, relative_repr
 
 
 @dataclass(slots=True)
@@ -72,8 +73,9 @@ def library_summaries(functions: list[Function]) -> dict[str, Summary]:
 
 # A function's dataflow by what decides it, exactly: the function (its CFG,
 # events and lines) and its effective events, as their reprs (a LockRef's
-# class is left out of `==` but not of `repr`). A dict, or a store on disk
-# (cache.FlowStore).
+# class is left out of `==` but not of `repr`), lines counted from the
+# function's start so that a function a patch only moves is found again
+# (model/lines.py). A dict, or a store on disk (cache.FlowStore).
 FlowMemo = MutableMapping[tuple[str, str], FunctionFacts]
 
 
@@ -153,14 +155,58 @@ def _pure(fn: Function, summaries: Mapping[str, Summary]) -> bool:
 
 def _analyse(fn: Function, events: list[list[Event]], memo: FlowMemo | None) -> FunctionFacts:
     """`analyse`, or the facts of an identical function analysed before: the
-    dataflow is a pure function of the two, so the facts are the same."""
+    dataflow is a pure function of the two, so the facts are the same, moved
+    by as many lines as the function moved."""
     if memo is None:
         return analyse(fn, events)
-    key = (repr(fn), repr(events))
+    start = fn.start_line
+    rel_fn = relative_repr(fn, start)
+    rel_events = relative_repr(events, start)
+    if rel_fn is None or rel_events is None:  # names spell lines: keyed where it is
+        rel_fn, rel_events = repr(fn), repr(events)
+    key = (rel_fn, rel_events)
     facts = memo.get(key)
-    if facts is None:
-        facts = memo[key] = analyse(fn, events)
+    if facts is not None:
+        delta = start - facts.fn.start_line
+        if delta == 0:
+            return facts
+        moved = _moved(facts, fn, events, delta)
+        if moved is not None:
+            return moved
+    facts = memo[key] = analyse(fn, events)
     return facts
+
+
+def _moved(
+    facts: FunctionFacts, fn: Function, events: list[list[Event]], delta: int
+) -> FunctionFacts | None:
+    """`facts` of a function `delta` lines up, for `fn` (with `events`)
+    here: its function and events are those given, the rest moved; None if
+    the names it gave cannot move so far. The states before every event
+    hold every name the dataflow kept: with none that spells a line, no
+    order of such names decided anything."""
+    pairs: list[tuple[object, object]] = [(facts.fn, fn), (facts.events, events)]
+    for olds, news in zip(facts.events, events, strict=True):
+        pairs.extend(zip(olds, news, strict=True))
+    move = Shifter(delta, identity_for(pairs))
+    out = FunctionFacts(
+        fn,
+        events,
+        move(facts.before),
+        move(facts.state_in),
+        move(facts.state_out),
+        facts.idom,
+        facts.rpo_index,
+        facts.budget_exceeded,
+        move(facts.entry_locks),
+        move(facts.exits),
+        move(facts.unheld_releases),
+    )
+    if move.renamed:
+        span = named_lines(facts.events)
+        if span is None or not movable(span[0], span[1], delta):
+            return None
+    return out
 
 
 def _same_locks(a: Summary, b: Summary) -> Summary | None:

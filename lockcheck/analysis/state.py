@@ -15,6 +15,7 @@ from lockcheck.model.ir import (
     LockRef,
     Mode,
     Site,
+    pickle_by_fields,
 )
 
 RW_CLASS_RE = re.compile(r"(mmap_lock|rwsem|_sem$|rwlock)")
@@ -120,6 +121,9 @@ class LockState:
             {r: h for r, h in self.may.items() if not gone(r, h)},
             self.eqs,
         )
+
+
+pickle_by_fields(Held, LockState)
 
 
 def _meet_mode(a: Mode, b: Mode) -> Mode:

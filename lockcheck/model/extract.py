@@ -61,6 +61,7 @@ from lockcheck.model.ir import (
 from lockcheck.model.ir import (
     Node as IrNode,
 )
+from lockcheck.model.lines import shifted
 from lockcheck.packs import ApiEntry, GuardEntry, Vocabulary
 
 _WS_RE = re.compile(r"\s+")
@@ -1155,7 +1156,8 @@ def lower_function(
             budget_exceeded=True,
             parse_errors=count_errors(fn),
         )
-    cfg = _lower_cfg(syn, ctx, _shadows(nodes, tuple(params), body))
+    shadows = _shadows(nodes, tuple(params), body)
+    cfg = _lower_cfg(syn, ctx, shadows)
     return Function(
         name,
         path,
@@ -1172,6 +1174,7 @@ def lower_function(
         returns_container=_returns_container(body, params),
         local_names=Names(ctx.local_names),
         pure_calls=_pure_calls(nodes, ctx.local_names | set(params)),
+        line_names=bool(shadows),
     )
 
 
@@ -1340,8 +1343,10 @@ def local_iterators(source: bytes, known: dict[str, tuple[int, ...]]) -> dict[st
 
 # Lowered functions by what decides them: the file-wide inputs (its own
 # iterator macros, the calls that end a path, the node budget), the path,
-# and the definition's name, place and text. A review keeps one per file, so
-# a function its patch leaves alone is lowered once for both images.
+# and the definition's name, text and place (its columns, and its head's
+# line relative to its body's). A review keeps one per file, so a function
+# its patch leaves alone is lowered once for both images, and once for the
+# next patch to the file that only moves it (model/lines.py).
 LowerMemo = MutableMapping[tuple[object, ...], Function]
 
 
@@ -1382,16 +1387,21 @@ def build_file_model(
             continue
         # a head the parser left before the body (`definition_start`) counts too
         head = definition_declarator(node)
+        start = definition_start(node).start_point
         key = (
             *inputs,
             name,
-            definition_start(node).start_point,
-            node.start_point,
+            (start[0] - node.start_point[0], start[1]),
+            node.start_point[1],
             node.has_error,
             head.text if head is not None else None,
             node.text,
         )
         fn = memo.get(key)
+        if fn is not None and fn.start_line != start[0] + 1:
+            # the same text elsewhere: the same function, moved, unless a
+            # name in it spells a line
+            fn = None if fn.line_names else shifted(fn, start[0] + 1 - fn.start_line)
         if fn is None:
             fn = memo[key] = lower_function(name, pf.path, node, vocab, max_nodes, noreturn)
         # a copy: annotations below are set on the image's own (`_attach_annotations`)

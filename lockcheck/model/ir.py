@@ -9,8 +9,11 @@ path facts are data here, not code in the analysis.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from typing import Literal
+from collections.abc import Callable
+from contextvars import ContextVar
+from dataclasses import dataclass, field, fields
+from operator import attrgetter
+from typing import Any, Literal
 
 Mode = Literal["excl", "read", "write"]
 
@@ -31,13 +34,23 @@ def is_constant(text: str) -> bool:
     return bool(_CONSTANT_RE.match(text))
 
 
-@dataclass(frozen=True, slots=True, order=True)
+# The line that reprs of sites, nodes and functions count from: 0, or a
+# function's start while a key that ignores where the function is is spelt
+# (model/lines.py).
+LINE_ORIGIN: ContextVar[int] = ContextVar("lockcheck_line_origin", default=0)
+
+
+@dataclass(frozen=True, slots=True, order=True, repr=False)
 class Site:
     """A source position: 1-based line and column, and the text there."""
 
     line: int
     column: int
     text: str = ""
+
+    def __repr__(self) -> str:
+        line = self.line - LINE_ORIGIN.get()
+        return f"Site(line={line}, column={self.column!r}, text={self.text!r})"
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -237,7 +250,7 @@ class Atom:
     stable_if: tuple[str, ...] = ()
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, repr=False)
 class Node:
     id: int
     line: int
@@ -247,6 +260,13 @@ class Node:
     # successors: (node id, edge label) with label True/False for branches
     succ: list[tuple[int, bool | None]] = field(default_factory=list)
     text: str = ""
+
+    def __repr__(self) -> str:
+        line = self.line - LINE_ORIGIN.get()
+        return (
+            f"Node(id={self.id!r}, line={line}, kind={self.kind!r}, events={self.events!r},"
+            f" atom={self.atom!r}, succ={self.succ!r}, text={self.text!r})"
+        )
 
 
 @dataclass(slots=True)
@@ -274,7 +294,7 @@ class Declared:
     releases: tuple[LockRef, ...] = ()
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, repr=False)
 class Function:
     name: str
     path: str
@@ -303,6 +323,23 @@ class Function:
     # the body has no side effects of its own (it changes only its locals):
     # the functions it calls, which must be pure too; None if it has some
     pure_calls: tuple[str, ...] | None = None
+    # a name in it spells a line (an inner variable shadowing an outer one is
+    # `name__LINE`): lowered elsewhere, it would not be this one moved
+    line_names: bool = False
+
+    def __repr__(self) -> str:
+        origin = LINE_ORIGIN.get()
+        parts = []
+        for name in _FUNCTION_FIELDS:
+            value = getattr(self, name)
+            if name in ("start_line", "end_line"):
+                parts.append(f"{name}={value - origin}")
+            else:
+                parts.append(f"{name}={value!r}")
+        return f"Function({', '.join(parts)})"
+
+
+_FUNCTION_FIELDS = tuple(f.name for f in fields(Function))
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,3 +354,38 @@ class OpsTable:
 
     def functions(self) -> frozenset[str]:
         return frozenset(fn for _member, fn in self.members)
+
+
+def pickle_by_fields(*classes: type) -> None:
+    """Pickle each of `classes` (frozen dataclasses with slots) as its
+    constructor and its fields' values: `dataclasses` would unpickle every
+    object through `fields()`, most of what reading a review's stores back
+    (cache.FlowStore) costs."""
+    for cls in classes:
+        names = [f.name for f in fields(cls) if f.init]
+        get = attrgetter(*names) if len(names) > 1 else (lambda obj, n=names[0]: (getattr(obj, n),))
+
+        def reduce(self: object, cls: type = cls, get: Callable[[object], Any] = get) -> object:
+            return cls, get(self)
+
+        setattr(cls, "__reduce__", reduce)  # noqa: B010
+
+
+pickle_by_fields(
+    Site,
+    LockRef,
+    Acquire,
+    Release,
+    Downgrade,
+    Check,
+    Act,
+    Call,
+    Claim,
+    Sleep,
+    Assign,
+    Read,
+    Handover,
+    Atom,
+    Declared,
+    OpsTable,
+)
