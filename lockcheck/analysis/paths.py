@@ -65,8 +65,16 @@ class Facts:
         }
         return self.atoms | implied if implied else self.atoms
 
-    def assign(self, var: str, value: str | None) -> Facts:
-        atoms = frozenset(a for a in self.atoms if var not in a[2])
+    def assign(self, var: str, value: str | None, bits: str | None = None) -> Facts:
+        ored = _mask_test(f"{var}&{bits}") if bits is not None else None
+        if ored is not None:
+            # `var |= MASK`: bit tests of `var` found set stay set
+            atoms = frozenset(
+                a for a in self.atoms if var not in a[2] or (a[1] and _set_bits(a[0], var))
+            )
+            atoms |= {(f"{var}&{bit}", True, (var,)) for bit in ored[1]}
+        else:
+            atoms = frozenset(a for a in self.atoms if var not in a[2])
         consts = frozenset(c for c in self.consts if c[0] != var)
         if value == ERR_CODE:
             # `err = PTR_ERR(p)`: non-zero and negative, but not a constant
@@ -114,6 +122,17 @@ class Facts:
             for text, truth, _vars in self.atoms:
                 if text == atom.text:
                     return truth
+            if "&" in atom.text and (asked := _mask_test(atom.text)) is not None:
+                # `x & A` after `x & (A | B)` was found clear: clear too; and
+                # `x & (A | B)` after `x & A` was found set: set too
+                for text, truth, _vars in self.atoms:
+                    known = _mask_test(text) if "&" in text else None
+                    if known is None or known[0] != asked[0]:
+                        continue
+                    if not truth and asked[1] <= known[1]:
+                        return False
+                    if truth and known[1] <= asked[1]:
+                        return True
         if atom.kind == "value" and atom.a != "#atom":
             value = self.const(atom.a)
             if value is not None:
@@ -174,6 +193,71 @@ class Facts:
 
 
 Path = tuple[LockState, Facts]
+
+# one name of a mask: a constant name (`__GFP_IO`, `BIT(3)`) or a literal
+_MASK_PART_RE = re.compile(
+    r"^(?:[A-Z_][A-Z0-9_]*(?:\([A-Z0-9_x|<]*\))?|\d+[UuLl]*|0x[0-9a-fA-F]+[UuLl]*)$"
+)
+
+
+def _split_top(text: str, op: str) -> list[str]:
+    """`text` split at the single `op` (`&`, `|`) outside brackets, not `&&`/`||`."""
+    parts: list[str] = []
+    depth = 0
+    cur = 0
+    for i, c in enumerate(text):
+        if c in "([":
+            depth += 1
+        elif c in ")]":
+            depth -= 1
+        elif (
+            c == op
+            and depth == 0
+            and text[i - 1 : i] != op
+            and text[i + 1 : i + 2] not in (op, "=")
+        ):
+            parts.append(text[cur:i])
+            cur = i + 1
+    parts.append(text[cur:])
+    return parts
+
+
+def _strip_parens(text: str) -> str:
+    """`text` without parentheses around all of it."""
+    while text.startswith("(") and text.endswith(")"):
+        depth = 0
+        for i, c in enumerate(text):
+            depth += (c == "(") - (c == ")")
+            if depth == 0 and i < len(text) - 1:
+                return text  # `(a) & (b)`: the first closes early
+        text = text[1:-1]
+    return text
+
+
+@functools.lru_cache(maxsize=1 << 12)
+def _mask_test(text: str) -> tuple[str, frozenset[str]] | None:
+    """`x & (A | B)` (spelt without spaces) as (`x`, {A, B}): a test of some
+    bits of a word, each named by a constant. Which bits a name stands for
+    does not matter: a mask of more names covers every bit of one of fewer."""
+    sides = _split_top(_strip_parens(text), "&")
+    if len(sides) != 2:
+        return None
+    for word, mask in (sides, sides[::-1]):
+        names = [_strip_parens(p) for p in _split_top(_strip_parens(mask), "|")]
+        word = _strip_parens(word)
+        if (
+            word
+            and not _MASK_PART_RE.match(word)
+            and all(_MASK_PART_RE.match(n) for n in names)
+        ):
+            return word, frozenset(names)
+    return None
+
+
+def _set_bits(text: str, var: str) -> bool:
+    """Is `text` a test of bits of `var` itself (`var & MASK`)?"""
+    test = _mask_test(text) if "&" in text else None
+    return test is not None and test[0] == var
 
 
 @functools.lru_cache(maxsize=1 << 12)
@@ -299,7 +383,7 @@ class NodePaths:
 def apply_event(tr: Transfer, path: Path, ev: Event) -> Path:
     st, facts = path
     if isinstance(ev, Assign):
-        facts = facts.assign(ev.var, ev.value)
+        facts = facts.assign(ev.var, ev.value, ev.bits)
     elif isinstance(ev, Call):
         facts = facts.handed(ev)
     elif isinstance(ev, Release) and not ev.maybe and ev.lock.inst not in facts.released:

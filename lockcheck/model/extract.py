@@ -512,7 +512,10 @@ class _Extractor:
                 # so `pml = pmd_lock(...)` holds the new `pml`, not a stale one
                 const = _const_value(right) if plain else None
                 alias = _alias_of(right) if plain and const is None else None
-                self.events.append(Assign(var, _site(node), const, alias))
+                # `flags |= MASK`: the path analysis keeps what it knew set
+                # (it reads only masks of constants)
+                bits = norm(text(right)) if op is not None and text(op) == "|=" and right else None
+                self.events.append(Assign(var, _site(node), const, alias, bits))
             if right is not None and var is not None and chained is not None:
                 # `start = pte = pte_offset_map_lock(..)`: the inner assignment
                 # happens first, and `start` is then a copy of `pte`

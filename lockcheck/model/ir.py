@@ -179,6 +179,9 @@ class Assign:
     site: Site
     value: str | None = None
     alias: str | None = None  # `var = other;`: both name one object from here on
+    # `var |= MASK;` with a constant mask: the bits `var` had stay set, and
+    # those of the mask are set too
+    bits: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
