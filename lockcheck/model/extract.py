@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field, replace
 from typing import TypeVar, cast
 
@@ -312,12 +312,18 @@ def _redeclared(nodes: list[Node], copies: frozenset[str]) -> frozenset[int]:
     return frozenset(at for var, at in decls if at != firsts[var])
 
 
-def _stable_copies(nodes: list[Node], params: tuple[str, ...]) -> dict[str, str]:
+def _stable_copies(
+    nodes: list[Node],
+    params: tuple[str, ...],
+    iterators: Mapping[str, tuple[int, ...]] | None = None,
+) -> dict[str, str]:
     """Locals initialised once from an expression whose inputs never change.
 
     Flow-insensitive and conservative: the variable has exactly one
     assignment (its initialiser), and no identifier the expression reads is
-    assigned anywhere in the function.
+    assigned anywhere in the function. A loop macro's cursor is assigned
+    each time round (`struct unit *u = pos->unit;` in the third loop over
+    `pos` is not the `pos->unit` of the first).
     """
     assigned: dict[str, int] = {}
     inits: dict[str, Node] = {}
@@ -341,6 +347,9 @@ def _stable_copies(nodes: list[Node], params: tuple[str, ...]) -> dict[str, str]
             arg = node.child_by_field_name("argument")
             if arg is not None and arg.type == "identifier" and not _is_init_value(node):
                 assigned[text(arg)] = assigned.get(text(arg), 0) + 2  # address taken
+        elif node.type == "call_expression":
+            for cursor in _loop_cursors(node, params, iterators or {}):
+                assigned[cursor] = assigned.get(cursor, 0) + 2
     out: dict[str, str] = {}
     for var, value in sorted(inits.items()):
         # declared once, or in several blocks with one initialiser
@@ -373,6 +382,20 @@ def _stable_copies(nodes: list[Node], params: tuple[str, ...]) -> dict[str, str]
             continue
         out.setdefault(norm(text(inner)), var)
     return out
+
+
+def _loop_cursors(
+    call: Node, params: tuple[str, ...], iterators: Mapping[str, tuple[int, ...]]
+) -> list[str]:
+    """The variables a loop macro call (`idr_for_each_entry(&h->ids, pos, id)`)
+    may step: those the pack names, else its local identifier arguments."""
+    name = call_name(call)
+    if name is None or not _LOOP_MACRO_RE.search(name):
+        return []
+    args = _args(call)
+    known = iterators.get(name)
+    picked = [args[i] for i in known if i < len(args)] if known else args
+    return [text(a) for a in picked if a.type == "identifier" and text(a) not in params]
 
 
 def _is_init_value(node: Node) -> bool:
@@ -743,6 +766,8 @@ class _Extractor:
 
 
 _CAPS_RE = re.compile(r"^[A-Z][A-Z0-9_]*$")
+# a loop macro's name (`list_for_each_entry`, `idr_for_each_entry_ul`)
+_LOOP_MACRO_RE = re.compile(r"for_?each", re.I)
 _CONSTANT_LEAVES = frozenset({"number_literal", "char_literal", "string_literal", "true", "false"})
 _CONSTANT_COMPOUNDS = frozenset(
     {"parenthesized_expression", "binary_expression", "unary_expression", "cast_expression"}
@@ -1140,7 +1165,7 @@ def lower_function(
     params = function_params(definition_declarator(fn))
     ctx = _FnContext(vocab, tuple(params))
     nodes = _prepass_nodes(body)
-    ctx.canon = _stable_copies(nodes, tuple(params))
+    ctx.canon = _stable_copies(nodes, tuple(params), vocab.iterators)
     ctx.redeclared = _redeclared(nodes, frozenset(ctx.canon.values()))
     _prepass(nodes, ctx)
     start, end = definition_start(fn).start_point[0] + 1, fn.end_point[0] + 1
