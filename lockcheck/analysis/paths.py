@@ -133,6 +133,10 @@ class Facts:
                         return False
                     if truth and known[1] <= asked[1]:
                         return True
+        if atom.num is not None and atom.factable:
+            bounded = _decide_number(atom.num, self.atoms)
+            if bounded is not None:
+                return bounded
         if atom.kind == "value" and atom.a != "#atom":
             value = self.const(atom.a)
             if value is not None:
@@ -181,6 +185,10 @@ class Facts:
         if not atom.factable or not atom.text:
             return self
         learnt = {(atom.text, truth, atom.vars)}
+        if atom.num is not None:
+            # `code >= 5` false: `code < 5`, kept as a bound on `code`
+            value, op, n = atom.num
+            learnt.add((f"#num:{value}{op if truth else _NEGATED[op]}{n}", True, atom.vars))
         if atom.kind == "eq":
             # `mode == 0` (a `case 0:`) is also `!mode`; `mode == 1` is `mode`
             for var, other in ((atom.a, atom.b), (atom.b, atom.a)):
@@ -258,6 +266,48 @@ def _set_bits(text: str, var: str) -> bool:
     """Is `text` a test of bits of `var` itself (`var & MASK`)?"""
     test = _mask_test(text) if "&" in text else None
     return test is not None and test[0] == var
+
+
+_NEGATED = {"==": "!=", "<": ">=", "<=": ">", ">": "<=", ">=": "<"}
+_BOUND_RE = re.compile(r"^#num:(.+?)(==|!=|<=|>=|<|>)(-?\d+)$")
+
+
+def _decide_number(
+    num: tuple[str, str, int], atoms: frozenset[tuple[str, bool, tuple[str, ...]]]
+) -> bool | None:
+    """`value op n` from the bounds the path learnt on `value`: after
+    `code >= 5` was found true, `code == 2` is false."""
+    value, op, n = num
+    lo: int | None = None
+    hi: int | None = None
+    not_eq: set[int] = set()
+    for text, _truth, _vars in atoms:
+        m = _BOUND_RE.match(text) if text.startswith("#num:") else None
+        if m is None or m.group(1) != value:
+            continue
+        kop, k = m.group(2), int(m.group(3))
+        if kop == "!=":
+            not_eq.add(k)
+        if kop in ("==", ">=", ">"):
+            lo = max(lo, k + (kop == ">")) if lo is not None else k + (kop == ">")
+        if kop in ("==", "<=", "<"):
+            hi = min(hi, k - (kop == "<")) if hi is not None else k - (kop == "<")
+    if op in ("==", "!="):
+        equal: bool | None = None
+        if (lo is not None and n < lo) or (hi is not None and n > hi) or n in not_eq:
+            equal = False
+        elif lo == hi == n:
+            equal = True
+        return equal if equal is None or op == "==" else not equal
+    # an order: true or false over every value the bounds leave
+    least = {"<": n - 1, "<=": n, ">": n + 1, ">=": n}[op]
+    if op in ("<", "<="):  # value <= least
+        if hi is not None and hi <= least:
+            return True
+        return False if lo is not None and lo > least else None
+    if lo is not None and lo >= least:  # value >= least
+        return True
+    return False if hi is not None and hi < least else None
 
 
 @functools.lru_cache(maxsize=1 << 12)

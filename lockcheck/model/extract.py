@@ -865,7 +865,12 @@ def _atom(cond: Node | None, ctx: _FnContext) -> tuple[Atom | None, int | None]:
                     # compared with a constant, as `rc == -EINTR` compares a variable
                     txt = f"{lo}=={hi}"
                     return Atom("eq", "#atom", const, txt, names, pure, stable_if=stable), called.id
-            return Atom("eq", a, b, f"{lo}=={hi}", names, pure, stable_if=stable), None
+            num = _compared(a, "==", b, ctx.vocab.constants)
+            return Atom("eq", a, b, f"{lo}=={hi}", names, pure, stable_if=stable, num=num), None
+        if op is not None and text(op) in _ORDERS and left is not None and right is not None:
+            num = _compared(norm(text(left)), text(op), norm(text(right)), ctx.vocab.constants)
+            if num is not None:
+                return Atom("opaque", "", "", txt, names, pure, stable_if=stable, num=num), None
     if node.type in ("identifier", "field_expression"):
         return Atom("value", txt, "", txt, names, pure), None
     if node.type == "assignment_expression":
@@ -889,7 +894,7 @@ def _atom(cond: Node | None, ctx: _FnContext) -> tuple[Atom | None, int | None]:
     return Atom("opaque", "", "", txt, names, pure, stable_if=stable), None
 
 
-def _case_atom(switch: Node | None, value: Node) -> Atom:
+def _case_atom(switch: Node | None, value: Node, constants: Mapping[str, int]) -> Atom:
     """`case V:` of `switch (E)`: the edge into the case knows `E == V`."""
     if switch is None:
         return Atom("opaque")
@@ -898,7 +903,29 @@ def _case_atom(switch: Node | None, value: Node) -> Atom:
     a, b = norm(text(expr)), norm(text(value))
     exact = value.type in ("number_literal", "identifier", "char_literal")
     lo, hi = sorted((a, b))
-    return Atom("eq", a, b, f"{lo}=={hi}", names, pure and exact)
+    num = _compared(a, "==", b, constants) if exact else None
+    return Atom("eq", a, b, f"{lo}=={hi}", names, pure and exact, num=num)
+
+
+_ORDERS = frozenset({"<", "<=", ">", ">="})
+_FLIPPED = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "=="}
+_NUMBER_RE = re.compile(r"-?(?:0[xX][0-9a-fA-F]+|[1-9]\d*|0)[uUlL]*")
+
+
+def _number(spelt: str, constants: Mapping[str, int]) -> int | None:
+    if _NUMBER_RE.fullmatch(spelt):
+        return int(spelt.rstrip("uUlL"), 0)
+    return constants.get(spelt)
+
+
+def _compared(a: str, op: str, b: str, constants: Mapping[str, int]) -> tuple[str, str, int] | None:
+    """`code >= EV_OOB` as (`code`, ">=", 5) when one side is a number (or a
+    named constant whose number is known) and the other is not a constant."""
+    for value, const, sense in ((a, b, op), (b, a, _FLIPPED[op])):
+        n = _number(const, constants)
+        if n is not None and not is_constant(value) and _number(value, constants) is None:
+            return value, sense, n
+    return None
 
 
 def _const_value(node: Node | None) -> str | None:
@@ -1210,7 +1237,7 @@ def _lower_cfg(syn: SynCfg, ctx: _FnContext, shadows: list[_Shadow] | None = Non
         atom: Atom | None
         atom_call: int | None
         if sn.switch is not None and sn.cond is not None:
-            atom, atom_call = _case_atom(sn.switch, sn.cond), None
+            atom, atom_call = _case_atom(sn.switch, sn.cond, ctx.vocab.constants), None
         else:
             atom, atom_call = _atom(sn.cond, ctx) if sn.kind == "branch" else (None, None)
         if atom is not None and sn.inexact:
@@ -1399,6 +1426,7 @@ def build_file_model(
     inputs = (
         repr(sorted(local.items())),
         repr(sorted(vocab.statement_args.items())),
+        repr(sorted(vocab.constants.items())),
         " ".join(sorted(noreturn)),
         max_nodes,
         pf.path,

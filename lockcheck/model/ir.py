@@ -238,6 +238,10 @@ class Atom:
     # effects: the test is as stable as they are pure (their summaries say;
     # analysis/file.py)
     stable_if: tuple[str, ...] = ()
+    # a comparison of a value with a constant whose number is known
+    # (`code >= EV_OOB`, `case EV_EOT:`): (value, operator, number), its
+    # true edge in the operator's sense (`!=` is lowered to `==`)
+    num: tuple[str, str, int] | None = None
 
 
 @dataclass(slots=True)
