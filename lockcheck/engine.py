@@ -360,14 +360,22 @@ class Engine:
     def _summarise_elsewhere(self, file: Path, data: bytes) -> dict[str, Summary]:
         """Summaries of another file's functions, for callers in this one."""
         headers = self.headers_for(str(file), data, None) if self._store is not None else []
-        if self._store is not None:  # and those whose macros it reads
+        if self._store is not None:  # and those whose macros or pure inlines it reads
             headers += [h for h in self.macro_headers(str(file), data) if h not in headers]
+            headers += [h for h in self.other_headers(str(file), data) if h not in headers]
         if self._store is not None:
             stored = self._store.get_file(file, data, headers)
             if stored is not None:
                 return stored
         model, macros = self._file_model(str(file), data, None)
         library = {**self._known_pure, **self._header_summaries(str(file), data, None)}
+        # a predicate of that file that only reads is pure for its callers
+        # when what it calls is: a subsystem header's inline (`<drm/...>`)
+        wanted = frozenset(
+            c for f in model.functions for c in (f.pure_calls or ()) if c not in library
+        ) - {f.name for f in model.functions}
+        if wanted and self.config.headers:
+            library = {**self._pure_elsewhere(str(file), data, None, wanted), **library}
         library = {**library, **macro_summaries(macros, model.functions, library)}
         # callees in other files stay unseen here (the depth bound)
         dirs = self._tree.search_dirs(file, self._root_of(file))
