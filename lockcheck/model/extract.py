@@ -461,6 +461,7 @@ def _prepass(nodes: list[Node], ctx: _FnContext) -> None:
 # vocabulary effects whose arguments may be flag tests; every other effect's
 # arguments only name the lock it takes, releases or claims
 _FLAG_EFFECTS = frozenset({"check", "act", "sleeps"})
+_ZERO_SPELLINGS = frozenset({"0", "NULL", "false", "0UL", "0L", "0U"})
 
 
 class _Extractor:
@@ -471,6 +472,8 @@ class _Extractor:
         self.naming_lock = 0  # >0 inside the arguments of a lock primitive
         # calls whose result is stored negated (`failed = !mutex_trylock(m)`)
         self.negated: set[int] = set()
+        # calls whose result is stored compared with zero (`ok = trylock(m) != 0`)
+        self.compared: set[int] = set()
 
     def run(
         self,
@@ -486,6 +489,7 @@ class _Extractor:
         self.atom_call = atom_call
         self.naming_lock = 0
         self.negated = set()
+        self.compared = set()
         self.ret_call: int | None = None
         self.ret_negated = False
         if assigned is not None:
@@ -582,6 +586,11 @@ class _Extractor:
             if arg is not None and _unwrap(arg).id in self.negated:
                 self._walk(arg, assign_to)  # `failed = !mutex_trylock(m)`
                 return
+        if t == "binary_expression" and assign_to is not None and self.compared:
+            # `locked = mutex_trylock(m) != 0`: the call's answer lands in `locked`
+            for c in node.named_children:
+                self._walk(c, assign_to if _unwrap(c).id in self.compared else None)
+            return
         if t == "pointer_expression" and text(node).lstrip().startswith("*"):
             arg = node.child_by_field_name("argument")
             if arg is not None:
@@ -619,6 +628,20 @@ class _Extractor:
             if call.type == "call_expression":
                 self.negated.add(call.id)
                 return target
+        if target is not None and inner.type == "binary_expression":
+            # `locked = mutex_trylock(m) != 0`: the answer as a truth value;
+            # `failed = mutex_trylock(m) == 0`: inverted
+            cmp = inner.child_by_field_name("operator")
+            left = inner.child_by_field_name("left")
+            right = inner.child_by_field_name("right")
+            if cmp is None or text(cmp) not in ("==", "!=") or left is None or right is None:
+                return None
+            for call, other in ((_unwrap(left), right), (_unwrap(right), left)):
+                if call.type == "call_expression" and norm(text(other)) in _ZERO_SPELLINGS:
+                    self.compared.add(call.id)
+                    if text(cmp) == "==":
+                        self.negated.add(call.id)
+                    return target
         return None
 
     def _handover(self, left: Node, right: Node, node: Node) -> None:
