@@ -943,11 +943,13 @@ def _number(spelt: str, constants: Mapping[str, int]) -> int | None:
 
 def _compared(a: str, op: str, b: str, constants: Mapping[str, int]) -> tuple[str, str, int] | None:
     """`code >= EV_OOB` as (`code`, ">=", 5) when one side is a number (or a
-    named constant whose number is known) and the other is not a constant."""
+    named constant whose number is known) and the other is not a constant.
+    Not a negative one: compared with an unsigned value it is a large one."""
     for value, const, sense in ((a, b, op), (b, a, _FLIPPED[op])):
         n = _number(const, constants)
-        if n is not None and not is_constant(value) and _number(value, constants) is None:
-            return value, sense, n
+        if n is None or n < 0 or is_constant(value) or _number(value, constants) is not None:
+            continue
+        return value, sense, n
     return None
 
 
