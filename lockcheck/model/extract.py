@@ -933,6 +933,7 @@ def _case_atom(switch: Node | None, value: Node, constants: Mapping[str, int]) -
 _ORDERS = frozenset({"<", "<=", ">", ">="})
 _FLIPPED = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "=="}
 _NUMBER_RE = re.compile(r"-?(?:0[xX][0-9a-fA-F]+|[1-9]\d*|0)[uUlL]*")
+_LOCAL_RE = re.compile(r"[A-Za-z_]\w*")
 
 
 def _number(spelt: str, constants: Mapping[str, int]) -> int | None:
@@ -943,11 +944,13 @@ def _number(spelt: str, constants: Mapping[str, int]) -> int | None:
 
 def _compared(a: str, op: str, b: str, constants: Mapping[str, int]) -> tuple[str, str, int] | None:
     """`code >= EV_OOB` as (`code`, ">=", 5) when one side is a number (or a
-    named constant whose number is known) and the other is not a constant.
-    Not a negative one: compared with an unsigned value it is a large one."""
+    named constant whose number is known) and the other a local variable,
+    whose every assignment the path sees (a store to a field is not an
+    event: a bound on `dev->state` could outlive `dev->state = BUSY`). Not
+    a negative number: compared with an unsigned value it is a large one."""
     for value, const, sense in ((a, b, op), (b, a, _FLIPPED[op])):
         n = _number(const, constants)
-        if n is None or n < 0 or is_constant(value) or _number(value, constants) is not None:
+        if n is None or n < 0 or is_constant(value) or not _LOCAL_RE.fullmatch(value):
             continue
         return value, sense, n
     return None
