@@ -67,14 +67,20 @@ class Facts:
 
     def assign(self, var: str, value: str | None, bits: str | None = None) -> Facts:
         ored = _mask_test(f"{var}&{bits}") if bits is not None else None
+        # a field (`c->flags`) is not among the names a test reads: its text is
+        field = not _WORD_RE.fullmatch(var)
+
+        def about(atom: tuple[str, bool, tuple[str, ...]]) -> bool:
+            return var in atom[2] or (field and _reads_field(atom[0], var))
+
         if ored is not None:
             # `var |= MASK`: bit tests of `var` found set stay set
             atoms = frozenset(
-                a for a in self.atoms if var not in a[2] or (a[1] and _set_bits(a[0], var))
+                a for a in self.atoms if not about(a) or (a[1] and _set_bits(a[0], var))
             )
             atoms |= {(f"{var}&{bit}", True, (var,)) for bit in ored[1]}
         else:
-            atoms = frozenset(a for a in self.atoms if var not in a[2])
+            atoms = frozenset(a for a in self.atoms if not about(a))
         consts = frozenset(c for c in self.consts if c[0] != var)
         if value == ERR_CODE:
             # `err = PTR_ERR(p)`: non-zero and negative, but not a constant
@@ -260,6 +266,19 @@ def _mask_test(text: str) -> tuple[str, frozenset[str]] | None:
         ):
             return word, frozenset(names)
     return None
+
+
+_WORD_RE = re.compile(r"[A-Za-z_]\w*")
+
+
+@functools.lru_cache(maxsize=1 << 12)
+def _field_re(field: str) -> re.Pattern[str]:
+    return re.compile(r"(?<![\w>.])" + re.escape(field) + r"(?![\w])")
+
+
+def _reads_field(text: str, field: str) -> bool:
+    """Does a test's text read the field `field` (`c->flags`, not `c->flags2`)?"""
+    return field in text and _field_re(field).search(text) is not None
 
 
 def _set_bits(text: str, var: str) -> bool:

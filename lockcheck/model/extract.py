@@ -534,6 +534,16 @@ class _Extractor:
                 alias = _alias_of(right)
                 if alias is not None and MEMBER_PATH_RE.fullmatch(alias) is None:
                     self.events.append(Assign(target, _site(node), None, alias))
+            if (
+                var is None
+                and target is not None
+                and right is not None
+                and (not plain or (_constant_expr(_unwrap(right)) and text(right) != "NULL"))
+            ):
+                # `c->flags |= SCANNING`, `dev->state = BUSY`: a new number in
+                # the field, which the path's tests of it no longer describe
+                ored = norm(text(right)) if op is not None and text(op) == "|=" else None
+                self.events.append(Assign(target, _site(node), None, None, ored))
             if var is not None and chained is None:
                 # the new value is bound before its lock effects are recorded,
                 # so `pml = pmd_lock(...)` holds the new `pml`, not a stale one
