@@ -18,10 +18,17 @@ from lockcheck.analysis.file import FileFacts, FlowMemo, analyse_file, unknown_p
 from lockcheck.analysis.summaries import Summary, declared_summaries
 from lockcheck.analysis.tree import SummariseFile, TreeSummaries, file_summaries
 from lockcheck.errors import InputError, LockcheckError, RuleError
+from lockcheck.frontend.constants import named_constants
 from lockcheck.frontend.macros import Macro, function_macros, helper_source
 from lockcheck.frontend.parse import NORETURN, noreturn_names, parse_source
 from lockcheck.inputs.files import collect_sources, read_c_source
-from lockcheck.inputs.tree import included_headers, kernel_root, local_includes, other_headers
+from lockcheck.inputs.tree import (
+    included_headers,
+    kernel_root,
+    local_includes,
+    other_headers,
+    subsystem_headers,
+)
 from lockcheck.model.extract import FileModel, LowerMemo, build_file_model
 from lockcheck.model.finding import Finding
 from lockcheck.model.ir import Call, Function
@@ -194,6 +201,7 @@ class Engine:
         self._headers: dict[Path, dict[str, Summary]] = {}
         self._header_noreturn: dict[Path, frozenset[str]] = {}
         self._header_macros: dict[Path, tuple[list[Macro], list[Path]]] = {}
+        self._header_constants: dict[Path, dict[str, int]] = {}
         self._tree = _StoredIndex(self._summarise_elsewhere)
         self._includes: dict[tuple[str, str, Path | None, bytes], list[Path]] = {}
         self._roots: dict[tuple[str, Path], tuple[Path | None, bool]] = {}
@@ -251,9 +259,35 @@ class Engine:
         noreturn = self._noreturn(path, source, tree)
         found = self._macros(path, source, tree, noreturn)
         vocab = self._with_statement_args(found)
+        numbers = self._constants(path, source, tree)
+        if numbers:
+            vocab = replace(vocab, constants=numbers)
         pf = parse_source(path, source)
         model = build_file_model(pf, vocab, self.config.max_nodes, noreturn, lowered)
         return model, self._macro_helpers(path, found, model.functions, vocab, noreturn)
+
+    def _constants(self, path: str, source: bytes, tree: Path | None) -> dict[str, int]:
+        """The numbers of the named constants of the file and of the headers
+        of its subsystem it includes (not the tree's `include/`: a file
+        compares with its own driver's codes)."""
+        out: dict[str, int] = {}
+        clash: set[str] = set()  # two headers give two values: neither is known
+        where = _in_tree(path, tree)
+        headers = subsystem_headers(source, where.parent) if self.config.headers else []
+        for header in headers:
+            known = self._header_constants.get(header)
+            if known is None:
+                try:
+                    known = named_constants(read_c_source(header))
+                except (OSError, LockcheckError):
+                    known = {}
+                self._header_constants[header] = known
+            for name, value in known.items():
+                if out.setdefault(name, value) != value:
+                    clash.add(name)
+        out = {k: v for k, v in out.items() if k not in clash}
+        out.update(named_constants(source))  # the file's own definition is the one it sees
+        return out
 
     def _macros(
         self, path: str, source: bytes, tree: Path | None, noreturn: frozenset[str]
@@ -326,14 +360,22 @@ class Engine:
     def _summarise_elsewhere(self, file: Path, data: bytes) -> dict[str, Summary]:
         """Summaries of another file's functions, for callers in this one."""
         headers = self.headers_for(str(file), data, None) if self._store is not None else []
-        if self._store is not None:  # and those whose macros it reads
+        if self._store is not None:  # and those whose macros or pure inlines it reads
             headers += [h for h in self.macro_headers(str(file), data) if h not in headers]
+            headers += [h for h in self.other_headers(str(file), data) if h not in headers]
         if self._store is not None:
             stored = self._store.get_file(file, data, headers)
             if stored is not None:
                 return stored
         model, macros = self._file_model(str(file), data, None)
         library = {**self._known_pure, **self._header_summaries(str(file), data, None)}
+        # a predicate of that file that only reads is pure for its callers
+        # when what it calls is: a subsystem header's inline (`<drm/...>`)
+        wanted = frozenset(
+            c for f in model.functions for c in (f.pure_calls or ()) if c not in library
+        ) - {f.name for f in model.functions}
+        if wanted and self.config.headers:
+            library = {**self._pure_elsewhere(str(file), data, None, wanted), **library}
         library = {**library, **macro_summaries(macros, model.functions, library)}
         # callees in other files stay unseen here (the depth bound)
         dirs = self._tree.search_dirs(file, self._root_of(file))

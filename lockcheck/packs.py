@@ -184,6 +184,9 @@ class Vocabulary:
     # a file's own macros that run an argument as a statement (`unlock_cmd;`
     # in a wait loop): macro -> those arguments, not run where it is called
     statement_args: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    # the numbers of a file's named constants (enumerators, `#define N 5`),
+    # its own and its directory's headers' (frontend/constants.py)
+    constants: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def merge(cls, packs: list[Pack]) -> Vocabulary:

@@ -181,3 +181,31 @@ def test_subsystem_header_is_not_read_without_headers(tmp_path: Path) -> None:
     assert engine.other_headers(str(src), src.read_bytes()) == []
     result = engine.check_paths([src])
     assert [(f.function, f.rule) for f in result.findings] == [("gizmo_open", "lock-balance")]
+
+
+def split_subsystem_tree(root: Path, header: str) -> Path:
+    """The predicate defined in another file of the directory, which the
+    subsystem header's inline is read for."""
+    src = make_subsystem_tree(root, header)
+    text = SUBSYSTEM_SOURCE
+    start = text.index("static bool gizmo_needs_big_lock")
+    end = text.index("int gizmo_open")
+    predicate = text[start:end].replace("static bool", "bool")
+    (src.parent / "policy.c").write_text("#include <gizmo/gizmo_core.h>\n\n" + predicate)
+    src.write_text(text[:start] + "bool gizmo_needs_big_lock(struct gizmo *gz);\n\n" + text[end:])
+    return src
+
+
+def test_predicate_of_another_file_reading_a_subsystem_inline_is_stable(tmp_path: Path) -> None:
+    """The predicate lives in policy.c beside the caller and reads flags
+    through the `<gizmo/...>` inline: pure there too, so both tests agree."""
+    src = split_subsystem_tree(tmp_path, SUBSYSTEM_HEADER)
+    result = Engine(Config(select={"lock-balance"})).check_paths([src])
+    assert result.findings == []
+
+
+def test_predicate_of_another_file_over_a_writing_inline_is_not(tmp_path: Path) -> None:
+    writes = SUBSYSTEM_HEADER.replace("\treturn (gz", "\tgz->opens++;\n\treturn (gz")
+    src = split_subsystem_tree(tmp_path, writes)
+    result = Engine(Config(select={"lock-balance"})).check_paths([src])
+    assert [(f.function, f.rule) for f in result.findings] == [("gizmo_open", "lock-balance")]

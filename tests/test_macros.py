@@ -43,7 +43,7 @@ def test_a_return_or_goto_in_a_macro_leaves_the_caller_and_ends_the_path() -> No
 
 def test_macros_that_are_not_functions_of_their_arguments_are_left_alone() -> None:
     got = macros(
-        "#define REG(x) ((x) << 2)\n"  # no call
+        "#define REG(x) ((x) << 2 | reg_base())\n"  # an expression that calls
         "#define NAME(x) show(#x)\n"  # stringified
         "#define FIELD_LOCK(p, f) spin_lock(&(p)->f)\n"  # a field name
         "#define OF(p, t) container_of(p, struct t, node)\n"  # a type
@@ -52,6 +52,20 @@ def test_macros_that_are_not_functions_of_their_arguments_are_left_alone() -> No
         "#define CMT(a) go(a) // trailing\n"
     )
     assert got == {}
+
+
+def test_an_expression_that_only_reads_is_a_function_unless_a_stub_or_redefined() -> None:
+    got = macros(
+        "#define RO(c) (SB(c)->s_flags & RDONLY)\n"  # reads through a capital macro
+        "#define is_ro(c) (0)\n"  # a stub for a configuration without the feature
+        "#define is_ro(c) ((c)->flags & RO_BIT)\n"
+        "#define bump(c) ((c)->n += 1)\n"  # writes
+        "#define busy(c) ((c)->users > 0)\n"
+        "#define busy(c) busy_check(c, __LINE__) + 1\n"  # another shape elsewhere
+    )
+    assert got["RO"].body == "return SB(c)->s_flags & RDONLY;"
+    assert got["is_ro"].body == "return c->flags & RO_BIT;"
+    assert "bump" not in got and "busy" not in got
 
 
 def test_skipped_names_and_the_variadic_spellings() -> None:

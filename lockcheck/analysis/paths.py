@@ -65,8 +65,22 @@ class Facts:
         }
         return self.atoms | implied if implied else self.atoms
 
-    def assign(self, var: str, value: str | None) -> Facts:
-        atoms = frozenset(a for a in self.atoms if var not in a[2])
+    def assign(self, var: str, value: str | None, bits: str | None = None) -> Facts:
+        ored = _mask_test(f"{var}&{bits}") if bits is not None else None
+        # a field (`c->flags`) is not among the names a test reads: its text is
+        field = not _WORD_RE.fullmatch(var)
+
+        def about(atom: tuple[str, bool, tuple[str, ...]]) -> bool:
+            return var in atom[2] or (field and _reads_field(atom[0], var))
+
+        if ored is not None:
+            # `var |= MASK`: bit tests of `var` found set stay set
+            atoms = frozenset(
+                a for a in self.atoms if not about(a) or (a[1] and _set_bits(a[0], var))
+            )
+            atoms |= {(f"{var}&{bit}", True, (var,)) for bit in ored[1]}
+        else:
+            atoms = frozenset(a for a in self.atoms if not about(a))
         consts = frozenset(c for c in self.consts if c[0] != var)
         if value == ERR_CODE:
             # `err = PTR_ERR(p)`: non-zero and negative, but not a constant
@@ -114,10 +128,25 @@ class Facts:
             for text, truth, _vars in self.atoms:
                 if text == atom.text:
                     return truth
+            if "&" in atom.text and (asked := _mask_test(atom.text)) is not None:
+                # `x & A` after `x & (A | B)` was found clear: clear too; and
+                # `x & (A | B)` after `x & A` was found set: set too
+                for text, truth, _vars in self.atoms:
+                    known = _mask_test(text) if "&" in text else None
+                    if known is None or known[0] != asked[0]:
+                        continue
+                    if not truth and asked[1] <= known[1]:
+                        return False
+                    if truth and known[1] <= asked[1]:
+                        return True
         if atom.kind == "opaque" and len(atom.vars) == 1:
             bits = _bit_test(atom.text, atom.vars[0], self.const(atom.vars[0]))
             if bits is not None:
                 return bits
+        if atom.num is not None and atom.factable:
+            bounded = _decide_number(atom.num, self.atoms)
+            if bounded is not None:
+                return bounded
         if atom.kind == "value" and atom.a != "#atom":
             value = self.const(atom.a)
             if value is not None:
@@ -166,6 +195,10 @@ class Facts:
         if not atom.factable or not atom.text:
             return self
         learnt = {(atom.text, truth, atom.vars)}
+        if atom.num is not None:
+            # `code >= 5` false: `code < 5`, kept as a bound on `code`
+            value, op, n = atom.num
+            learnt.add((f"#num:{value}{op if truth else _NEGATED[op]}{n}", True, atom.vars))
         if atom.kind == "eq":
             # `mode == 0` (a `case 0:`) is also `!mode`; `mode == 1` is `mode`
             for var, other in ((atom.a, atom.b), (atom.b, atom.a)):
@@ -207,6 +240,127 @@ def _bit_test(text: str, var: str, value: str | None) -> bool | None:
     if mask is None or num is None:
         return None
     return bool(num & mask)
+
+
+# one name of a mask: a constant name (`__GFP_IO`, `BIT(3)`) or a literal
+_MASK_PART_RE = re.compile(
+    r"^(?:[A-Z_][A-Z0-9_]*(?:\([A-Z0-9_x|<]*\))?|\d+[UuLl]*|0x[0-9a-fA-F]+[UuLl]*)$"
+)
+
+
+def _split_top(text: str, op: str) -> list[str]:
+    """`text` split at the single `op` (`&`, `|`) outside brackets, not `&&`/`||`."""
+    parts: list[str] = []
+    depth = 0
+    cur = 0
+    for i, c in enumerate(text):
+        if c in "([":
+            depth += 1
+        elif c in ")]":
+            depth -= 1
+        elif (
+            c == op
+            and depth == 0
+            and text[i - 1 : i] != op
+            and text[i + 1 : i + 2] not in (op, "=")
+        ):
+            parts.append(text[cur:i])
+            cur = i + 1
+    parts.append(text[cur:])
+    return parts
+
+
+def _strip_parens(text: str) -> str:
+    """`text` without parentheses around all of it."""
+    while text.startswith("(") and text.endswith(")"):
+        depth = 0
+        for i, c in enumerate(text):
+            depth += (c == "(") - (c == ")")
+            if depth == 0 and i < len(text) - 1:
+                return text  # `(a) & (b)`: the first closes early
+        text = text[1:-1]
+    return text
+
+
+@functools.lru_cache(maxsize=1 << 12)
+def _mask_test(text: str) -> tuple[str, frozenset[str]] | None:
+    """`x & (A | B)` (spelt without spaces) as (`x`, {A, B}): a test of some
+    bits of a word, each named by a constant. Which bits a name stands for
+    does not matter: a mask of more names covers every bit of one of fewer."""
+    sides = _split_top(_strip_parens(text), "&")
+    if len(sides) != 2:
+        return None
+    for word, mask in (sides, sides[::-1]):
+        names = [_strip_parens(p) for p in _split_top(_strip_parens(mask), "|")]
+        word = _strip_parens(word)
+        if (
+            word
+            and not _MASK_PART_RE.match(word)
+            and all(_MASK_PART_RE.match(n) for n in names)
+        ):
+            return word, frozenset(names)
+    return None
+
+
+_WORD_RE = re.compile(r"[A-Za-z_]\w*")
+
+
+@functools.lru_cache(maxsize=1 << 12)
+def _field_re(field: str) -> re.Pattern[str]:
+    return re.compile(r"(?<![\w>.])" + re.escape(field) + r"(?![\w])")
+
+
+def _reads_field(text: str, field: str) -> bool:
+    """Does a test's text read the field `field` (`c->flags`, not `c->flags2`)?"""
+    return field in text and _field_re(field).search(text) is not None
+
+
+def _set_bits(text: str, var: str) -> bool:
+    """Is `text` a test of bits of `var` itself (`var & MASK`)?"""
+    test = _mask_test(text) if "&" in text else None
+    return test is not None and test[0] == var
+
+
+_NEGATED = {"==": "!=", "<": ">=", "<=": ">", ">": "<=", ">=": "<"}
+_BOUND_RE = re.compile(r"^#num:(.+?)(==|!=|<=|>=|<|>)(-?\d+)$")
+
+
+def _decide_number(
+    num: tuple[str, str, int], atoms: frozenset[tuple[str, bool, tuple[str, ...]]]
+) -> bool | None:
+    """`value op n` from the bounds the path learnt on `value`: after
+    `code >= 5` was found true, `code == 2` is false."""
+    value, op, n = num
+    lo: int | None = None
+    hi: int | None = None
+    not_eq: set[int] = set()
+    for text, _truth, _vars in atoms:
+        m = _BOUND_RE.match(text) if text.startswith("#num:") else None
+        if m is None or m.group(1) != value:
+            continue
+        kop, k = m.group(2), int(m.group(3))
+        if kop == "!=":
+            not_eq.add(k)
+        if kop in ("==", ">=", ">"):
+            lo = max(lo, k + (kop == ">")) if lo is not None else k + (kop == ">")
+        if kop in ("==", "<=", "<"):
+            hi = min(hi, k - (kop == "<")) if hi is not None else k - (kop == "<")
+    if op in ("==", "!="):
+        equal: bool | None = None
+        if (lo is not None and n < lo) or (hi is not None and n > hi) or n in not_eq:
+            equal = False
+        elif lo == hi == n:
+            equal = True
+        return equal if equal is None or op == "==" else not equal
+    # an order: true or false over every value the bounds leave
+    least = {"<": n - 1, "<=": n, ">": n + 1, ">=": n}[op]
+    if op in ("<", "<="):  # value <= least
+        if hi is not None and hi <= least:
+            return True
+        return False if lo is not None and lo > least else None
+    if lo is not None and lo >= least:  # value >= least
+        return True
+    return False if hi is not None and hi < least else None
 
 
 @functools.lru_cache(maxsize=1 << 12)
@@ -332,7 +486,7 @@ class NodePaths:
 def apply_event(tr: Transfer, path: Path, ev: Event) -> Path:
     st, facts = path
     if isinstance(ev, Assign):
-        facts = facts.assign(ev.var, ev.value)
+        facts = facts.assign(ev.var, ev.value, ev.bits)
     elif isinstance(ev, Call):
         facts = facts.handed(ev)
     elif isinstance(ev, Release) and not ev.maybe and ev.lock.inst not in facts.released:

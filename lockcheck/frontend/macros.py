@@ -4,13 +4,18 @@ Kernel code wraps its lock helpers in macros of its own
 (`#define obj_unlock(o) obj_put_locked(&(o)->base)`,
 `#define proc_lock(p) _proc_lock(p, __LINE__)`): the grammar sees only a
 call of a name that is defined nowhere, so a helper releasing through the
-macro would summarise as doing nothing. Three macro shapes are written out
+macro would summarise as doing nothing. Four macro shapes are written out
 as C functions of the same name, which the model lowers and the analysis
 summarises like any helper of the file:
 
 - one call, `NAME(a, b) CALL(...)`: `{ return CALL(...); }`;
 - a statement block, `do { ... } while (0)`: `{ do { ... } while (0); }`;
-- a statement expression, `({ stmts; expr; })`: `{ stmts; return expr; }`.
+- a statement expression, `({ stmts; expr; })`: `{ stmts; return expr; }`;
+- an expression that only reads its arguments (`(OWNER(c)->s_flags &
+  RDONLY)`: no assignment, no call but of ALL_CAPS macros): `{ return expr; }`,
+  so that a test of it, made twice, is known to give the same answer (one
+  defined again under an `#ifdef` in another shape is left alone, and so is
+  a constant stub, `(0)`, for a configuration without the feature).
 
 A macro's free names are the caller's own variables (`ctx` in a body that
 never declares it), which is how a summary keeps any name that is not a
@@ -123,13 +128,32 @@ def _body(text: str) -> str | None:
             return _ESCAPE_RE.sub(f"{MACRO_ESCAPE}();", body) + ";"
         return None
     m = _IDENT_RE.match(body)
-    if m is None or m.group(0) in _KEYWORDS:
-        return None
-    rest = body[m.end() :].lstrip()
-    start = len(body) - len(rest)
-    if not rest.startswith("(") or _close(body, start, "(", ")") != len(body) - 1:
-        return None
-    return f"return {body};"
+    if m is not None and m.group(0) not in _KEYWORDS:
+        rest = body[m.end() :].lstrip()
+        start = len(body) - len(rest)
+        if rest.startswith("(") and _close(body, start, "(", ")") == len(body) - 1:
+            return f"return {body};"
+    return f"return {body};" if _reading_expression(body) else None
+
+
+# what an expression must not contain to only read: an assignment (`=`,
+# `+=`, `<<=`, but not `==`, `<=`), `++`/`--`, a statement
+_WRITES_RE = re.compile(r"(?:<<|>>|[-+*/%&|^])?=(?!=)|\+\+|--|[;{}]")
+_CALL_RE = re.compile(r"([A-Za-z_]\w*)\s*\(")
+
+
+def _reading_expression(body: str) -> bool:
+    """Does a macro's replacement text read as an expression without side
+    effects: calls only of ALL_CAPS macros (`OWNER(c)`) and `sizeof`?"""
+    if not body or "#" in body or _NOT_EXPR_RE.match(body):
+        return False
+    bare = re.sub(r"[=!<>]=", " ", re.sub(r"(?:<<|>>)=", "=", body))
+    if _WRITES_RE.search(bare):
+        return False
+    return all(
+        c.group(1) == "sizeof" or re.fullmatch(r"[A-Z_][A-Z0-9_]*", c.group(1))
+        for c in _CALL_RE.finditer(body)
+    )
 
 
 def _params(raw: str, body: str) -> tuple[tuple[str, ...], str] | None:
@@ -169,7 +193,11 @@ def _unparen(body: str, params: tuple[str, ...]) -> str:
     pos = 0
     for m in re.finditer(rf"\(\s*({alts})\s*\)", body):
         before = body[: m.start()].rstrip()
-        if before and (before[-1].isalnum() or before[-1] in "_)]"):
+        if (
+            before
+            and (before[-1].isalnum() or before[-1] in "_)]")
+            and not re.search(r"\breturn$", before)
+        ):
             continue
         out.append(body[pos : m.start()])
         out.append(m.group(1))
@@ -184,6 +212,10 @@ def function_macros(source: bytes, skip: Collection[str] = ()) -> list[Macro]:
     if b"define" not in source:
         return []
     out: list[Macro] = []
+    # names defined (under an `#ifdef`) in a shape not written out: an
+    # expression definition of theirs does not say what the macro does
+    unknown: set[str] = set()
+    expressions: set[str] = set()
     for m in _DEFINE_RE.finditer(source):
         name = m.group(1).decode("ascii", "replace")
         if name in skip:
@@ -192,14 +224,21 @@ def function_macros(source: bytes, skip: Collection[str] = ()) -> list[Macro]:
         text = re.sub(r"\\\r?\n", "\n", text)
         text = _BLOCK_COMMENT_RE.sub(" ", text)
         if "#" in text or "//" in text:
+            unknown.add(name)
             continue
         body = _body(text)
         if body is None:
+            unknown.add(name)
             continue
+        reading = _reading_expression(body[len("return ") : -1])
         found = _params(m.group(2).decode("utf-8", "replace"), body)
         if found is None:
             continue
         params, body = found
+        if reading:
+            if not any(re.search(rf"\b{re.escape(p)}\b", body) for p in params if p != "..."):
+                continue  # `(0)`: a stub for a configuration that lacks the feature
+            expressions.add(name)
         body = _unparen(body, params)
         statements = tuple(
             i
@@ -209,6 +248,8 @@ def function_macros(source: bytes, skip: Collection[str] = ()) -> list[Macro]:
         out.append(Macro(name, params, body, statements))
         if len(out) >= MAX_MACROS:
             break
+    if expressions & unknown:
+        out = [mac for mac in out if mac.name not in (expressions & unknown)]
     return out
 
 

@@ -6,6 +6,7 @@ include/linux/ that takes or drops a lock changes its callers' lock state.
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -14,6 +15,34 @@ from pathlib import Path
 # position, twenty times slower on a kernel file: a review reads dozens).
 _INCLUDE_RE = re.compile(rb'#\s*include\s*[<"]((?:linux|asm-generic)/[\w/.-]+\.h)[>"]')
 _LOCAL_INCLUDE_RE = re.compile(rb'#\s*include\s*"([\w.-]+\.h)"')
+
+
+# `#include "../common.h"`: a subsystem's header, beside or above the file
+_RELATIVE_INCLUDE_RE = re.compile(rb'#\s*include\s*"([\w./-]+\.h)"')
+
+
+def subsystem_headers(source: bytes, directory: Path, depth: int = 2) -> list[Path]:
+    """The headers a file includes by a relative name (`"internal.h"`,
+    `"../common.h"`), and those they include so, `depth` levels deep."""
+    out: list[Path] = []
+    names = _directives(_RELATIVE_INCLUDE_RE, source)
+    todo = [(directory / n.decode("ascii", "replace"), 1) for n in names]
+    while todo:
+        header, level = todo.pop(0)
+        header = Path(os.path.normpath(header))
+        if header in out or not header.is_file():
+            continue
+        out.append(header)
+        if level < depth:
+            try:
+                data = header.read_bytes()
+            except OSError:
+                continue
+            todo += [
+                (header.parent / n.decode("ascii", "replace"), level + 1)
+                for n in _directives(_RELATIVE_INCLUDE_RE, data)
+            ]
+    return out
 
 
 def _directives(pattern: re.Pattern[bytes], data: bytes) -> list[bytes]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field, replace
 from typing import TypeVar, cast
 
@@ -313,12 +313,18 @@ def _redeclared(nodes: list[Node], copies: frozenset[str]) -> frozenset[int]:
     return frozenset(at for var, at in decls if at != firsts[var])
 
 
-def _stable_copies(nodes: list[Node], params: tuple[str, ...]) -> dict[str, str]:
+def _stable_copies(
+    nodes: list[Node],
+    params: tuple[str, ...],
+    iterators: Mapping[str, tuple[int, ...]] | None = None,
+) -> dict[str, str]:
     """Locals initialised once from an expression whose inputs never change.
 
     Flow-insensitive and conservative: the variable has exactly one
     assignment (its initialiser), and no identifier the expression reads is
-    assigned anywhere in the function.
+    assigned anywhere in the function. A loop macro's cursor is assigned
+    each time round (`struct unit *u = pos->unit;` in the third loop over
+    `pos` is not the `pos->unit` of the first).
     """
     assigned: dict[str, int] = {}
     inits: dict[str, Node] = {}
@@ -342,6 +348,9 @@ def _stable_copies(nodes: list[Node], params: tuple[str, ...]) -> dict[str, str]
             arg = node.child_by_field_name("argument")
             if arg is not None and arg.type == "identifier" and not _is_init_value(node):
                 assigned[text(arg)] = assigned.get(text(arg), 0) + 2  # address taken
+        elif node.type == "call_expression":
+            for cursor in _loop_cursors(node, params, iterators or {}):
+                assigned[cursor] = assigned.get(cursor, 0) + 2
     out: dict[str, str] = {}
     for var, value in sorted(inits.items()):
         # declared once, or in several blocks with one initialiser
@@ -374,6 +383,20 @@ def _stable_copies(nodes: list[Node], params: tuple[str, ...]) -> dict[str, str]
             continue
         out.setdefault(norm(text(inner)), var)
     return out
+
+
+def _loop_cursors(
+    call: Node, params: tuple[str, ...], iterators: Mapping[str, tuple[int, ...]]
+) -> list[str]:
+    """The variables a loop macro call (`idr_for_each_entry(&h->ids, pos, id)`)
+    may step: those the pack names, else its local identifier arguments."""
+    name = call_name(call)
+    if name is None or not _LOOP_MACRO_RE.search(name):
+        return []
+    args = _args(call)
+    known = iterators.get(name)
+    picked = [args[i] for i in known if i < len(args)] if known else args
+    return [text(a) for a in picked if a.type == "identifier" and text(a) not in params]
 
 
 def _is_init_value(node: Node) -> bool:
@@ -439,6 +462,7 @@ def _prepass(nodes: list[Node], ctx: _FnContext) -> None:
 # vocabulary effects whose arguments may be flag tests; every other effect's
 # arguments only name the lock it takes, releases or claims
 _FLAG_EFFECTS = frozenset({"check", "act", "sleeps"})
+_ZERO_SPELLINGS = frozenset({"0", "NULL", "false", "0UL", "0L", "0U"})
 
 
 class _Extractor:
@@ -449,6 +473,8 @@ class _Extractor:
         self.naming_lock = 0  # >0 inside the arguments of a lock primitive
         # calls whose result is stored negated (`failed = !mutex_trylock(m)`)
         self.negated: set[int] = set()
+        # calls whose result is stored compared with zero (`ok = trylock(m) != 0`)
+        self.compared: set[int] = set()
 
     def run(
         self,
@@ -464,6 +490,7 @@ class _Extractor:
         self.atom_call = atom_call
         self.naming_lock = 0
         self.negated = set()
+        self.compared = set()
         self.ret_call: int | None = None
         self.ret_negated = False
         if assigned is not None:
@@ -508,12 +535,25 @@ class _Extractor:
                 alias = _alias_of(right)
                 if alias is not None and MEMBER_PATH_RE.fullmatch(alias) is None:
                     self.events.append(Assign(target, _site(node), None, alias))
+            if (
+                var is None
+                and target is not None
+                and right is not None
+                and (not plain or (_constant_expr(_unwrap(right)) and text(right) != "NULL"))
+            ):
+                # `c->flags |= SCANNING`, `dev->state = BUSY`: a new number in
+                # the field, which the path's tests of it no longer describe
+                ored = norm(text(right)) if op is not None and text(op) == "|=" else None
+                self.events.append(Assign(target, _site(node), None, None, ored))
             if var is not None and chained is None:
                 # the new value is bound before its lock effects are recorded,
                 # so `pml = pmd_lock(...)` holds the new `pml`, not a stale one
                 const = _const_value(right) if plain else None
                 alias = _alias_of(right) if plain and const is None else None
-                self.events.append(Assign(var, _site(node), const, alias))
+                # `flags |= MASK`: the path analysis keeps what it knew set
+                # (it reads only masks of constants)
+                bits = norm(text(right)) if op is not None and text(op) == "|=" and right else None
+                self.events.append(Assign(var, _site(node), const, alias, bits))
             if right is not None and var is not None and chained is not None:
                 # `start = pte = pte_offset_map_lock(..)`: the inner assignment
                 # happens first, and `start` is then a copy of `pte`
@@ -557,6 +597,11 @@ class _Extractor:
             if arg is not None and _unwrap(arg).id in self.negated:
                 self._walk(arg, assign_to)  # `failed = !mutex_trylock(m)`
                 return
+        if t == "binary_expression" and assign_to is not None and self.compared:
+            # `locked = mutex_trylock(m) != 0`: the call's answer lands in `locked`
+            for c in node.named_children:
+                self._walk(c, assign_to if _unwrap(c).id in self.compared else None)
+            return
         if t == "pointer_expression" and text(node).lstrip().startswith("*"):
             arg = node.child_by_field_name("argument")
             if arg is not None:
@@ -594,6 +639,20 @@ class _Extractor:
             if call.type == "call_expression":
                 self.negated.add(call.id)
                 return target
+        if target is not None and inner.type == "binary_expression":
+            # `locked = mutex_trylock(m) != 0`: the answer as a truth value;
+            # `failed = mutex_trylock(m) == 0`: inverted
+            cmp = inner.child_by_field_name("operator")
+            left = inner.child_by_field_name("left")
+            right = inner.child_by_field_name("right")
+            if cmp is None or text(cmp) not in ("==", "!=") or left is None or right is None:
+                return None
+            for call, other in ((_unwrap(left), right), (_unwrap(right), left)):
+                if call.type == "call_expression" and norm(text(other)) in _ZERO_SPELLINGS:
+                    self.compared.add(call.id)
+                    if text(cmp) == "==":
+                        self.negated.add(call.id)
+                    return target
         return None
 
     def _handover(self, left: Node, right: Node, node: Node) -> None:
@@ -741,6 +800,8 @@ class _Extractor:
 
 
 _CAPS_RE = re.compile(r"^[A-Z][A-Z0-9_]*$")
+# a loop macro's name (`list_for_each_entry`, `idr_for_each_entry_ul`)
+_LOOP_MACRO_RE = re.compile(r"for_?each", re.I)
 _CONSTANT_LEAVES = frozenset({"number_literal", "char_literal", "string_literal", "true", "false"})
 _CONSTANT_COMPOUNDS = frozenset(
     {"parenthesized_expression", "binary_expression", "unary_expression", "cast_expression"}
@@ -838,7 +899,12 @@ def _atom(cond: Node | None, ctx: _FnContext) -> tuple[Atom | None, int | None]:
                     # compared with a constant, as `rc == -EINTR` compares a variable
                     txt = f"{lo}=={hi}"
                     return Atom("eq", "#atom", const, txt, names, pure, stable_if=stable), called.id
-            return Atom("eq", a, b, f"{lo}=={hi}", names, pure, stable_if=stable), None
+            num = _compared(a, "==", b, ctx.vocab.constants)
+            return Atom("eq", a, b, f"{lo}=={hi}", names, pure, stable_if=stable, num=num), None
+        if op is not None and text(op) in _ORDERS and left is not None and right is not None:
+            num = _compared(norm(text(left)), text(op), norm(text(right)), ctx.vocab.constants)
+            if num is not None:
+                return Atom("opaque", "", "", txt, names, pure, stable_if=stable, num=num), None
     if node.type in ("identifier", "field_expression"):
         return Atom("value", txt, "", txt, names, pure), None
     if node.type == "assignment_expression":
@@ -862,7 +928,7 @@ def _atom(cond: Node | None, ctx: _FnContext) -> tuple[Atom | None, int | None]:
     return Atom("opaque", "", "", txt, names, pure, stable_if=stable), None
 
 
-def _case_atom(switch: Node | None, value: Node) -> Atom:
+def _case_atom(switch: Node | None, value: Node, constants: Mapping[str, int]) -> Atom:
     """`case V:` of `switch (E)`: the edge into the case knows `E == V`."""
     if switch is None:
         return Atom("opaque")
@@ -871,7 +937,34 @@ def _case_atom(switch: Node | None, value: Node) -> Atom:
     a, b = norm(text(expr)), norm(text(value))
     exact = value.type in ("number_literal", "identifier", "char_literal")
     lo, hi = sorted((a, b))
-    return Atom("eq", a, b, f"{lo}=={hi}", names, pure and exact)
+    num = _compared(a, "==", b, constants) if exact else None
+    return Atom("eq", a, b, f"{lo}=={hi}", names, pure and exact, num=num)
+
+
+_ORDERS = frozenset({"<", "<=", ">", ">="})
+_FLIPPED = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "=="}
+_NUMBER_RE = re.compile(r"-?(?:0[xX][0-9a-fA-F]+|[1-9]\d*|0)[uUlL]*")
+_LOCAL_RE = re.compile(r"[A-Za-z_]\w*")
+
+
+def _number(spelt: str, constants: Mapping[str, int]) -> int | None:
+    if _NUMBER_RE.fullmatch(spelt):
+        return int(spelt.rstrip("uUlL"), 0)
+    return constants.get(spelt)
+
+
+def _compared(a: str, op: str, b: str, constants: Mapping[str, int]) -> tuple[str, str, int] | None:
+    """`code >= EV_OOB` as (`code`, ">=", 5) when one side is a number (or a
+    named constant whose number is known) and the other a local variable,
+    whose every assignment the path sees (a store to a field is not an
+    event: a bound on `dev->state` could outlive `dev->state = BUSY`). Not
+    a negative number: compared with an unsigned value it is a large one."""
+    for value, const, sense in ((a, b, op), (b, a, _FLIPPED[op])):
+        n = _number(const, constants)
+        if n is None or n < 0 or is_constant(value) or not _LOCAL_RE.fullmatch(value):
+            continue
+        return value, sense, n
+    return None
 
 
 def _const_value(node: Node | None) -> str | None:
@@ -1138,7 +1231,7 @@ def lower_function(
     params = function_params(definition_declarator(fn))
     ctx = _FnContext(vocab, tuple(params))
     nodes = _prepass_nodes(body)
-    ctx.canon = _stable_copies(nodes, tuple(params))
+    ctx.canon = _stable_copies(nodes, tuple(params), vocab.iterators)
     ctx.redeclared = _redeclared(nodes, frozenset(ctx.canon.values()))
     _prepass(nodes, ctx)
     start, end = definition_start(fn).start_point[0] + 1, fn.end_point[0] + 1
@@ -1185,7 +1278,7 @@ def _lower_cfg(syn: SynCfg, ctx: _FnContext, shadows: list[_Shadow] | None = Non
         atom: Atom | None
         atom_call: int | None
         if sn.switch is not None and sn.cond is not None:
-            atom, atom_call = _case_atom(sn.switch, sn.cond), None
+            atom, atom_call = _case_atom(sn.switch, sn.cond, ctx.vocab.constants), None
         else:
             atom, atom_call = _atom(sn.cond, ctx) if sn.kind == "branch" else (None, None)
         if atom is not None and sn.inexact:
@@ -1376,6 +1469,7 @@ def build_file_model(
     inputs = (
         repr(sorted(local.items())),
         repr(sorted(vocab.statement_args.items())),
+        repr(sorted(vocab.constants.items())),
         " ".join(sorted(noreturn)),
         max_nodes,
         pf.path,

@@ -192,6 +192,9 @@ class Assign:
     site: Site
     value: str | None = None
     alias: str | None = None  # `var = other;`: both name one object from here on
+    # `var |= MASK;` with a constant mask: the bits `var` had stay set, and
+    # those of the mask are set too
+    bits: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,6 +251,10 @@ class Atom:
     # effects: the test is as stable as they are pure (their summaries say;
     # analysis/file.py)
     stable_if: tuple[str, ...] = ()
+    # a comparison of a value with a constant whose number is known
+    # (`code >= EV_OOB`, `case EV_EOT:`): (value, operator, number), its
+    # true edge in the operator's sense (`!=` is lowered to `==`)
+    num: tuple[str, str, int] | None = None
 
 
 @dataclass(slots=True, repr=False)
