@@ -111,6 +111,11 @@ _POSTFIX_RE = re.compile(r"^[A-Za-z_]\w*(?:(?:->|\.)\w+|\[[^\[\]]*\]|\([^()]*\))
 # an owner stored where others find it: `state->cur = obj;`
 _STORE_RE = re.compile(r"^\s*(\w+(?:(?:->|\.)\w+)+)\s*=\s*(\w+)\s*;\s*$")
 
+# a flag written: `*locked = true;`, `state.in_msg = false;`, `*cookie = cookie;`
+_FLAG_WRITE_RE = re.compile(
+    r"^\s*(\*\s*[A-Za-z_]\w*|[A-Za-z_]\w*(?:\s*(?:->|\.)\s*\w+)*)\s*=(?!=)\s*(.+?)\s*;\s*$", re.S
+)
+
 # a loop macro (`list_for_each_entry(pos, ...)`): it sets its cursor arguments
 _LOOP_MACRO_RE = re.compile(r"\b\w*for_each\w*\s*\(")
 
@@ -210,9 +215,11 @@ class LockBalance(Rule):
         self._defs: dict[int, tuple[object, dict[str, str | None]]] = {}
         self._calls: tuple[object, dict[str, frozenset[str]]] | None = None
         self._family: tuple[object, list[frozenset[str]]] | None = None
+        self._lines: list[str] = []
 
     def run(self, ctx: RuleContext) -> None:
         self._defs = {}
+        self._lines = ctx.source.decode("utf-8", "replace").splitlines()
         for fn in ctx.facts.functions:
             if fn.budget_exceeded:
                 continue
@@ -267,6 +274,8 @@ class LockBalance(Rule):
                 continue
             if self._recorded(fn, ref):
                 continue  # held in the caller's own bookkeeping: it releases by that
+            if self._flag_records(fn, ref, {n for n, _ in holding}):
+                continue  # a flag the caller or the next call reads says it is held
             held_vals = {ret for _, ret in holding}
             free_vals = {ret for _, ret in releasing}
             void = held_vals | free_vals == {""}
@@ -938,6 +947,241 @@ class LockBalance(Rule):
         )
         return out if out != inst else None
 
+    # -- a lock whose holding a flag records ---------------------------------
+
+    def _flag_records(self, fn: FunctionFacts, ref: LockRef, holding: set[int]) -> bool:
+        """A flag outside the function's own frame (`*locked`, `*cookie`, a
+        static `state.in_msg`) says the lock is held: it is cleared right
+        beside a release of the lock, or is the lock's trylock result, and
+        every way from an acquisition to a return that keeps the lock sets
+        it (and no later statement clears it). The caller, or the next call
+        of the function, reads the flag and releases the lock."""
+        return any(self._flag_kept(fn, ref, flag, holding) for flag in self._flags(fn, ref))
+
+    def _released_by_record(self, fn: FunctionFacts, nid: int, ev: Release) -> bool:
+        """A release of a lock the function does not hold here, on a branch
+        taken only when a flag the caller passes in (`*cookie`) is set, where
+        the function's own ways out that keep the lock set that flag: the
+        call that returned holding it told the caller so, and this call is
+        handed the flag back to finish the work and release it."""
+        base = base_inst(ev.lock.inst)
+        refs = {
+            a.lock
+            for evs in fn.events
+            for a in evs
+            if isinstance(a, Acquire) and base_inst(a.lock.inst) == base
+        }
+        for ref in sorted(refs, key=lambda r: r.inst):
+            holding = {n for n, st, _, _ in fn.exits if ref in st.may and not st.may[ref].escaped}
+            if not holding:
+                continue
+            for flag in self._flags(fn, ref):
+                if not flag.startswith("*") and not self._param_rooted(fn, flag):
+                    continue  # only what the caller hands in says what it holds
+                if nid in self._reach_avoiding(fn, flag, nonzero=True):
+                    continue  # reached with the flag clear too
+                if self._flag_kept(fn, ref, flag, holding):
+                    return True
+        return False
+
+    def _flags(self, fn: FunctionFacts, ref: LockRef) -> list[str]:
+        """The flags tied to the lock: the caller's or a persistent variable
+        that is the lock's trylock result, or is cleared within a few
+        statements of one of its releases."""
+        base = base_inst(ref.inst)
+        out: set[str] = set()
+        nodes = fn.fn.cfg.nodes
+        for nid, evs in enumerate(fn.events):
+            for ev in evs:
+                if (
+                    isinstance(ev, Acquire)
+                    and base_inst(ev.lock.inst) == base
+                    and ev.cond_var is not None
+                    and self._flag_scope(fn, ev.cond_var)
+                ):
+                    out.add(ev.cond_var)
+                if isinstance(ev, Release) and not ev.maybe and base_inst(ev.lock.inst) == base:
+                    for near in self._straight(fn, nid, forward=True):
+                        written = self._flag_write(fn, nodes[near].text)
+                        if written is not None and written[1] is False:
+                            out.add(written[0])
+        return sorted(out)
+
+    def _flag_scope(self, fn: FunctionFacts, flag: str) -> bool:
+        """Is `flag` read after the call returns: `*p` or `p->f` for a
+        parameter `p`, a global, or a member of a static of the function?"""
+        if flag.startswith("*"):
+            return flag[1:] in fn.fn.params
+        root = base_var(flag)
+        if not root or root != re.match(r"\w*", flag).group(0):  # type: ignore[union-attr]
+            return False
+        if root in fn.fn.params:
+            return flag != root
+        return root not in fn.fn.local_names or self._static_local(fn, root)
+
+    def _static_local(self, fn: FunctionFacts, name: str) -> bool:
+        """Is `name` declared `static` inside the function: kept between
+        calls? (A statement node holds a declaration's first line only: its
+        lines up to the next statement are read from the source.)"""
+        decl = re.compile(
+            rf"^\s*static\b.*\b{re.escape(name)}\s*(?:\[[^\]]*\])?\s*(?:=[^;]*)?;\s*$", re.S
+        )
+        nodes = fn.fn.cfg.nodes
+        for node in nodes:
+            if not re.match(r"\s*static\b", node.text):
+                continue
+            end = min((nodes[s].line for s, _ in node.succ if nodes[s].line > node.line), default=0)
+            text = "\n".join(self._lines[node.line - 1 : end - 1]) if end else node.text
+            if decl.match(text):
+                return True
+        return False
+
+    @staticmethod
+    def _param_rooted(fn: FunctionFacts, flag: str) -> bool:
+        return base_var(flag) in fn.fn.params
+
+    def _flag_write(self, fn: FunctionFacts, text: str) -> tuple[str, bool | None] | None:
+        """(flag, set) for a statement writing a flag: True for a value
+        surely non-zero (`true`, `1`, an address, a parameter the function
+        dereferences), False for zero, None for anything else."""
+        m = _FLAG_WRITE_RE.match(text)
+        if m is None:
+            return None
+        flag = re.sub(r"\s+", "", m.group(1))
+        if not self._flag_scope(fn, flag):
+            return None
+        value = re.sub(r"\s+", "", m.group(2))
+        if value in ("0", "false", "NULL"):
+            return flag, False
+        if value in ("true", "1") or value.startswith("&"):
+            return flag, True
+        if value in fn.fn.params and any(
+            re.search(rf"\*\s*{value}\b|\b{value}\s*->", node.text) for node in fn.fn.cfg.nodes
+        ):
+            return flag, True  # `*cookie = cookie;`: a pointer the function dereferences
+        return flag, None
+
+    @staticmethod
+    def _straight(fn: FunctionFacts, nid: int, forward: bool, limit: int = 3) -> list[int]:
+        """Up to `limit` statements that run right after (or before) node
+        `nid` on every path: no branch or join in between."""
+        nodes = fn.fn.cfg.nodes
+        preds = fn.fn.cfg.preds()
+        out: list[int] = []
+        cur = nid
+        for _ in range(limit):
+            if forward:
+                nxt = [s for s, _ in nodes[cur].succ]
+                if len(nxt) != 1 or len(preds[nxt[0]]) != 1:
+                    break
+            else:
+                nxt = list(preds[cur])
+                if len(nxt) != 1 or len(nodes[nxt[0]].succ) != 1:
+                    break
+            cur = nxt[0]
+            out.append(cur)
+        return out
+
+    @staticmethod
+    def _tests(flag: str, text: str) -> bool | None:
+        """Does a branch test the flag: True for the flag itself, False for
+        its negation, None if it tests something else."""
+        t = re.sub(r"\s+", "", text)
+        if t == flag or t == f"({flag})":
+            return True
+        if t in (f"!{flag}", f"!({flag})"):
+            return False
+        return None
+
+    def _flag_kept(self, fn: FunctionFacts, ref: LockRef, flag: str, holding: set[int]) -> bool:
+        """Does every way from an acquisition of `ref` to a return in
+        `holding`, without a release of it between, leave `flag` set?"""
+        base = base_inst(ref.inst)
+        nodes = fn.fn.cfg.nodes
+        starts: list[tuple[int, bool]] = []
+        releases: set[int] = set()
+        for nid, evs in enumerate(fn.events):
+            for ev in evs:
+                if isinstance(ev, Release) and not ev.maybe and base_inst(ev.lock.inst) == base:
+                    releases.add(nid)
+                if isinstance(ev, Acquire) and base_inst(ev.lock.inst) == base:
+                    if ev.cond_var == flag:
+                        starts.append((nid, True))  # `*locked = mutex_trylock(..)`
+                        continue
+                    before = False
+                    for prev in self._straight(fn, nid, forward=False):
+                        written = self._flag_write(fn, nodes[prev].text)
+                        if written is not None and written[0] == flag:
+                            before = written[1] is True
+                            break
+                    starts.append((nid, before))
+        if not starts or not holding:
+            return False
+        passed = self._passes_flag(fn, flag)
+        seen: set[tuple[int, bool]] = set()
+        stack = list(starts)
+        while stack:
+            nid, on = stack.pop()
+            if (nid, on) in seen:
+                continue
+            seen.add((nid, on))
+            if nid in holding and not on:
+                return False
+            atom = nodes[nid].atom
+            test = self._tests(flag, atom.text) if atom is not None else None
+            for succ, label in nodes[nid].succ:
+                if on and test is not None and label is not None and label != test:
+                    continue  # the flag is set: its test cannot say clear
+                if succ in releases or succ == fn.fn.cfg.exit:
+                    continue
+                nxt = on
+                written = self._flag_write(fn, nodes[succ].text)
+                if written is not None and written[0] == flag:
+                    nxt = written[1] is True
+                elif succ in passed:
+                    nxt = False  # a callee given the flag may clear it
+                stack.append((succ, nxt))
+        return True
+
+    def _passes_flag(self, fn: FunctionFacts, flag: str) -> set[int]:
+        """Nodes whose calls may write the flag: a callee given it, or what
+        holds it (`locked`, `&state`), and for a global flag any function
+        of the file (a static of the function is out of their reach)."""
+        root = flag[1:] if flag.startswith("*") else base_var(flag)
+        shared = not flag.startswith("*") and root not in fn.fn.params
+        shared = shared and not self._static_local(fn, root)
+        out: set[int] = set()
+        for nid, evs in enumerate(fn.events):
+            for ev in evs:
+                if isinstance(ev, Call) and (
+                    (shared and not ev.external)
+                    or any(re.sub(r"\s+", "", a) in (root, flag) for a in ev.args)
+                ):
+                    out.add(nid)
+        return out
+
+    def _reach_avoiding(self, fn: FunctionFacts, flag: str, nonzero: bool) -> set[int]:
+        """Nodes reached from the entry without an edge on which a test says
+        the flag is non-zero (`nonzero`) or zero, nor a write of it."""
+        nodes = fn.fn.cfg.nodes
+        seen = {fn.fn.cfg.entry}
+        stack = [fn.fn.cfg.entry]
+        while stack:
+            nid = stack.pop()
+            atom = nodes[nid].atom
+            test = self._tests(flag, atom.text) if atom is not None else None
+            for succ, label in nodes[nid].succ:
+                if test is not None and label is not None and (label == test) == nonzero:
+                    continue
+                if succ in seen:
+                    continue
+                seen.add(succ)
+                written = self._flag_write(fn, nodes[succ].text)
+                if written is not None and written[0] == flag:
+                    continue
+                stack.append(succ)
+        return seen
+
     # -- releasing a lock that is not held ------------------------------------
 
     def _unheld(self, ctx: RuleContext, fn: FunctionFacts) -> None:
@@ -954,6 +1198,8 @@ class LockBalance(Rule):
                 continue  # a page lock handed over by the caller
             if self._unseen_locker(fn, nid):
                 continue
+            if not double and self._released_by_record(fn, nid, ev):
+                continue  # the continuation of a call that returned holding it
             name = ev.lock.inst
             related: list[Related] = []
             prior = [
