@@ -48,7 +48,7 @@ from lockcheck.analysis.summaries import (
     substitute,
 )
 from lockcheck.model.finding import Related
-from lockcheck.model.ir import Acquire, Assign, Call, LockRef, Release, is_constant
+from lockcheck.model.ir import Acquire, Assign, Call, Claim, LockRef, Release, is_constant
 from lockcheck.order.claims import Comment, comments, header_comment, prose, sentences
 from lockcheck.rules.base import Rule, RuleContext
 
@@ -276,6 +276,10 @@ class LockBalance(Rule):
                 continue  # held in the caller's own bookkeeping: it releases by that
             if self._flag_records(fn, ref, {n for n, _ in holding}):
                 continue  # a flag the caller or the next call reads says it is held
+            if self._keyed(fn, base) is not None and not any(
+                is_failure_value(ret) for _, ret in holding
+            ):
+                continue  # opened by one value of an argument, closed by the other
             held_vals = {ret for _, ret in holding}
             free_vals = {ret for _, ret in releasing}
             void = held_vals | free_vals == {""}
@@ -1182,6 +1186,78 @@ class LockBalance(Rule):
                 stack.append(succ)
         return seen
 
+    # -- opened and closed by one function, as an argument says ----------------
+
+    def _keyed(self, fn: FunctionFacts, base: str) -> str | None:
+        """The parameter that says whether the function opens or closes the
+        lock (`gate_ctrl(g, 1)` takes it and returns holding it,
+        `gate_ctrl(g, 0)` releases the caller's): every acquisition is
+        reached only where a test says it is non-zero, some release only
+        where one says it is zero, and the function never changes it."""
+        takes = {
+            nid
+            for nid, evs in enumerate(fn.events)
+            for ev in evs
+            if isinstance(ev, Acquire) and base_inst(ev.lock.inst) == base
+        }
+        drops = {
+            nid
+            for nid, evs in enumerate(fn.events)
+            for ev in evs
+            if isinstance(ev, Release) and not ev.maybe and base_inst(ev.lock.inst) == base
+        }
+        if not takes or not drops:
+            return None
+        tested = {
+            atom.text
+            for node in fn.fn.cfg.nodes
+            if (atom := node.atom) is not None and atom.text in fn.fn.params
+        }
+        for param in sorted(tested):
+            if self._param_changed(fn, param):
+                continue
+            if takes & self._reach_avoiding(fn, param, nonzero=True):
+                continue  # taken where it may be zero
+            if drops - self._reach_avoiding(fn, param, nonzero=False):
+                return param
+        return None
+
+    @staticmethod
+    def _param_changed(fn: FunctionFacts, param: str) -> bool:
+        if any(isinstance(ev, Assign) and ev.var == param for evs in fn.events for ev in evs):
+            return True
+        for node in fn.fn.cfg.nodes:
+            for m in re.finditer(rf"(?<![\w.>]){re.escape(param)}\b", node.text):
+                if _changed(node.text, m.start(), m.end()):
+                    return True
+        return False
+
+    def _closing(self, ctx: RuleContext, fn: FunctionFacts, nid: int, ev: Release) -> bool:
+        """A release of a lock not held here, reached only where the
+        function's key argument says close (see `_keyed`), of a lock that
+        the open mode returns holding, or released by a callee that asserts
+        it is held (`lockdep_assert_held()`): a contract the code states.
+        Without either it is an unlock moved above its lock."""
+        base = base_inst(ev.lock.inst)
+        param = self._keyed(fn, base)
+        if param is None or nid in self._reach_avoiding(fn, param, nonzero=False):
+            return False
+        if any(
+            base_inst(r.inst) == base and not h.escaped
+            for _n, st, _, _ in fn.exits
+            for r, h in st.may.items()
+        ):
+            return True  # the open mode returns with it
+        field = _bare_field(base)
+        for callee in ctx.facts.functions:
+            if callee.fn.name == ev.primitive and any(
+                isinstance(c, Claim) and c.kind == "held" and _bare_field(c.lock.inst) == field
+                for evs in callee.events
+                for c in evs
+            ):
+                return True
+        return False
+
     # -- releasing a lock that is not held ------------------------------------
 
     def _unheld(self, ctx: RuleContext, fn: FunctionFacts) -> None:
@@ -1200,6 +1276,8 @@ class LockBalance(Rule):
                 continue
             if not double and self._released_by_record(fn, nid, ev):
                 continue  # the continuation of a call that returned holding it
+            if not double and self._closing(ctx, fn, nid, ev):
+                continue  # the close of an open/close pair keyed on an argument
             name = ev.lock.inst
             related: list[Related] = []
             prior = [
