@@ -49,7 +49,14 @@ from lockcheck.analysis.summaries import (
 )
 from lockcheck.model.finding import Related
 from lockcheck.model.ir import Acquire, Assign, Call, Claim, LockRef, Release, is_constant
-from lockcheck.order.claims import Comment, comments, header_comment, prose, sentences
+from lockcheck.order.claims import (
+    Comment,
+    comments,
+    header_comment,
+    prose,
+    prose_claims,
+    sentences,
+)
 from lockcheck.rules.base import Rule, RuleContext
 
 _WORD_RE = re.compile(r"[a-z]+")
@@ -274,6 +281,12 @@ class LockBalance(Rule):
                 continue
             if self._recorded(fn, ref):
                 continue  # held in the caller's own bookkeeping: it releases by that
+            if self._held_on_entry(ctx, fn, ref) and not any(
+                base in rel for _n, st, rel, _ in fn.exits if ref not in st.may
+            ):
+                # documented as the caller's: held on entry and on return, and
+                # no way out released it (the others never took it again)
+                continue
             if self._flag_records(fn, ref, {n for n, _ in holding}):
                 continue  # a flag the caller or the next call reads says it is held
             if self._keyed(fn, base) is not None and not any(
@@ -950,6 +963,19 @@ class LockBalance(Rule):
             r"(?<![\w.>])([A-Za-z_]\w*)\b", lambda m: copies.get(m.group(1), m.group(1)), inst
         )
         return out if out != inst else None
+
+    def _held_on_entry(self, ctx: RuleContext, fn: FunctionFacts, ref: LockRef) -> bool:
+        """The header comment says the function is called with this very
+        lock held, spelt as the function spells it ("Called with vc->lock
+        held")."""
+        head = self._header_comment(ctx, fn)
+        if head is None:
+            return False
+        base = base_inst(ref.inst)
+        return any(
+            c.kind == "held" and re.sub(r"\s+", "", c.lock).lstrip("&") == base
+            for c in prose_claims(head, header=True)
+        )
 
     # -- a lock whose holding a flag records ---------------------------------
 
