@@ -123,6 +123,14 @@ _FLAG_WRITE_RE = re.compile(
     r"^\s*(\*\s*[A-Za-z_]\w*|[A-Za-z_]\w*(?:\s*(?:->|\.)\s*\w+)*)\s*=(?!=)\s*(.+?)\s*;\s*$", re.S
 )
 
+_ZEROS = frozenset({"0", "false", "NULL"})
+
+# a count going up or down: `ctx->active++;`, `--st.users;`
+_FLAG_STEP_RE = re.compile(
+    r"^\s*(?:(\+\+|--)\s*([A-Za-z_]\w*(?:\s*(?:->|\.)\s*\w+)*)"
+    r"|([A-Za-z_]\w*(?:\s*(?:->|\.)\s*\w+)*)\s*(\+\+|--))\s*;\s*$"
+)
+
 # a loop macro (`list_for_each_entry(pos, ...)`): it sets its cursor arguments
 _LOOP_MACRO_RE = re.compile(r"\b\w*for_each\w*\s*\(")
 
@@ -223,10 +231,12 @@ class LockBalance(Rule):
         self._calls: tuple[object, dict[str, frozenset[str]]] | None = None
         self._family: tuple[object, list[frozenset[str]]] | None = None
         self._lines: list[str] = []
+        self._functions: dict[str, FunctionFacts] = {}
 
     def run(self, ctx: RuleContext) -> None:
         self._defs = {}
         self._lines = ctx.source.decode("utf-8", "replace").splitlines()
+        self._functions = {f.fn.name: f for f in ctx.facts.functions}
         for fn in ctx.facts.functions:
             if fn.budget_exceeded:
                 continue
@@ -287,7 +297,7 @@ class LockBalance(Rule):
                 # documented as the caller's: held on entry and on return, and
                 # no way out released it (the others never took it again)
                 continue
-            if self._flag_records(fn, ref, {n for n, _ in holding}):
+            if self._flag_records(ctx, fn, ref, {n for n, _ in holding}):
                 continue  # a flag the caller or the next call reads says it is held
             if self._keyed(fn, base) is not None and not any(
                 is_failure_value(ret) for _, ret in holding
@@ -979,14 +989,68 @@ class LockBalance(Rule):
 
     # -- a lock whose holding a flag records ---------------------------------
 
-    def _flag_records(self, fn: FunctionFacts, ref: LockRef, holding: set[int]) -> bool:
+    def _flag_records(
+        self, ctx: RuleContext, fn: FunctionFacts, ref: LockRef, holding: set[int]
+    ) -> bool:
         """A flag outside the function's own frame (`*locked`, `*cookie`, a
         static `state.in_msg`) says the lock is held: it is cleared right
         beside a release of the lock, or is the lock's trylock result, and
         every way from an acquisition to a return that keeps the lock sets
         it (and no later statement clears it). The caller, or the next call
-        of the function, reads the flag and releases the lock."""
-        return any(self._flag_kept(fn, ref, flag, holding) for flag in self._flags(fn, ref))
+        of the function, reads the flag and releases the lock. The flag may
+        also be a global's member that the function's partner (a handler
+        run after this one) counts down right beside releasing the lock it
+        did not take."""
+        if any(self._flag_kept(fn, ref, flag, holding) for flag in self._flags(fn, ref)):
+            return True
+        shared = self._partner_flags(ctx, fn, ref)
+        return any(self._flag_kept(fn, ref, flag, holding, shared) for flag in sorted(shared))
+
+    def _partner_flags(self, ctx: RuleContext, fn: FunctionFacts, ref: LockRef) -> frozenset[str]:
+        """Flags of this function (as it spells them) that another function
+        of the file clears or counts down within a few statements of
+        releasing this lock, which it does not take (its caller's): both
+        reach the flag through the same global (`ctx = this_cpu_ptr(&pcpu_ctx)`
+        in each, then `ctx->active`)."""
+        base = base_inst(ref.inst)
+        theirs: set[str] = set()
+        for other in ctx.facts.functions:
+            if other is fn or other.budget_exceeded:
+                continue
+            if not any(base_inst(lock.inst) == base for lock in other.entry_locks):
+                continue
+            nodes = other.fn.cfg.nodes
+            for nid, evs in enumerate(other.events):
+                if not any(
+                    isinstance(ev, Release) and not ev.maybe and base_inst(ev.lock.inst) == base
+                    for ev in evs
+                ):
+                    continue
+                near = self._straight(other, nid, forward=False)
+                near += self._straight(other, nid, forward=True)
+                for n in near:
+                    m = _FLAG_STEP_RE.match(nodes[n].text) or _FLAG_WRITE_RE.match(nodes[n].text)
+                    if m is None or (m.re is _FLAG_WRITE_RE and m.group(2).strip() not in _ZEROS):
+                        continue
+                    if m.re is _FLAG_STEP_RE and (m.group(1) or m.group(4)) != "--":
+                        continue
+                    flag = re.sub(r"\s+", "", m.group(2) or m.group(3) or "")
+                    rooted = self._rooted(other, flag)
+                    if rooted is not None and rooted != flag and self._global(other, rooted):
+                        theirs.add(rooted)
+        if not theirs:
+            return frozenset()
+        mine: set[str] = set()
+        for node in fn.fn.cfg.nodes:
+            m = _FLAG_STEP_RE.match(node.text) or _FLAG_WRITE_RE.match(node.text)
+            if m is None:
+                continue
+            flag = re.sub(r"\s+", "", m.group(2) or m.group(3) or "")
+            if m.re is _FLAG_WRITE_RE:
+                flag = re.sub(r"\s+", "", m.group(1))
+            if self._rooted(fn, flag) in theirs:
+                mine.add(flag)
+        return frozenset(mine)
 
     def _released_by_record(self, fn: FunctionFacts, nid: int, ev: Release) -> bool:
         """A release of a lock the function does not hold here, on a branch
@@ -1070,15 +1134,26 @@ class LockBalance(Rule):
     def _param_rooted(fn: FunctionFacts, flag: str) -> bool:
         return base_var(flag) in fn.fn.params
 
-    def _flag_write(self, fn: FunctionFacts, text: str) -> tuple[str, bool | None] | None:
+    def _flag_write(
+        self, fn: FunctionFacts, text: str, shared: frozenset[str] = frozenset()
+    ) -> tuple[str, bool | None] | None:
         """(flag, set) for a statement writing a flag: True for a value
         surely non-zero (`true`, `1`, an address, a parameter the function
-        dereferences), False for zero, None for anything else."""
+        dereferences) or a count of holders going up (`ctx->active++`),
+        False for zero or the count going down, None for anything else.
+        `shared`: flags another function ties to the lock (see
+        `_partner_flags`), kept in a local's pointee."""
+        step = _FLAG_STEP_RE.match(text)
+        if step is not None:
+            flag = re.sub(r"\s+", "", step.group(2) or step.group(3))
+            if not (self._flag_scope(fn, flag) or flag in shared):
+                return None
+            return flag, (step.group(1) or step.group(4)) == "++"
         m = _FLAG_WRITE_RE.match(text)
         if m is None:
             return None
         flag = re.sub(r"\s+", "", m.group(1))
-        if not self._flag_scope(fn, flag):
+        if not (self._flag_scope(fn, flag) or flag in shared):
             return None
         value = re.sub(r"\s+", "", m.group(2))
         if value in ("0", "false", "NULL"):
@@ -1123,7 +1198,14 @@ class LockBalance(Rule):
             return False
         return None
 
-    def _flag_kept(self, fn: FunctionFacts, ref: LockRef, flag: str, holding: set[int]) -> bool:
+    def _flag_kept(
+        self,
+        fn: FunctionFacts,
+        ref: LockRef,
+        flag: str,
+        holding: set[int],
+        shared: frozenset[str] = frozenset(),
+    ) -> bool:
         """Does every way from an acquisition of `ref` to a return in
         `holding`, without a release of it between, leave `flag` set?"""
         base = base_inst(ref.inst)
@@ -1140,14 +1222,14 @@ class LockBalance(Rule):
                         continue
                     before = False
                     for prev in self._straight(fn, nid, forward=False):
-                        written = self._flag_write(fn, nodes[prev].text)
+                        written = self._flag_write(fn, nodes[prev].text, shared)
                         if written is not None and written[0] == flag:
                             before = written[1] is True
                             break
                     starts.append((nid, before))
         if not starts or not holding:
             return False
-        passed = self._passes_flag(fn, flag)
+        passed = self._passes_flag(fn, flag, bool(shared))
         seen: set[tuple[int, bool]] = set()
         stack = list(starts)
         while stack:
@@ -1165,7 +1247,7 @@ class LockBalance(Rule):
                 if succ in releases or succ == fn.fn.cfg.exit:
                     continue
                 nxt = on
-                written = self._flag_write(fn, nodes[succ].text)
+                written = self._flag_write(fn, nodes[succ].text, shared)
                 if written is not None and written[0] == flag:
                     nxt = written[1] is True
                 elif succ in passed:
@@ -1173,21 +1255,34 @@ class LockBalance(Rule):
                 stack.append((succ, nxt))
         return True
 
-    def _passes_flag(self, fn: FunctionFacts, flag: str) -> set[int]:
+    def _passes_flag(self, fn: FunctionFacts, flag: str, pointee: bool = False) -> set[int]:
         """Nodes whose calls may write the flag: a callee given it, or what
-        holds it (`locked`, `&state`), and for a global flag any function
-        of the file (a static of the function is out of their reach)."""
+        holds it (`locked`, `&state`); for a global flag (or one in a
+        global's member, `pointee`), a function of the file that writes a
+        member of its name (a static of the function is out of their
+        reach, and so are functions of other files for a file's static)."""
         root = flag[1:] if flag.startswith("*") else base_var(flag)
-        shared = not flag.startswith("*") and root not in fn.fn.params
-        shared = shared and not self._static_local(fn, root)
+        shared = pointee or (
+            not flag.startswith("*")
+            and root not in fn.fn.params
+            and not self._static_local(fn, root)
+        )
+        field = re.escape(_field(flag))
+        writes = re.compile(
+            rf"\b{field}\s*(?:(?:[-+*/|&^%]|<<|>>)?=(?!=)|\+\+|--)"
+            rf"|(?:\+\+|--)\s*[\w.>-]*\b{field}\b"
+        )
         out: set[int] = set()
         for nid, evs in enumerate(fn.events):
             for ev in evs:
-                if isinstance(ev, Call) and (
-                    (shared and not ev.external)
-                    or any(re.sub(r"\s+", "", a) in (root, flag) for a in ev.args)
-                ):
+                if not isinstance(ev, Call):
+                    continue
+                if any(re.sub(r"\s+", "", a) in (root, flag) for a in ev.args):
                     out.add(nid)
+                elif shared and not ev.external:
+                    callee = self._functions.get(ev.callee)
+                    if callee is None or any(writes.search(n.text) for n in callee.fn.cfg.nodes):
+                        out.add(nid)
         return out
 
     def _reach_avoiding(self, fn: FunctionFacts, flag: str, nonzero: bool) -> set[int]:
