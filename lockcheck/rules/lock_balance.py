@@ -33,6 +33,20 @@ such evidence. A helper that returns an entry with the lock held and NULL
 without it, run by an ops table whose own callback releases a lock of that
 name without taking it (a seq_file iterator's stop), is quiet too.
 Without such evidence the return value does not excuse the path.
+
+Some locks are held across calls by a protocol the code records. A flag
+the caller or the next call reads (`*locked`, `*cookie`, a static of the
+function, a count in a per-CPU context that a paired handler counts down
+beside its unlock) that is the lock's trylock result or is cleared beside
+its release, and is set on every way to a return that keeps the lock, says
+the lock is held on purpose; a release under that flag, handed back by the
+caller, is the continuation's. A function that takes the lock where an
+unchanged argument is non-zero and releases the caller's where it is zero
+is an open/close pair (a gate), unless a failure return keeps the lock. A
+lock the header comment says the caller holds ("Called with vc->lock
+held") is held on entry and on return where no way out released it. A
+path that keeps the lock without setting the flag, or clears the flag and
+keeps the lock, is still reported.
 """
 
 from __future__ import annotations
