@@ -84,3 +84,63 @@ def test_a_slot_of_a_table_filled_with_the_owner_may_be_the_claimed_lock() -> No
     assert "run_filled" not in found
     # the table never received `rq`: taking `rq->lock` contradicts the comment
     assert "taken again" in found["run_partners"].message
+
+
+FLAG_BEFORE_UNLOCK = """
+static DEFINE_MUTEX(pump_mutex);
+
+int pump(void)
+{
+	static struct {
+		bool busy;
+		int got;
+	} st;
+	int err;
+
+	if (!st.busy) {
+		mutex_lock(&pump_mutex);
+		st.busy = true;
+	}
+	err = pump_read(&st.got);
+	if (err > 0)
+		return 0;
+	st.busy = false;
+	mutex_unlock(&pump_mutex);
+	return err;
+}
+
+int pump_forgetful(void)
+{
+	static struct {
+		bool busy;
+		int got;
+	} st;
+	int err;
+
+	if (!st.busy) {
+		mutex_lock(&pump_mutex);
+		st.busy = true;
+	}
+	err = pump_read(&st.got);
+	if (err > 0) {
+		st.busy = false;
+		return 0;
+	}
+	st.busy = false;
+	mutex_unlock(&pump_mutex);
+	return err;
+}
+"""
+
+
+@cache
+def _balance_engine() -> Engine:
+    return Engine(Config(packs=["mm"], select={"lock-balance"}, headers=False))
+
+
+def test_a_static_flag_cleared_right_before_the_unlock_records_the_lock() -> None:
+    engine = _balance_engine()
+    found = engine.findings_for(engine.analyse_source("t.c", FLAG_BEFORE_UNLOCK.encode()))
+    # set right after the lock, kept on the early return: the next call releases it
+    assert [f.function for f in found] == ["pump_forgetful"]
+    assert "still held" in found[0].message

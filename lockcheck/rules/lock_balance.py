@@ -1109,8 +1109,9 @@ class LockBalance(Rule):
                 ):
                     out.add(ev.cond_var)
                 if isinstance(ev, Release) and not ev.maybe and base_inst(ev.lock.inst) == base:
-                    for near in self._straight(fn, nid, forward=True):
-                        written = self._flag_write(fn, nodes[near].text)
+                    near = self._straight(fn, nid, forward=True)
+                    for n in (*near, *self._straight(fn, nid, forward=False)):
+                        written = self._flag_write(fn, nodes[n].text)
                         if written is not None and written[1] is False:
                             out.add(written[0])
         return sorted(out)
