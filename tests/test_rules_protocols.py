@@ -144,3 +144,32 @@ def test_a_static_flag_cleared_right_before_the_unlock_records_the_lock() -> Non
     # set right after the lock, kept on the early return: the next call releases it
     assert [f.function for f in found] == ["pump_forgetful"]
     assert "still held" in found[0].message
+
+
+BUSY_FIELD = """
+struct dev {
+	struct mutex lock;
+	int busy;
+	void __iomem *regs;
+};
+
+int dev_start(struct dev *dev)
+{
+	mutex_lock(&dev->lock);
+	dev->busy = 1;
+	if (hw_kick(dev->regs) < 0)
+		return -EIO;
+	hw_wait(dev->regs);
+	dev->busy = 0;
+	mutex_unlock(&dev->lock);
+	return 0;
+}
+"""
+
+
+def test_a_state_field_set_beside_the_lock_but_never_asked_records_nothing() -> None:
+    engine = _balance_engine()
+    found = engine.findings_for(engine.analyse_source("t.c", BUSY_FIELD.encode()))
+    # `busy` is set with the lock and cleared with it, but no test of it
+    # decides the lock: the failure return leaks it
+    assert [f.function for f in found] == ["dev_start"]

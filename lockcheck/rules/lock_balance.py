@@ -1015,10 +1015,31 @@ class LockBalance(Rule):
         also be a global's member that the function's partner (a handler
         run after this one) counts down right beside releasing the lock it
         did not take."""
-        if any(self._flag_kept(fn, ref, flag, holding) for flag in self._flags(fn, ref)):
+        if any(
+            self._gates(fn, ref, flag) and self._flag_kept(fn, ref, flag, holding)
+            for flag in self._flags(fn, ref)
+        ):
             return True
         shared = self._partner_flags(ctx, fn, ref)
         return any(self._flag_kept(fn, ref, flag, holding, shared) for flag in sorted(shared))
+
+    def _gates(self, fn: FunctionFacts, ref: LockRef, flag: str) -> bool:
+        """Does the flag decide the lock here: it is the lock's trylock
+        result, or the lock is taken only where a test says the flag is
+        clear, or released only where one says it is set? (A state field
+        set beside the lock and never asked, `dev->busy`, is no record.)"""
+        base = base_inst(ref.inst)
+        clear = self._reach_avoiding(fn, flag, nonzero=False, stop_writes=False)
+        set_ = self._reach_avoiding(fn, flag, nonzero=True, stop_writes=False)
+        for nid, evs in enumerate(fn.events):
+            for ev in evs:
+                if not isinstance(ev, Acquire | Release) or base_inst(ev.lock.inst) != base:
+                    continue
+                if isinstance(ev, Acquire) and (ev.cond_var == flag or nid not in clear):
+                    return True
+                if isinstance(ev, Release) and not ev.maybe and nid not in set_:
+                    return True
+        return False
 
     def _partner_flags(self, ctx: RuleContext, fn: FunctionFacts, ref: LockRef) -> frozenset[str]:
         """Flags of this function (as it spells them) that another function
@@ -1049,6 +1070,8 @@ class LockBalance(Rule):
                     if m.re is _FLAG_STEP_RE and (m.group(1) or m.group(4)) != "--":
                         continue
                     flag = re.sub(r"\s+", "", m.group(2) or m.group(3) or "")
+                    if nid in self._reach_avoiding(other, flag, nonzero=True, stop_writes=False):
+                        continue  # it releases without asking the count
                     rooted = self._rooted(other, flag)
                     if rooted is not None and rooted != flag and self._global(other, rooted):
                         theirs.add(rooted)
@@ -1300,9 +1323,12 @@ class LockBalance(Rule):
                         out.add(nid)
         return out
 
-    def _reach_avoiding(self, fn: FunctionFacts, flag: str, nonzero: bool) -> set[int]:
+    def _reach_avoiding(
+        self, fn: FunctionFacts, flag: str, nonzero: bool, stop_writes: bool = True
+    ) -> set[int]:
         """Nodes reached from the entry without an edge on which a test says
-        the flag is non-zero (`nonzero`) or zero, nor a write of it."""
+        the flag is non-zero (`nonzero`) or zero, nor (`stop_writes`) a
+        write of it."""
         nodes = fn.fn.cfg.nodes
         seen = {fn.fn.cfg.entry}
         stack = [fn.fn.cfg.entry]
@@ -1316,7 +1342,7 @@ class LockBalance(Rule):
                 if succ in seen:
                     continue
                 seen.add(succ)
-                written = self._flag_write(fn, nodes[succ].text)
+                written = self._flag_write(fn, nodes[succ].text) if stop_writes else None
                 if written is not None and written[0] == flag:
                     continue
                 stack.append(succ)
