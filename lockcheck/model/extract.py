@@ -526,6 +526,9 @@ class _Extractor:
             target = var
             if left is not None and left.type == "field_expression":
                 target = norm(text(left))
+            elif left is not None and _out_flag(left, self.ctx.params):
+                # `*locked = mutex_trylock(..)`: the answer goes to the caller's flag
+                target = norm(text(left))
             op = node.child_by_field_name("operator")
             plain = op is None or text(op) == "="
             chained = _chained_target(right) if plain else None
@@ -806,6 +809,21 @@ _CONSTANT_LEAVES = frozenset({"number_literal", "char_literal", "string_literal"
 _CONSTANT_COMPOUNDS = frozenset(
     {"parenthesized_expression", "binary_expression", "unary_expression", "cast_expression"}
 )
+
+
+def _out_flag(left: Node, params: tuple[str, ...]) -> bool:
+    """`*p` for a parameter `p`: a flag the caller reads after the call."""
+    if left.type != "pointer_expression":
+        return False
+    op = left.child_by_field_name("operator")
+    arg = left.child_by_field_name("argument")
+    return (
+        op is not None
+        and text(op) == "*"
+        and arg is not None
+        and arg.type == "identifier"
+        and text(arg) in params
+    )
 
 
 def _constant_expr(node: Node) -> bool:

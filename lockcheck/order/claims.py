@@ -24,7 +24,7 @@ from typing import Literal
 from lockcheck.analysis.file import FileFacts
 from lockcheck.analysis.function import FunctionFacts
 from lockcheck.analysis.state import LockState
-from lockcheck.model.ir import Acquire, LockRef, Release, Site
+from lockcheck.model.ir import Acquire, Call, LockRef, Release, Site
 from lockcheck.order.doc import Names
 from lockcheck.order.edges import declared_types, lock_keys
 from lockcheck.packs import Vocabulary
@@ -362,6 +362,30 @@ class _Judge:
         where = ((held.site.line, held.site.column, f"`{_base(ref)}` taken for read here"),)
         return Mismatch(self.fn, claim, _base(ref), "is held only for read here", site, where)
 
+    def _slot_releases(self, ref: LockRef) -> set[int]:
+        """Releases of a lock of the same class in a slot of a table that
+        the function filled with the lock's owner (`init(&set, rq)`, then
+        `spin_unlock(&set.q[i]->lock)`): perhaps the claimed lock, so an
+        acquisition one of them reaches proves nothing."""
+        owner = _owner(ref)
+        tables = {
+            a
+            for evs in self.fn.events
+            for ev in evs
+            if isinstance(ev, Call) and owner in ev.args
+            for a in ev.args
+            if a != owner and re.fullmatch(r"[A-Za-z_]\w*", a)
+        }
+        out: set[int] = set()
+        for nid, evs in enumerate(self.fn.events):
+            for ev in evs:
+                if not isinstance(ev, Release) or ev.maybe or ev.lock.cls != ref.cls:
+                    continue
+                root = re.match(r"([A-Za-z_]\w*)[^\[]*\[", _base(ev.lock))
+                if root is not None and root.group(1) in tables:
+                    out.add(nid)
+        return out
+
     def _released(self, claim: ProseClaim, site: Site, rels: list[Release]) -> Mismatch:
         lock = _base(rels[0].lock)
         related = tuple(
@@ -398,6 +422,8 @@ class _Judge:
                 continue
             if any(self.match(lock, ref) for ref in st.may):
                 continue
+            if any(nid in self.fn.reachable_from(r) for r in self._slot_releases(ev.lock)):
+                continue  # dropped before, perhaps, under the name of a table slot
             if nid in avoid or not self.fn.entry_reaches_avoiding(nid, avoid):
                 continue
             where = ((ev.site.line, ev.site.column, f"`{_base(ev.lock)}` taken here"),)

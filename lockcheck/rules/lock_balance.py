@@ -37,6 +37,20 @@ interrupt state stored through an out-parameter, its owner stored through
 a parameter by a function of the file, a callback called on the arm of a
 test whose other arm releases it, or a caller that hands it on to one that
 releases it. Without such evidence the return value does not excuse the path.
+
+Some locks are held across calls by a protocol the code records. A flag
+the caller or the next call reads (`*locked`, `*cookie`, a static of the
+function, a count in a per-CPU context that a paired handler counts down
+beside its unlock) that is the lock's trylock result or is cleared beside
+its release, and is set on every way to a return that keeps the lock, says
+the lock is held on purpose; a release under that flag, handed back by the
+caller, is the continuation's. A function that takes the lock where an
+unchanged argument is non-zero and releases the caller's where it is zero
+is an open/close pair (a gate), unless a failure return keeps the lock. A
+lock the header comment says the caller holds ("Called with vc->lock
+held") is held on entry and on return where no way out released it. A
+path that keeps the lock without setting the flag, or clears the flag and
+keeps the lock, is still reported.
 """
 
 from __future__ import annotations
@@ -52,8 +66,15 @@ from lockcheck.analysis.summaries import (
     substitute,
 )
 from lockcheck.model.finding import Related
-from lockcheck.model.ir import Acquire, Assign, Call, Handover, LockRef, Release, is_constant
-from lockcheck.order.claims import Comment, comments, header_comment, prose, sentences
+from lockcheck.model.ir import Acquire, Assign, Call, Claim, Handover, LockRef, Release, is_constant
+from lockcheck.order.claims import (
+    Comment,
+    comments,
+    header_comment,
+    prose,
+    prose_claims,
+    sentences,
+)
 from lockcheck.rules.base import Rule, RuleContext
 from lockcheck.rules.queries import caller_visible, stored_for_caller
 
@@ -116,6 +137,19 @@ _CAST_RE = re.compile(r"^\((?:const)?(?:struct|union)?\w+\*+\)")
 _POSTFIX_RE = re.compile(r"^[A-Za-z_]\w*(?:(?:->|\.)\w+|\[[^\[\]]*\]|\([^()]*\))*$")
 # an owner stored where others find it: `state->cur = obj;`
 _STORE_RE = re.compile(r"^\s*(\w+(?:(?:->|\.)\w+)+)\s*=\s*(\w+)\s*;\s*$")
+
+# a flag written: `*locked = true;`, `state.in_msg = false;`, `*cookie = cookie;`
+_FLAG_WRITE_RE = re.compile(
+    r"^\s*(\*\s*[A-Za-z_]\w*|[A-Za-z_]\w*(?:\s*(?:->|\.)\s*\w+)*)\s*=(?!=)\s*(.+?)\s*;\s*$", re.S
+)
+
+_ZEROS = frozenset({"0", "false", "NULL"})
+
+# a count going up or down: `ctx->active++;`, `--st.users;`
+_FLAG_STEP_RE = re.compile(
+    r"^\s*(?:(\+\+|--)\s*([A-Za-z_]\w*(?:\s*(?:->|\.)\s*\w+)*)"
+    r"|([A-Za-z_]\w*(?:\s*(?:->|\.)\s*\w+)*)\s*(\+\+|--))\s*;\s*$"
+)
 
 # a loop macro (`list_for_each_entry(pos, ...)`): it sets its cursor arguments
 _LOOP_MACRO_RE = re.compile(r"\b\w*for_each\w*\s*\(")
@@ -238,9 +272,13 @@ class LockBalance(Rule):
         self._defs: dict[int, tuple[object, dict[str, str | None]]] = {}
         self._calls: tuple[object, dict[str, frozenset[str]]] | None = None
         self._family: tuple[object, list[frozenset[str]]] | None = None
+        self._lines: list[str] = []
+        self._functions: dict[str, FunctionFacts] = {}
 
     def run(self, ctx: RuleContext) -> None:
         self._defs = {}
+        self._lines = ctx.source.decode("utf-8", "replace").splitlines()
+        self._functions = {f.fn.name: f for f in ctx.facts.functions}
         for fn in ctx.facts.functions:
             if fn.budget_exceeded:
                 continue
@@ -295,6 +333,18 @@ class LockBalance(Rule):
                 continue
             if self._recorded(fn, ref):
                 continue  # held in the caller's own bookkeeping: it releases by that
+            if self._held_on_entry(ctx, fn, ref) and not any(
+                base in rel for _n, st, rel, _ in fn.exits if ref not in st.may
+            ):
+                # documented as the caller's: held on entry and on return, and
+                # no way out released it (the others never took it again)
+                continue
+            if self._flag_records(ctx, fn, ref, {n for n, _ in holding}):
+                continue  # a flag the caller or the next call reads says it is held
+            if self._keyed(fn, base) is not None and not any(
+                is_failure_value(ret) for _, ret in holding
+            ):
+                continue  # opened by one value of an argument, closed by the other
             held_vals = {ret for _, ret in holding}
             free_vals = {ret for _, ret in releasing}
             void = held_vals | free_vals == {""}
@@ -1142,6 +1192,438 @@ class LockBalance(Rule):
         )
         return out if out != inst else None
 
+    def _held_on_entry(self, ctx: RuleContext, fn: FunctionFacts, ref: LockRef) -> bool:
+        """The header comment says the function is called with this very
+        lock held, spelt as the function spells it ("Called with vc->lock
+        held")."""
+        head = self._header_comment(ctx, fn)
+        if head is None:
+            return False
+        base = base_inst(ref.inst)
+        return any(
+            c.kind == "held" and re.sub(r"\s+", "", c.lock).lstrip("&") == base
+            for c in prose_claims(head, header=True)
+        )
+
+    # -- a lock whose holding a flag records ---------------------------------
+
+    def _flag_records(
+        self, ctx: RuleContext, fn: FunctionFacts, ref: LockRef, holding: set[int]
+    ) -> bool:
+        """A flag outside the function's own frame (`*locked`, `*cookie`, a
+        static `state.in_msg`) says the lock is held: it is cleared right
+        beside a release of the lock, or is the lock's trylock result, and
+        every way from an acquisition to a return that keeps the lock sets
+        it (and no later statement clears it). The caller, or the next call
+        of the function, reads the flag and releases the lock. The flag may
+        also be a global's member that the function's partner (a handler
+        run after this one) counts down right beside releasing the lock it
+        did not take."""
+        if any(
+            self._gates(fn, ref, flag) and self._flag_kept(fn, ref, flag, holding)
+            for flag in self._flags(fn, ref)
+        ):
+            return True
+        shared = self._partner_flags(ctx, fn, ref)
+        return any(self._flag_kept(fn, ref, flag, holding, shared) for flag in sorted(shared))
+
+    def _gates(self, fn: FunctionFacts, ref: LockRef, flag: str) -> bool:
+        """Does the flag decide the lock here: it is the lock's trylock
+        result, or the lock is taken only where a test says the flag is
+        clear, or released only where one says it is set? (A state field
+        set beside the lock and never asked, `dev->busy`, is no record.)"""
+        base = base_inst(ref.inst)
+        clear = self._reach_avoiding(fn, flag, nonzero=False, stop_writes=False)
+        set_ = self._reach_avoiding(fn, flag, nonzero=True, stop_writes=False)
+        for nid, evs in enumerate(fn.events):
+            for ev in evs:
+                if not isinstance(ev, Acquire | Release) or base_inst(ev.lock.inst) != base:
+                    continue
+                if isinstance(ev, Acquire) and (ev.cond_var == flag or nid not in clear):
+                    return True
+                if isinstance(ev, Release) and not ev.maybe and nid not in set_:
+                    return True
+        return False
+
+    def _partner_flags(self, ctx: RuleContext, fn: FunctionFacts, ref: LockRef) -> frozenset[str]:
+        """Flags of this function (as it spells them) that another function
+        of the file clears or counts down within a few statements of
+        releasing this lock, which it does not take (its caller's): both
+        reach the flag through the same global (`ctx = this_cpu_ptr(&pcpu_ctx)`
+        in each, then `ctx->active`)."""
+        base = base_inst(ref.inst)
+        theirs: set[str] = set()
+        for other in ctx.facts.functions:
+            if other is fn or other.budget_exceeded:
+                continue
+            if not any(base_inst(lock.inst) == base for lock in other.entry_locks):
+                continue
+            nodes = other.fn.cfg.nodes
+            for nid, evs in enumerate(other.events):
+                if not any(
+                    isinstance(ev, Release) and not ev.maybe and base_inst(ev.lock.inst) == base
+                    for ev in evs
+                ):
+                    continue
+                near = self._straight(other, nid, forward=False)
+                near += self._straight(other, nid, forward=True)
+                for n in near:
+                    m = _FLAG_STEP_RE.match(nodes[n].text) or _FLAG_WRITE_RE.match(nodes[n].text)
+                    if m is None or (m.re is _FLAG_WRITE_RE and m.group(2).strip() not in _ZEROS):
+                        continue
+                    if m.re is _FLAG_STEP_RE and (m.group(1) or m.group(4)) != "--":
+                        continue
+                    flag = re.sub(r"\s+", "", m.group(2) or m.group(3) or "")
+                    if nid in self._reach_avoiding(other, flag, nonzero=True, stop_writes=False):
+                        continue  # it releases without asking the count
+                    rooted = self._rooted(other, flag)
+                    if rooted is not None and rooted != flag and self._global(other, rooted):
+                        theirs.add(rooted)
+        if not theirs:
+            return frozenset()
+        mine: set[str] = set()
+        for node in fn.fn.cfg.nodes:
+            m = _FLAG_STEP_RE.match(node.text) or _FLAG_WRITE_RE.match(node.text)
+            if m is None:
+                continue
+            flag = re.sub(r"\s+", "", m.group(2) or m.group(3) or "")
+            if m.re is _FLAG_WRITE_RE:
+                flag = re.sub(r"\s+", "", m.group(1))
+            if self._rooted(fn, flag) in theirs:
+                mine.add(flag)
+        return frozenset(mine)
+
+    def _released_by_record(self, fn: FunctionFacts, nid: int, ev: Release) -> bool:
+        """A release of a lock the function does not hold here, on a branch
+        taken only when a flag the caller passes in (`*cookie`) is set, where
+        the function's own ways out that keep the lock set that flag: the
+        call that returned holding it told the caller so, and this call is
+        handed the flag back to finish the work and release it."""
+        base = base_inst(ev.lock.inst)
+        refs = {
+            a.lock
+            for evs in fn.events
+            for a in evs
+            if isinstance(a, Acquire) and base_inst(a.lock.inst) == base
+        }
+        for ref in sorted(refs, key=lambda r: r.inst):
+            holding = {n for n, st, _, _ in fn.exits if ref in st.may and not st.may[ref].escaped}
+            if not holding:
+                continue
+            for flag in self._flags(fn, ref):
+                if not flag.startswith("*") and not self._param_rooted(fn, flag):
+                    continue  # only what the caller hands in says what it holds
+                if nid in self._reach_avoiding(fn, flag, nonzero=True):
+                    continue  # reached with the flag clear too
+                if self._flag_kept(fn, ref, flag, holding):
+                    return True
+        return False
+
+    def _flags(self, fn: FunctionFacts, ref: LockRef) -> list[str]:
+        """The flags tied to the lock: the caller's or a persistent variable
+        that is the lock's trylock result, or is cleared within a few
+        statements of one of its releases."""
+        base = base_inst(ref.inst)
+        out: set[str] = set()
+        nodes = fn.fn.cfg.nodes
+        for nid, evs in enumerate(fn.events):
+            for ev in evs:
+                if (
+                    isinstance(ev, Acquire)
+                    and base_inst(ev.lock.inst) == base
+                    and ev.cond_var is not None
+                    and self._flag_scope(fn, ev.cond_var)
+                ):
+                    out.add(ev.cond_var)
+                if isinstance(ev, Release) and not ev.maybe and base_inst(ev.lock.inst) == base:
+                    near = self._straight(fn, nid, forward=True)
+                    for n in (*near, *self._straight(fn, nid, forward=False)):
+                        written = self._flag_write(fn, nodes[n].text)
+                        if written is not None and written[1] is False:
+                            out.add(written[0])
+        return sorted(out)
+
+    def _flag_scope(self, fn: FunctionFacts, flag: str) -> bool:
+        """Is `flag` read after the call returns: `*p` or `p->f` for a
+        parameter `p`, a global, or a member of a static of the function?"""
+        if flag.startswith("*"):
+            return flag[1:] in fn.fn.params
+        root = base_var(flag)
+        if not root or root != re.match(r"\w*", flag).group(0):  # type: ignore[union-attr]
+            return False
+        if root in fn.fn.params:
+            return flag != root
+        return root not in fn.fn.local_names or self._static_local(fn, root)
+
+    def _static_local(self, fn: FunctionFacts, name: str) -> bool:
+        """Is `name` declared `static` inside the function: kept between
+        calls? (A statement node holds a declaration's first line only: its
+        lines up to the next statement are read from the source.)"""
+        decl = re.compile(
+            rf"^\s*static\b.*\b{re.escape(name)}\s*(?:\[[^\]]*\])?\s*(?:=[^;]*)?;\s*$", re.S
+        )
+        nodes = fn.fn.cfg.nodes
+        for node in nodes:
+            if not re.match(r"\s*static\b", node.text):
+                continue
+            end = min((nodes[s].line for s, _ in node.succ if nodes[s].line > node.line), default=0)
+            text = "\n".join(self._lines[node.line - 1 : end - 1]) if end else node.text
+            if decl.match(text):
+                return True
+        return False
+
+    @staticmethod
+    def _param_rooted(fn: FunctionFacts, flag: str) -> bool:
+        return base_var(flag) in fn.fn.params
+
+    def _flag_write(
+        self, fn: FunctionFacts, text: str, shared: frozenset[str] = frozenset()
+    ) -> tuple[str, bool | None] | None:
+        """(flag, set) for a statement writing a flag: True for a value
+        surely non-zero (`true`, `1`, an address, a parameter the function
+        dereferences) or a count of holders going up (`ctx->active++`),
+        False for zero or the count going down, None for anything else.
+        `shared`: flags another function ties to the lock (see
+        `_partner_flags`), kept in a local's pointee."""
+        step = _FLAG_STEP_RE.match(text)
+        if step is not None:
+            flag = re.sub(r"\s+", "", step.group(2) or step.group(3))
+            if not (self._flag_scope(fn, flag) or flag in shared):
+                return None
+            return flag, (step.group(1) or step.group(4)) == "++"
+        m = _FLAG_WRITE_RE.match(text)
+        if m is None:
+            return None
+        flag = re.sub(r"\s+", "", m.group(1))
+        if not (self._flag_scope(fn, flag) or flag in shared):
+            return None
+        value = re.sub(r"\s+", "", m.group(2))
+        if value in ("0", "false", "NULL"):
+            return flag, False
+        if value in ("true", "1") or value.startswith("&"):
+            return flag, True
+        if value in fn.fn.params and any(
+            re.search(rf"\*\s*{value}\b|\b{value}\s*->", node.text) for node in fn.fn.cfg.nodes
+        ):
+            return flag, True  # `*cookie = cookie;`: a pointer the function dereferences
+        return flag, None
+
+    @staticmethod
+    def _straight(fn: FunctionFacts, nid: int, forward: bool, limit: int = 3) -> list[int]:
+        """Up to `limit` statements that run right after (or before) node
+        `nid` on every path: no branch or join in between."""
+        nodes = fn.fn.cfg.nodes
+        preds = fn.fn.cfg.preds()
+        out: list[int] = []
+        cur = nid
+        for _ in range(limit):
+            if forward:
+                nxt = [s for s, _ in nodes[cur].succ]
+                if len(nxt) != 1 or len(preds[nxt[0]]) != 1:
+                    break
+            else:
+                nxt = list(preds[cur])
+                if len(nxt) != 1 or len(nodes[nxt[0]].succ) != 1:
+                    break
+            cur = nxt[0]
+            out.append(cur)
+        return out
+
+    @staticmethod
+    def _tests(flag: str, text: str) -> bool | None:
+        """Does a branch test the flag: True for the flag itself, False for
+        its negation, None if it tests something else."""
+        t = re.sub(r"\s+", "", text)
+        if t == flag or t == f"({flag})":
+            return True
+        if t in (f"!{flag}", f"!({flag})"):
+            return False
+        return None
+
+    def _flag_kept(
+        self,
+        fn: FunctionFacts,
+        ref: LockRef,
+        flag: str,
+        holding: set[int],
+        shared: frozenset[str] = frozenset(),
+    ) -> bool:
+        """Does every way from an acquisition of `ref` to a return in
+        `holding`, without a release of it between, leave `flag` set?"""
+        base = base_inst(ref.inst)
+        nodes = fn.fn.cfg.nodes
+        starts: list[tuple[int, bool]] = []
+        releases: set[int] = set()
+        for nid, evs in enumerate(fn.events):
+            for ev in evs:
+                if isinstance(ev, Release) and not ev.maybe and base_inst(ev.lock.inst) == base:
+                    releases.add(nid)
+                if isinstance(ev, Acquire) and base_inst(ev.lock.inst) == base:
+                    if ev.cond_var == flag:
+                        starts.append((nid, True))  # `*locked = mutex_trylock(..)`
+                        continue
+                    before = False
+                    for prev in self._straight(fn, nid, forward=False):
+                        written = self._flag_write(fn, nodes[prev].text, shared)
+                        if written is not None and written[0] == flag:
+                            before = written[1] is True
+                            break
+                    starts.append((nid, before))
+        if not starts or not holding:
+            return False
+        passed = self._passes_flag(fn, flag, bool(shared))
+        seen: set[tuple[int, bool]] = set()
+        stack = list(starts)
+        while stack:
+            nid, on = stack.pop()
+            if (nid, on) in seen:
+                continue
+            seen.add((nid, on))
+            if nid in holding and not on:
+                return False
+            atom = nodes[nid].atom
+            test = self._tests(flag, atom.text) if atom is not None else None
+            for succ, label in nodes[nid].succ:
+                if on and test is not None and label is not None and label != test:
+                    continue  # the flag is set: its test cannot say clear
+                if succ in releases or succ == fn.fn.cfg.exit:
+                    continue
+                nxt = on
+                written = self._flag_write(fn, nodes[succ].text, shared)
+                if written is not None and written[0] == flag:
+                    nxt = written[1] is True
+                elif succ in passed:
+                    nxt = False  # a callee given the flag may clear it
+                stack.append((succ, nxt))
+        return True
+
+    def _passes_flag(self, fn: FunctionFacts, flag: str, pointee: bool = False) -> set[int]:
+        """Nodes whose calls may write the flag: a callee given it, or what
+        holds it (`locked`, `&state`); for a global flag (or one in a
+        global's member, `pointee`), a function of the file that writes a
+        member of its name (a static of the function is out of their
+        reach, and so are functions of other files for a file's static)."""
+        root = flag[1:] if flag.startswith("*") else base_var(flag)
+        shared = pointee or (
+            not flag.startswith("*")
+            and root not in fn.fn.params
+            and not self._static_local(fn, root)
+        )
+        field = re.escape(_field(flag))
+        writes = re.compile(
+            rf"\b{field}\s*(?:(?:[-+*/|&^%]|<<|>>)?=(?!=)|\+\+|--)"
+            rf"|(?:\+\+|--)\s*[\w.>-]*\b{field}\b"
+        )
+        out: set[int] = set()
+        for nid, evs in enumerate(fn.events):
+            for ev in evs:
+                if not isinstance(ev, Call):
+                    continue
+                if any(re.sub(r"\s+", "", a) in (root, flag) for a in ev.args):
+                    out.add(nid)
+                elif shared and not ev.external:
+                    callee = self._functions.get(ev.callee)
+                    if callee is None or any(writes.search(n.text) for n in callee.fn.cfg.nodes):
+                        out.add(nid)
+        return out
+
+    def _reach_avoiding(
+        self, fn: FunctionFacts, flag: str, nonzero: bool, stop_writes: bool = True
+    ) -> set[int]:
+        """Nodes reached from the entry without an edge on which a test says
+        the flag is non-zero (`nonzero`) or zero, nor (`stop_writes`) a
+        write of it."""
+        nodes = fn.fn.cfg.nodes
+        seen = {fn.fn.cfg.entry}
+        stack = [fn.fn.cfg.entry]
+        while stack:
+            nid = stack.pop()
+            atom = nodes[nid].atom
+            test = self._tests(flag, atom.text) if atom is not None else None
+            for succ, label in nodes[nid].succ:
+                if test is not None and label is not None and (label == test) == nonzero:
+                    continue
+                if succ in seen:
+                    continue
+                seen.add(succ)
+                written = self._flag_write(fn, nodes[succ].text) if stop_writes else None
+                if written is not None and written[0] == flag:
+                    continue
+                stack.append(succ)
+        return seen
+
+    # -- opened and closed by one function, as an argument says ----------------
+
+    def _keyed(self, fn: FunctionFacts, base: str) -> str | None:
+        """The parameter that says whether the function opens or closes the
+        lock (`gate_ctrl(g, 1)` takes it and returns holding it,
+        `gate_ctrl(g, 0)` releases the caller's): every acquisition is
+        reached only where a test says it is non-zero, some release only
+        where one says it is zero, and the function never changes it."""
+        takes = {
+            nid
+            for nid, evs in enumerate(fn.events)
+            for ev in evs
+            if isinstance(ev, Acquire) and base_inst(ev.lock.inst) == base
+        }
+        drops = {
+            nid
+            for nid, evs in enumerate(fn.events)
+            for ev in evs
+            if isinstance(ev, Release) and not ev.maybe and base_inst(ev.lock.inst) == base
+        }
+        if not takes or not drops:
+            return None
+        tested = {
+            atom.text
+            for node in fn.fn.cfg.nodes
+            if (atom := node.atom) is not None and atom.text in fn.fn.params
+        }
+        for param in sorted(tested):
+            if self._param_changed(fn, param):
+                continue
+            if takes & self._reach_avoiding(fn, param, nonzero=True):
+                continue  # taken where it may be zero
+            if drops - self._reach_avoiding(fn, param, nonzero=False):
+                return param
+        return None
+
+    @staticmethod
+    def _param_changed(fn: FunctionFacts, param: str) -> bool:
+        if any(isinstance(ev, Assign) and ev.var == param for evs in fn.events for ev in evs):
+            return True
+        for node in fn.fn.cfg.nodes:
+            for m in re.finditer(rf"(?<![\w.>]){re.escape(param)}\b", node.text):
+                if _changed(node.text, m.start(), m.end()):
+                    return True
+        return False
+
+    def _closing(self, ctx: RuleContext, fn: FunctionFacts, nid: int, ev: Release) -> bool:
+        """A release of a lock not held here, reached only where the
+        function's key argument says close (see `_keyed`), of a lock that
+        the open mode returns holding, or released by a callee that asserts
+        it is held (`lockdep_assert_held()`): a contract the code states.
+        Without either it is an unlock moved above its lock."""
+        base = base_inst(ev.lock.inst)
+        param = self._keyed(fn, base)
+        if param is None or nid in self._reach_avoiding(fn, param, nonzero=False):
+            return False
+        if any(
+            base_inst(r.inst) == base and not h.escaped
+            for _n, st, _, _ in fn.exits
+            for r, h in st.may.items()
+        ):
+            return True  # the open mode returns with it
+        field = _bare_field(base)
+        for callee in ctx.facts.functions:
+            if callee.fn.name == ev.primitive and any(
+                isinstance(c, Claim) and c.kind == "held" and _bare_field(c.lock.inst) == field
+                for evs in callee.events
+                for c in evs
+            ):
+                return True
+        return False
+
     # -- releasing a lock that is not held ------------------------------------
 
     def _unheld(self, ctx: RuleContext, fn: FunctionFacts) -> None:
@@ -1158,6 +1640,10 @@ class LockBalance(Rule):
                 continue  # a page lock handed over by the caller
             if self._unseen_locker(fn, nid):
                 continue
+            if not double and self._released_by_record(fn, nid, ev):
+                continue  # the continuation of a call that returned holding it
+            if not double and self._closing(ctx, fn, nid, ev):
+                continue  # the close of an open/close pair keyed on an argument
             name = ev.lock.inst
             related: list[Related] = []
             prior = [
