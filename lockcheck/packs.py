@@ -184,6 +184,9 @@ class Vocabulary:
     # a file's own macros that run an argument as a statement (`unlock_cmd;`
     # in a wait loop): macro -> those arguments, not run where it is called
     statement_args: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    # macros whose value is one of their arguments (`WRAP(x, ..)` is `x`,
+    # frontend/macros.py value_macros): macro -> that argument's position
+    passes: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def merge(cls, packs: list[Pack]) -> Vocabulary:
