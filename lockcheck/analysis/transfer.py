@@ -223,6 +223,10 @@ class Transfer:
                     st = self._resolve_cond(st, atom.a, label, "neg")
                 if not label:
                     st = self._confirm_neg(st, atom.a)  # zero or more is not negative
+                    # held unless an ERR_PTR(): such a helper's success is an
+                    # object (a NULL with the lock held makes it no such
+                    # helper, summaries.py), so a NULL result never held it
+                    st = self._resolve_cond(st, atom.a, False, "err")
                 if not label and atom.a != "#atom":
                     st = self._drop_null_owner(st, atom.a)
             elif atom.kind == "eq" and (const := _constant_side(atom)) is not None:
