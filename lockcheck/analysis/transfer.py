@@ -294,13 +294,14 @@ class Transfer:
                 # `if (IS_ERR(mp))` after `mp = lock_mount(..)`: nothing was taken
                 st = self._resolve_err(st, atom.text[atom.text.index("(") + 1 : -1])
             if atom.kind == "value":
-                if not label:  # zero: never the non-zero constant a lock is kept on
+                if not label and not atom.sign:  # zero: not the constant a lock is kept on
                     st = self._kept_on(st, atom.a, None, True)
                 st = self._resolve_cond(st, atom.a, label)
                 if atom.sign and label:  # `ret < 0`: a helper's index or -errno failed
                     st = self._resolve_cond(st, atom.a, label, "neg")
                 if not label:
                     st = self._confirm_neg(st, atom.a)  # zero or more is not negative
+                if not label and not atom.sign:
                     # held unless an ERR_PTR(): such a helper's success is an
                     # object (a NULL with the lock held makes it no such
                     # helper, summaries.py), so a NULL result never held it
