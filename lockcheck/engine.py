@@ -19,7 +19,7 @@ from lockcheck.analysis.summaries import Summary, declared_summaries
 from lockcheck.analysis.tree import SummariseFile, TreeSummaries, file_summaries
 from lockcheck.errors import InputError, LockcheckError, RuleError
 from lockcheck.frontend.constants import named_constants
-from lockcheck.frontend.macros import Macro, function_macros, helper_source
+from lockcheck.frontend.macros import Macro, function_macros, helper_source, value_macros
 from lockcheck.frontend.parse import NORETURN, noreturn_names, parse_source
 from lockcheck.inputs.files import collect_sources, read_c_source
 from lockcheck.inputs.tree import (
@@ -200,6 +200,7 @@ class Engine:
         self._known_pure = {n: Summary(pure=True) for n in sorted(self.vocab.pure)}
         self._headers: dict[Path, dict[str, Summary]] = {}
         self._header_noreturn: dict[Path, frozenset[str]] = {}
+        self._header_passes: dict[Path, dict[str, int]] = {}
         self._header_macros: dict[Path, tuple[list[Macro], list[Path]]] = {}
         self._header_constants: dict[Path, dict[str, int]] = {}
         self._tree = _StoredIndex(self._summarise_elsewhere)
@@ -262,6 +263,9 @@ class Engine:
         numbers = self._constants(path, source, tree)
         if numbers:
             vocab = replace(vocab, constants=numbers)
+        passes = self._passes(path, source, tree)
+        if passes:
+            vocab = replace(vocab, passes={**vocab.passes, **passes})
         pf = parse_source(path, source)
         model = build_file_model(pf, vocab, self.config.max_nodes, noreturn, lowered)
         return model, self._macro_helpers(path, found, model.functions, vocab, noreturn)
@@ -401,6 +405,25 @@ class Engine:
                 names = self._header_noreturn[header] = noreturn_names(data)
             known = known | names
         return noreturn_names(source, known)
+
+    def _passes(self, path: str, source: bytes, tree: Path | None) -> dict[str, int]:
+        """The macros of the file and of the headers it includes whose value
+        is one of their arguments (frontend/macros.py value_macros); the
+        pack's own names keep their meaning."""
+        out: dict[str, int] = {}
+        for header in self.headers_for(path, source, tree):
+            known = self._header_passes.get(header)
+            if known is None:
+                try:
+                    data = read_c_source(header)
+                except LockcheckError:
+                    data = b""
+                known = self._header_passes[header] = value_macros(data)
+            for name, at in known.items():
+                out.setdefault(name, at)
+        out.update(value_macros(source))
+        vocab = self.vocab
+        return {n: i for n, i in out.items() if n not in vocab.api and n not in vocab.guards}
 
     def headers_for(self, path: str, source: bytes, tree: Path | None = None) -> list[Path]:
         """The headers whose inline helpers the analysis of `path` reads.

@@ -187,6 +187,9 @@ class Vocabulary:
     # the numbers of a file's named constants (enumerators, `#define N 5`),
     # its own and its directory's headers' (frontend/constants.py)
     constants: dict[str, int] = field(default_factory=dict)
+    # macros whose value is one of their arguments (`WRAP(x, ..)` is `x`,
+    # frontend/macros.py value_macros): macro -> that argument's position
+    passes: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def merge(cls, packs: list[Pack]) -> Vocabulary:

@@ -300,3 +300,48 @@ def test_a_try_result_equal_to_a_constant_decides_the_lock() -> None:
     held = state({SPIN: Held("excl", S1, "#atom", "nonzero")})
     atom = Atom("eq", "#atom", "-EINTR", "-EINTR==f(m)", (), False)
     assert TR.edge(held, atom, True).may == {}
+
+
+LRU = LockRef("bdev->lru_lock", "lru_lock")
+
+
+def test_a_callees_release_through_a_member_drops_the_one_lock_it_ends_in() -> None:
+    st = state({LRU: Held("excl", S1)})
+    named = LockRef("bo->bdev->lru_lock", "lru_lock")
+    gone = TR.event(st, Release(named, S2, "helper", summarised=True))
+    assert not gone.may
+    # the function's own unlock under another name is not guessed at
+    assert LRU in TR.event(st, Release(named, S2, "spin_unlock")).may
+    # two held locks it could end in: neither is picked
+    two = state({LRU: Held("excl", S1), LockRef("x->bdev->lru_lock", "lru_lock"): Held("excl", S1)})
+    assert (
+        len(
+            TR.event(
+                two, Release(LockRef("y->x->bdev->lru_lock", "lru_lock"), S2, "h", summarised=True)
+            ).may
+        )
+        == 2
+    )
+
+
+def test_a_lock_kept_only_on_one_result_follows_the_tests_of_that_result() -> None:
+    st = state({LRU: Held("excl", S1)})
+    ev = Release(
+        LockRef("bo->bdev->lru_lock", "lru_lock"),
+        S2,
+        "helper",
+        maybe=True,
+        cond_var="ret",
+        released_when="unless:-EBUSY",
+        summarised=True,
+    )
+    after = TR.event(st, ev)
+    assert after.may[LRU].cond_var == "ret" and not after.may[LRU].escaped
+    zero = Atom("value", "ret", text="ret", vars=("ret",), factable=True)
+    assert not TR.edge(after, zero, False).may  # `!ret`: not -EBUSY, released
+    busy = Atom("eq", "ret", "-EBUSY", text="ret == -EBUSY", vars=("ret",), factable=True)
+    kept = TR.edge(after, busy, True)
+    assert kept.must[LRU].cond_var is None  # -EBUSY: surely still held
+    assert not TR.edge(after, busy, False).may  # anything else: released
+    other = Atom("eq", "ret", "-ENOSPC", text="ret == -ENOSPC", vars=("ret",), factable=True)
+    assert not TR.edge(after, other, True).may

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from lockcheck.engine import Config, Engine
-from lockcheck.frontend.macros import Macro, function_macros, helper_source
+from lockcheck.frontend.macros import Macro, function_macros, helper_source, value_macros
 from lockcheck.frontend.parse import MACRO_ESCAPE, NORETURN
 
 
@@ -143,3 +143,30 @@ def test_a_macro_that_runs_an_argument_as_a_statement_is_not_a_function() -> Non
     )
     assert got["WAIT"].statements == (2, 3)
     assert helper_source([got["WAIT"]]) == b""
+
+
+def test_a_macro_whose_value_is_an_argument_passes_it_on() -> None:
+    got = value_macros(
+        b"#define again(x, what, ...) \\\n\t((x) ?: (load(what, __VA_ARGS__), (x)))\n"
+        b"#define plain(a, b) (b)\n"
+        b"#define bigger(a, b) ((a) > (b) ? (a) : (b))\n"
+        b"#define other(x, y) ((x) ?: (y))\n"
+        b"#define split(x) (x)\n"
+        b"#define split(x) ((x) + 1)\n"
+    )
+    # `bigger` and `other` may yield another value; `split` differs by #ifdef
+    assert got == {"again": 0, "plain": 1}
+
+
+def test_a_call_inside_a_passing_macro_tells_the_caller_its_result() -> None:
+    src = (
+        b"#define again(x, why) ((x) ?: (load(why), (x)))\n"
+        b"struct o { struct mutex m; };\n"
+        b"static struct o *find(struct o *p)\n"
+        b"{\n\tmutex_lock(&p->m);\n\tif (p->dead) {\n\t\tmutex_unlock(&p->m);\n"
+        b"\t\treturn NULL;\n\t}\n\treturn p;\n}\n"
+        b"static struct o *get(struct o *p)\n{\n\treturn again(find(p), 1);\n}\n"
+    )
+    facts = Engine(Config(headers=False)).analyse_source("t.c", src).facts
+    (got,) = facts.summaries["get"].acquires
+    assert got[2] == "nonzero"  # held exactly when the result is not NULL

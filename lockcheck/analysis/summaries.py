@@ -11,6 +11,7 @@ from lockcheck.analysis.paths import ZERO_VALUES
 from lockcheck.analysis.state import base_inst, base_var, below, mentions
 from lockcheck.model.extract import MEMBER_PATH_RE, canonical, class_of
 from lockcheck.model.ir import (
+    KEPT_ON,
     Acquire,
     Act,
     Assign,
@@ -118,6 +119,10 @@ class Summary:
     # may_release locks the function keeps on every way out when a parameter
     # is zero (`do_vmi_munmap(.., unlock)`): (lock, parameter index)
     kept_unless: tuple[tuple[LockRef, int], ...] = ()
+    # may_release locks kept on exactly the ways out that return one constant
+    # (`return -EBUSY;` before the unlock, every later way out another value):
+    # (lock, that constant); a caller that tests the result knows which
+    kept_on: tuple[tuple[LockRef, str], ...] = ()
     # the caller's locks the function asserts held for write (`mmap_assert_write_locked(mm)`):
     # (lock, the assertion as written)
     asserts_write: tuple[tuple[LockRef, str], ...] = ()
@@ -349,10 +354,15 @@ def effective_events(
                     substitute(ref.inst, callee_params, ev.args, summ.locals, addressed), fn
                 )
                 if inst is not None:
-                    evs.append(Release(LockRef(inst, cls=_cls(ref, inst)), ev.site, ev.callee))
+                    evs.append(
+                        Release(
+                            LockRef(inst, cls=_cls(ref, inst)), ev.site, ev.callee, summarised=True
+                        )
+                    )
                 else:  # a lock we cannot name here: any lock of its class may be gone
                     evs.append(Release(LockRef("*", cls=ref.cls), ev.site, ev.callee, maybe=True))
             kept = dict(summ.kept_unless)
+            kept_on = dict(summ.kept_on)
             for ref in summ.may_release:
                 k = kept.get(ref)
                 arg = ev.args[k] if k is not None and k < len(ev.args) else None
@@ -362,7 +372,20 @@ def effective_events(
                     substitute(ref.inst, callee_params, ev.args, summ.locals, addressed), fn
                 )
                 cls = _cls(ref, inst) if inst is not None else ref.cls
-                evs.append(Release(LockRef(inst or "*", cls=cls), ev.site, ev.callee, maybe=True))
+                value = kept_on.get(ref)
+                tested = ev.result is not None and not ev.result.startswith("#")
+                evs.append(
+                    Release(
+                        LockRef(inst or "*", cls=cls),
+                        ev.site,
+                        ev.callee,
+                        maybe=True,
+                        # gone unless the result is that value: the caller's tests tell
+                        cond_var=ev.result if value is not None and inst and tested else None,
+                        released_when=KEPT_ON + (value or ""),
+                        summarised=True,
+                    )
+                )
             until = dict(summ.bound)
             taken = 0
             for ref, mode, success in summ.acquires:
@@ -676,6 +699,11 @@ def summarise(facts: FunctionFacts) -> Summary:
         for r, m, s in handed
         if not (r in annotated and r.cls in inside)
     ]
+    kept_on = tuple(
+        (ref, value)
+        for ref in may_release
+        if (value := _kept_on_value(facts, ref)) is not None
+    )
     lift = _member_copies(fn)
     if lift:
         # a lock the callers could not name, named through the parameter: a
@@ -695,5 +723,24 @@ def summarise(facts: FunctionFacts) -> Summary:
         assigned,
         tuple(bound),
         tuple(drops),
+        kept_on=kept_on,
         asserts_write=tuple(asserts),
     )
+
+
+def _kept_on_value(facts: FunctionFacts, ref: LockRef) -> str | None:
+    """The constant every way out still holding a caller's lock returns
+    (`return -EBUSY;`), when no way out that dropped it returns that
+    constant: the result then tells the caller whether the lock is gone.
+    Ways out returning a variable count as dropping: a caller learns the
+    lock is held only from that constant, and only where it may be."""
+    holding = [ret for _, st, _, ret in facts.exits if ref in st.may]
+    free = [ret for _, st, _, ret in facts.exits if ref not in st.may]
+    if not holding or not free or len(set(holding)) != 1:
+        return None
+    if any(ref not in st.must for _, st, _, _ in facts.exits if ref in st.may):
+        return None
+    (value,) = set(holding)
+    if not is_constant(value) or _is_zeroish(value) or value in free:
+        return None
+    return value

@@ -16,6 +16,7 @@ from lockcheck.analysis.state import (
     mentions,
 )
 from lockcheck.model.ir import (
+    KEPT_ON,
     Acquire,
     Assign,
     Atom,
@@ -85,13 +86,16 @@ class Transfer:
             h = Held(ev.mode, ev.site, ev.cond_var, ev.fail_when, until=ev.until)
             return LockState({**st.must, ev.lock: h}, {**st.may, ev.lock: h}, st.eqs)
         if isinstance(ev, Release):
+            if ev.maybe and ev.cond_var is not None and ev.released_when.startswith(KEPT_ON):
+                return self._release_unless(st, ev)
             if ev.maybe and ev.cond_var is not None:
                 return self._release_if(st, ev)
             if ev.maybe:
                 if ev.lock.inst == "*":
                     return self._escape(st, lambda ref: ref.cls == ev.lock.cls)
                 return self._escape(st, lambda ref: st.same_lock(ref.inst, ev.lock.inst))
-            return self._drop(self._end_bound(st, ev.lock.cls), ev.lock)
+            lock = self._reached_as(st, ev.lock) if ev.summarised else ev.lock
+            return self._drop(self._end_bound(st, ev.lock.cls), lock)
         if isinstance(ev, Call):
             if ev.external and ev.args and ev.callee not in _SPARSE_MARKERS:
                 return self._escape(st, lambda ref: _escapes_into(ev, ref))
@@ -152,6 +156,56 @@ class Transfer:
 
         return LockState(fix(st.must), fix(st.may), st.eqs)
 
+    def _release_unless(self, st: LockState, ev: Release) -> LockState:
+        """Released unless `ev.cond_var` is the constant `released_when`
+        names: held from here while the result may be it. Not escaped: the
+        callee returns that constant only on ways out that keep the lock."""
+        target = self._reached_as(st, ev.lock) if ev.summarised else ev.lock
+        if not any(st.same_lock(r.inst, target.inst) for r in st.may):
+            return st
+
+        def fix(d: Mapping[LockRef, Held]) -> dict[LockRef, Held]:
+            return {
+                r: (
+                    replace(h, cond_var=ev.cond_var, fail_when=ev.released_when)
+                    if st.same_lock(r.inst, target.inst)
+                    else h
+                )
+                for r, h in d.items()
+            }
+
+        return LockState(fix(st.must), fix(st.may), st.eqs)
+
+    @staticmethod
+    def _kept_on(st: LockState, var: str, value: str | None, equal: bool) -> LockState:
+        """A test of a result that says whether a callee kept a lock: `value`
+        (None: zero) compared with the constant the callee keeps it on."""
+
+        def tests(h: Held) -> bool:
+            return (
+                h.fail_when.startswith(KEPT_ON)
+                and h.cond_var is not None
+                and (h.cond_var == var or frozenset((h.cond_var, var)) in st.eqs)
+            )
+
+        if not any(tests(h) for h in st.may.values()):
+            return st
+
+        def kept(h: Held) -> bool:
+            return value is not None and h.fail_when == KEPT_ON + value
+
+        if equal:  # the result is `value`: kept exactly when that is the constant
+            st = st.without(lambda _r, h: tests(h) and not kept(h))
+
+            def fix(d: Mapping[LockRef, Held]) -> dict[LockRef, Held]:
+                return {
+                    r: (replace(h, cond_var=None) if tests(h) and kept(h) else h)
+                    for r, h in d.items()
+                }
+
+            return LockState(fix(st.must), fix(st.may), st.eqs)
+        return st.without(lambda _r, h: tests(h) and kept(h))
+
     @staticmethod
     def _escape(st: LockState, hit: Callable[[LockRef], bool]) -> LockState:
         if not any(hit(r) and not h.escaped for r, h in st.may.items()):
@@ -166,6 +220,28 @@ class Transfer:
     def _end_bound(st: LockState, cls: str) -> LockState:
         """Locks held `until` a lock of `cls` is released end with it."""
         return st.without(lambda _r, h: h.until == cls)
+
+    @staticmethod
+    def _reached_as(st: LockState, lock: LockRef) -> LockRef:
+        """The held lock a callee's release names through a member of the
+        same name (`bo->bdev->lru_lock` dropped by a helper while the caller
+        holds `bdev->lru_lock`: the object's `bdev` is the device the caller
+        locked, as the helper releasing it on every way out expects); the
+        lock itself when it is held under its own name, or when no one such
+        lock is. Within one function both names are the code's own, and a
+        store between them says whether they meet (state.same_lock)."""
+        inst = lock.inst
+        if "->" not in inst or any(st.same_lock(r.inst, inst) for r in st.may):
+            return lock
+        ends = [
+            r
+            for r in st.may
+            if r.cls == lock.cls
+            and "@" not in r.inst
+            and "->" in r.inst
+            and inst.endswith(("->" + r.inst, "." + r.inst))
+        ]
+        return ends[0] if len(ends) == 1 else lock
 
     def _drop(self, st: LockState, lock: LockRef) -> LockState:
         return st.without(lambda ref, _h: st.same_lock(ref.inst, lock.inst))
@@ -218,15 +294,25 @@ class Transfer:
                 # `if (IS_ERR(mp))` after `mp = lock_mount(..)`: nothing was taken
                 st = self._resolve_err(st, atom.text[atom.text.index("(") + 1 : -1])
             if atom.kind == "value":
+                if not label and not atom.sign:  # zero: not the constant a lock is kept on
+                    st = self._kept_on(st, atom.a, None, True)
                 st = self._resolve_cond(st, atom.a, label)
                 if atom.sign and label:  # `ret < 0`: a helper's index or -errno failed
                     st = self._resolve_cond(st, atom.a, label, "neg")
                 if not label:
                     st = self._confirm_neg(st, atom.a)  # zero or more is not negative
+                if not label and not atom.sign:
+                    # held unless an ERR_PTR(): such a helper's success is an
+                    # object (a NULL with the lock held makes it no such
+                    # helper, summaries.py), so a NULL result never held it
+                    st = self._resolve_cond(st, atom.a, False, "err")
                 if not label and atom.a != "#atom":
                     st = self._drop_null_owner(st, atom.a)
             elif atom.kind == "eq" and (const := _constant_side(atom)) is not None:
                 st = self._resolve_const(st, *const, label)
+                if const[1] in _ZERO_CONSTS or _NONZERO_RE.match(const[1]):
+                    zero = const[1] in _ZERO_CONSTS
+                    st = self._kept_on(st, const[0], None if zero else const[1], label)
             if atom.kind == "eq" and label and atom.a != "#atom":
                 for var, other in ((atom.a, atom.b), (atom.b, atom.a)):
                     if other.startswith("ERR_PTR("):

@@ -263,3 +263,63 @@ def helper_source(macros: list[Macro]) -> bytes:
         params = ", ".join("..." if p == "..." else f"long {p}" for p in mac.params) or "void"
         parts.append(f"static long {mac.name}({params})\n{{\n\t{mac.body}\n}}\n")
     return "\n".join(parts).encode()
+
+
+def _top_level(body: str, sep: str) -> list[int]:
+    """Where `sep` occurs outside any brackets in `body`."""
+    out: list[int] = []
+    depth = 0
+    for i, c in enumerate(body):
+        if c in "([{":
+            depth += 1
+        elif c in ")]}":
+            depth -= 1
+        elif depth == 0 and body.startswith(sep, i):
+            out.append(i)
+    return out
+
+
+def _passed(body: str, params: list[str]) -> int | None:
+    """The parameter whose value the macro's value is on every way, if one:
+    `(x)`, or `(x) ?: (retry(), (x))` (tried, and tried again after some
+    work, as `try_again_loading(x, name)` wrappers do)."""
+    body = _strip_parens(body)
+    if not _IDENT_RE.fullmatch(body or "?") and "?" not in body:
+        return None
+    if body in params:
+        return params.index(body)
+    elvis = _top_level(body, "?")
+    if len(elvis) != 1 or not body[elvis[0] + 1 :].lstrip().startswith(":"):
+        return None
+    first = _strip_parens(body[: elvis[0]].strip())
+    other = body[elvis[0] + 1 :].lstrip()[1:].strip()
+    other = _strip_parens(other)
+    commas = _top_level(other, ",")
+    last = _strip_parens(other[commas[-1] + 1 :].strip()) if commas else other
+    if first in params and last == first and _IDENT_RE.fullmatch(first):
+        return params.index(first)
+    return None
+
+
+def value_macros(source: bytes) -> dict[str, int]:
+    """Function-like macros whose value is one of their arguments, by name:
+    the argument's position. A call written inside one (`p =
+    WRAP(lookup_locked(..), ..)`) hands its result on unchanged, so a lock
+    the inner call holds only on success is held exactly when the macro's
+    value says so. A name defined twice (`#ifdef`) counts only if every
+    definition passes the same argument."""
+    if b"define" not in source:
+        return {}
+    out: dict[str, int] = {}
+    bad: set[str] = set()
+    for m in _DEFINE_RE.finditer(source):
+        name = m.group(1).decode("ascii", "replace")
+        text = re.sub(r"\\\r?\n", "\n", m.group(3).decode("utf-8", "replace"))
+        text = _BLOCK_COMMENT_RE.sub(" ", text).strip()
+        params = [p.strip() for p in m.group(2).decode("utf-8", "replace").split(",")]
+        at = _passed(text, params) if "#" not in text and "//" not in text else None
+        if at is None or out.get(name, at) != at:
+            bad.add(name)
+        else:
+            out[name] = at
+    return {n: i for n, i in sorted(out.items()) if n not in bad}

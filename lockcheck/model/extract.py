@@ -690,9 +690,20 @@ class _Extractor:
         self.naming_lock += names_lock
         # a macro's statement arguments run inside its body, not here
         skip = self.ctx.vocab.statement_args.get(name or "", ())
+        # a macro whose value is an argument: a call there is where the value comes from
+        passed = self.ctx.vocab.passes.get(name or "") if entry is None else None
+        through = _unwrap(args[passed]) if passed is not None and passed < len(args) else None
+        if through is not None and through.type == "call_expression":
+            cv = self._cond_var(node, assign_to)
+            if cv == "#ret":
+                self.ret_call = through.id
+            elif cv == "#atom":
+                self.atom_call = through.id
+        else:
+            through = None
         for i, a in enumerate(args):
             if i not in skip:
-                self._walk(a, None)
+                self._walk(a, assign_to if through is not None and i == passed else None)
         self.naming_lock -= names_lock
         site = _site(node)
         if entry is None:
@@ -701,7 +712,7 @@ class _Extractor:
                     name or text(fn) if fn is not None else "?",
                     site,
                     tuple(norm(text(a)) for a in args),
-                    result=self._cond_var(node, assign_to),
+                    result=None if through is not None else self._cond_var(node, assign_to),
                     addressed=tuple(
                         i for i, a in enumerate(args) if text(a).lstrip().startswith("&")
                     ),
@@ -1488,6 +1499,7 @@ def build_file_model(
         repr(sorted(local.items())),
         repr(sorted(vocab.statement_args.items())),
         repr(sorted(vocab.constants.items())),
+        repr(sorted(vocab.passes.items())),
         " ".join(sorted(noreturn)),
         max_nodes,
         pf.path,

@@ -28,6 +28,9 @@ _CONSTANT_RE = re.compile(
 # An assigned value that is not a constant but is surely a negative error
 # code: `err = PTR_ERR(p)` (the kernel takes it only out of an error pointer).
 ERR_CODE = "#errcode"
+# `Release.released_when` of a callee's release that did not happen when the
+# result is the constant written after it (`unless:-EBUSY`, analysis/summaries.py)
+KEPT_ON = "unless:"
 
 
 def is_constant(text: str) -> bool:
@@ -102,6 +105,9 @@ class Release:
     cond_var: str | None = None
     released_when: str = "nonzero"
     args: tuple[str, ...] = ()  # the call's arguments, normalised (irqsave flags)
+    # a callee's release (analysis/summaries.py), named as the callee spells it
+    # (`bo->bdev->lru_lock`), which may be how the caller never does
+    summarised: bool = False
 
 
 @dataclass(frozen=True, slots=True)
