@@ -27,6 +27,7 @@ from lockcheck.inputs.tree import (
     kernel_root,
     local_includes,
     other_headers,
+    relative_includes,
     subsystem_headers,
 )
 from lockcheck.model.extract import FileModel, LowerMemo, build_file_model
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
 
 
 _CALLED_RE = re.compile(rb"\b([A-Za-z_]\w*)\s*\(")
+_CALLED_TEXT_RE = re.compile(r"\b([A-Za-z_]\w*)\s*\(")
 # local headers read for their macros, per file: a subsystem has a dozen
 MAX_MACRO_HEADERS = 24
 
@@ -203,6 +205,7 @@ class Engine:
         self._header_passes: dict[Path, dict[str, int]] = {}
         self._header_macros: dict[Path, tuple[list[Macro], list[Path]]] = {}
         self._header_constants: dict[Path, dict[str, int]] = {}
+        self._subsystem: dict[tuple[Path, tuple[bytes, ...]], list[Path]] = {}
         self._tree = _StoredIndex(self._summarise_elsewhere)
         self._includes: dict[tuple[str, str, Path | None, bytes], list[Path]] = {}
         self._roots: dict[tuple[str, Path], tuple[Path | None, bool]] = {}
@@ -268,7 +271,8 @@ class Engine:
             vocab = replace(vocab, passes={**vocab.passes, **passes})
         pf = parse_source(path, source)
         model = build_file_model(pf, vocab, self.config.max_nodes, noreturn, lowered)
-        return model, self._macro_helpers(path, found, model.functions, vocab, noreturn)
+        used = _used_macros(source, found)
+        return model, self._macro_helpers(path, used, model.functions, vocab, noreturn)
 
     def _constants(self, path: str, source: bytes, tree: Path | None) -> dict[str, int]:
         """The numbers of the named constants of the file and of the headers
@@ -277,7 +281,7 @@ class Engine:
         out: dict[str, int] = {}
         clash: set[str] = set()  # two headers give two values: neither is known
         where = _in_tree(path, tree)
-        headers = subsystem_headers(source, where.parent) if self.config.headers else []
+        headers = self._subsystem_headers(source, where.parent) if self.config.headers else []
         for header in headers:
             known = self._header_constants.get(header)
             if known is None:
@@ -292,6 +296,15 @@ class Engine:
         out = {k: v for k, v in out.items() if k not in clash}
         out.update(named_constants(source))  # the file's own definition is the one it sees
         return out
+
+    def _subsystem_headers(self, source: bytes, directory: Path) -> list[Path]:
+        """subsystem_headers(), once per directory and list of relative
+        includes: a driver's files all include its same few headers."""
+        key = (directory, tuple(relative_includes(source)))
+        known = self._subsystem.get(key)
+        if known is None:
+            known = self._subsystem[key] = subsystem_headers(source, directory)
+        return known
 
     def _macros(
         self, path: str, source: bytes, tree: Path | None, noreturn: frozenset[str]
@@ -649,6 +662,25 @@ class Engine:
     def check_paths(self, paths: list[Path]) -> CheckResult:
         files, bad = collect_sources(paths)
         return combine([self.check_file(path) for path in files], [str(e) for e in bad])
+
+
+def _used_macros(source: bytes, macros: list[Macro]) -> list[Macro]:
+    """The macros the file can reach: those it calls, and those their bodies
+    call in turn. A subsystem header's macros come with every file that
+    includes it, and writing out the hundreds a file never calls as
+    functions costs a lowering and a dataflow each."""
+    if not macros:
+        return macros
+    by_name = {m.name: m for m in macros}
+    called = {n.decode("ascii") for n in _CALLED_RE.findall(source)}
+    todo = sorted(called & by_name.keys())
+    reached = set(todo)
+    while todo:
+        for name in _CALLED_TEXT_RE.findall(by_name[todo.pop()].body):
+            if name in by_name and name not in reached:
+                reached.add(name)
+                todo.append(name)
+    return [m for m in macros if m.name in reached]
 
 
 def macro_summaries(

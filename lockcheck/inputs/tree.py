@@ -25,7 +25,7 @@ def subsystem_headers(source: bytes, directory: Path, depth: int = 2) -> list[Pa
     """The headers a file includes by a relative name (`"internal.h"`,
     `"../common.h"`), and those they include so, `depth` levels deep."""
     out: list[Path] = []
-    names = _directives(_RELATIVE_INCLUDE_RE, source)
+    names = relative_includes(source)
     todo = [(directory / n.decode("ascii", "replace"), 1) for n in names]
     while todo:
         header, level = todo.pop(0)
@@ -43,6 +43,11 @@ def subsystem_headers(source: bytes, directory: Path, depth: int = 2) -> list[Pa
                 for n in _directives(_RELATIVE_INCLUDE_RE, data)
             ]
     return out
+
+
+def relative_includes(data: bytes) -> list[bytes]:
+    """The names `data` includes by a relative name, in order."""
+    return _directives(_RELATIVE_INCLUDE_RE, data)
 
 
 def _directives(pattern: re.Pattern[bytes], data: bytes) -> list[bytes]:
