@@ -137,7 +137,7 @@ def unknown_predicates(functions: list[Function], known: Mapping[str, Summary]) 
         if defs:
             for d in defs:
                 todo.extend(d.pure_calls or ())
-        elif name not in known:
+        elif (summ := known.get(name)) is None or summ.sign_only():
             wanted.add(name)
     return frozenset(wanted)
 

@@ -767,6 +767,8 @@ def _nonpos_const(value: str) -> bool:
     v = value.strip()
     while v.startswith("(") and v.endswith(")"):
         v = v[1:-1].strip()
+    if v.startswith("PTR_ERR(") and v.endswith(")"):
+        return True  # returned as is: the error code, as model/extract.py reads it
     return v in ZERO_VALUES or v == ERR_CODE or bool(_NEG_CONST_RE.fullmatch(v))
 
 
