@@ -65,6 +65,13 @@ static int from_pointer(struct thing *t)
 	return 0;
 }
 
+static int picks(struct thing *t)
+{
+	void *p = lookup(t);
+
+	return PTR_ERR(p) == -EAGAIN ? 1 : PTR_ERR(p);
+}
+
 static int gives_param(int n)
 {
 	return n;
@@ -96,6 +103,7 @@ def test_a_possible_positive_value_is_not() -> None:
     assert got["may_say_one"] is False
     assert got["passes_on_loose"] is False
     assert got["gives_param"] is False
+    assert got["picks"] is False  # a choice between two calls, not one call
     assert got["nothing"] is False
 
 

@@ -762,12 +762,26 @@ _CALL_RE = re.compile(r"([A-Za-z_]\w*)\s*\(.*\)", re.S)
 _WORD = re.compile(r"[A-Za-z_]\w*")
 
 
+def _called(value: str) -> str | None:
+    """The function `value` is a whole call of (`f(a, g(b))`), else None:
+    not `f(a) ? 1 : g(b)`."""
+    m = _CALL_RE.fullmatch(value)
+    if m is None:
+        return None
+    depth = 0
+    for i in range(value.index("("), len(value)):
+        depth += {"(": 1, ")": -1}.get(value[i], 0)
+        if depth == 0:
+            return m.group(1) if i == len(value) - 1 else None
+    return None
+
+
 def _nonpos_const(value: str) -> bool:
     """0, a negated errno or number, or an error code (`PTR_ERR(p)`)."""
     v = value.strip()
     while v.startswith("(") and v.endswith(")"):
         v = v[1:-1].strip()
-    if v.startswith("PTR_ERR(") and v.endswith(")"):
+    if _called(v) == "PTR_ERR":
         return True  # returned as is: the error code, as model/extract.py reads it
     return v in ZERO_VALUES or v == ERR_CODE or bool(_NEG_CONST_RE.fullmatch(v))
 
@@ -794,10 +808,10 @@ def never_positive(
     for value in rets.values():
         if _nonpos_const(value):
             continue
-        m = _CALL_RE.fullmatch(value)
-        if m is not None:
-            summ = summaries.get(m.group(1))
-            if m.group(1) != fn.name and summ is not None and summ.nonpos:
+        name = _called(value)
+        if name is not None:
+            summ = summaries.get(name)
+            if name != fn.name and summ is not None and summ.nonpos:
                 continue
             return False
         if not _WORD.fullmatch(value) or value not in fn.local_names:
