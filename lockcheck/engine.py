@@ -389,7 +389,10 @@ class Engine:
         # a predicate of that file that only reads is pure for its callers
         # when what it calls is: a subsystem header's inline (`<drm/...>`)
         wanted = frozenset(
-            c for f in model.functions for c in (f.pure_calls or ()) if c not in library
+            c
+            for f in model.functions
+            for c in (f.pure_calls or ())
+            if c not in library or library[c].sign_only()
         ) - {f.name for f in model.functions}
         if wanted and self.config.headers:
             library = {**self._pure_elsewhere(str(file), data, None, wanted), **library}

@@ -8,7 +8,13 @@ from functools import partial
 
 from lockcheck.analysis.flow import analyse
 from lockcheck.analysis.function import FunctionFacts
-from lockcheck.analysis.summaries import Summary, effective_events, param_keyed, summarise
+from lockcheck.analysis.summaries import (
+    Summary,
+    effective_events,
+    never_positive,
+    param_keyed,
+    summarise,
+)
 from lockcheck.model.ir import (
     Call,
     Event,
@@ -131,7 +137,7 @@ def unknown_predicates(functions: list[Function], known: Mapping[str, Summary]) 
         if defs:
             for d in defs:
                 todo.extend(d.pure_calls or ())
-        elif name not in known:
+        elif (summ := known.get(name)) is None or summ.sign_only():
             wanted.add(name)
     return frozenset(wanted)
 
@@ -245,7 +251,10 @@ def analyse_file(
     out = FileFacts()
     out.summaries.update(library or {})
     facts_by_index: dict[int, FunctionFacts] = {}
-    defined = frozenset(f.name for f in functions) | frozenset(library or {})
+    # a function known only for the sign of its result stays an unknown call
+    defined = frozenset(f.name for f in functions) | frozenset(
+        n for n, s in (library or {}).items() if not s.sign_only()
+    )
     variants: dict[str, Summary] = {}
     ambiguous: set[str] = set()  # #ifdef variants that disagree: effects unknown
     for i in _call_graph_order(functions):
@@ -261,7 +270,13 @@ def analyse_file(
         )
         if _pure(fn, out.summaries):
             summ = replace(summ, pure=True)
+        if never_positive(fn, events, out.summaries):
+            summ = replace(summ, nonpos=True)
         prev = variants.setdefault(fn.name, summ)
+        if prev is not summ and prev.nonpos != summ.nonpos:
+            # #ifdef variants: only what both say
+            summ = replace(summ, nonpos=False)
+            prev = variants[fn.name] = replace(prev, nonpos=False)
         if prev is not summ and prev.effect_key() != summ.effect_key():
             merged = _same_locks(prev, summ)
             if merged is None:
@@ -270,7 +285,7 @@ def analyse_file(
                 summ = variants[fn.name] = merged
         if fn.name in ambiguous:
             out.summaries.pop(fn.name, None)
-        elif summ.has_effects():
+        elif summ.has_effects() or summ.nonpos:
             out.summaries[fn.name] = summ
         else:
             out.summaries.pop(fn.name, None)  # a local definition hides a header's

@@ -147,6 +147,13 @@ class Facts:
             bounded = _decide_number(atom.num, self.atoms)
             if bounded is not None:
                 return bounded
+        if atom.kind == "value" and atom.a and atom.text == atom.a and self._nonpos(atom.a):
+            # `x = f()` with `f` never positive: a sign test and a zero test
+            # of `x` tell each other (not negative is zero)
+            other = f"{atom.a}<0" if not atom.sign else atom.a
+            for text, truth, _vars in self.atoms:
+                if text == other:
+                    return truth
         if atom.kind == "value" and atom.a != "#atom":
             value = self.const(atom.a)
             if value is not None:
@@ -163,6 +170,9 @@ class Facts:
                 if const is not None and const not in ZERO_VALUES and self._known_zero(var):
                     return False
         return None
+
+    def _nonpos(self, var: str) -> bool:
+        return (f"{var}>0", False, (var,)) in self.atoms
 
     def _known_zero(self, var: str) -> bool:
         return any(text == var and not truth for text, truth, _ in self.atoms)
@@ -489,6 +499,12 @@ def apply_event(tr: Transfer, path: Path, ev: Event) -> Path:
         facts = facts.assign(ev.var, ev.value, ev.bits)
     elif isinstance(ev, Call):
         facts = facts.handed(ev)
+        if ev.nonpos and ev.result:
+            # the callee never returns a positive value (analysis/summaries.py)
+            known = (f"{ev.result}>0", False, (ev.result,))
+            facts = Facts(
+                facts.atoms | {known}, facts.consts, facts.released, facts.taken_after
+            )
     elif isinstance(ev, Release) and not ev.maybe and ev.lock.inst not in facts.released:
         facts = Facts(
             facts.atoms, facts.consts, facts.released | {ev.lock.inst}, facts.taken_after

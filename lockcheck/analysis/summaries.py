@@ -11,6 +11,7 @@ from lockcheck.analysis.paths import ZERO_VALUES
 from lockcheck.analysis.state import base_inst, base_var, below, mentions
 from lockcheck.model.extract import MEMBER_PATH_RE, canonical, class_of
 from lockcheck.model.ir import (
+    ERR_CODE,
     KEPT_ON,
     Acquire,
     Act,
@@ -129,6 +130,14 @@ class Summary:
     # no side effects, and calls only functions without any: asked twice
     # with the same arguments, it answers the same (analysis/file.py)
     pure: bool = False
+    # never returns a positive value (0, -errno, an error code): no lock
+    # effect, but a caller testing the result against 0 learns from it
+    nonpos: bool = False
+
+    def sign_only(self) -> bool:
+        """Known only for the sign of its result: to the lock analysis still
+        an unknown function (a lock handed to it may go)."""
+        return self.nonpos and not self.has_effects()
 
     def has_effects(self) -> bool:
         return bool(
@@ -326,6 +335,9 @@ def effective_events(
             evs.append(ev)
             if not isinstance(ev, Call):
                 continue
+            summ = summaries.get(ev.callee)
+            if summ is not None and summ.nonpos and ev.result and not ev.result.startswith("#"):
+                ev = evs[-1] = replace(ev, nonpos=True)
             cb = summaries.get(ev.callback) if ev.callback else None
             if cb is not None and ev.callback_obj:
                 # released exactly on the outcome that says the callback ran
@@ -344,8 +356,7 @@ def effective_events(
                             released_when=ev.callback_ran or "nonzero",
                         )
                     )
-            summ = summaries.get(ev.callee)
-            if summ is None:
+            if summ is None or summ.sign_only():
                 continue
             callee_params = summ.params
             addressed = addressed_params(callee_params, ev.addressed)
@@ -744,3 +755,117 @@ def _kept_on_value(facts: FunctionFacts, ref: LockRef) -> str | None:
     if not is_constant(value) or _is_zeroish(value) or value in free:
         return None
     return value
+
+
+_NEG_CONST_RE = re.compile(r"-\s*(?:E[A-Z0-9_]+|\d+[UuLl]*)")
+_CALL_RE = re.compile(r"([A-Za-z_]\w*)\s*\(.*\)", re.S)
+_WORD = re.compile(r"[A-Za-z_]\w*")
+
+
+def _called(value: str) -> str | None:
+    """The function `value` is a whole call of (`f(a, g(b))`), else None:
+    not `f(a) ? 1 : g(b)`."""
+    m = _CALL_RE.fullmatch(value)
+    if m is None:
+        return None
+    depth = 0
+    for i in range(value.index("("), len(value)):
+        depth += {"(": 1, ")": -1}.get(value[i], 0)
+        if depth == 0:
+            return m.group(1) if i == len(value) - 1 else None
+    return None
+
+
+def _nonpos_const(value: str) -> bool:
+    """0, a negated errno or number, or an error code (`PTR_ERR(p)`)."""
+    v = value.strip()
+    while v.startswith("(") and v.endswith(")"):
+        v = v[1:-1].strip()
+    if _called(v) == "PTR_ERR":
+        return True  # returned as is: the error code, as model/extract.py reads it
+    return v in ZERO_VALUES or v == ERR_CODE or bool(_NEG_CONST_RE.fullmatch(v))
+
+
+def never_positive(
+    fn: Function, events: list[list[Event]], summaries: Mapping[str, Summary]
+) -> bool:
+    """Does every `return` give 0, a negative constant, an error code, the
+    result of a function that never returns a positive value, or a local
+    that holds one of those there?
+
+    Syntactic and linear in the function: a local assigned anything else
+    (`ret = reserve(..)`) must be tested `ret < 0` (or found zero) on every
+    way from that assignment to a `return ret`; the caller can then tell
+    `x = f(); if (x < 0) ..; if (!x) ..` covers every outcome of `f`."""
+    nodes = fn.cfg.nodes
+    rets: dict[int, str] = {}
+    for node in nodes:
+        if any(succ == fn.cfg.exit for succ, _ in node.succ) and node.kind != "entry":
+            rets[node.id] = return_value(node.text)
+    if not rets or any(not v for v in rets.values()):
+        return False  # a void function, or a way out that returns nothing
+    checked: set[str] = set()
+    for value in rets.values():
+        if _nonpos_const(value):
+            continue
+        name = _called(value)
+        if name is not None:
+            summ = summaries.get(name)
+            if name != fn.name and summ is not None and summ.nonpos:
+                continue
+            return False
+        if not _WORD.fullmatch(value) or value not in fn.local_names:
+            return False
+        if value not in checked:
+            if not _local_nonpos(fn, events, value, rets):
+                return False
+            checked.add(value)
+    return True
+
+
+def _local_nonpos(
+    fn: Function, events: list[list[Event]], var: str, rets: Mapping[int, str]
+) -> bool:
+    """Every assignment to `var` gives a value <= 0, or is followed by a
+    test that finds it negative or zero before any `return var`."""
+    nodes = fn.cfg.nodes
+    assigns: set[int] = set()
+    starts: list[int] = []
+    for nid, evs in enumerate(events):
+        for i, ev in enumerate(evs):
+            if not isinstance(ev, Assign) or ev.var != var:
+                continue
+            assigns.add(nid)
+            if ev.value is not None and _nonpos_const(ev.value):
+                continue
+            nxt = evs[i + 1] if i + 1 < len(evs) else None
+            if isinstance(nxt, Call) and nxt.result == var and nxt.nonpos:
+                continue
+            if ev.alias is not None or ev.bits is not None:
+                return False  # a copy of another name, or a mask
+            starts.append(nid)
+    seen: set[int] = set()
+    todo = list(starts)
+    while todo:
+        nid = todo.pop()
+        if nid in seen:
+            continue
+        seen.add(nid)
+        node = nodes[nid]
+        if rets.get(nid) == var:
+            return False
+        atom = node.atom
+        for succ, label in node.succ:
+            if succ in assigns and succ != nid:
+                continue  # a new value, judged on its own
+            # `var < 0` true, or `!var` / `var == 0` true: not positive from here
+            if (
+                atom is not None
+                and atom.kind == "value"
+                and atom.a == var
+                and label is not None
+                and atom.sign == label
+            ):
+                continue
+            todo.append(succ)
+    return True

@@ -169,6 +169,9 @@ class Call:
     # what `result` is when the callback ran ("nonzero": kref_put() returns 1
     # exactly when it called `release`), None if the call does not say
     callback_ran: str | None = None
+    # the callee never returns a positive value (its summary says): after
+    # `x = f()` a path that finds `x` not negative knows it is zero
+    nonpos: bool = False
 
 
 @dataclass(frozen=True, slots=True)
