@@ -10,13 +10,17 @@ import hashlib
 import os
 import re
 from dataclasses import asdict, dataclass, field, replace
-from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lockcheck.analysis.file import FileFacts, FlowMemo, analyse_file, unknown_predicates
 from lockcheck.analysis.summaries import Summary, declared_summaries
-from lockcheck.analysis.tree import SummariseFile, TreeSummaries, file_summaries
+from lockcheck.analysis.tree import (
+    SummariseFile,
+    TreeSummaries,
+    defined_functions,
+    file_summaries,
+)
 from lockcheck.errors import InputError, LockcheckError, RuleError
 from lockcheck.frontend.constants import named_constants
 from lockcheck.frontend.macros import Macro, function_macros, helper_source, value_macros
@@ -46,6 +50,15 @@ if TYPE_CHECKING:
 
 _CALLED_RE = re.compile(rb"\b([A-Za-z_]\w*)\s*\(")
 _CALLED_TEXT_RE = re.compile(r"\b([A-Za-z_]\w*)\s*\(")
+_WORD_RE = re.compile(r"[A-Za-z_]\w*")
+# a plain prototype at a line's start (not `static`, not a `return` of a
+# call), its name the word before its first `(`: a look-ahead, so that one
+# spread over lines hides none that starts inside it
+_PROTOTYPE_RE = re.compile(
+    r"^(?=(?:extern\s+)?(?!return\b|static\b)[A-Za-z_][\w \t*]*?\b([A-Za-z_]\w*)"
+    r"\s*\([^{};]*\)[^{};]*;)",
+    re.M,
+)
 # local headers read for their macros, per file: a subsystem has a dozen
 MAX_MACRO_HEADERS = 24
 
@@ -164,32 +177,20 @@ class Config:
     severity: dict[str, str] = field(default_factory=dict)  # rule id -> severity it reports
 
 
-def declared_elsewhere(header: str, name: str) -> bool:
-    """Does the header also declare `name` as a plain prototype? Then its
-    inline body is one `#ifdef` branch, typically the stub of a disabled
-    option (`return -EAGAIN;`), and the real function is in a .c file: the
-    stub's constant return would make the caller's code after the call look
-    unreachable."""
-    if name not in header:
-        return False
-    return _prototype_re(name).search(header) is not None
+def declared_names(header: str) -> frozenset[str]:
+    """The names the header declares as plain prototypes. An inline of one
+    of them is one `#ifdef` branch, typically the stub of a disabled option
+    (`return -EAGAIN;`), and the real function is in a .c file: the stub's
+    constant return would make the caller's code after the call look
+    unreachable. One pass over the header for all its names: a pattern per
+    name cost more than the header's summaries."""
+    return frozenset(m.group(1) for m in _PROTOTYPE_RE.finditer(header))
 
 
 def _in_tree(path: str, tree: Path | None) -> Path:
     """Where `path` is: a relative path names a file of `tree`, when one is given."""
     where = Path(path)
     return tree / where if tree is not None and not where.is_absolute() else where
-
-
-@lru_cache(maxsize=4096)
-def _prototype_re(name: str) -> re.Pattern[str]:
-    """A plain prototype of `name` (compiled once per name: headers repeat them)."""
-    return re.compile(
-        r"^(?:extern\s+)?(?!return\b|static\b)[A-Za-z_][\w \t*]*?\b"
-        + re.escape(name)
-        + r"\s*\([^{};]*\)[^{};]*;",
-        re.M,
-    )
 
 
 class Engine:
@@ -255,11 +256,18 @@ class Engine:
         return Analysis(path, source, model, analyse_file(model.functions, library, memo))
 
     def _file_model(
-        self, path: str, source: bytes, tree: Path | None, lowered: LowerMemo | None = None
+        self,
+        path: str,
+        source: bytes,
+        tree: Path | None,
+        lowered: LowerMemo | None = None,
+        callable_only: bool = False,
     ) -> tuple[FileModel, list[Function]]:
         """The file's functions, and its macros written out as functions
         (frontend/macros.py): a macro that runs an argument as a statement
-        changes how the file's calls are lowered."""
+        changes how the file's calls are lowered. `callable_only`: only the
+        functions another file can call and those they reach (for their
+        summaries), with what the file's macros name."""
         noreturn = self._noreturn(path, source, tree)
         found = self._macros(path, source, tree, noreturn)
         vocab = self._with_statement_args(found)
@@ -270,9 +278,14 @@ class Engine:
         if passes:
             vocab = replace(vocab, passes={**vocab.passes, **passes})
         pf = parse_source(path, source)
-        model = build_file_model(pf, vocab, self.config.max_nodes, noreturn, lowered)
         used = _used_macros(source, found)
-        return model, self._macro_helpers(path, used, model.functions, vocab, noreturn)
+        roots = None
+        if callable_only:
+            named = (w for m in used for w in _WORD_RE.findall(m.body))
+            roots = frozenset(defined_functions(source)) | frozenset(named)
+        model = build_file_model(pf, vocab, self.config.max_nodes, noreturn, lowered, roots)
+        own = {f.name for f in model.functions} | model.left_out
+        return model, self._macro_helpers(path, used, own, vocab, noreturn)
 
     def _constants(self, path: str, source: bytes, tree: Path | None) -> dict[str, int]:
         """The numbers of the named constants of the file and of the headers
@@ -362,12 +375,11 @@ class Engine:
         self,
         path: str,
         macros: list[Macro],
-        functions: list[Function],
+        own: set[str],
         vocab: Vocabulary,
         noreturn: frozenset[str],
     ) -> list[Function]:
-        """The macros as functions, except those the file defines as functions."""
-        own = {f.name for f in functions}
+        """The macros as functions, except those the file defines (`own`) as functions."""
         text = helper_source([m for m in macros if m.name not in own])
         if not text:
             return []
@@ -384,7 +396,7 @@ class Engine:
             stored = self._store.get_file(file, data, headers)
             if stored is not None:
                 return stored
-        model, macros = self._file_model(str(file), data, None)
+        model, macros = self._file_model(str(file), data, None, callable_only=True)
         library = {**self._known_pure, **self._header_summaries(str(file), data, None)}
         # a predicate of that file that only reads is pure for its callers
         # when what it calls is: a subsystem header's inline (`<drm/...>`)
@@ -571,12 +583,12 @@ class Engine:
                 return stored
         lines = data.decode("utf-8", "replace").splitlines()
         model = build_file_model(parse_source(str(header), data), self.vocab, self.config.max_nodes)
-        text = "\n".join(lines)
+        prototypes = declared_names("\n".join(lines)) if model.functions else frozenset()
         inline = [
             fn
             for fn in model.functions
             if "inline" in " ".join(lines[fn.start_line - 1 : fn.start_line + 1])
-            and not declared_elsewhere(text, fn.name)
+            and fn.name not in prototypes
         ]
         # an inline wrapping a function of a .c file beside the header
         # (xfs_trans_ail_update() -> xfs_trans_ail_update_bulk())

@@ -1418,6 +1418,8 @@ class FileModel:
     ops: tuple[OpsTable, ...] = ()
     # annotated prototypes of functions the file does not define
     declared: tuple[Declared, ...] = ()
+    # definitions not lowered (build_file_model's `roots`)
+    left_out: frozenset[str] = frozenset()
 
 
 _ITER_DEFINE_RE = re.compile(
@@ -1478,15 +1480,32 @@ def build_file_model(
     max_nodes: int = 20000,
     noreturn: frozenset[str] | None = None,
     memo: LowerMemo | None = None,
+    roots: frozenset[str] | None = None,
 ) -> FileModel:
     """`noreturn`: the calls that end a path (by default the kernel's own and
-    those the file declares; the engine adds its headers')."""
+    those the file declares; the engine adds its headers'). `roots`: lower
+    only the definitions other files can call (the non-static ones, and
+    those named in `roots`) and the file's functions they name, for a
+    caller elsewhere that needs their summaries and nothing else: the
+    static callbacks of an ops table that nothing calls by name are most
+    of a driver."""
     local = local_iterators(pf.source, vocab.iterators)
     if local:
         vocab = replace(vocab, iterators={**vocab.iterators, **local})
     if noreturn is None:
         noreturn = noreturn_names(pf.source)
     defined = list(iter_functions(pf))
+    every = {name for name, _node in defined}
+    unlowered: frozenset[int] = frozenset()
+    if roots is not None:
+        kept = reachable_definitions(defined, roots)
+        starts = {node.start_byte for _name, node in kept}
+        unlowered = frozenset(
+            definition_start(node).start_point[0] + 1
+            for _name, node in defined
+            if node.start_byte not in starts
+        )
+        defined = kept
     own = sorted({name for name, node in defined if name in vocab.api and _is_static(node)})
     if own:
         # a file's own static definition of a vocabulary name (a user-space
@@ -1536,10 +1555,41 @@ def build_file_model(
         found = {v: p for v, (p, callee) in f.container_calls.items() if callee in wrappers}
         if found:
             f.containers = {**f.containers, **found}
-    declared = _attach_annotations(pf, functions, vocab)
+    declared = _attach_annotations(pf, functions, vocab, every, unlowered)
     return FileModel(
-        pf.path, functions, count_errors(pf.root), ops_tables(pf, functions), declared
+        pf.path,
+        functions,
+        count_errors(pf.root),
+        ops_tables(pf, functions),
+        declared,
+        frozenset(every - {f.name for f in functions}),
     )
+
+
+_WORD_RE = re.compile(rb"[A-Za-z_]\w*")
+
+
+def reachable_definitions(
+    defined: list[tuple[str, Node]], roots: frozenset[str]
+) -> list[tuple[str, Node]]:
+    """The definitions that are not static or are named in `roots`, and
+    every definition whose name their text spells (a call, a callback
+    handed on, a macro's use), transitively; in source order. More than the
+    calls, never fewer: each kept function's summary sees all its callees."""
+    by_name: dict[str, list[int]] = {}
+    for i, (name, _node) in enumerate(defined):
+        by_name.setdefault(name, []).append(i)
+    named = roots | {name for name, node in defined if not _is_static(node)}
+    todo = [i for i, (name, _node) in enumerate(defined) if name in named]
+    keep = set(todo)
+    while todo:
+        node = defined[todo.pop()][1]
+        for word in set(_WORD_RE.findall(node.text or b"")):
+            for j in by_name.get(word.decode("ascii"), ()):
+                if j not in keep:
+                    keep.add(j)
+                    todo.append(j)
+    return [d for i, d in enumerate(defined) if i in keep]
 
 
 def _is_static(fn: Node) -> bool:
@@ -1628,10 +1678,17 @@ def _declared(
 
 
 def _attach_annotations(
-    pf: ParsedFile, functions: list[Function], vocab: Vocabulary
+    pf: ParsedFile,
+    functions: list[Function],
+    vocab: Vocabulary,
+    defined: set[str],
+    unlowered: frozenset[int] = frozenset(),
 ) -> tuple[Declared, ...]:
     """Sparse `__must_hold/__releases/__acquires` on a definition become
-    facts; those on a prototype of a function defined elsewhere are returned."""
+    facts; those on a prototype of a function defined elsewhere (not among
+    `defined`, the file's definitions, lowered or not) are returned.
+    `unlowered`: the first lines of definitions left out (`roots`), whose
+    annotations are theirs, not a neighbour's."""
     if not pf.annotations:
         return ()
     by_line = {f.start_line: f for f in functions}
@@ -1640,10 +1697,14 @@ def _attach_annotations(
         if note in on_prototypes:
             continue
         fn = None
+        theirs = False
         for line in range(note.line, note.line - 4, -1):
+            theirs = line in unlowered
             fn = by_line.get(line)
-            if fn is not None:
+            if fn is not None or theirs:
                 break
+        if theirs:
+            continue
         if fn is None:
             # in a long head: between the definition's first line and its `{`
             fn = next(
@@ -1665,4 +1726,4 @@ def _attach_annotations(
             fn.exit_releases = (*fn.exit_releases, ref)
         if note.kind == "__acquires":
             fn.exit_acquires = (*fn.exit_acquires, ref)
-    return _declared(pf, on_prototypes, {f.name for f in functions}, vocab)
+    return _declared(pf, on_prototypes, defined, vocab)
