@@ -187,6 +187,21 @@ def declared_names(header: str) -> frozenset[str]:
     return frozenset(m.group(1) for m in _PROTOTYPE_RE.finditer(header))
 
 
+_REAL: dict[Path, Path] = {}
+
+
+def real_path(path: Path) -> Path:
+    """`path` resolved, once per spelling: every file names its headers."""
+    real = _REAL.get(path)
+    if real is None:
+        try:
+            real = path.resolve()
+        except (OSError, RuntimeError):
+            real = path
+        _REAL[path] = real
+    return real
+
+
 def _in_tree(path: str, tree: Path | None) -> Path:
     """Where `path` is: a relative path names a file of `tree`, when one is given."""
     where = Path(path)
@@ -202,6 +217,7 @@ class Engine:
         # the pack's read-only primitives (`test_bit`), as pure callees
         self._known_pure = {n: Summary(pure=True) for n in sorted(self.vocab.pure)}
         self._headers: dict[Path, dict[str, Summary]] = {}
+        self._busy: set[Path] = set()  # headers whose summaries are in progress
         self._header_noreturn: dict[Path, frozenset[str]] = {}
         self._header_passes: dict[Path, dict[str, int]] = {}
         self._header_macros: dict[Path, tuple[list[Macro], list[Path]]] = {}
@@ -262,12 +278,14 @@ class Engine:
         tree: Path | None,
         lowered: LowerMemo | None = None,
         callable_only: bool = False,
+        names: frozenset[str] | None = None,
     ) -> tuple[FileModel, list[Function]]:
         """The file's functions, and its macros written out as functions
         (frontend/macros.py): a macro that runs an argument as a statement
         changes how the file's calls are lowered. `callable_only`: only the
         functions another file can call and those they reach (for their
-        summaries), with what the file's macros name."""
+        summaries), with what the file's macros name; `names`: only those
+        functions and what they reach."""
         noreturn = self._noreturn(path, source, tree)
         found = self._macros(path, source, tree, noreturn)
         vocab = self._with_statement_args(found)
@@ -280,10 +298,14 @@ class Engine:
         pf = parse_source(path, source)
         used = _used_macros(source, found)
         roots = None
-        if callable_only:
-            named = (w for m in used for w in _WORD_RE.findall(m.body))
-            roots = frozenset(defined_functions(source)) | frozenset(named)
-        model = build_file_model(pf, vocab, self.config.max_nodes, noreturn, lowered, roots)
+        in_macros = frozenset(w for m in used for w in _WORD_RE.findall(m.body))
+        if names is not None:
+            roots = names | in_macros
+        elif callable_only:
+            roots = frozenset(defined_functions(source)) | in_macros
+        model = build_file_model(
+            pf, vocab, self.config.max_nodes, noreturn, lowered, roots, names is None
+        )
         own = {f.name for f in model.functions} | model.left_out
         return model, self._macro_helpers(path, used, own, vocab, noreturn)
 
@@ -386,17 +408,21 @@ class Engine:
         pf = parse_source(path, text)
         return build_file_model(pf, vocab, self.config.max_nodes, noreturn).functions
 
-    def _summarise_elsewhere(self, file: Path, data: bytes) -> dict[str, Summary]:
-        """Summaries of another file's functions, for callers in this one."""
-        headers = self.headers_for(str(file), data, None) if self._store is not None else []
-        if self._store is not None:  # and those whose macros or pure inlines it reads
+    def _summarise_elsewhere(
+        self, file: Path, data: bytes, names: frozenset[str] | None = None
+    ) -> dict[str, Summary]:
+        """Summaries of another file's functions, for callers in this one
+        (of `names` only, when given: not stored)."""
+        store = self._store if names is None else None
+        headers = self.headers_for(str(file), data, None) if store is not None else []
+        if store is not None:  # and those whose macros or pure inlines it reads
             headers += [h for h in self.macro_headers(str(file), data) if h not in headers]
             headers += [h for h in self.other_headers(str(file), data) if h not in headers]
-        if self._store is not None:
-            stored = self._store.get_file(file, data, headers)
+        if store is not None:
+            stored = store.get_file(file, data, headers)
             if stored is not None:
                 return stored
-        model, macros = self._file_model(str(file), data, None, callable_only=True)
+        model, macros = self._file_model(str(file), data, None, callable_only=True, names=names)
         library = {**self._known_pure, **self._header_summaries(str(file), data, None)}
         # a predicate of that file that only reads is pure for its callers
         # when what it calls is: a subsystem header's inline (`<drm/...>`)
@@ -414,8 +440,8 @@ class Engine:
         out = file_summaries(
             model.functions, library, lambda name: bool(self._tree.defining(name, dirs))
         )
-        if self._store is not None:
-            self._store.put_file(file, data, headers, out)
+        if store is not None:
+            store.put_file(file, data, headers, out)
         return out
 
     def _noreturn(self, path: str, source: bytes, tree: Path | None) -> frozenset[str]:
@@ -567,10 +593,26 @@ class Engine:
             self._headers.setdefault(header, summaries)
 
     def _header(self, header: Path) -> dict[str, Summary]:
-        """Summaries of a header's `static inline` functions, computed once."""
+        """Summaries of a header's `static inline` functions, computed once
+        whatever the path that names it (a checked file's relative includes,
+        a callee file's absolute ones)."""
         cached = self._headers.get(header)
         if cached is not None:
             return cached
+        real = real_path(header)
+        if real != header:
+            cached = self._header(real)
+            if real not in self._busy:  # not its in-progress {}
+                self._headers[header] = cached
+            return cached
+        self._busy.add(header)
+        try:
+            return self._header_of(header)
+        finally:
+            self._busy.discard(header)
+
+    def _header_of(self, header: Path) -> dict[str, Summary]:
+        """`_header()` of a header named by its real path."""
         self._headers[header] = {}  # in progress: a header reached again sees none
         try:
             data = read_c_source(header)

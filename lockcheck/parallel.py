@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lockcheck.analysis.summaries import Summary
-from lockcheck.engine import CheckResult, Config, Engine, FileResult, combine
+from lockcheck.engine import CheckResult, Config, Engine, FileResult, combine, real_path
 from lockcheck.errors import InputError, LockcheckError
 from lockcheck.inputs.files import collect_sources, read_c_source
 
@@ -193,9 +193,10 @@ def _pool(engine: Engine, files: list[Path], jobs: int) -> Iterator[FileResult]:
         except LockcheckError:
             continue
         for h in engine.headers_for(str(path), source):
-            if h not in seen:
-                seen.add(h)
-                headers.append(h)
+            real = real_path(h)  # a callee file names by absolute path what its callers include
+            if real not in seen:
+                seen.add(real)
+                headers.append(real)
     known: dict[Path, dict[str, Summary]] = {}
     if headers:
         with ctx.Pool(jobs, _init_worker, (engine.config, {})) as pool:

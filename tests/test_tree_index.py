@@ -93,7 +93,7 @@ def test_names_defined_twice_are_not_used(tmp_path: Path) -> None:
 def test_files_are_summarised_once_per_content_and_bounded(tmp_path: Path) -> None:
     calls: list[str] = []
 
-    def summarise(path: Path, data: bytes) -> dict[str, Summary]:
+    def summarise(path: Path, data: bytes, names: frozenset[str] | None) -> dict[str, Summary]:
         calls.append(path.name)
         return {}
 
@@ -171,7 +171,7 @@ def test_static_or_extern_on_the_line_above_hides_a_definition() -> None:
 
 
 def _fake(calls: list[str]) -> SummariseFile:
-    def summarise(path: Path, data: bytes) -> dict[str, Summary]:
+    def summarise(path: Path, data: bytes, names: frozenset[str] | None) -> dict[str, Summary]:
         calls.append(path.name)
         return {n: Summary(returns=path.name) for n in defined_functions(data)}
 

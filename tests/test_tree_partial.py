@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from lockcheck.engine import Engine
 
 HEADER = """\
@@ -103,3 +105,34 @@ def test_a_leak_through_the_same_files_is_still_found(tmp_path: Path) -> None:
     analysis = engine.analyse_source(str(caller), caller.read_bytes())
     found = [(f.rule, f.line) for f in engine.findings_for(analysis)]
     assert found == [("lock-balance", 5)]
+
+
+def test_a_header_named_two_ways_is_summarised_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a checked file names its headers as the command line did (relative);
+    # a callee file found through the definition index names them by
+    # absolute path: one summary serves both
+    _tree(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    engine = Engine()
+    relative = engine.header_summaries(Path("lk.h"))
+    absolute = engine.header_summaries(tmp_path / "lk.h")
+    assert absolute is relative
+    # complete, though slow.c (summarised meanwhile) reads lk.h as in progress
+    assert [r.inst for r, _mode, _s in relative["box_lock"].acquires] == ["b->lock"]
+
+
+def test_while_a_header_is_in_progress_only_the_names_it_needs_are_summarised(
+    tmp_path: Path,
+) -> None:
+    _tree(tmp_path)
+    engine = Engine()
+    helpers = tmp_path / "a.c"
+    data = helpers.read_bytes()
+    assert sorted(engine._summarise_elsewhere(helpers, data)) == ["a_count"]
+    # a_helper has no lock effect, and a_count is not asked for
+    assert engine._summarise_elsewhere(helpers, data, frozenset({"a_helper"})) == {}
+    assert sorted(engine._summarise_elsewhere(helpers, data, frozenset({"a_count"}))) == [
+        "a_count"
+    ]

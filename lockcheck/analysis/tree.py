@@ -41,7 +41,8 @@ _STATIC_RE = re.compile(rb"^\s*(?:static|extern)\b")
 # a callee named as taking a lock (`refill_and_lock`, `lock_table`), not dropping one
 _LOCKING_NAME_RE = re.compile(r"(?:^|_)(?:try)?lock(?:_|$)")
 
-SummariseFile = Callable[[Path, bytes], Mapping[str, Summary]]
+# a file's summaries; given names, those of the names only (not to be kept)
+SummariseFile = Callable[[Path, bytes, "frozenset[str] | None"], Mapping[str, Summary]]
 
 
 def _close_paren(data: bytes, start: int) -> int:
@@ -192,14 +193,18 @@ class TreeSummaries:
                 by_file.setdefault(where[0], []).append(name)
         out: dict[str, Summary] = {}
         for file in sorted(by_file)[: self.max_callee_files]:
-            summaries = self._file(file)
+            summaries = self._file(file, frozenset(by_file[file]))
             for name in by_file[file]:
                 summ = summaries.get(name)
                 if summ is not None:
                     out[name] = summ
         return out
 
-    def _file(self, file: Path) -> dict[str, Summary]:
+    def _file(self, file: Path, names: frozenset[str] | None = None) -> dict[str, Summary]:
+        """The file's summaries, cached by its bytes. While a header is in
+        progress (`partial`) they are not kept, and only `names` are
+        summarised: a subsystem header's inlines call a few of the dozens of
+        functions its .c files define."""
         try:
             data = file.read_bytes()
         except OSError:
@@ -209,9 +214,9 @@ class TreeSummaries:
         if cached is not None:
             self._cache.move_to_end(key)
             return cached
-        result = dict(self.summarise_file(file, data))
-        if self.partial:
-            return result  # computed while a header it reads was in progress
+        if self.partial:  # a header it reads may be in progress
+            return dict(self.summarise_file(file, data, names))
+        result = dict(self.summarise_file(file, data, None))
         self._cache[key] = result
         if len(self._cache) > self.max_cached:
             self._cache.popitem(last=False)

@@ -1481,14 +1481,15 @@ def build_file_model(
     noreturn: frozenset[str] | None = None,
     memo: LowerMemo | None = None,
     roots: frozenset[str] | None = None,
+    exported: bool = True,
 ) -> FileModel:
     """`noreturn`: the calls that end a path (by default the kernel's own and
     those the file declares; the engine adds its headers'). `roots`: lower
     only the definitions other files can call (the non-static ones, and
-    those named in `roots`) and the file's functions they name, for a
-    caller elsewhere that needs their summaries and nothing else: the
-    static callbacks of an ops table that nothing calls by name are most
-    of a driver."""
+    those named in `roots`; with `exported` false, only those) and the
+    file's functions they name, for a caller elsewhere that needs their
+    summaries and nothing else: the static callbacks of an ops table that
+    nothing calls by name are most of a driver."""
     local = local_iterators(pf.source, vocab.iterators)
     if local:
         vocab = replace(vocab, iterators={**vocab.iterators, **local})
@@ -1498,7 +1499,7 @@ def build_file_model(
     every = {name for name, _node in defined}
     unlowered: frozenset[int] = frozenset()
     if roots is not None:
-        kept = reachable_definitions(defined, roots)
+        kept = reachable_definitions(defined, roots, exported)
         starts = {node.start_byte for _name, node in kept}
         unlowered = frozenset(
             definition_start(node).start_point[0] + 1
@@ -1570,16 +1571,16 @@ _WORD_RE = re.compile(rb"[A-Za-z_]\w*")
 
 
 def reachable_definitions(
-    defined: list[tuple[str, Node]], roots: frozenset[str]
+    defined: list[tuple[str, Node]], roots: frozenset[str], exported: bool = True
 ) -> list[tuple[str, Node]]:
-    """The definitions that are not static or are named in `roots`, and
+    """The definitions named in `roots` (or not static, when `exported`), and
     every definition whose name their text spells (a call, a callback
     handed on, a macro's use), transitively; in source order. More than the
     calls, never fewer: each kept function's summary sees all its callees."""
     by_name: dict[str, list[int]] = {}
     for i, (name, _node) in enumerate(defined):
         by_name.setdefault(name, []).append(i)
-    named = roots | {name for name, node in defined if not _is_static(node)}
+    named = roots | {name for name, node in defined if exported and not _is_static(node)}
     todo = [i for i, (name, _node) in enumerate(defined) if name in named]
     keep = set(todo)
     while todo:
