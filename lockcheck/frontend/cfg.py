@@ -240,7 +240,8 @@ class CfgBuilder:
         self.jumps: list[_Jump] = []
         self.entry = self._new("entry", body.start_point[0] + 1)
         self.exit = self._new("exit", body.end_point[0] + 1)
-        self._find_labels(body, [body.id])
+        if b"goto" in (body.text or b""):  # the scopes serve only the gotos
+            self._find_labels(body, [body.id])
         self.scopes.append(_Scope(body.id))
         out = self._seq(self._children(body), [(self.entry, None)])
         out = self._release_scope(self.scopes.pop(), out)
