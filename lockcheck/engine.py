@@ -19,6 +19,8 @@ from lockcheck.analysis.summaries import Summary, declared_summaries
 from lockcheck.analysis.tree import SummariseFile, TreeSummaries, file_summaries
 from lockcheck.errors import InputError, LockcheckError, RuleError
 from lockcheck.frontend.constants import named_constants
+from lockcheck.frontend.macros import CALLED_RE as _CALLED_RE
+from lockcheck.frontend.macros import CALLED_TEXT_RE as _CALLED_TEXT_RE
 from lockcheck.frontend.macros import Macro, function_macros, helper_source, value_macros
 from lockcheck.frontend.parse import NORETURN, noreturn_names, parse_source
 from lockcheck.inputs.files import collect_sources, read_c_source
@@ -44,8 +46,6 @@ if TYPE_CHECKING:
     from lockcheck.cache import HeaderStore
 
 
-_CALLED_RE = re.compile(rb"\b([A-Za-z_]\w*)\s*\(")
-_CALLED_TEXT_RE = re.compile(r"\b([A-Za-z_]\w*)\s*\(")
 # local headers read for their macros, per file: a subsystem has a dozen
 MAX_MACRO_HEADERS = 24
 
