@@ -10,6 +10,7 @@ import hashlib
 import os
 import re
 from dataclasses import asdict, dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,6 +24,8 @@ from lockcheck.analysis.tree import (
 )
 from lockcheck.errors import InputError, LockcheckError, RuleError
 from lockcheck.frontend.constants import named_constants
+from lockcheck.frontend.macros import CALLED_RE as _CALLED_RE
+from lockcheck.frontend.macros import CALLED_TEXT_RE as _CALLED_TEXT_RE
 from lockcheck.frontend.macros import Macro, function_macros, helper_source, value_macros
 from lockcheck.frontend.parse import NORETURN, noreturn_names, parse_source
 from lockcheck.inputs.files import collect_sources, read_c_source
@@ -48,8 +51,6 @@ if TYPE_CHECKING:
     from lockcheck.cache import HeaderStore
 
 
-_CALLED_RE = re.compile(rb"\b([A-Za-z_]\w*)\s*\(")
-_CALLED_TEXT_RE = re.compile(r"\b([A-Za-z_]\w*)\s*\(")
 _WORD_RE = re.compile(r"[A-Za-z_]\w*")
 # a plain prototype at a line's start (not `static`, not a `return` of a
 # call), its name the word before its first `(`: a look-ahead, so that one
@@ -177,6 +178,45 @@ class Config:
     severity: dict[str, str] = field(default_factory=dict)  # rule id -> severity it reports
 
 
+@dataclass(frozen=True)
+class HeaderFacts:
+    """What the engine reads in a header besides its inline functions, from
+    one read of its bytes; a header that cannot be read reads as empty.
+
+    Every header a file includes gives its noreturn names and value macros;
+    only a header of the file's own directory gives its function-like
+    macros, and only a subsystem header its constants: those two are read
+    on first use, from the bytes kept for them (most headers, the tree's
+    `linux/` ones, never need them).
+    """
+
+    noreturn: frozenset[str]  # frontend/parse.py noreturn_names
+    passes: dict[str, int]  # frontend/macros.py value_macros
+    nested: tuple[Path, ...]  # the headers beside it that it includes
+    source: bytes = field(repr=False)
+
+    @classmethod
+    def read(cls, header: Path) -> HeaderFacts:
+        try:
+            data = read_c_source(header)
+        except (OSError, LockcheckError):
+            data = b""
+        nested = (header.parent / n.decode("ascii", "replace") for n in local_includes(data))
+        return cls(
+            noreturn_names(data), value_macros(data), tuple(h for h in nested if h.is_file()), data
+        )
+
+    @cached_property
+    def macros(self) -> list[Macro]:
+        """Its function-like macros (frontend/macros.py function_macros)."""
+        return function_macros(self.source)
+
+    @cached_property
+    def constants(self) -> dict[str, int]:
+        """The numbers of its named constants (frontend/constants.py)."""
+        return named_constants(self.source)
+
+
 def declared_names(header: str) -> frozenset[str]:
     """The names the header declares as plain prototypes. An inline of one
     of them is one `#ifdef` branch, typically the stub of a disabled option
@@ -218,10 +258,7 @@ class Engine:
         self._known_pure = {n: Summary(pure=True) for n in sorted(self.vocab.pure)}
         self._headers: dict[Path, dict[str, Summary]] = {}
         self._busy: set[Path] = set()  # headers whose summaries are in progress
-        self._header_noreturn: dict[Path, frozenset[str]] = {}
-        self._header_passes: dict[Path, dict[str, int]] = {}
-        self._header_macros: dict[Path, tuple[list[Macro], list[Path]]] = {}
-        self._header_constants: dict[Path, dict[str, int]] = {}
+        self._header_facts: dict[Path, HeaderFacts] = {}
         self._subsystem: dict[tuple[Path, tuple[bytes, ...]], list[Path]] = {}
         self._tree = _StoredIndex(self._summarise_elsewhere)
         self._includes: dict[tuple[str, str, Path | None, bytes], list[Path]] = {}
@@ -318,14 +355,7 @@ class Engine:
         where = _in_tree(path, tree)
         headers = self._subsystem_headers(source, where.parent) if self.config.headers else []
         for header in headers:
-            known = self._header_constants.get(header)
-            if known is None:
-                try:
-                    known = named_constants(read_c_source(header))
-                except (OSError, LockcheckError):
-                    known = {}
-                self._header_constants[header] = known
-            for name, value in known.items():
+            for name, value in self._facts(header).constants.items():
                 if out.setdefault(name, value) != value:
                     clash.add(name)
         out = {k: v for k, v in out.items() if k not in clash}
@@ -353,22 +383,15 @@ class Engine:
         found = function_macros(source, skip)
         own = {m.name for m in found}
         for header in self.macro_headers(path, source, tree):
-            macros = [m for m in self._local_header(header)[0] if m.name not in skip]
+            macros = [m for m in self._facts(header).macros if m.name not in skip]
             found += [m for m in macros if m.name not in own]
         return found
 
-    def _local_header(self, header: Path) -> tuple[list[Macro], list[Path]]:
-        """A header's function-like macros, and the headers beside it it includes."""
-        known = self._header_macros.get(header)
+    def _facts(self, header: Path) -> HeaderFacts:
+        """A header's facts, read once for all their users."""
+        known = self._header_facts.get(header)
         if known is None:
-            try:
-                data = read_c_source(header)
-            except LockcheckError:
-                data = b""
-            names = local_includes(data)
-            nested = [header.parent / n.decode("ascii", "replace") for n in names]
-            known = function_macros(data), [h for h in nested if h.is_file()]
-            self._header_macros[header] = known
+            known = self._header_facts[header] = HeaderFacts.read(header)
         return known
 
     def macro_headers(self, path: str, source: bytes, tree: Path | None = None) -> list[Path]:
@@ -383,7 +406,7 @@ class Engine:
             if header in out:
                 continue
             out.append(header)
-            todo += self._local_header(header)[1]
+            todo += self._facts(header).nested
         return out
 
     def _with_statement_args(self, macros: list[Macro]) -> Vocabulary:
@@ -450,14 +473,7 @@ class Engine:
         panic helper is declared in its header, often behind a macro)."""
         known = NORETURN
         for header in self.headers_for(path, source, tree):
-            names = self._header_noreturn.get(header)
-            if names is None:
-                try:
-                    data = read_c_source(header)
-                except LockcheckError:
-                    data = b""
-                names = self._header_noreturn[header] = noreturn_names(data)
-            known = known | names
+            known = known | self._facts(header).noreturn
         return noreturn_names(source, known)
 
     def _passes(self, path: str, source: bytes, tree: Path | None) -> dict[str, int]:
@@ -466,14 +482,7 @@ class Engine:
         pack's own names keep their meaning."""
         out: dict[str, int] = {}
         for header in self.headers_for(path, source, tree):
-            known = self._header_passes.get(header)
-            if known is None:
-                try:
-                    data = read_c_source(header)
-                except LockcheckError:
-                    data = b""
-                known = self._header_passes[header] = value_macros(data)
-            for name, at in known.items():
+            for name, at in self._facts(header).passes.items():
                 out.setdefault(name, at)
         out.update(value_macros(source))
         vocab = self.vocab

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lockcheck.engine import Config, Engine
+import pytest
+
+from lockcheck import engine
+from lockcheck.engine import Config, Engine, HeaderFacts
+from lockcheck.inputs.files import read_c_source
 
 HEADER = """\
 #ifndef _LINUX_WIDGET_H
@@ -209,3 +213,43 @@ def test_predicate_of_another_file_over_a_writing_inline_is_not(tmp_path: Path) 
     src = split_subsystem_tree(tmp_path, writes)
     result = Engine(Config(select={"lock-balance"})).check_paths([src])
     assert [(f.function, f.rule) for f in result.findings] == [("gizmo_open", "lock-balance")]
+
+
+def test_header_facts_come_from_one_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every fact the engine reads in a header (noreturn names, value and
+    function-like macros, constants, nested includes) comes from one read."""
+    (tmp_path / "common.h").write_text("\n")
+    header = tmp_path / "internal.h"
+    header.write_text(
+        '#include "common.h"\n#include "absent.h"\n'
+        "void gadget_die(void) __attribute__((noreturn));\n"
+        "#define GADGET_PASS(x) (x)\n"
+        "#define gadget_lock(g) spin_lock(&(g)->lock)\n"
+        "#define GADGET_SLOTS 16\n"
+    )
+    reads: list[Path] = []
+
+    def counted(path: Path) -> bytes:
+        reads.append(path)
+        return read_c_source(path)
+
+    monkeypatch.setattr(engine, "read_c_source", counted)
+    facts = HeaderFacts.read(header)
+    assert "gadget_die" in facts.noreturn
+    assert facts.passes == {"GADGET_PASS": 0}
+    assert [m.name for m in facts.macros] == ["GADGET_PASS", "gadget_lock"]
+    assert facts.constants == {"GADGET_SLOTS": 16}
+    assert facts.nested == (tmp_path / "common.h",)
+    assert reads == [header]
+
+
+def test_an_unreadable_header_reads_as_empty(tmp_path: Path) -> None:
+    """Whatever stops the read (not a file, an OS error), every fact is empty."""
+    (tmp_path / "empty.h").write_text("")
+    empty = HeaderFacts.read(tmp_path / "empty.h")
+    (tmp_path / "dir.h").mkdir()
+    too_long = tmp_path / ("x" * 300 + ".h")  # stat fails: the name is too long
+    for header in (tmp_path / "dir.h", too_long, tmp_path / "absent.h"):
+        facts = HeaderFacts.read(header)
+        got = (facts.noreturn, facts.passes, facts.macros, facts.constants, facts.nested)
+        assert got == (empty.noreturn, {}, [], {}, ())

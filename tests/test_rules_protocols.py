@@ -6,7 +6,7 @@ The flag, cookie and open/close shapes are annotated fixtures
 (fixtures/locking/{continuation_cookie,static_state_flag,gate_by_argument,
 commit_keyed_on_null,flag_out_param_trylock,documented_entry_held}.c); a
 header comment's claim is reported on the comment, which a fixture marker
-cannot aim at, so it is tested here.
+cannot aim at, so it is tested here, on the fixture.
 """
 
 from __future__ import annotations
@@ -15,58 +15,11 @@ from functools import cache
 
 from lockcheck.engine import Config, Engine
 from lockcheck.model.finding import Finding
+from tests.helpers import FIXTURES
 
-CODE = """
-struct runq {
-	spinlock_t lock;
-	int state;
-};
-
-struct run_set {
-	int n;
-	struct runq *q[4];
-};
-
-static void run_set_init(struct run_set *set, struct runq *rq)
-{
-	set->n = 1;
-	set->q[0] = rq;
-}
-
-/*
- * Run the work of a set of queues.
- * Called with rq->lock held.
- */
-void run_filled(struct runq *rq)
-{
-	struct run_set set;
-	int i;
-
-	run_set_init(&set, rq);
-	for (i = 0; i < set.n; i++)
-		spin_unlock(&set.q[i]->lock);
-	run_work(&set);
-	spin_lock(&rq->lock);
-	rq->state = 0;
-}
-
-/*
- * Run the work of the partner queues.
- * Called with rq->lock held.
- */
-void run_partners(struct runq *rq)
-{
-	struct run_set set;
-	int i;
-
-	run_gather(&set);
-	for (i = 0; i < set.n; i++)
-		spin_unlock(&set.q[i]->lock);
-	run_work(&set);
-	spin_lock(&rq->lock);
-	rq->state = 0;
-}
-"""
+# the fixture's run loops fill their table's slot 0 with their own queue
+ENTRY_HELD = (FIXTURES / "locking" / "documented_entry_held.c").read_text()
+FILL_SLOT = "\trun_set_init(&set, rq);\n"
 
 
 @cache
@@ -80,10 +33,13 @@ def claims(code: str) -> dict[str, Finding]:
 
 
 def test_a_slot_of_a_table_filled_with_the_owner_may_be_the_claimed_lock() -> None:
-    found = claims(CODE)
-    assert "run_filled" not in found
-    # the table never received `rq`: taking `rq->lock` contradicts the comment
-    assert "taken again" in found["run_partners"].message
+    assert claims(ENTRY_HELD) == {}
+    # without the line filling it, the table never received `rq`: taking
+    # `rq->lock` again contradicts the comment
+    assert ENTRY_HELD.count(FILL_SLOT) == 2
+    found = claims(ENTRY_HELD.replace(FILL_SLOT, ""))
+    assert sorted(found) == ["runq_run", "runq_run_leaky"]
+    assert all("taken again" in f.message for f in found.values())
 
 
 FLAG_BEFORE_UNLOCK = """

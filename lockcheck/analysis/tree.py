@@ -39,6 +39,7 @@ _ATTR_RE = re.compile(rb"\s*(?:__\w+\s*(?:\([^(){};]*\))?\s*)*")
 _STATIC_RE = re.compile(rb"^\s*(?:static|extern)\b")
 
 # a callee named as taking a lock (`refill_and_lock`, `lock_table`), not dropping one
+# unlike rules' lock_named(): `lock`/`trylock` as any word, not `locked` (`*_is_locked` takes none)
 _LOCKING_NAME_RE = re.compile(r"(?:^|_)(?:try)?lock(?:_|$)")
 
 # a file's summaries; given names, those of the names only (not to be kept)

@@ -139,7 +139,13 @@ def _body(text: str) -> str | None:
 # what an expression must not contain to only read: an assignment (`=`,
 # `+=`, `<<=`, but not `==`, `<=`), `++`/`--`, a statement
 _WRITES_RE = re.compile(r"(?:<<|>>|[-+*/%&|^])?=(?!=)|\+\+|--|[;{}]")
-_CALL_RE = re.compile(r"([A-Za-z_]\w*)\s*\(")
+# a name written as a call, `name(` or `name (`
+_CALL = r"([A-Za-z_]\w*)\s*\("
+_CALL_RE = re.compile(_CALL)
+# the same as a whole word (so not `x1f` in `0x1f(`), in a file's bytes and
+# in a macro's text: the calls engine.py follows from a file into its macros
+CALLED_RE = re.compile(rb"\b" + _CALL.encode())
+CALLED_TEXT_RE = re.compile(r"\b" + _CALL)
 
 
 def _reading_expression(body: str) -> bool:

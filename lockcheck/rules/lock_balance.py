@@ -243,6 +243,7 @@ def _field(cls: str) -> str:
     return re.split(r"->|\.", cls)[-1]
 
 
+# unlike tree.py's _LOCKING_NAME_RE: first/last word, `locked` too (`iget_locked` returns it held)
 def lock_named(name: str) -> bool:
     """Does a function's name say that it takes a lock? Its first or last
     word is a lock word (`pmd_lock`, `lock_vma_under_rcu`, `mm_take_all_locks`),
