@@ -323,6 +323,11 @@ class Engine:
         functions another file can call and those they reach (for their
         summaries), with what the file's macros name; `names`: only those
         functions and what they reach."""
+        if b"{" not in source:
+            # no function: nothing to lower, and the macros serve none (a
+            # header of register numbers defines 100,000)
+            pf = parse_source(path, source)
+            return build_file_model(pf, self.vocab, self.config.max_nodes, NORETURN), []
         noreturn = self._noreturn(path, source, tree)
         found = self._macros(path, source, tree, noreturn)
         vocab = self._with_statement_args(found)

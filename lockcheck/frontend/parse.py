@@ -451,6 +451,8 @@ def iter_functions(pf: ParsedFile) -> Iterator[tuple[str, Node]]:
     one only when its own head is a real one; a definition whose head was
     recovered from an ERROR is named by that head (definition_declarator).
     """
+    if b"{" not in pf.masked:  # a header of macros and prototypes only
+        return iter(())
     stack = [pf.root]
     found: list[tuple[str, Node]] = []
     while stack:

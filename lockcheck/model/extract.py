@@ -1490,12 +1490,12 @@ def build_file_model(
     file's functions they name, for a caller elsewhere that needs their
     summaries and nothing else: the static callbacks of an ops table that
     nothing calls by name are most of a driver."""
-    local = local_iterators(pf.source, vocab.iterators)
+    defined = list(iter_functions(pf))
+    local = local_iterators(pf.source, vocab.iterators) if defined else {}
     if local:
         vocab = replace(vocab, iterators={**vocab.iterators, **local})
     if noreturn is None:
-        noreturn = noreturn_names(pf.source)
-    defined = list(iter_functions(pf))
+        noreturn = noreturn_names(pf.source) if defined else NORETURN
     every = {name for name, _node in defined}
     unlowered: frozenset[int] = frozenset()
     if roots is not None:
@@ -1515,15 +1515,20 @@ def build_file_model(
         vocab = replace(vocab, api={k: v for k, v in vocab.api.items() if k not in own})
     functions: list[Function] = []
     # spelt without hash order, so that a store on disk finds them again
+    # (only then: a subsystem's constants are thousands)
     inputs = (
-        repr(sorted(local.items())),
-        repr(sorted(vocab.statement_args.items())),
-        repr(sorted(vocab.constants.items())),
-        repr(sorted(vocab.passes.items())),
-        " ".join(sorted(noreturn)),
-        max_nodes,
-        pf.path,
-        " ".join(own),
+        (
+            repr(sorted(local.items())),
+            repr(sorted(vocab.statement_args.items())),
+            repr(sorted(vocab.constants.items())),
+            repr(sorted(vocab.passes.items())),
+            " ".join(sorted(noreturn)),
+            max_nodes,
+            pf.path,
+            " ".join(own),
+        )
+        if memo is not None and defined
+        else ()
     )
     for name, node in defined:
         if memo is None:
@@ -1607,6 +1612,8 @@ def _is_static(fn: Node) -> bool:
 
 def ops_tables(pf: ParsedFile, functions: list[Function]) -> tuple[OpsTable, ...]:
     """The file's initializers that register two or more of its functions."""
+    if not functions:  # nothing to register
+        return ()
     defined = {f.name for f in functions}
     out: list[OpsTable] = []
     for line, pairs in designated_initializers(pf.root):
