@@ -1266,6 +1266,8 @@ def lower_function(
     start, end = definition_start(fn).start_point[0] + 1, fn.end_point[0] + 1
     try:
         syn = build_cfg(body, max_nodes, noreturn)
+        shadows = _shadows(nodes, tuple(params), body)
+        cfg = _lower_cfg(syn, ctx, shadows)
     except (BudgetExceeded, RecursionError):  # too large, or nested too deep to walk
         empty = Cfg([IrNode(0, start, "entry"), IrNode(1, end, "exit")], 0, 1)
         return Function(
@@ -1278,8 +1280,6 @@ def lower_function(
             budget_exceeded=True,
             parse_errors=count_errors(fn),
         )
-    shadows = _shadows(nodes, tuple(params), body)
-    cfg = _lower_cfg(syn, ctx, shadows)
     return Function(
         name,
         path,
