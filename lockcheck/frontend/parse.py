@@ -442,6 +442,26 @@ def _clean_head(fn: Node) -> bool:
     )
 
 
+# file-scope constructs that hold no definition unless error recovery put
+# one there (a walk makes a Python object of every node below them)
+_HOLDS_NO_DEFINITION = frozenset(
+    {
+        "comment",
+        "declaration",
+        "enum_specifier",
+        "expression_statement",
+        "preproc_call",
+        "preproc_def",
+        "preproc_function_def",
+        "preproc_include",
+        "string_literal",
+        "struct_specifier",
+        "type_definition",
+        "union_specifier",
+    }
+)
+
+
 def iter_functions(pf: ParsedFile) -> Iterator[tuple[str, Node]]:
     """Every function definition outside other functions, in source order.
 
@@ -457,6 +477,8 @@ def iter_functions(pf: ParsedFile) -> Iterator[tuple[str, Node]]:
     found: list[tuple[str, Node]] = []
     while stack:
         node = stack.pop()
+        if node.type in _HOLDS_NO_DEFINITION and not node.has_error:
+            continue  # a header's prototypes and tables: nothing to find below
         if node.type == "function_definition":
             name = function_name(definition_declarator(node))
             body = node.child_by_field_name("body")
