@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lockcheck import tune_collector
 from lockcheck.analysis.summaries import Summary
 from lockcheck.engine import CheckResult, Config, Engine, FileResult, combine, real_path
 from lockcheck.errors import InputError, LockcheckError
@@ -151,6 +152,7 @@ def _init_worker(
 ) -> None:
     global _ENGINE
     if _ENGINE is None or _ENGINE.config != config:  # spawned, not forked
+        tune_collector()
         _ENGINE = Engine(config)
     _ENGINE.add_header_summaries(headers)
     _ENGINE.add_file_summaries(files or [])

@@ -27,7 +27,7 @@ from typer.models import CommandFunctionType
 if TYPE_CHECKING:  # typer's own copy of click, for the help layout's annotations only
     from typer import _click as click
 
-from lockcheck import __version__
+from lockcheck import __version__, tune_collector
 from lockcheck.cli.coerce import quick_param
 from lockcheck.engine import Config, Engine, Stats
 from lockcheck.errors import LockcheckError
@@ -353,6 +353,7 @@ _notes_shown: set[str] = set()
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: every failure is one line and exit status 2."""
+    tune_collector()
     with warnings.catch_warnings():  # notes: each once per run, as `lockcheck: note:` lines
         warnings.simplefilter("always", DecodeNote)
         warnings.showwarning = _show_note
