@@ -22,6 +22,7 @@ sorted order.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -103,6 +104,7 @@ class TreeSummaries:
     max_cached: int = 512
     _index: dict[Path, dict[str, list[Path]]] = field(default_factory=dict)
     _cache: OrderedDict[bytes, dict[str, Summary]] = field(default_factory=OrderedDict)
+    _dirs: dict[tuple[Path, Path | None, str], list[Path]] = field(default_factory=dict)
     # > 0 while the caller builds something the files' summaries depend on
     # (a header's inlines): what is computed then is incomplete, not cached
     partial: int = 0
@@ -140,8 +142,16 @@ class TreeSummaries:
 
     def search_dirs(self, path: Path, root: Path | None) -> list[Path]:
         """Where `path`'s callees are looked for, nearest first: its directory,
-        then (in the kernel tree `root`) its ancestors strictly below the top."""
-        here = path.parent.resolve()
+        then (in the kernel tree `root`) its ancestors strictly below the top.
+        Once per directory (and working directory): every file asks."""
+        key = (path.parent, root, "" if path.is_absolute() else os.getcwd())
+        known = self._dirs.get(key)
+        if known is None:
+            known = self._dirs[key] = self._search_dirs(path.parent, root)
+        return list(known)
+
+    def _search_dirs(self, directory: Path, root: Path | None) -> list[Path]:
+        here = directory.resolve()
         out = [here]
         if root is None:
             return out
