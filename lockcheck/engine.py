@@ -227,18 +227,20 @@ def declared_names(header: str) -> frozenset[str]:
     return frozenset(m.group(1) for m in _PROTOTYPE_RE.finditer(header))
 
 
-_REAL: dict[Path, Path] = {}
+_REAL: dict[tuple[Path, str], Path] = {}
 
 
 def real_path(path: Path) -> Path:
-    """`path` resolved, once per spelling: every file names its headers."""
-    real = _REAL.get(path)
+    """`path` resolved, once per spelling (and working directory, for a
+    relative one): every file names its headers."""
+    key = (path, "" if path.is_absolute() else os.getcwd())
+    real = _REAL.get(key)
     if real is None:
         try:
             real = path.resolve()
         except (OSError, RuntimeError):
             real = path
-        _REAL[path] = real
+        _REAL[key] = real
     return real
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from lockcheck.engine import Engine
+from lockcheck.engine import Engine, real_path
 
 HEADER = """\
 struct box {
@@ -136,3 +136,15 @@ def test_while_a_header_is_in_progress_only_the_names_it_needs_are_summarised(
     assert sorted(engine._summarise_elsewhere(helpers, data, frozenset({"a_count"}))) == [
         "a_count"
     ]
+
+
+def test_a_relative_header_path_is_resolved_in_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for sub in ("one", "two"):
+        (tmp_path / sub).mkdir()
+        (tmp_path / sub / "lk.h").write_text(HEADER)
+    monkeypatch.chdir(tmp_path / "one")
+    assert real_path(Path("lk.h")) == (tmp_path / "one" / "lk.h").resolve()
+    monkeypatch.chdir(tmp_path / "two")
+    assert real_path(Path("lk.h")) == (tmp_path / "two" / "lk.h").resolve()
