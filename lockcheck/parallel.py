@@ -185,25 +185,33 @@ def _pool(engine: Engine, files: list[Path], jobs: int) -> Iterator[FileResult]:
     ctx = _context()
     # the other files their calls reach (analysis/tree.py), summarised in the
     # second phase; their headers join the first, so no worker of the second
-    # summarises a header another has done too
-    todo = sorted(engine.callee_files(files), key=_size, reverse=True)
-    headers: list[Path] = []
-    seen: set[Path] = set()
-    for path in [*files, *todo]:
-        try:
-            source = read_c_source(path)
-        except LockcheckError:
-            continue
-        for h in engine.headers_for(str(path), source):
-            real = real_path(h)  # a callee file names by absolute path what its callers include
-            if real not in seen:
-                seen.add(real)
-                headers.append(real)
-    known: dict[Path, dict[str, Summary]] = {}
-    if headers:
-        with ctx.Pool(jobs, _init_worker, (engine.config, {})) as pool:
-            known = dict(pool.imap_unordered(_header_job, headers, chunksize=4))
-        engine.add_header_summaries(known)
+    # summarises a header another has done too. Found while the first phase
+    # runs: the workers start on the headers of the first files at once
+    # instead of waiting for a whole tree's planning in this process.
+    todo: list[Path] = []
+
+    def headers() -> Iterator[Path]:
+        seen: set[Path] = set()
+
+        def of(paths: list[Path]) -> Iterator[Path]:
+            for path in paths:
+                try:
+                    source = read_c_source(path)
+                except LockcheckError:
+                    continue
+                for h in engine.headers_for(str(path), source):
+                    real = real_path(h)  # a callee file names by absolute path what callers include
+                    if real not in seen:
+                        seen.add(real)
+                        yield real
+
+        yield from of(files)
+        todo.extend(sorted(engine.callee_files(files), key=_size, reverse=True))
+        yield from of(todo)
+
+    with ctx.Pool(jobs, _init_worker, (engine.config, {})) as pool:
+        known = dict(pool.imap_unordered(_header_job, headers(), chunksize=4))
+    engine.add_header_summaries(known)
     forked = ctx.get_start_method() == "fork"
     shipped = {} if forked else known
     # then the summaries of the files their calls reach, which every worker
