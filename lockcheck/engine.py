@@ -26,7 +26,7 @@ from lockcheck.errors import InputError, LockcheckError, RuleError
 from lockcheck.frontend.constants import named_constants
 from lockcheck.frontend.macros import CALLED_RE as _CALLED_RE
 from lockcheck.frontend.macros import CALLED_TEXT_RE as _CALLED_TEXT_RE
-from lockcheck.frontend.macros import Macro, function_macros, helper_source, value_macros
+from lockcheck.frontend.macros import IDENT_RE, Macro, function_macros, helper_source, value_macros
 from lockcheck.frontend.parse import NORETURN, noreturn_names, parse_source
 from lockcheck.inputs.files import collect_sources, read_c_source
 from lockcheck.inputs.tree import (
@@ -51,7 +51,6 @@ if TYPE_CHECKING:
     from lockcheck.cache import HeaderStore
 
 
-_WORD_RE = re.compile(r"[A-Za-z_]\w*")
 # a plain prototype at a line's start (not `static`, not a `return` of a
 # call), its name the word before its first `(`: a look-ahead, so that one
 # spread over lines hides none that starts inside it
@@ -342,11 +341,10 @@ class Engine:
         pf = parse_source(path, source)
         used = _used_macros(source, found)
         roots = None
-        in_macros = frozenset(w for m in used for w in _WORD_RE.findall(m.body))
-        if names is not None:
-            roots = names | in_macros
-        elif callable_only:
-            roots = frozenset(defined_functions(source)) | in_macros
+        if names is not None or callable_only:
+            # what the file's macros name is reached too (their helpers call it)
+            roots = frozenset(w for m in used for w in IDENT_RE.findall(m.body))
+            roots |= names if names is not None else frozenset(defined_functions(source))
         model = build_file_model(
             pf, vocab, self.config.max_nodes, noreturn, lowered, roots, names is None
         )
@@ -444,11 +442,11 @@ class Engine:
         """Summaries of another file's functions, for callers in this one
         (of `names` only, when given: not stored)."""
         store = self._store if names is None else None
-        headers = self.headers_for(str(file), data, None) if store is not None else []
-        if store is not None:  # and those whose macros or pure inlines it reads
+        headers: list[Path] = []
+        if store is not None:  # its headers, and those whose macros or pure inlines it reads
+            headers = self.headers_for(str(file), data, None)
             headers += [h for h in self.macro_headers(str(file), data) if h not in headers]
             headers += [h for h in self.other_headers(str(file), data) if h not in headers]
-        if store is not None:
             stored = store.get_file(file, data, headers)
             if stored is not None:
                 return stored

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from lockcheck.analysis.state import Held, LockState, join, mentions
 from lockcheck.analysis.transfer import Transfer
+from lockcheck.frontend.macros import IDENT_RE
 from lockcheck.model.ir import (
     ERR_CODE,
     Acquire,
@@ -68,7 +69,7 @@ class Facts:
     def assign(self, var: str, value: str | None, bits: str | None = None) -> Facts:
         ored = _mask_test(f"{var}&{bits}") if bits is not None else None
         # a field (`c->flags`) is not among the names a test reads: its text is
-        field = not _WORD_RE.fullmatch(var)
+        field = not IDENT_RE.fullmatch(var)
 
         def about(atom: tuple[str, bool, tuple[str, ...]]) -> bool:
             return var in atom[2] or (field and _reads_field(atom[0], var))
@@ -310,9 +311,6 @@ def _mask_test(text: str) -> tuple[str, frozenset[str]] | None:
         ):
             return word, frozenset(names)
     return None
-
-
-_WORD_RE = re.compile(r"[A-Za-z_]\w*")
 
 
 @functools.lru_cache(maxsize=1 << 12)

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import re
 
+from lockcheck.frontend.macros import IDENT_RE
+
 _COMMENT_RE = re.compile(rb"/\*.*?\*/|//[^\n]*", re.S)
 _ENUM_RE = re.compile(rb"\benum\b\s*\w*\s*\{([^{}]*)\}")
 _DEFINE_RE = re.compile(
     rb"^[ \t]*#[ \t]*define[ \t]+([A-Za-z_]\w*)[ \t]+\(?([-+]?\w+)\)?[ \t]*$", re.M
 )
-_NAME_RE = re.compile(r"[A-Za-z_]\w*")
 _INT_RE = re.compile(r"[-+]?(?:0[xX][0-9a-fA-F]+|0[0-7]*|[1-9]\d*)[uUlL]*")
 
 
@@ -28,7 +29,7 @@ def _int(text: str, known: dict[str, int | None]) -> int | None:
     if _INT_RE.fullmatch(text):
         digits = text.rstrip("uUlL")
         return int(digits, 0) if not re.fullmatch(r"[-+]?0[0-7]+", digits) else int(digits, 8)
-    if _NAME_RE.fullmatch(text):
+    if IDENT_RE.fullmatch(text):
         return known.get(text)
     return None
 
@@ -60,7 +61,7 @@ def named_constants(source: bytes) -> dict[str, int]:
                 continue
             name, _, value = entry.partition("=")
             name = name.strip()
-            if not _NAME_RE.fullmatch(name):
+            if not IDENT_RE.fullmatch(name):
                 break
             cur = _int(value, found) if value else nxt
             put(name, cur)

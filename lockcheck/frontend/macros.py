@@ -45,7 +45,8 @@ _DEFINE_RE = re.compile(
     rb"^[ \t]*#[ \t]*define[ \t]+([A-Za-z_]\w*)\(([^()\n]*)\)((?:[^\n]*\\\r?\n)*[^\n]*)", re.M
 )
 _BLOCK_COMMENT_RE = re.compile(r"/\*.*?\*/", re.S)
-_IDENT_RE = re.compile(r"[A-Za-z_]\w*")
+# a C identifier (also engine.py's and constants.py's)
+IDENT_RE = re.compile(r"[A-Za-z_]\w*")
 _NOT_EXPR_RE = re.compile(
     r"(?:if|for|while|switch|return|goto|break|continue|do|else|case|default)\b"
     r"|[A-Za-z_]\w*(?:\s+|\s*\*+\s*)[A-Za-z_]\w*\s*(?:=|\[|$)"  # a declaration
@@ -127,7 +128,7 @@ def _body(text: str) -> str | None:
         if end > 0 and re.fullmatch(r"\s*while\s*\(\s*0\s*\)", body[end + 1 :]):
             return _ESCAPE_RE.sub(f"{MACRO_ESCAPE}();", body) + ";"
         return None
-    m = _IDENT_RE.match(body)
+    m = IDENT_RE.match(body)
     if m is not None and m.group(0) not in _KEYWORDS:
         rest = body[m.end() :].lstrip()
         start = len(body) - len(rest)
@@ -171,12 +172,12 @@ def _params(raw: str, body: str) -> tuple[tuple[str, ...], str] | None:
         if p.endswith("...") and i == len(params) - 1:
             name = p[:-3].strip()
             if name:  # `args...`: the GNU spelling of __VA_ARGS__
-                if not _IDENT_RE.fullmatch(name):
+                if not IDENT_RE.fullmatch(name):
                     return None
                 body = re.sub(rf"\b{name}\b", "__VA_ARGS__", body)
             out.append("...")
             continue
-        if not _IDENT_RE.fullmatch(p) or p in _KEYWORDS:
+        if not IDENT_RE.fullmatch(p) or p in _KEYWORDS:
             return None
         member = rf"(?:->|(?<![\w\s])\s*\.|[\w)\]]\s*\.)\s*{p}\b"
         if re.search(member, body) or re.search(rf"\b(?:struct|union|enum)\s+{p}\b", body):
@@ -290,7 +291,7 @@ def _passed(body: str, params: list[str]) -> int | None:
     `(x)`, or `(x) ?: (retry(), (x))` (tried, and tried again after some
     work, as `try_again_loading(x, name)` wrappers do)."""
     body = _strip_parens(body)
-    if not _IDENT_RE.fullmatch(body or "?") and "?" not in body:
+    if not IDENT_RE.fullmatch(body or "?") and "?" not in body:
         return None
     if body in params:
         return params.index(body)
@@ -302,7 +303,7 @@ def _passed(body: str, params: list[str]) -> int | None:
     other = _strip_parens(other)
     commas = _top_level(other, ",")
     last = _strip_parens(other[commas[-1] + 1 :].strip()) if commas else other
-    if first in params and last == first and _IDENT_RE.fullmatch(first):
+    if first in params and last == first and IDENT_RE.fullmatch(first):
         return params.index(first)
     return None
 

@@ -40,7 +40,7 @@ def subsystem_headers(source: bytes, directory: Path, depth: int = 2) -> list[Pa
                 continue
             todo += [
                 (header.parent / n.decode("ascii", "replace"), level + 1)
-                for n in _directives(_RELATIVE_INCLUDE_RE, data)
+                for n in relative_includes(data)
             ]
     return out
 
