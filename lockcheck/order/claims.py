@@ -17,6 +17,7 @@ lock that cannot be resolved are counted, not judged.
 from __future__ import annotations
 
 import re
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
@@ -451,13 +452,18 @@ def header_comment(fn: FunctionFacts, cs: list[Comment]) -> Comment | None:
     return next((c for c in cs if _is_header(c, fn)), None)
 
 
-def _function_comments(fn: FunctionFacts, cs: list[Comment]) -> Iterator[tuple[Comment, bool]]:
+def _function_comments(
+    fn: FunctionFacts, cs: list[Comment], lines: list[int], ends: list[int]
+) -> Iterator[tuple[Comment, bool]]:
+    """Its header comment, then those in its body, in source order. `cs` is
+    in source order, so `lines` and `ends` (their first and last lines) are
+    sorted: each function looks only at its own, not at the whole file's."""
     start, end = fn.fn.start_line, fn.fn.end_line
-    for c in cs:
-        if _is_header(c, fn):
-            yield c, True
-        elif start < c.line <= end:
-            yield c, False
+    for i in range(bisect_left(ends, start - 1), bisect_right(ends, start - 1)):
+        if _is_header(cs[i], fn):
+            yield cs[i], True
+    for i in range(bisect_right(lines, start), bisect_right(lines, end)):
+        yield cs[i], False
 
 
 # The last file's answer: the engine asks for the stats and the claim-mismatch
@@ -492,6 +498,7 @@ def _check_comment_claims(
         return []
     names = Names(vocab.names)
     cs = comments(source)
+    firsts, lasts = [c.line for c in cs], [c.end_line for c in cs]
     lines = source.decode("utf-8", "replace").splitlines()
     out: list[Mismatch] = []
     for fn in facts.functions:
@@ -499,7 +506,7 @@ def _check_comment_claims(
             continue
         found = [
             (c, header, claim)
-            for c, header in _function_comments(fn, cs)
+            for c, header in _function_comments(fn, cs, firsts, lasts)
             for claim in prose_claims(c, header)
         ]
         if not found:
