@@ -102,6 +102,9 @@ def _before_states(
             outs.append(path)
         merged_rows: list[LockState | None] = []
         for row in rows:
+            if len(row) == 1:  # one path, the usual case: its state is the merge
+                merged_rows.append(row[0])
+                continue
             m = merge_paths((st, Facts()) for st in row)
             merged_rows.append(m[0] if m is not None else None)
         before.append(merged_rows)

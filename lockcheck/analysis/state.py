@@ -25,6 +25,8 @@ _BASE_RE = re.compile(r"[A-Za-z_]\w*")
 def mentions(inst: str, var: str) -> bool:
     """Does a lock expression depend on `var` (`cpu_rq(t)->__lock` on `t`,
     `table[hash]` on `hash`)? Field names after `->`/`.` do not count."""
+    if var not in inst:  # the usual answer, without a scan
+        return False
     expr = inst.split("@")[0]
     for m in _BASE_RE.finditer(expr):
         if m.group(0) == var and not expr[: m.start()].endswith(("->", ".")):
