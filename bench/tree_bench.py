@@ -13,7 +13,10 @@ For the C files under TREE, in this one run:
   empty cache, as the next review after another patch to the file, and the
   same review again;
 - a `git commit` of that change through the installed pre-commit hook, and
-  without a hook.
+  without a hook;
+- where a cold run's time goes: the CPU of analysing each file on its own
+  (no header inlines, no other files' summaries) in this process, which is
+  what is left of a cold run with all cross-file work taken away.
 
 lockcheck's modules are compiled to bytecode first (as `pip install` does),
 so that no timed process compiles them from source.
@@ -88,6 +91,21 @@ def parse_all(sources: list[bytes]) -> tuple[float, float]:
             parser().parse(src)
         best = min(best, (time.perf_counter() - w0, time.process_time() - c0))
     return best
+
+
+def single_file_cpu(files: list[Path]) -> float:
+    """CPU seconds to check every file on its own, in this process: the
+    lowering, dataflow and rules of each function with no header inlines and
+    no other file's summaries, so the floor of a cold run's analysis."""
+    from lockcheck import tune_collector
+    from lockcheck.engine import Config, Engine
+
+    tune_collector()  # as the CLI does
+    engine = Engine(Config(headers=False))
+    c0 = time.process_time()
+    for path in files:
+        engine.check_file(path)
+    return time.process_time() - c0
 
 
 def review_and_hook(repeats: int = 3) -> tuple[Run, float, float]:
@@ -218,6 +236,7 @@ def main() -> None:
         coldn = run(lockcheck(*common, "--cache-dir", cache, "--jobs", str(jobs)))
         warm = run(lockcheck(*common, "--cache-dir", cache, "--jobs", str(jobs)))
     same = cold1.out == coldn.out == warm.out
+    alone = single_file_cpu(files)
     with tempfile.TemporaryDirectory() as cache:
         # review and the hook keep header summaries in the cache: the first of
         # each best-of-three fills it, as a maintainer's first review would
@@ -242,6 +261,11 @@ def main() -> None:
     print(f"warm / cold (jobs {jobs}):    {warm.wall / coldn.wall:.2f}x wall")
     print(f"cold jobs 1 / jobs {jobs}:    {cold1.wall / coldn.wall:.2f}x wall")
     print(f"same report in all three: {'yes' if same else 'NO'}")
+    print(
+        f"each file on its own (no headers, no other files), jobs 1: {alone:.2f} s CPU,"
+        f" {alone / parse_cpu:.1f}x parse; with {jobs} jobs sharing it perfectly"
+        f" {alone / jobs / parse_wall:.1f}x the parse's wall"
+    )
     print_review(review, real, plain, hooked)
 
 
