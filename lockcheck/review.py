@@ -42,6 +42,7 @@ from lockcheck.analysis.function import FunctionFacts
 from lockcheck.analysis.state import LockState
 from lockcheck.engine import Analysis, Engine, Stats
 from lockcheck.errors import InputError
+from lockcheck.frontend.macros import CALLED_TEXT_RE
 from lockcheck.frontend.parse import count_errors, iter_functions, parse_source
 from lockcheck.inputs.apply import DirTree, Series, Tree
 from lockcheck.inputs.files import C_SUFFIXES
@@ -250,7 +251,6 @@ class ReviewResult:
 # fragment mode: make the hunks' lines parse as C functions
 
 _FUNC_HEAD_RE = re.compile(r"^[A-Za-z_][\w \t*]*?\b([A-Za-z_]\w*)\s*\(")
-_SECTION_NAME_RE = re.compile(r"\b([A-Za-z_]\w*)\s*\(")
 
 
 def _scan(line: str, in_comment: bool) -> tuple[int, bool]:
@@ -318,7 +318,7 @@ def _pieces(
 
 
 def _section_name(section: str) -> str | None:
-    m = _SECTION_NAME_RE.search(section)
+    m = CALLED_TEXT_RE.search(section)  # the first name written as a call
     return m.group(1) if m else None
 
 
