@@ -379,3 +379,59 @@ def test_the_claimed_lock_under_a_second_name() -> None:
     # past an assertion the caller cannot judge, the next one is judged
     for name in ("calls_own_first", "calls_sem_on_one_way"):
         assert got[name].expected == ("mm->mmap_lock held for write",)
+
+
+ADJACENT = """/* Called with the zone lock held. */
+static void first(struct zone *z)
+{
+	/* the lock is held here */
+	z->n++; /* trailing: still held */
+}
+/* between the two: about nothing */ /* two on one line */
+/*
+ * Called with the zone lock held.
+ */
+static void second(struct zone *z)
+{
+	/* a */ /* b */
+	z->n--;
+}
+
+// a line comment, then one right above a definition
+/* header */ static void third(void) { /* inside */ }
+static void fourth(void)
+{
+}
+/* after the last function */
+"""
+
+
+def test_each_function_reads_its_own_comments() -> None:
+    # a function's comments are found by bisecting the file's: the same as
+    # asking every comment of the file whether it is the function's header or
+    # lies in its body, in the same order
+    from lockcheck.order.claims import _function_comments, _is_header, comments
+
+    engine = _engine()
+    facts = engine.analyse_source("t.c", ADJACENT.encode()).facts
+    cs = comments(ADJACENT.encode())
+    firsts, lasts = [c.line for c in cs], [c.end_line for c in cs]
+    seen: dict[str, list[tuple[str, bool]]] = {}
+    for fn in facts.functions:
+        start, end = fn.fn.start_line, fn.fn.end_line
+        scan = [
+            (c.text, True) if _is_header(c, fn) else (c.text, False)
+            for c in cs
+            if _is_header(c, fn) or start < c.line <= end
+        ]
+        got = [(c.text, h) for c, h in _function_comments(fn, cs, firsts, lasts)]
+        assert got == scan
+        seen[fn.fn.name] = got
+    assert seen["first"] == [
+        ("/* Called with the zone lock held. */", True),
+        ("/* the lock is held here */", False),
+        ("/* trailing: still held */", False),
+    ]
+    assert seen["second"][0] == ("/*\n * Called with the zone lock held.\n */", True)
+    assert [t for t, _ in seen["second"][1:]] == ["/* a */", "/* b */"]
+    assert sorted(seen) == ["first", "fourth", "second", "third"]
