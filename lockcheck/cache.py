@@ -274,11 +274,16 @@ class HeaderStore:
         _write(self._key(header, data), pickle.dumps(summaries, pickle.HIGHEST_PROTOCOL))
         self._readable = None  # the directory may have just been made
 
-    def _file_key(self, file: Path, data: bytes, headers: list[Path]) -> Path:
+    def _file_key(
+        self, file: Path, data: bytes, headers: list[Path], names: frozenset[str] | None
+    ) -> Path:
         """A `.c` file's summaries depend on its bytes and on its headers' summaries,
-        which depend on the headers' bytes and the `.c` files beside them."""
+        which depend on the headers' bytes and the `.c` files beside them; and
+        on the names they are of, when not the whole file's."""
         h = hashlib.sha256(b"file\0")
         h.update(self._key(file, data).name.encode())
+        if names is not None:
+            h.update(("\0names\0" + ",".join(sorted(names))).encode())
         for header in headers:
             digest = self._digests.get(header)
             if digest is None:
@@ -292,17 +297,29 @@ class HeaderStore:
         key = h.hexdigest()
         return self.directory / key[:2] / f"{key[2:]}.pickle"
 
-    def get_file(self, file: Path, data: bytes, headers: list[Path]) -> dict[str, Summary] | None:
-        """Summaries of another `.c` file's functions (analysis/tree.py), kept
-        across runs: a review in a kernel tree would otherwise summarise the
-        dozen files its callees live in every time."""
-        return self._load(self._file_key(file, data, headers))
+    def get_file(
+        self, file: Path, data: bytes, headers: list[Path], names: frozenset[str] | None = None
+    ) -> dict[str, Summary] | None:
+        """Summaries of another `.c` file's functions (analysis/tree.py), of
+        `names` only when given, kept across runs: a review in a kernel tree
+        would otherwise summarise the dozen files its callees live in every
+        time. The whole file's, when kept, answer for any names."""
+        if names is not None:
+            whole = self._load(self._file_key(file, data, headers, None))
+            if whole is not None:
+                return whole
+        return self._load(self._file_key(file, data, headers, names))
 
     def put_file(
-        self, file: Path, data: bytes, headers: list[Path], summaries: dict[str, Summary]
+        self,
+        file: Path,
+        data: bytes,
+        headers: list[Path],
+        summaries: dict[str, Summary],
+        names: frozenset[str] | None = None,
     ) -> None:
         blob = pickle.dumps(summaries, pickle.HIGHEST_PROTOCOL)
-        _write(self._file_key(file, data, headers), blob)
+        _write(self._file_key(file, data, headers, names), blob)
         self._readable = None
 
 

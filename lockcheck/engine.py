@@ -9,6 +9,8 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
@@ -440,14 +442,15 @@ class Engine:
         self, file: Path, data: bytes, names: frozenset[str] | None = None
     ) -> dict[str, Summary]:
         """Summaries of another file's functions, for callers in this one
-        (of `names` only, when given: not stored)."""
-        store = self._store if names is None else None
+        (of `names` only, when given). Not stored while a header is in
+        progress: what they read of it is incomplete."""
+        store = None if self._tree.partial else self._store
         headers: list[Path] = []
         if store is not None:  # its headers, and those whose macros or pure inlines it reads
             headers = self.headers_for(str(file), data, None)
             headers += [h for h in self.macro_headers(str(file), data) if h not in headers]
             headers += [h for h in self.other_headers(str(file), data) if h not in headers]
-            stored = store.get_file(file, data, headers)
+            stored = store.get_file(file, data, headers, names)
             if stored is not None:
                 return stored
         model, macros = self._file_model(str(file), data, None, callable_only=True, names=names)
@@ -469,7 +472,7 @@ class Engine:
             model.functions, library, lambda name: bool(self._tree.defining(name, dirs))
         )
         if store is not None:
-            store.put_file(file, data, headers, out)
+            store.put_file(file, data, headers, out, names)
         return out
 
     def _noreturn(self, path: str, source: bytes, tree: Path | None) -> frozenset[str]:
@@ -596,6 +599,18 @@ class Engine:
         """Summaries of callee files another process computed (`summaries_of`)."""
         for key, summaries in known:
             self._tree.remember(key, summaries)
+
+    @contextmanager
+    def callees_by_name(self) -> Iterator[None]:
+        """Meanwhile, summarise another file only for the functions asked of
+        it (analysis/tree.py `by_name`): a review's few files call a few
+        functions of each file beside them. The summaries are the same."""
+        before = self._tree.by_name
+        self._tree.by_name = True
+        try:
+            yield
+        finally:
+            self._tree.by_name = before
 
     def header_summaries(self, header: Path) -> dict[str, Summary]:
         """A header's inline summaries, for a pool's first phase to share."""

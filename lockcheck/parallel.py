@@ -19,7 +19,7 @@ import multiprocessing
 import os
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -134,8 +134,12 @@ def run_check(
         for r in _pool(engine, todo, jobs):
             finished(r)
     else:
-        for path in todo:
-            finished(engine.check_file(path))
+        # one file calls a few functions of each file beside it: only those
+        # are summarised (more files share whole-file summaries instead)
+        scope = engine.callees_by_name() if len(todo) == 1 else nullcontext()
+        with scope:
+            for path in todo:
+                finished(engine.check_file(path))
     return combine(done, bad)
 
 

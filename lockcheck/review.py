@@ -831,7 +831,22 @@ def review(
     `fast`: analyse again only what a patch changes (`_Analyser.before`);
     the result is the same either way (tests/test_review_fast.py). With
     `show_all` the pre-image's own findings are shown, so it is analysed as is.
+    The files beside the patched ones are summarised only for the functions
+    the patched files call (a first review in a tree would otherwise
+    summarise each of them whole).
     """
+    with engine.callees_by_name():
+        return _review(engine, patches, tree, show_all, keep_going, fast)
+
+
+def _review(
+    engine: Engine,
+    patches: list[Patch],
+    tree: Tree | None,
+    show_all: bool,
+    keep_going: bool,
+    fast: bool,
+) -> ReviewResult:
     series = Series(tree) if tree is not None else None
     root = tree.root if isinstance(tree, DirTree) else None
     analyser = _Analyser(engine, root, fast and not show_all)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -324,6 +325,56 @@ def test_summaries_of_files_beside_are_kept_across_engines(
     # f takes no lock any more: its summary only says it is pure
     assert after["f"].pure and not after["f"].acquires  # type: ignore[index]
     assert built.count("b.c") == 2
+
+
+def test_summaries_by_name_are_kept_by_name_and_the_whole_files_serve_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A review keeps what it summarised of a file beside by the names asked;
+    what a run over the directory kept of the whole file serves any names."""
+    (tmp_path / "b.c").write_text(
+        "void grab(struct s *s) { spin_lock(&s->lock); }\n"
+        "void drop(struct s *s) { spin_unlock(&s->lock); }\n"
+    )
+    uses = {
+        "a.c": b"void f(struct s *s) { grab(s); }\n",
+        "c.c": b"void g(struct s *s) { drop(s); }\n",
+        "d.c": b"void h1(struct s *s) { grab(s); }\nvoid h2(struct s *s) { drop(s); }\n",
+    }
+    for name, src in uses.items():
+        (tmp_path / name).write_bytes(src)
+    import lockcheck.engine as engine_module
+
+    real = engine_module.build_file_model
+    built: list[tuple[str, int]] = []
+
+    def counting(pf, *args):  # type: ignore[no-untyped-def]
+        model = real(pf, *args)
+        built.append((Path(pf.path).name, len(model.functions)))
+        return model
+
+    monkeypatch.setattr(engine_module, "build_file_model", counting)
+
+    def summaries(name: str, by_name: bool = True) -> Any:
+        engine = Engine()
+        engine.use_cache(tmp_path / "cache")
+        if not by_name:
+            return engine.analyse_source(str(tmp_path / name), uses[name]).facts.summaries
+        with engine.callees_by_name():
+            return engine.analyse_source(str(tmp_path / name), uses[name]).facts.summaries
+
+    first = summaries("a.c")
+    assert first["f"].acquires
+    assert ("b.c", 1) in built  # grab() only
+    assert summaries("a.c") == first and built.count(("b.c", 1)) == 1  # read back
+    assert summaries("c.c")["g"].releases  # other names: summarised again, drop() only
+    assert built.count(("b.c", 1)) == 2 and ("b.c", 2) not in built
+    assert summaries("c.c", by_name=False)["g"].releases
+    assert built.count(("b.c", 2)) == 1  # the whole file, for a run over many
+    # the whole file's entry answers for names never asked before
+    both = summaries("d.c")
+    assert both["h1"].acquires and both["h2"].releases
+    assert built.count(("b.c", 2)) == 1 and built.count(("b.c", 1)) == 2
 
 
 def _edge(outer: str, inner: str, line: int) -> OrderEdge:

@@ -359,3 +359,115 @@ def test_a_file_the_index_cannot_read_is_skipped_not_the_rest(tmp_path: Path) ->
     (tmp_path / "a.c").symlink_to("/proc/self/mem")
     _write(tmp_path, "b.c", "void after(void)\n{\n}\n")
     assert TreeSummaries(_fake([])).index(tmp_path) == {"after": [(tmp_path / "b.c").resolve()]}
+
+
+# -- summarised by name (a review's or one file's callees) ----------------------
+
+
+def _named_fake(calls: list[tuple[str, frozenset[str] | None]]) -> SummariseFile:
+    def summarise(path: Path, data: bytes, names: frozenset[str] | None) -> dict[str, Summary]:
+        calls.append((path.name, names))
+        wanted = [n for n in defined_functions(data) if not names or n in names]
+        return {n: Summary(returns=path.name) for n in wanted}
+
+    return summarise
+
+
+TWO = "void fa(void)\n{\n}\nvoid fb(void)\n{\n}\n"
+
+
+def test_by_name_summarises_only_the_names_asked_and_keeps_them(tmp_path: Path) -> None:
+    a = _write(tmp_path, "a.c", TWO)
+    calls: list[tuple[str, frozenset[str] | None]] = []
+    tree = TreeSummaries(_named_fake(calls), by_name=True)
+    assert tree._file(a, frozenset({"fa"})) == {"fa": Summary(returns="a.c")}
+    tree._file(a, frozenset({"fa"}))  # kept by the bytes and the names
+    assert tree._file(a, frozenset({"fb"})) == {"fb": Summary(returns="a.c")}
+    assert calls == [("a.c", frozenset({"fa"})), ("a.c", frozenset({"fb"}))]
+    assert not tree._cache  # nothing was summarised whole
+    # a whole file's summaries, once known, answer for any names
+    tree._cache[next(iter(tree._named))[0]] = {"fa": Summary(), "fb": Summary()}
+    assert tree._file(a, frozenset({"fb"})) == {"fa": Summary(), "fb": Summary()}
+    assert len(calls) == 2
+
+
+def test_without_by_name_a_file_is_summarised_whole_once(tmp_path: Path) -> None:
+    a = _write(tmp_path, "a.c", TWO)
+    calls: list[tuple[str, frozenset[str] | None]] = []
+    tree = TreeSummaries(_named_fake(calls))
+    tree._file(a, frozenset({"fa"}))
+    tree._file(a, frozenset({"fb"}))
+    assert calls == [("a.c", None)]
+
+
+def test_by_name_keeps_at_most_max_cached(tmp_path: Path) -> None:
+    a = _write(tmp_path, "a.c", TWO)
+    calls: list[tuple[str, frozenset[str] | None]] = []
+    tree = TreeSummaries(_named_fake(calls), by_name=True, max_cached=1)
+    for names in ({"fa"}, {"fb"}, {"fa"}):
+        tree._file(a, frozenset(names))
+    assert len(calls) == 3 and len(tree._named) == 1
+
+
+SIBLING = """
+static void undo(struct pool *p)
+{
+    spin_unlock(&p->lock);
+}
+
+void finish_it(struct pool *p)
+{
+    p->busy = 0;
+    undo(p);
+}
+
+void take_it(struct pool *p)
+{
+    spin_lock(&p->lock);
+}
+
+void unrelated(struct pool *p)
+{
+    spin_lock(&p->other);
+    spin_unlock(&p->other);
+}
+"""
+CALLER = """
+static void user(struct pool *p)
+{
+    take_it(p);
+    if (p->busy) {
+        finish_it(p);
+        return;
+    }
+    finish_it(p);
+}
+
+static void leaks(struct pool *p)
+{
+    take_it(p);
+    if (p->busy)
+        return;
+    finish_it(p);
+}
+"""
+
+
+def test_by_name_gives_the_whole_files_summaries_and_findings(tmp_path: Path) -> None:
+    # the names a caller asks for, and the same-file helpers they reach, are
+    # summarised as in the whole file: same facts, summaries and findings
+    _write(tmp_path, "sibling.c", SIBLING)
+    user = _write(tmp_path, "user.c", CALLER)
+    whole, named = Engine(), Engine()
+    a = whole.analyse_source(str(user), user.read_bytes())
+    with named.callees_by_name():
+        b = named.analyse_source(str(user), user.read_bytes())
+    assert not named._tree.by_name  # only meanwhile
+    assert named._tree._named and not named._tree._cache
+    assert whole._tree._cache and not whole._tree._named
+    assert repr(a.facts.summaries) == repr(b.facts.summaries)
+    states = [repr(f.before) for f in a.facts.functions]
+    assert states == [repr(f.before) for f in b.facts.functions]
+    found = [(f.function, f.rule) for f in whole.findings_for(a)]
+    assert found == [(f.function, f.rule) for f in named.findings_for(b)]
+    assert found == [("leaks", "lock-balance")]

@@ -28,6 +28,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TypeVar
 
 from lockcheck.analysis.file import analyse_file
 from lockcheck.analysis.state import base_var
@@ -43,8 +44,9 @@ _STATIC_RE = re.compile(rb"^\s*(?:static|extern)\b")
 # unlike rules' lock_named(): `lock`/`trylock` as any word, not `locked` (`*_is_locked` takes none)
 _LOCKING_NAME_RE = re.compile(r"(?:^|_)(?:try)?lock(?:_|$)")
 
-# a file's summaries; given names, those of the names only (not to be kept)
+# a file's summaries; given names, those of the names only
 SummariseFile = Callable[[Path, bytes, "frozenset[str] | None"], Mapping[str, Summary]]
+_K = TypeVar("_K", bytes, tuple[bytes, frozenset[str]])
 
 
 def _close_paren(data: bytes, start: int) -> int:
@@ -108,6 +110,14 @@ class TreeSummaries:
     # > 0 while the caller builds something the files' summaries depend on
     # (a header's inlines): what is computed then is incomplete, not cached
     partial: int = 0
+    # summarise a callee file only for the names its callers ask for: a
+    # review's one file calls a few of the dozens of functions each of its
+    # callee files defines; a run over a directory has many callers per
+    # file and summarises it whole once
+    by_name: bool = False
+    _named: OrderedDict[tuple[bytes, frozenset[str]], dict[str, Summary]] = field(
+        default_factory=OrderedDict
+    )
 
     def index(self, directory: Path) -> dict[str, list[Path]]:
         """name -> the files of `directory` (not below it) that define it."""
@@ -215,7 +225,9 @@ class TreeSummaries:
         """The file's summaries, cached by its bytes. While a header is in
         progress (`partial`) they are not kept, and only `names` are
         summarised: a subsystem header's inlines call a few of the dozens of
-        functions its .c files define."""
+        functions its .c files define. With `by_name`, only `names` too,
+        kept by the file's bytes and the names (the file whole, if it is
+        known, answers for any names)."""
         try:
             data = file.read_bytes()
         except OSError:
@@ -227,10 +239,27 @@ class TreeSummaries:
             return cached
         if self.partial:  # a header it reads may be in progress
             return dict(self.summarise_file(file, data, names))
-        result = dict(self.summarise_file(file, data, None))
-        self._cache[key] = result
-        if len(self._cache) > self.max_cached:
-            self._cache.popitem(last=False)
+        if self.by_name and names is not None:
+            return self._keep(self._named, (key, names), file, data, names)
+        return self._keep(self._cache, key, file, data, None)
+
+    def _keep(
+        self,
+        cache: OrderedDict[_K, dict[str, Summary]],
+        key: _K,
+        file: Path,
+        data: bytes,
+        names: frozenset[str] | None,
+    ) -> dict[str, Summary]:
+        """`file`'s summaries (of `names` only, when given) from `cache`, or
+        made and kept there, the least recently used dropped past `max_cached`."""
+        known = cache.get(key)
+        if known is not None:
+            cache.move_to_end(key)
+            return known
+        result = cache[key] = dict(self.summarise_file(file, data, names))
+        if len(cache) > self.max_cached:
+            cache.popitem(last=False)
         return result
 
 
