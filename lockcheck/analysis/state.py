@@ -10,6 +10,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
+from lockcheck.frontend.macros import IDENT_RE
 from lockcheck.model.ir import (
     Function,
     LockRef,
@@ -19,7 +20,6 @@ from lockcheck.model.ir import (
 )
 
 RW_CLASS_RE = re.compile(r"(mmap_lock|rwsem|_sem$|rwlock)")
-_BASE_RE = re.compile(r"[A-Za-z_]\w*")
 
 
 def mentions(inst: str, var: str) -> bool:
@@ -28,7 +28,7 @@ def mentions(inst: str, var: str) -> bool:
     if var not in inst:  # the usual answer, without a scan
         return False
     expr = inst.split("@")[0]
-    for m in _BASE_RE.finditer(expr):
+    for m in IDENT_RE.finditer(expr):
         if m.group(0) == var and not expr[: m.start()].endswith(("->", ".")):
             return True
     return False
@@ -47,7 +47,7 @@ def base_inst(inst: str) -> str:
 
 def base_var(inst: str) -> str:
     """The variable a lock expression starts from: `mm` in `mm->mmap_lock`."""
-    m = _BASE_RE.match(inst)
+    m = IDENT_RE.match(inst)
     return m.group(0) if m else ""
 
 

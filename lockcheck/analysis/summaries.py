@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 from lockcheck.analysis.function import FunctionFacts, return_value
 from lockcheck.analysis.paths import ZERO_VALUES
 from lockcheck.analysis.state import base_inst, base_var, below, mentions
+from lockcheck.frontend.macros import IDENT_RE
 from lockcheck.model.extract import MEMBER_PATH_RE, canonical, class_of
 from lockcheck.model.ir import (
     ERR_CODE,
@@ -759,7 +760,6 @@ def _kept_on_value(facts: FunctionFacts, ref: LockRef) -> str | None:
 
 _NEG_CONST_RE = re.compile(r"-\s*(?:E[A-Z0-9_]+|\d+[UuLl]*)")
 _CALL_RE = re.compile(r"([A-Za-z_]\w*)\s*\(.*\)", re.S)
-_WORD = re.compile(r"[A-Za-z_]\w*")
 
 
 def _called(value: str) -> str | None:
@@ -814,7 +814,7 @@ def never_positive(
             if name != fn.name and summ is not None and summ.nonpos:
                 continue
             return False
-        if not _WORD.fullmatch(value) or value not in fn.local_names:
+        if not IDENT_RE.fullmatch(value) or value not in fn.local_names:
             return False
         if value not in checked:
             if not _local_nonpos(fn, events, value, rets):

@@ -26,12 +26,12 @@ from lockcheck.analysis.paths import apply_event
 from lockcheck.analysis.state import Held, LockState, base_inst, base_var, initial_state
 from lockcheck.analysis.summaries import substitute
 from lockcheck.analysis.transfer import Transfer
+from lockcheck.frontend.macros import IDENT_RE
 from lockcheck.model.ir import Acquire, Act, Assign, Call, Downgrade, Names, Read, Release, Site
 
 _FIELD_RE_CACHE: dict[str, re.Pattern[str]] = {}
 
 
-_IDENT_RE = re.compile(r"[A-Za-z_]\w*")
 
 def uses_name(text: str, name: str) -> bool:
     """Does C text read `name` (a variable, or a field spelling like `vmf->orig_pte`)?
@@ -152,7 +152,7 @@ def entry_values(
                         val.names.add(later.result)
                         break
             out.append(val)
-        elif isinstance(ev, Assign) and _IDENT_RE.fullmatch(ev.var):
+        elif isinstance(ev, Assign) and IDENT_RE.fullmatch(ev.var):
             # a store into a field (`vmf->orig_pte = pte;`) names one object
             # twice for the lock state; a snapshot is still the caller's until
             # it is read back, which this flow-insensitive set cannot tell
@@ -196,7 +196,7 @@ def _flows(fn: FunctionFacts) -> list[tuple[tuple[str, ...], str]]:
         for ev in evs:
             if isinstance(ev, Call) and ev.result and not ev.result.startswith("#"):
                 out.append((ev.args, ev.result))
-            elif isinstance(ev, Assign) and ev.alias is not None and _IDENT_RE.fullmatch(ev.var):
+            elif isinstance(ev, Assign) and ev.alias is not None and IDENT_RE.fullmatch(ev.var):
                 out.append(((ev.alias,), ev.var))
     return out
 

@@ -18,6 +18,7 @@ from typing import TypeVar, cast
 from tree_sitter import Node
 
 from lockcheck.frontend.cfg import BudgetExceeded, SynCfg, SynNode, build_cfg, call_name
+from lockcheck.frontend.macros import IDENT_RE
 from lockcheck.frontend.parse import (
     ITERATOR_RE,
     NORETURN,
@@ -973,7 +974,6 @@ def _case_atom(switch: Node | None, value: Node, constants: Mapping[str, int]) -
 _ORDERS = frozenset({"<", "<=", ">", ">="})
 _FLIPPED = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "=="}
 _NUMBER_RE = re.compile(r"-?(?:0[xX][0-9a-fA-F]+|[1-9]\d*|0)[uUlL]*")
-_LOCAL_RE = re.compile(r"[A-Za-z_]\w*")
 
 
 def _number(spelt: str, constants: Mapping[str, int]) -> int | None:
@@ -990,7 +990,7 @@ def _compared(a: str, op: str, b: str, constants: Mapping[str, int]) -> tuple[st
     a negative number: compared with an unsigned value it is a large one."""
     for value, const, sense in ((a, b, op), (b, a, _FLIPPED[op])):
         n = _number(const, constants)
-        if n is None or n < 0 or is_constant(value) or not _LOCAL_RE.fullmatch(value):
+        if n is None or n < 0 or is_constant(value) or not IDENT_RE.fullmatch(value):
             continue
         return value, sense, n
     return None
@@ -1572,7 +1572,8 @@ def build_file_model(
     )
 
 
-_WORD_RE = re.compile(rb"[A-Za-z_]\w*")
+# IDENT_RE over bytes: a node's text needs no decoding
+_WORD_RE = re.compile(IDENT_RE.pattern.encode())
 
 
 def reachable_definitions(
