@@ -21,6 +21,7 @@ from lockcheck.analysis.summaries import Summary, declared_summaries
 from lockcheck.analysis.tree import (
     SummariseFile,
     TreeSummaries,
+    content_key,
     defined_functions,
     file_summaries,
 )
@@ -160,7 +161,8 @@ class _StoredIndex(TreeSummaries):
             data = file.read_bytes()
         except OSError:
             return None
-        return hashlib.blake2b(data, digest_size=16).digest(), self._file(file)
+        key = content_key(data)
+        return key, self._summaries(file, data, key)
 
     def remember(self, key: bytes, summaries: dict[str, Summary]) -> None:
         """Summaries another process computed (`summaries_of`) for a file's bytes."""

@@ -95,6 +95,11 @@ def defined_functions(data: bytes) -> list[str]:
     return out
 
 
+def content_key(data: bytes) -> bytes:
+    """What a file's summaries are kept by: its bytes' digest."""
+    return hashlib.blake2b(data, digest_size=16).digest()
+
+
 @dataclass(slots=True)
 class TreeSummaries:
     """The definition index and the per-file summary cache, shared by one engine."""
@@ -232,7 +237,12 @@ class TreeSummaries:
             data = file.read_bytes()
         except OSError:
             return {}
-        key = hashlib.blake2b(data, digest_size=16).digest()
+        return self._summaries(file, data, content_key(data), names)
+
+    def _summaries(
+        self, file: Path, data: bytes, key: bytes, names: frozenset[str] | None = None
+    ) -> dict[str, Summary]:
+        """`_file()` of bytes already read, and their `content_key()`."""
         cached = self._cache.get(key)
         if cached is not None:
             self._cache.move_to_end(key)
